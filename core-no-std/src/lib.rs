@@ -1,0 +1,29 @@
+//! twig-core: the NATS protocol and subject core of twig, for microcontrollers and gateways.
+//!
+//! The crate is layered like smoltcp; each layer only uses the ones above it in this list:
+//!
+//! - [`subject`]: subject validation (publish vs. subscribe rules, as nats-server), tokens,
+//!   wildcard matching (`*`, `>`).
+//! - [`wire`]: the NATS wire protocol. One incremental, zero-copy parser for every op in both
+//!   directions and every role (client, server, leafnode), encoders that write into a caller's
+//!   buffer, header blocks (`NATS/1.0 ...`), and INFO/CONNECT JSON without a heap.
+//! - [`mqtt`]: MQTT topic <-> NATS subject mapping, exactly as nats-server maps them.
+//! - [`sublist`] (feature `alloc`): the subscription index the gateway routes with.
+//!
+//! Rules that hold everywhere: no panics on any input; capacity lives in types and overflow is
+//! returned as a value; errors are small `Copy` enums; no clock, socket or allocator inside
+//! (except the `alloc` parts, which allocate but never block).
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod mqtt;
+pub mod subject;
+#[cfg(feature = "alloc")]
+pub mod sublist;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! MQTT topic <-> NATS subject mapping (filled in by the mqtt work).

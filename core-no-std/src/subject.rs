@@ -1,0 +1,1 @@
+//! Subjects: validation, tokens and wildcard matching (filled in by the subject work).

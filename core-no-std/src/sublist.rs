@@ -1,0 +1,1 @@
+//! The subscription index (filled in by the sublist work).

@@ -1,0 +1,1 @@
+//! INFO and CONNECT JSON bodies (filled in by the json work).

@@ -1,0 +1,1 @@
+//! Shared helpers for twig end-to-end tests (finding real servers, free ports, deadlines).
