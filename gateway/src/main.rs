@@ -1,0 +1,2 @@
+//! The `twig` binary.
+fn main() {}
