@@ -17,3 +17,6 @@ pub mod monitor;
 pub mod server;
 pub mod stats;
 pub mod tls;
+
+/// twig's version, reported in INFO and `/varz`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
