@@ -9,6 +9,7 @@
 //! - [`monitor`]: nats-server-shaped `/varz`, `/connz`, `/healthz` and Prometheus `/metrics`.
 //! - [`stats`]: counters shared by all of the above (atomics, no locks).
 
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
