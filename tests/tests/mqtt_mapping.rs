@@ -453,3 +453,86 @@ async fn nats_subjects_reach_mqtt_with_the_topics_twig_core_computes() {
         SUBJECTS.len()
     );
 }
+
+/// Deterministic xorshift64*: the same random cases on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
+    }
+
+    fn string(&mut self, alphabet: &[char], max_len: usize) -> String {
+        let len = 1 + self.below(max_len);
+        (0..len)
+            .map(|_| alphabet[self.below(alphabet.len())])
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn seeded_random_topics_and_subjects_map_as_nats_server() {
+    const TOPICS: usize = 300;
+    const SUBJECTS: usize = 300;
+    let server = NatsServer::start(&Options::mqtt());
+    let mut tap = Tap::new(server.client_port).await;
+    let publisher = Mqtt::connect(server.mqtt_port(), "twig-random-publisher").await;
+    let mut raw = RawMqtt::connect(server.mqtt_port(), "twig-random-subscriber", deadline()).await;
+    assert_eq!(raw.subscribe(b"#", 0, deadline()).await, SubAck::Granted(0));
+    let mut rng = Rng(0x7477_6967_5241_4e44);
+
+    // Topics heavy in the bytes the mapping rewrites; none of these characters is refused.
+    let alphabet = ['/', '/', '.', '.', 'a', 'b', '$', '*', '>', 'é'];
+    for i in 0..TOPICS {
+        let topic = rng.string(&alphabet, 10);
+        let payload = format!("random-topic-{i}");
+        let body = Bytes::from(payload.clone());
+        publisher
+            .client
+            .publish_bytes(topic.as_str(), QoS::AtMostOnce, false, body)
+            .await
+            .unwrap();
+        let msg = tap.wait_payload(payload.as_bytes()).await;
+        let got = String::from_utf8_lossy(&msg.subject);
+        assert_eq!(
+            Ok(got.into_owned()),
+            twig_subject(&topic),
+            "MQTT topic {topic:?}"
+        );
+    }
+
+    // Valid NATS subjects (non-empty tokens) built from `a`, `b` and `/`; `#` gets them all.
+    let mut subjects = Vec::new();
+    for i in 0..SUBJECTS {
+        let tokens: Vec<String> = (0..1 + rng.below(4))
+            .map(|_| rng.string(&['a', 'b', '/'], 3))
+            .collect();
+        let subject = tokens.join(".");
+        tap.nats
+            .publish(subject.as_bytes(), format!("random-subject-{i}").as_bytes())
+            .await;
+        subjects.push(subject);
+    }
+    tap.nats.publish(b"twig.marker", b"random-marker").await;
+    tap.nats.flush(deadline()).await;
+    let got = collect_raw(&mut raw, "random-marker").await;
+    for (i, subject) in subjects.iter().enumerate() {
+        let payload = format!("random-subject-{i}");
+        let topics: Vec<&str> = got
+            .iter()
+            .filter(|d| d.1 == payload)
+            .map(|d| d.0.as_str())
+            .collect();
+        assert_eq!(
+            topics,
+            [twig_topic(subject)],
+            "MQTT topic for NATS subject {subject:?}"
+        );
+    }
+    println!(
+        "checked {TOPICS} random MQTT topics and {SUBJECTS} random NATS subjects against nats-server"
+    );
+}
