@@ -220,7 +220,13 @@ impl core::iter::FusedIterator for Tokens<'_> {}
 /// bytes, so a publish on `foo.*` (accepted by a non-pedantic server) is received by `foo.*`,
 /// `foo.>` and `>`, and not by `foo.bar`.
 pub fn matches(filter: &[u8], subject: &[u8]) -> bool {
-    if !is_valid(filter) || subject.is_empty() {
+    is_valid(filter) && matches_valid_filter(filter, subject)
+}
+
+/// [`matches`] for a filter already known to be valid (the sublist's cache upkeep, which checks
+/// one filter against many subjects).
+pub(crate) fn matches_valid_filter(filter: &[u8], subject: &[u8]) -> bool {
+    if subject.is_empty() {
         return false;
     }
     let mut subject_tokens = tokens(subject);
