@@ -415,8 +415,10 @@ fn run_model(seed: u64, cache: usize, ops: usize) {
     let mut model: Vec<Entry> = Vec::new();
     let mut nonempty_lookups = 0;
     for op in 0..ops {
+        // Keep around 250 subscriptions: enough to collide, small enough to churn.
+        let insert_below = if model.len() > 250 { 2 } else { 3 };
         match rng.below(10) {
-            0..=2 => {
+            n if n < insert_below => {
                 let (subject, queue, id) = (
                     random_filter(&mut rng),
                     QUEUES[rng.below(4)],
@@ -448,7 +450,7 @@ fn run_model(seed: u64, cache: usize, ops: usize) {
                     "op {op}: insert {subject} {queue:?} {id}"
                 );
             }
-            3..=4 => {
+            n if n < 5 => {
                 // Mostly an existing entry, sometimes a random (probably absent) one.
                 let (subject, queue, id) = if !model.is_empty() && rng.below(4) != 0 {
                     let e = &model[rng.below(model.len())];
