@@ -69,7 +69,7 @@ pub struct Sublist<T> {
 }
 
 /// One subscription held by a [`Sublist`], as [`Sublist::iter`] yields it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Subscription<'a, T> {
     /// The subscribed subject.
     pub subject: &'a [u8],
@@ -80,6 +80,15 @@ pub struct Subscription<'a, T> {
     /// How many times it was inserted (and not yet removed).
     pub refs: u32,
 }
+
+// By hand: a derive would demand `T: Copy`, but only references are copied.
+impl<T> Clone for Subscription<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Subscription<'_, T> {}
 
 impl<T: Clone + Eq + Hash> Default for Sublist<T> {
     fn default() -> Self {

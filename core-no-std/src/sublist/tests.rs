@@ -384,7 +384,8 @@ fn random_filter(rng: &mut Rng) -> String {
 }
 
 fn random_published(rng: &mut Rng) -> String {
-    const TOKENS: &[&str] = &["a", "b", "c", "d", "e"];
+    // `*` and `>` here are published literally (a non-pedantic server accepts them).
+    const TOKENS: &[&str] = &["a", "b", "c", "d", "e", "a", "b", "*", ">"];
     let n = 1 + rng.below(5);
     let s: Vec<&str> = (0..n).map(|_| TOKENS[rng.below(TOKENS.len())]).collect();
     match rng.below(40) {
@@ -408,7 +409,30 @@ fn model_lookup(model: &[Entry], subject: &str) -> Shape {
     shape(&r)
 }
 
-fn run_model(seed: u64, cache: usize, ops: usize) {
+/// The knobs of one model run.
+struct Run {
+    seed: u64,
+    cache: usize,
+    ops: usize,
+    /// Few subjects, many subscribers: nodes grow past the point where they build an index.
+    crowded: bool,
+}
+
+fn run_model(run: Run) {
+    let Run {
+        seed,
+        cache,
+        ops,
+        crowded,
+    } = run;
+    let ids = if crowded { 60 } else { 6 };
+    let filter = |rng: &mut Rng| {
+        if crowded {
+            String::from(["a", "a.*", ">", "*"][rng.below(4)])
+        } else {
+            random_filter(rng)
+        }
+    };
     const QUEUES: &[Option<&str>] = &[None, None, Some("q1"), Some("q2")];
     let mut rng = Rng(seed);
     let mut sl: Sublist<u32> = Sublist::with_cache_capacity(cache);
@@ -420,9 +444,9 @@ fn run_model(seed: u64, cache: usize, ops: usize) {
         match rng.below(10) {
             n if n < insert_below => {
                 let (subject, queue, id) = (
-                    random_filter(&mut rng),
+                    filter(&mut rng),
                     QUEUES[rng.below(4)],
-                    rng.below(6) as u32,
+                    rng.below(ids) as u32,
                 );
                 let got = sl
                     .insert(subject.as_bytes(), queue.map(str::as_bytes), id)
@@ -457,9 +481,9 @@ fn run_model(seed: u64, cache: usize, ops: usize) {
                     (e.0.clone(), e.1, e.2)
                 } else {
                     (
-                        random_filter(&mut rng),
+                        filter(&mut rng),
                         QUEUES[rng.below(4)],
-                        rng.below(6) as u32,
+                        rng.below(ids) as u32,
                     )
                 };
                 let got = sl.remove(subject.as_bytes(), queue.map(str::as_bytes), &id);
@@ -547,15 +571,40 @@ fn run_model(seed: u64, cache: usize, ops: usize) {
 
 #[test]
 fn model_with_default_cache() {
-    run_model(0x50b1_0001, DEFAULT_CACHE_CAPACITY, 20_000);
+    run_model(Run {
+        seed: 0x50b1_0001,
+        cache: DEFAULT_CACHE_CAPACITY,
+        ops: 20_000,
+        crowded: false,
+    });
 }
 
 #[test]
 fn model_with_thrashing_cache() {
-    run_model(0x50b1_0002, 4, 20_000);
+    run_model(Run {
+        seed: 0x50b1_0002,
+        cache: 4,
+        ops: 20_000,
+        crowded: false,
+    });
 }
 
 #[test]
 fn model_without_cache() {
-    run_model(0x50b1_0003, 0, 10_000);
+    run_model(Run {
+        seed: 0x50b1_0003,
+        cache: 0,
+        ops: 10_000,
+        crowded: false,
+    });
+}
+
+#[test]
+fn model_with_crowded_nodes() {
+    run_model(Run {
+        seed: 0x50b1_0004,
+        cache: 16,
+        ops: 10_000,
+        crowded: true,
+    });
 }
