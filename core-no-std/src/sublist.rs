@@ -39,6 +39,8 @@ mod result;
 mod trie;
 
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;
 
 use alloc::sync::Arc;
