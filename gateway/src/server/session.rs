@@ -217,7 +217,7 @@ impl Session {
         };
         // A subject with wildcard tokens is not routable to literal-keyed interest; it is
         // delivered to nobody (nats-server would match it token by token; left alone).
-        let delivered = if valid || !subject::has_wildcards(subj) {
+        let delivered = if valid || subject::is_literal(subj) {
             let result = self.shared.router.lookup(&mut self.cache, subj);
             deliver(&msg, Some(&self.client), &result, &mut self.batch)
         } else {
@@ -257,7 +257,7 @@ impl Session {
     }
 
     fn subscribe(&mut self, subj: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Flow {
-        if subject::validate_filter(subj).is_err()
+        if subject::validate(subj).is_err()
             || queue.is_some_and(|q| subject::validate_queue(q).is_err())
         {
             self.send(err::INVALID_SUBJECT);
