@@ -10,7 +10,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use twig_core::sublist::{MatchResult, Sublist};
+use twig_core::sublist::{MatchResult, Sublist, SublistError};
 use twig_core::wire;
 
 use super::client::ClientShared;
@@ -74,18 +74,18 @@ impl Router {
     /// An empty router whose sublist caches up to `cache_size` match results.
     pub fn new(cache_size: usize) -> Self {
         Router {
-            subs: Mutex::new(Sublist::new(cache_size)),
+            subs: Mutex::new(Sublist::with_cache_capacity(cache_size)),
             generation: AtomicU64::new(1),
         }
     }
 
     /// Adds a subscription. The subject and queue were validated by the caller.
-    pub fn insert(&self, sub: &Arc<Subscription>) -> Result<(), twig_core::subject::SubjectError> {
+    pub fn insert(&self, sub: &Arc<Subscription>) -> Result<(), SublistError> {
         let r = self
             .lock()
             .insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone()));
         self.generation.fetch_add(1, Ordering::Release);
-        r
+        r.map(|_| ())
     }
 
     /// Removes a subscription; returns whether it was present.
@@ -93,7 +93,8 @@ impl Router {
         sub.closed.store(true, Ordering::Release);
         let removed = self
             .lock()
-            .remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone()));
+            .remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone()))
+            .is_ok();
         self.generation.fetch_add(1, Ordering::Release);
         removed
     }
@@ -113,7 +114,7 @@ impl Router {
         if let Some(r) = cache.entries.get(subject) {
             return r.clone();
         }
-        let r = self.lock().matches(subject);
+        let r = self.lock().lookup(subject);
         if cache.entries.len() >= MatchCache::MAX_ENTRIES {
             // Cheap and good enough: a reader that sees this many subjects is a fan-in
             // point whose working set the shared sublist cache already holds.
@@ -203,7 +204,8 @@ pub fn deliver(
             n += 1;
         }
     }
-    for (_queue, members) in result.queues() {
+    for group in result.groups() {
+        let members = group.members();
         if members.is_empty() {
             continue;
         }
