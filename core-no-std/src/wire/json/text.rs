@@ -195,16 +195,13 @@ fn decode_unicode_escape(s: &str) -> (char, &str) {
     let Some((unit, rest)) = hex4(s) else {
         return (char::REPLACEMENT_CHARACTER, s);
     };
-    if (0xD800..0xDC00).contains(&unit) {
-        if let Some((low, after)) = rest.strip_prefix("\\u").and_then(hex4) {
-            if (0xDC00..0xE000).contains(&low) {
-                let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                return (
-                    char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
-                    after,
-                );
-            }
-        }
+    if (0xD800..0xDC00).contains(&unit)
+        && let Some((low, after)) = rest.strip_prefix("\\u").and_then(hex4)
+        && (0xDC00..0xE000).contains(&low)
+    {
+        let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+        let c = char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER);
+        return (c, after);
     }
     (
         char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER),
