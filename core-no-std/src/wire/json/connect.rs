@@ -2,7 +2,7 @@
 
 use super::JsonError;
 use super::info::SubjectPermission;
-use super::read::Reader;
+use super::read::{Reader, read_fields};
 use super::text::{JsonStr, StrList};
 use super::write::Writer;
 
@@ -119,7 +119,7 @@ impl<'a> ClientConnect<'a> {
     }
 
     fn read_field(&mut self, key: &[u8], r: &mut Reader<'a>) -> Result<(), JsonError> {
-        match key {
+        read_fields!(key, r, {
             b"echo" => self.echo = r.opt_bool()?,
             b"verbose" => self.verbose = r.opt_bool()?,
             b"pedantic" => self.pedantic = r.opt_bool()?,
@@ -142,9 +142,7 @@ impl<'a> ClientConnect<'a> {
             b"export" => self.export = SubjectPermission::read(r)?,
             b"remote_account" => self.remote_account = r.opt_string()?,
             b"proxy_sig" => self.proxy_sig = r.opt_string()?,
-            _ => r.skip_value()?,
-        }
-        Ok(())
+        })
     }
 
     /// Writes the CONNECT body into `out` and returns its length.
@@ -243,7 +241,7 @@ impl<'a> LeafConnect<'a> {
     }
 
     fn read_field(&mut self, key: &[u8], r: &mut Reader<'a>) -> Result<(), JsonError> {
-        match key {
+        read_fields!(key, r, {
             b"version" => self.version = r.opt_string()?,
             b"tls_required" => self.tls_required = r.opt_bool()?,
             b"nkey" => self.nkey = r.opt_string()?,
@@ -265,9 +263,7 @@ impl<'a> LeafConnect<'a> {
             b"gateway" => self.gateway = r.opt_string()?,
             b"remote_account" => self.remote_account = r.opt_string()?,
             b"protocol" => self.protocol = r.i32()?,
-            _ => r.skip_value()?,
-        }
-        Ok(())
+        })
     }
 
     /// Writes the CONNECT body into `out` and returns its length.

@@ -1,7 +1,7 @@
 //! The server INFO body, client port and leafnode port, without a heap.
 
 use super::JsonError;
-use super::read::Reader;
+use super::read::{Reader, read_fields};
 use super::text::{JsonStr, StrList};
 use super::write::Writer;
 
@@ -132,7 +132,7 @@ impl<'a> ServerInfo<'a> {
     }
 
     fn read_field(&mut self, key: &[u8], r: &mut Reader<'a>) -> Result<(), JsonError> {
-        match key {
+        read_fields!(key, r, {
             b"server_id" => self.server_id = r.string_or_empty()?,
             b"server_name" => self.server_name = r.string_or_empty()?,
             b"version" => self.version = r.string_or_empty()?,
@@ -168,9 +168,7 @@ impl<'a> ServerInfo<'a> {
             b"info_on_connect" => self.info_on_connect = r.bool()?,
             b"leafnode_urls" => self.leafnode_urls = r.str_list()?,
             b"xkey" => self.xkey = r.opt_string()?,
-            _ => r.skip_value()?,
-        }
-        Ok(())
+        })
     }
 
     /// Writes the INFO body into `out` (as nats-server 2.15.1 orders and omits fields) and

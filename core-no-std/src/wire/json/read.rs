@@ -404,6 +404,28 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Dispatches one object member to the statement for its key (a lowercased key from
+/// [`Reader::object`]), skipping unknown keys.
+///
+/// Expands to a key table searched once plus a run of index tests, rather than a `match` on
+/// byte strings: on thumbv7em that halves the code of a 35-key INFO reader.
+macro_rules! read_fields {
+    ($key:expr, $r:ident, { $($name:literal => $read:expr,)* }) => {{
+        const KEYS: &[&[u8]] = &[$($name),*];
+        let found = KEYS.iter().position(|k| *k == $key);
+        let mut _index = 0usize;
+        $(
+            if found == Some(_index) {
+                $read;
+                return Ok(());
+            }
+            _index += 1;
+        )*
+        $r.skip_value()
+    }};
+}
+pub(crate) use read_fields;
+
 /// ASCII-lowercases `key` into `buf`; returns its length, or 0 for a key that cannot match any
 /// field (too long or not ASCII), which then falls through to "unknown".
 fn fold_key(key: JsonStr<'_>, buf: &mut [u8; KEY_CAP]) -> usize {
