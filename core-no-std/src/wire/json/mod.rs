@@ -8,8 +8,22 @@
 //! - [`LeafConnect`]: a leaf's CONNECT (§2.4), both directions. It has no `lang` key: a hub
 //!   takes `lang` as the mark of a *client* on the leafnode port and closes the connection.
 //!
-//! With `alloc`, [`full`] has the same three messages as owned serde structs (serde_json), for the
+//! With `alloc`, `full` has the same three messages as owned serde structs (serde_json), for the
 //! gateway that builds and keeps them.
+//!
+//! ```
+//! use twig_core::wire::json::{ClientConnect, ServerInfo};
+//!
+//! let info = ServerInfo::parse(br#"{"server_id":"NC","proto":1,"headers":true,"max_payload":1048576,"nonce":"x\u0026y"} "#)?;
+//! assert_eq!(info.max_payload, 1_048_576);
+//! assert_eq!(info.nonce.unwrap_or_default(), "x&y"); // compared decoded
+//!
+//! let connect = ClientConnect { name: Some("sensor-7".into()), ..ClientConnect::new() };
+//! let mut out = [0u8; 256];
+//! let n = connect.write(&mut out)?;
+//! assert_eq!(&out[..n], br#"{"verbose":false,"pedantic":false,"name":"sensor-7","protocol":1,"headers":true,"no_responders":true}"#);
+//! # Ok::<(), twig_core::wire::json::JsonError>(())
+//! ```
 //!
 //! # Why a hand-written reader instead of serde-json-core
 //! Real peers escape: nats-server and Go clients write `>` as `\u003e` and `&` as `\u0026`

@@ -86,3 +86,48 @@ fn owned_errors_are_the_same_small_values() {
         Ok(full::LeafConnect::default())
     );
 }
+
+#[test]
+fn owned_parsers_survive_mutated_bodies() {
+    let mut rng = Rng(0x0ed0_5eed);
+    for round in 0..3_000 {
+        let seed = if round % 2 == 0 {
+            ALL_INFOS[rng.below(ALL_INFOS.len())]
+        } else {
+            ALL_CONNECTS[rng.below(ALL_CONNECTS.len())]
+        };
+        let mut body = seed.as_bytes().to_vec();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(body.len());
+            match rng.below(3) {
+                0 => {
+                    const NOISE: &[u8] = b"{}[]:,\"\\0-en\xff";
+                    body[at] = NOISE[rng.below(NOISE.len())];
+                }
+                1 => body.insert(at, b'['),
+                _ => {
+                    body.remove(at);
+                }
+            }
+        }
+        // Whatever serde_json accepts must write back and read as itself.
+        if let Ok(i) = full::ServerInfo::parse(&body) {
+            assert_eq!(
+                full::ServerInfo::parse(&i.to_json().expect("writes")),
+                Ok(i)
+            );
+        }
+        if let Ok(c) = full::ClientConnect::parse(&body) {
+            assert_eq!(
+                full::ClientConnect::parse(&c.to_json().expect("writes")),
+                Ok(c)
+            );
+        }
+        if let Ok(c) = full::LeafConnect::parse(&body) {
+            assert_eq!(
+                full::LeafConnect::parse(&c.to_json().expect("writes")),
+                Ok(c)
+            );
+        }
+    }
+}
