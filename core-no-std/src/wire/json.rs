@@ -1,1 +1,0 @@
-//! INFO and CONNECT JSON bodies (filled in by the json work).

@@ -1,0 +1,215 @@
+//! The server INFO body, client port and leafnode port, without a heap.
+
+use super::JsonError;
+use super::read::{Reader, read_fields};
+use super::text::{JsonStr, StrList};
+use super::write::Writer;
+
+/// Subjects allowed and denied, as in the `import`/`export` of a leafnode INFO
+/// (nats-server `SubjectPermission`). `None` lists are absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubjectPermission<'a> {
+    /// `allow`: subjects (wildcards allowed) that are permitted.
+    pub allow: Option<StrList<'a>>,
+    /// `deny`: subjects that are refused even if allowed.
+    pub deny: Option<StrList<'a>>,
+}
+
+impl<'a> SubjectPermission<'a> {
+    /// Reads `{"allow":[…],"deny":[…]}` or `null`.
+    pub(crate) fn read(r: &mut Reader<'a>) -> Result<Option<Self>, JsonError> {
+        if r.null()? {
+            return Ok(None);
+        }
+        let mut perm = SubjectPermission::default();
+        r.object(|key, r| {
+            match key {
+                b"allow" => perm.allow = r.str_list()?,
+                b"deny" => perm.deny = r.str_list()?,
+                _ => r.skip_value()?,
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            JsonError::ExpectedObject => JsonError::WrongType,
+            other => other,
+        })?;
+        Ok(Some(perm))
+    }
+}
+
+/// The INFO a nats-server sends (reference §1.2 client port, §1.4 after the first PING, §2.3
+/// leafnode port), borrowing from the JSON bytes.
+///
+/// Fields are in nats-server 2.15.1's order (`server.go type Info`). Those Go always writes are
+/// plain values; `omitempty` ones are `Option`, `false` or `0` when absent. Route and gateway
+/// fields are skipped like any unknown key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerInfo<'a> {
+    /// `server_id`: the server's public nkey.
+    pub server_id: JsonStr<'a>,
+    /// `server_name`: configured name, else the server id.
+    pub server_name: JsonStr<'a>,
+    /// `version`: server version, e.g. `2.15.1`.
+    pub version: JsonStr<'a>,
+    /// `proto`: 1 on the client port (async INFO, echo); on the leafnode port 1 up to 2.10,
+    /// 3 from 2.11.
+    pub proto: i32,
+    /// `git_commit` (omitted by builds that do not know it).
+    pub git_commit: Option<JsonStr<'a>>,
+    /// `go`: Go version of the build.
+    pub go: JsonStr<'a>,
+    /// `host`: listen (or advertise) host.
+    pub host: JsonStr<'a>,
+    /// `port`: listen (or advertise) port.
+    pub port: i32,
+    /// `headers`: the server supports headers (HPUB/HMSG).
+    pub headers: bool,
+    /// `auth_required`: a CONNECT with credentials is needed (always true on the leafnode port).
+    pub auth_required: bool,
+    /// `tls_required`: TLS is required.
+    pub tls_required: bool,
+    /// `tls_verify`: client certificates are verified.
+    pub tls_verify: bool,
+    /// `tls_available`: TLS is possible but not required.
+    pub tls_available: bool,
+    /// `max_payload`: largest payload this connection may publish.
+    pub max_payload: i32,
+    /// `jetstream`: JetStream is enabled.
+    pub jetstream: bool,
+    /// `ip`: `host:port` on the leafnode port.
+    pub ip: Option<JsonStr<'a>>,
+    /// `client_id`: the connection id; a soliciting leaf refuses an INFO with 0 (wrong port).
+    pub client_id: u64,
+    /// `client_ip`: the server's view of the client's address.
+    pub client_ip: Option<JsonStr<'a>>,
+    /// `nonce`: to sign with an nkey (15 base64url chars); always sent on the leafnode port.
+    pub nonce: Option<JsonStr<'a>>,
+    /// `cluster`: cluster name when clustered.
+    pub cluster: Option<JsonStr<'a>>,
+    /// `cluster_dynamic`: the cluster name was generated.
+    pub cluster_dynamic: bool,
+    /// `domain`: JetStream domain.
+    pub domain: Option<JsonStr<'a>>,
+    /// `connect_urls`: other servers' client URLs.
+    pub connect_urls: Option<StrList<'a>>,
+    /// `ws_connect_urls`: other servers' websocket URLs.
+    pub ws_connect_urls: Option<StrList<'a>>,
+    /// `ldm`: the server entered lame-duck mode; reconnect elsewhere.
+    pub ldm: bool,
+    /// `compression`: leafnode compression the hub offers (`s2_auto`, `off`, …); absent = none.
+    pub compression: Option<JsonStr<'a>>,
+    /// `connect_info`: this INFO answers the CONNECT (client: after the first PING, 2.12+;
+    /// leaf: right after CONNECT).
+    pub connect_info: bool,
+    /// `remote_account`: the account the connection is bound to (in the `connect_info` INFO).
+    pub remote_account: Option<JsonStr<'a>>,
+    /// `acc_is_sys`: that account is the system account.
+    pub acc_is_sys: bool,
+    /// `api_lvl`: JetStream API level (2.12+; 5 on 2.15.1).
+    pub api_lvl: i32,
+    /// `import`: what a leaf may receive/subscribe to (leafnode `connect_info` INFO).
+    pub import: Option<SubjectPermission<'a>>,
+    /// `export`: what a leaf may publish to the hub.
+    pub export: Option<SubjectPermission<'a>>,
+    /// `info_on_connect`: the hub answers CONNECT with an INFO; a leaf waits up to 2 s for it.
+    pub info_on_connect: bool,
+    /// `leafnode_urls`: the hub cluster's leafnode URLs. A soliciting leaf (2.2+) refuses an
+    /// INFO without this key as "wrong port"; `Some` of an empty list is written as `[]`.
+    pub leafnode_urls: Option<StrList<'a>>,
+    /// `xkey`: the server's x25519 public key (2.10+, auth callout).
+    pub xkey: Option<JsonStr<'a>>,
+}
+
+impl<'a> ServerInfo<'a> {
+    /// Parses an INFO body (the JSON after `INFO `; trailing whitespace is fine).
+    pub fn parse(json: &'a [u8]) -> Result<Self, JsonError> {
+        let mut r = Reader::new(json);
+        let mut info = ServerInfo::default();
+        r.object(|key, r| info.read_field(key, r))?;
+        r.finish()?;
+        Ok(info)
+    }
+
+    fn read_field(&mut self, key: &[u8], r: &mut Reader<'a>) -> Result<(), JsonError> {
+        read_fields!(key, r, {
+            b"server_id" => self.server_id = r.string_or_empty()?,
+            b"server_name" => self.server_name = r.string_or_empty()?,
+            b"version" => self.version = r.string_or_empty()?,
+            b"proto" => self.proto = r.i32()?,
+            b"git_commit" => self.git_commit = r.opt_string()?,
+            b"go" => self.go = r.string_or_empty()?,
+            b"host" => self.host = r.string_or_empty()?,
+            b"port" => self.port = r.i32()?,
+            b"headers" => self.headers = r.bool()?,
+            b"auth_required" => self.auth_required = r.bool()?,
+            b"tls_required" => self.tls_required = r.bool()?,
+            b"tls_verify" => self.tls_verify = r.bool()?,
+            b"tls_available" => self.tls_available = r.bool()?,
+            b"max_payload" => self.max_payload = r.i32()?,
+            b"jetstream" => self.jetstream = r.bool()?,
+            b"ip" => self.ip = r.opt_string()?,
+            b"client_id" => self.client_id = r.u64()?,
+            b"client_ip" => self.client_ip = r.opt_string()?,
+            b"nonce" => self.nonce = r.opt_string()?,
+            b"cluster" => self.cluster = r.opt_string()?,
+            b"cluster_dynamic" => self.cluster_dynamic = r.bool()?,
+            b"domain" => self.domain = r.opt_string()?,
+            b"connect_urls" => self.connect_urls = r.str_list()?,
+            b"ws_connect_urls" => self.ws_connect_urls = r.str_list()?,
+            b"ldm" => self.ldm = r.bool()?,
+            b"compression" => self.compression = r.opt_string()?,
+            b"connect_info" => self.connect_info = r.bool()?,
+            b"remote_account" => self.remote_account = r.opt_string()?,
+            b"acc_is_sys" => self.acc_is_sys = r.bool()?,
+            b"api_lvl" => self.api_lvl = r.i32()?,
+            b"import" => self.import = SubjectPermission::read(r)?,
+            b"export" => self.export = SubjectPermission::read(r)?,
+            b"info_on_connect" => self.info_on_connect = r.bool()?,
+            b"leafnode_urls" => self.leafnode_urls = r.str_list()?,
+            b"xkey" => self.xkey = r.opt_string()?,
+        })
+    }
+
+    /// Writes the INFO body into `out` (as nats-server 2.15.1 orders and omits fields) and
+    /// returns its length; [`JsonError::BufferTooSmall`] if it does not fit.
+    pub fn write(&self, out: &mut [u8]) -> Result<usize, JsonError> {
+        let mut w = Writer::begin(out)?;
+        w.str("server_id", &self.server_id)?;
+        w.str("server_name", &self.server_name)?;
+        w.str("version", &self.version)?;
+        w.int("proto", self.proto.into())?;
+        w.opt_str("git_commit", &self.git_commit)?;
+        w.str("go", &self.go)?;
+        w.str("host", &self.host)?;
+        w.int("port", self.port.into())?;
+        w.bool("headers", self.headers)?;
+        w.true_bool("auth_required", self.auth_required)?;
+        w.true_bool("tls_required", self.tls_required)?;
+        w.true_bool("tls_verify", self.tls_verify)?;
+        w.true_bool("tls_available", self.tls_available)?;
+        w.int("max_payload", self.max_payload.into())?;
+        w.true_bool("jetstream", self.jetstream)?;
+        w.opt_str("ip", &self.ip)?;
+        w.nonzero_uint("client_id", self.client_id)?;
+        w.opt_str("client_ip", &self.client_ip)?;
+        w.opt_str("nonce", &self.nonce)?;
+        w.opt_str("cluster", &self.cluster)?;
+        w.true_bool("cluster_dynamic", self.cluster_dynamic)?;
+        w.opt_str("domain", &self.domain)?;
+        w.opt_list("connect_urls", &self.connect_urls)?;
+        w.opt_list("ws_connect_urls", &self.ws_connect_urls)?;
+        w.true_bool("ldm", self.ldm)?;
+        w.opt_str("compression", &self.compression)?;
+        w.true_bool("connect_info", self.connect_info)?;
+        w.opt_str("remote_account", &self.remote_account)?;
+        w.true_bool("acc_is_sys", self.acc_is_sys)?;
+        w.nonzero_int("api_lvl", self.api_lvl.into())?;
+        w.opt_permission("import", &self.import)?;
+        w.opt_permission("export", &self.export)?;
+        w.true_bool("info_on_connect", self.info_on_connect)?;
+        w.opt_list("leafnode_urls", &self.leafnode_urls)?;
+        w.opt_str("xkey", &self.xkey)?;
+        w.end()
+    }
+}
