@@ -142,23 +142,27 @@ impl Session {
             // nats-server closes on CONNECT JSON it cannot decode, without an -ERR.
             return Flow::Close(CloseReason::ProtocolViolation);
         };
-        let protocol = c.protocol.unwrap_or(0);
+        let protocol = i64::from(c.protocol);
         if !(0..=1).contains(&protocol) {
             self.send(err::INVALID_PROTOCOL);
             return Flow::Close(CloseReason::ProtocolViolation);
         }
-        let headers = c.headers.unwrap_or(false) && self.shared.headers_supported();
-        let no_responders = c.no_responders.unwrap_or(false);
+        let headers = c.headers && self.shared.headers_supported();
+        let no_responders = c.no_responders;
         if no_responders && !headers {
             self.send(err::NO_RESPONDERS_HEADERS);
             return Flow::Close(CloseReason::ProtocolViolation);
         }
+        // Go clients escape '&', '<' and '>' in JSON strings: compare decoded text.
+        let text = |s: Option<twig_core::wire::json::JsonStr<'_>>| s.map(|s| s.to_string());
+        let (user, pass, token) = (text(c.user), text(c.pass), text(c.auth_token));
+        let (nkey, sig) = (text(c.nkey), text(c.sig));
         let creds = Credentials {
-            user: c.user,
-            pass: c.pass,
-            auth_token: c.auth_token,
-            nkey: c.nkey,
-            sig: c.sig,
+            user: user.as_deref(),
+            pass: pass.as_deref(),
+            auth_token: token.as_deref(),
+            nkey: nkey.as_deref(),
+            sig: sig.as_deref(),
         };
         if self.shared.auth.required()
             && self
@@ -176,17 +180,17 @@ impl Session {
             self.send(err::AUTH_VIOLATION);
             return Flow::Close(CloseReason::AuthenticationViolation);
         }
-        self.verbose = c.verbose.unwrap_or(true);
-        self.pedantic = c.pedantic.unwrap_or(true);
+        self.verbose = c.effective_verbose();
+        self.pedantic = c.effective_pedantic();
         self.no_responders = no_responders;
         self.protocol = protocol;
         self.client
-            .set_options(headers, c.echo.unwrap_or(true));
+            .set_options(headers, c.effective_echo());
         {
             let mut info = lock(&self.client.info);
-            info.name = c.name.unwrap_or_default().to_owned();
-            info.lang = c.lang.unwrap_or_default().to_owned();
-            info.version = c.version.unwrap_or_default().to_owned();
+            info.name = text(c.name).unwrap_or_default();
+            info.lang = text(c.lang).unwrap_or_default();
+            info.version = text(c.version).unwrap_or_default();
         }
         self.connected = true;
         self.authed.store(true, Ordering::Release);

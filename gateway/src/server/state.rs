@@ -10,6 +10,8 @@ use std::time::SystemTime;
 
 use super::client::{ClientShared, lock};
 use super::router::{Router, Subscription};
+use twig_core::wire::json::full::ServerInfo;
+
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::stats::Stats;
@@ -115,37 +117,28 @@ impl Shared {
     }
 
     fn info_json(&self, client: &ClientShared, nonce: Option<&str>, connect_info: bool) -> String {
-        // Field order follows nats-server's `Info` struct so diffs against it stay readable.
-        let mut o = serde_json::Map::new();
-        let mut put = |k: &str, v: serde_json::Value| {
-            o.insert(k.to_owned(), v);
+        // twig-core's owned INFO keeps nats-server's field order and omitempty rules.
+        let info = ServerInfo {
+            server_id: self.server_id.clone(),
+            server_name: self.server_name.clone(),
+            version: crate::VERSION.to_owned(),
+            proto: 1,
+            host: self.config.host.clone(),
+            port: i32::from(self.port),
+            headers: self.headers_supported(),
+            auth_required: self.auth.required(),
+            tls_required: self.tls.is_some(),
+            max_payload: i32::try_from(self.config.max_payload).unwrap_or(i32::MAX),
+            client_id: client.cid,
+            client_ip: Some(client.addr.ip().to_string()),
+            nonce: nonce.map(str::to_owned),
+            connect_info,
+            remote_account: connect_info.then(|| "$G".to_owned()),
+            ..ServerInfo::default()
         };
-        put("server_id", self.server_id.clone().into());
-        put("server_name", self.server_name.clone().into());
-        put("version", crate::VERSION.into());
-        put("proto", 1.into());
-        put("host", self.config.host.clone().into());
-        put("port", self.port.into());
-        put("headers", self.headers_supported().into());
-        if self.auth.required() {
-            put("auth_required", true.into());
-        }
-        if self.config.tls.is_some() {
-            put("tls_required", true.into());
-        }
-        put("max_payload", self.config.max_payload.into());
-        put("client_id", client.cid.into());
-        put("client_ip", client.addr.ip().to_string().into());
-        if let Some(n) = nonce {
-            put("nonce", n.into());
-        }
-        if connect_info {
-            put("connect_info", true.into());
-            put("remote_account", "$G".into());
-        }
-        let json = serde_json::Value::Object(o).to_string();
+        let json = info.to_json().unwrap_or_default();
         // nats-server writes a space between the JSON and CRLF.
-        format!("INFO {json} \r\n")
+        format!("INFO {} \r\n", String::from_utf8_lossy(&json))
     }
 }
 
