@@ -33,5 +33,5 @@ mod test_util;
 pub use encode::{CRLF, encode_lmsg_head, encode_msg_head, encode_pub_head};
 pub use error::{EncodeError, HeaderError, ParseError};
 pub use headers::{HeaderIter, HeaderWriter, Headers};
-pub use op::{Limits, Mode, Op, Queues, QueuesIter, Tokens};
+pub use op::{Limits, Mode, Op, Queues, QueuesIter};
 pub use parser::{Ops, Parser};

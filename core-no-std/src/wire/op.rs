@@ -9,6 +9,11 @@ use core::fmt;
 /// only picks the argument form of `MSG` and `HMSG`, whose forms differ between a server
 /// talking to a client (`MSG <subject> <sid> …`) and two servers on a leafnode link
 /// (`MSG`/`LMSG`/`HMSG <subject> [+ reply queues… | | queues…] …`, see [`Op::Lmsg`]).
+/// `FromClient` and `FromServer` therefore parse alike today; naming the peer keeps call
+/// sites honest and leaves room for role-specific rules.
+///
+/// Unlike nats-server, `SUB`/`UNSUB` stay [`Op::Sub`]/[`Op::Unsub`] in [`Mode::Leaf`] (the
+/// server would treat them as `LS+`/`LS-` there); a leaf peer never sends them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Bytes a client sends to a server (twig serving local clients).
@@ -265,13 +270,13 @@ impl<'a> Iterator for QueuesIter<'a> {
 
 /// Iterator over the blank-separated (space or tab runs) tokens of a byte string.
 #[derive(Clone, Debug)]
-pub struct Tokens<'a> {
+pub(crate) struct Tokens<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Tokens<'a> {
     /// Tokens of `s`.
-    pub const fn new(s: &'a [u8]) -> Self {
+    pub(crate) const fn new(s: &'a [u8]) -> Self {
         Tokens { rest: s }
     }
 }
