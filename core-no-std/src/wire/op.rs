@@ -27,8 +27,9 @@ pub enum Mode {
 /// Limits the parser enforces, with nats-server's names and defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Longest control line accepted, counting the arguments after the op name and its
-    /// separator, without the CRLF (nats-server `max_control_line`, default 4096).
+    /// Longest control line accepted, counting its arguments from the first non-blank after
+    /// the op name to the CRLF, as nats-server does (`max_control_line`, default 4096).
+    /// The blanks between op name and arguments are bounded by the same number.
     ///
     /// nats-server applies 16 times its configured value to leaf, route and gateway
     /// connections since 2.14 (64 KiB by default) because their lines carry queue lists;
@@ -55,11 +56,13 @@ impl Limits {
     }
 
     /// An upper bound on the bytes one op can occupy under these limits: the longest op
-    /// name and separator, a full control line, CRLF, a full payload and its CRLF. A caller
-    /// with a fixed buffer of at least this size can always hold a whole op.
+    /// name, its separator and blanks, a full control line, CRLF, a full payload and its
+    /// CRLF. A caller with a fixed buffer of at least this size can always hold a whole op
+    /// (canonical ops need at most `max_control_line` less: they have one blank).
     pub const fn max_op_len(&self) -> usize {
-        // "CONNECT" (7) + separator (1) + line + CRLF + payload + CRLF.
+        // "CONNECT" (7) + separator (1) + blanks + arguments + CRLF + payload + CRLF.
         self.max_control_line
+            .saturating_mul(2)
             .saturating_add(self.max_payload)
             .saturating_add(7 + 1 + 2 + 2)
     }

@@ -7,6 +7,7 @@
 //! any byte parses exactly as it does whole, and no byte is scanned twice while waiting.
 //! Whatever the caller passes, nothing panics; a broken contract only yields wrong ops.
 
+use super::args::is_blank;
 use super::error::ParseError;
 use super::line::{Head, Start, classify, parse_args};
 use super::op::{Limits, Mode, Op};
@@ -31,6 +32,8 @@ pub struct Parser {
     limits: Limits,
     /// Bytes of the pending line already searched for its LF without finding one.
     scanned: usize,
+    /// How far the blanks after the pending line's op name have been skipped.
+    blanks_end: usize,
     /// Length of the pending op's control line including its LF, once known.
     line_len: usize,
     /// Total length of the pending op (line, payload, CRLF) once its line is known; 0 before.
@@ -44,6 +47,7 @@ impl Parser {
             mode,
             limits,
             scanned: 0,
+            blanks_end: 0,
             line_len: 0,
             need: 0,
         }
@@ -68,6 +72,7 @@ impl Parser {
     /// Forgets any partly received op (e.g. after a reconnect).
     pub fn reset(&mut self) {
         self.scanned = 0;
+        self.blanks_end = 0;
         self.line_len = 0;
         self.need = 0;
     }
@@ -130,16 +135,34 @@ impl Parser {
     }
 
     /// Refuses an unterminated line as soon as its start or length is wrong.
-    fn check_partial_line(&self, buf: &[u8]) -> Result<(), ParseError> {
+    fn check_partial_line(&mut self, buf: &[u8]) -> Result<(), ParseError> {
         let Start::Op(_, args_at) = classify(buf)? else {
             return Ok(());
         };
+        // Continue skipping blanks where the last call stopped, so tiny reads cost O(1).
+        let from = self.blanks_end.max(args_at).min(buf.len());
+        let skipped = buf
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|&&b| is_blank(b))
+            .count();
+        self.blanks_end = from + skipped;
         // A trailing CR may be the start of the CRLF; it does not count.
         let end = match buf.last() {
             Some(b'\r') => buf.len() - 1,
             _ => buf.len(),
         };
-        if end.saturating_sub(args_at) > self.limits.max_control_line {
+        let blanks = self.blanks_end.saturating_sub(args_at);
+        let args = end.saturating_sub(self.blanks_end);
+        self.check_line_len(blanks, args)
+    }
+
+    /// nats-server measures a control line by its arguments, leading blanks skipped. It
+    /// never buffers those blanks, but our caller does, so a run of them is bounded too.
+    fn check_line_len(&self, blanks: usize, args: usize) -> Result<(), ParseError> {
+        let max = self.limits.max_control_line;
+        if blanks > max || args > max {
             return Err(ParseError::ControlLineTooLong);
         }
         Ok(())
@@ -165,10 +188,10 @@ impl Parser {
             // The line ended inside an op name or before a required blank.
             return Err(ParseError::UnknownOp);
         };
-        let args = line.get(args_at..).unwrap_or_default();
-        if args.len() > self.limits.max_control_line {
-            return Err(ParseError::ControlLineTooLong);
-        }
+        let rest = line.get(args_at..).unwrap_or_default();
+        let blanks = rest.iter().take_while(|&&b| is_blank(b)).count();
+        let args = rest.get(blanks..).unwrap_or_default();
+        self.check_line_len(blanks, args.len())?;
         let head = match parse_args(kind, args, self.mode, &self.limits)? {
             Head::Done(op) => return Ok(Some((op, line_len))),
             Head::Payload(head) => head,

@@ -452,6 +452,14 @@ fn control_line_limit_counts_arguments_like_nats_server() {
         p.parse(b"SUB abcdefgh 12"),
         Err(ParseError::ControlLineTooLong)
     );
+    // Blanks before the arguments do not count (nats-server skips them), up to a bound.
+    assert_eq!(p.parse(b"PUB \t  abcdefg 12\r\n"), Ok(None));
+    p.reset();
+    assert_eq!(p.parse(b"PUB           "), Ok(None));
+    assert_eq!(
+        p.parse(b"PUB            "),
+        Err(ParseError::ControlLineTooLong)
+    );
     // ... and for ops without arguments too, which would otherwise grow without bound.
     assert_eq!(
         p.parse(b"PING 0123456789A"),
