@@ -9,6 +9,7 @@
 //! - [`monitor`]: nats-server-shaped `/varz`, `/connz`, `/healthz` and Prometheus `/metrics`.
 //! - [`stats`]: counters shared by all of the above (atomics, no locks).
 
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -17,3 +18,6 @@ pub mod monitor;
 pub mod server;
 pub mod stats;
 pub mod tls;
+
+/// twig's version, reported in INFO and `/varz`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

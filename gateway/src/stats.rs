@@ -21,9 +21,17 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Adds one message of `bytes` payload bytes to an in/out pair of counters.
-    pub fn count(msgs: &AtomicU64, bytes_ctr: &AtomicU64, bytes: usize) {
-        msgs.fetch_add(1, Relaxed);
-        bytes_ctr.fetch_add(bytes as u64, Relaxed);
+    /// Counts one message of `bytes` bytes received from a client.
+    pub fn count_in(&self, bytes: usize) {
+        self.in_msgs.fetch_add(1, Relaxed);
+        self.in_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Counts one message of `bytes` bytes delivered `n` times.
+    pub fn count_out_n(&self, n: usize, bytes: usize) {
+        if n > 0 {
+            self.out_msgs.fetch_add(n as u64, Relaxed);
+            self.out_bytes.fetch_add((n * bytes) as u64, Relaxed);
+        }
     }
 }

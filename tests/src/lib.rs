@@ -1,1 +1,5 @@
 //! Shared helpers for twig end-to-end tests (finding real servers, free ports, deadlines).
+
+pub mod mqtt_raw;
+pub mod nats_raw;
+pub mod nats_server;

@@ -1,0 +1,81 @@
+//! The binary's shell: parse flags, load the config, start logging, run the server on a small
+//! executor until SIGINT/SIGTERM. Every startup failure is one line on stderr and exit code 1.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use futures_lite::StreamExt;
+
+use crate::cli::{Action, Cli};
+use crate::config::Config;
+use crate::server::Server;
+
+/// Runs `twig` with the given arguments (without the program name).
+pub fn main(args: Vec<String>) -> ExitCode {
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twig: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<(), String> {
+    let cli = Cli::parse(&args).map_err(|e| e.to_string())?;
+    match cli.action {
+        Action::Help => {
+            print!("{}", crate::cli::HELP);
+            return Ok(());
+        }
+        Action::Version => {
+            println!("twig: v{}", crate::VERSION);
+            return Ok(());
+        }
+        Action::Run => {}
+    }
+    let mut config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    cli.apply(&mut config);
+    config.validate().map_err(|e| e.to_string())?;
+    crate::logging::init(config.debug, config.trace);
+    tracing::info!("Starting twig v{}", crate::VERSION);
+
+    let server = Server::bind(config).map_err(|e| e.to_string())?;
+    let monitor = crate::server::monitoring::bind(&server.shared()).map_err(|e| e.to_string())?;
+
+    let ex = Arc::new(async_executor::Executor::new());
+    // One executor thread per extra core; the main thread runs the accept loop and a share
+    // of the connections too.
+    let extra = std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1);
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let workers: Vec<_> = (0..extra)
+        .map(|i| {
+            let ex = ex.clone();
+            let stop = stop_rx.clone();
+            std::thread::Builder::new()
+                .name(format!("twig-{i}"))
+                .spawn(move || async_io::block_on(ex.run(async { stop.recv().await.ok() })))
+                .map_err(|e| format!("cannot start a worker thread: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+
+    let signals = async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let shutdown = async move {
+        let mut signals = signals;
+        if let Some(Ok(sig)) = signals.next().await {
+            tracing::debug!("Trapped {sig:?} signal");
+        }
+    };
+    if let Some(m) = monitor {
+        ex.spawn(m).detach();
+    }
+    async_io::block_on(ex.run(server.run(ex.clone(), shutdown)));
+    // Give writers a moment to flush the close to each client, then stop the workers.
+    async_io::block_on(ex.run(async_io::Timer::after(std::time::Duration::from_millis(100))));
+    drop(stop_tx);
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The part of a client connection other tasks see: its outbound buffer, the options it
+//! negotiated in CONNECT (read by publishers on other threads), its subscriptions and counters.
+//!
+//! Lock order: `subs` may be held while taking `Router::subs`? No: the reader removes a
+//! subscription from its map first, releases the map, then removes it from the router.
+//! Each lock here is taken alone.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use super::outbound::Outbound;
+use super::router::Subscription;
+
+/// Options from the client's CONNECT (nats-server's defaults until one arrives).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectInfo {
+    /// Client name.
+    pub name: String,
+    /// Client library language.
+    pub lang: String,
+    /// Client library version.
+    pub version: String,
+}
+
+/// A client connection as seen from outside its own task.
+pub struct ClientShared {
+    /// Connection id (`client_id` in INFO, `cid` in `/connz`).
+    pub cid: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// When it connected.
+    pub start: SystemTime,
+    /// Bytes waiting for the writer.
+    pub out: Outbound,
+    headers: AtomicBool,
+    echo: AtomicBool,
+    /// The client's subscriptions by sid (the reader adds and removes; monitoring reads).
+    pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
+    /// CONNECT details for `/connz`.
+    pub info: Mutex<ConnectInfo>,
+    /// Messages received from the client.
+    pub in_msgs: AtomicU64,
+    /// Payload bytes received from the client.
+    pub in_bytes: AtomicU64,
+    /// Messages delivered to the client.
+    pub out_msgs: AtomicU64,
+    /// Payload bytes delivered to the client.
+    pub out_bytes: AtomicU64,
+    /// Unix time in nanoseconds of the last op received.
+    pub last_activity: AtomicU64,
+}
+
+impl ClientShared {
+    /// A fresh connection with an outbound buffer bounded by `max_pending`.
+    pub fn new(cid: u64, addr: SocketAddr, max_pending: usize) -> Self {
+        ClientShared {
+            cid,
+            addr,
+            start: SystemTime::now(),
+            out: Outbound::new(max_pending),
+            // nats-server: echo defaults to true; headers to false until CONNECT says so.
+            headers: AtomicBool::new(false),
+            echo: AtomicBool::new(true),
+            subs: Mutex::new(HashMap::new()),
+            info: Mutex::new(ConnectInfo::default()),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            out_msgs: AtomicU64::new(0),
+            out_bytes: AtomicU64::new(0),
+            last_activity: AtomicU64::new(now_nanos()),
+        }
+    }
+
+    /// Whether the client negotiated headers (gets `HMSG`).
+    pub fn headers(&self) -> bool {
+        self.headers.load(Relaxed)
+    }
+
+    /// Whether the client receives its own publishes.
+    pub fn echo(&self) -> bool {
+        self.echo.load(Relaxed)
+    }
+
+    /// Records the CONNECT options publishers need.
+    pub fn set_options(&self, headers: bool, echo: bool) {
+        self.headers.store(headers, Relaxed);
+        self.echo.store(echo, Relaxed);
+    }
+
+    /// Counts one delivered message.
+    pub fn count_out(&self, bytes: usize) {
+        self.out_msgs.fetch_add(1, Relaxed);
+        self.out_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Counts one received message.
+    pub fn count_in(&self, bytes: usize) {
+        self.in_msgs.fetch_add(1, Relaxed);
+        self.in_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Number of live subscriptions.
+    pub fn sub_count(&self) -> usize {
+        lock(&self.subs).len()
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Nanoseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

@@ -1,0 +1,336 @@
+//! The protocol state of one client connection: what each parsed op does. No sockets here:
+//! the connection's reader (conn.rs) feeds ops in and acts on the returned [`Flow`]; replies
+//! go to the client's outbound buffer, messages to the router.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use twig_core::subject;
+use twig_core::wire::Op;
+use twig_core::wire::json::ClientConnect;
+
+use super::client::{ClientShared, lock, now_nanos};
+use super::outbound::CloseReason;
+use super::router::{Batch, MatchCache, Message, Subscription, deliver};
+use super::state::Shared;
+use crate::auth::Credentials;
+
+/// What the reader does after an op.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Close the connection (anything queued, e.g. a final `-ERR`, is still written).
+    Close(CloseReason),
+}
+
+/// nats-server's exact error texts (reference §1.6).
+mod err {
+    pub const AUTH_VIOLATION: &[u8] = b"-ERR 'Authorization Violation'\r\n";
+    pub const UNKNOWN_OP: &[u8] = b"-ERR 'Unknown Protocol Operation'\r\n";
+    pub const INVALID_SUBJECT: &[u8] = b"-ERR 'Invalid Subject'\r\n";
+    pub const INVALID_PUB_SUBJECT: &[u8] = b"-ERR 'Invalid Publish Subject'\r\n";
+    pub const INVALID_PROTOCOL: &[u8] = b"-ERR 'invalid client protocol'\r\n";
+    pub const NO_RESPONDERS_HEADERS: &[u8] = b"-ERR 'no responders requires headers support'\r\n";
+}
+
+/// One client's protocol session.
+pub struct Session {
+    shared: Arc<Shared>,
+    client: Arc<ClientShared>,
+    /// The nonce sent in INFO, when the server's auth needs one.
+    nonce: Option<String>,
+    connected: bool,
+    // nats-server pre-fills verbose and pedantic with true and overlays CONNECT's JSON, so a
+    // client that never sends CONNECT (no auth configured) gets +OK to everything.
+    verbose: bool,
+    pedantic: bool,
+    no_responders: bool,
+    protocol: i64,
+    sent_connect_info: bool,
+    cache: MatchCache,
+    batch: Batch,
+    /// PINGs sent by the server and not yet answered (shared with the ping timer).
+    pub pings_out: Arc<AtomicU64>,
+    /// Set once a CONNECT was accepted (the auth timer watches it).
+    pub authed: Arc<AtomicBool>,
+}
+
+impl Session {
+    /// A session for a client that was just sent INFO (with `nonce`, if any).
+    pub fn new(shared: Arc<Shared>, client: Arc<ClientShared>, nonce: Option<String>) -> Self {
+        Session {
+            shared,
+            client,
+            nonce,
+            connected: false,
+            verbose: true,
+            pedantic: true,
+            no_responders: false,
+            protocol: 0,
+            sent_connect_info: false,
+            cache: MatchCache::default(),
+            batch: Batch::default(),
+            pings_out: Arc::new(AtomicU64::new(0)),
+            authed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Handles one op from the client.
+    pub fn handle(&mut self, op: Op<'_>) -> Flow {
+        self.client
+            .last_activity
+            .store(now_nanos(), Ordering::Relaxed);
+        if !self.connected && self.shared.auth.required() && !matches!(op, Op::Connect(_)) {
+            self.send(err::AUTH_VIOLATION);
+            return Flow::Close(CloseReason::AuthenticationViolation);
+        }
+        match op {
+            Op::Connect(json) => self.connect(json),
+            Op::Pub {
+                subject,
+                reply,
+                payload,
+            } => self.publish(subject, reply, None, payload),
+            Op::Hpub {
+                subject,
+                reply,
+                headers,
+                payload,
+            } => self.publish(subject, reply, Some(headers), payload),
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.subscribe(subject, queue, sid),
+            Op::Unsub { sid, max } => self.unsubscribe(sid, max),
+            Op::Ping => self.ping(),
+            Op::Pong => {
+                self.pings_out.store(0, Ordering::Relaxed);
+                Flow::Continue
+            }
+            // Clients may send these harmlessly; nats-server ignores them from clients.
+            Op::Info(_) | Op::Ok => Flow::Continue,
+            Op::Err(_) => Flow::Close(CloseReason::ClientClosed),
+            // Server-to-client and leafnode ops are not a client's to send.
+            Op::Msg { .. }
+            | Op::Hmsg { .. }
+            | Op::LsPlus { .. }
+            | Op::LsMinus { .. }
+            | Op::Lmsg { .. } => {
+                self.send(err::UNKNOWN_OP);
+                Flow::Close(CloseReason::ProtocolViolation)
+            }
+        }
+    }
+
+    /// Ends a batch of ops (one socket read): wakes the writers of every client that got
+    /// messages, removes subscriptions that reached their auto-unsubscribe limit, and cuts
+    /// off slow consumers found on the way.
+    pub fn end_batch(&mut self) {
+        self.batch.flush();
+        for sub in std::mem::take(&mut self.batch.expired) {
+            self.shared.remove_sub(&sub);
+        }
+        for slow in std::mem::take(&mut self.batch.slow) {
+            self.shared.slow_consumer(&slow);
+        }
+    }
+
+    fn connect(&mut self, json: &[u8]) -> Flow {
+        let Ok(c) = ClientConnect::parse(json) else {
+            // nats-server closes on CONNECT JSON it cannot decode, without an -ERR.
+            return Flow::Close(CloseReason::ProtocolViolation);
+        };
+        let protocol = c.protocol.unwrap_or(0);
+        if !(0..=1).contains(&protocol) {
+            self.send(err::INVALID_PROTOCOL);
+            return Flow::Close(CloseReason::ProtocolViolation);
+        }
+        let headers = c.headers.unwrap_or(false) && self.shared.headers_supported();
+        let no_responders = c.no_responders.unwrap_or(false);
+        if no_responders && !headers {
+            self.send(err::NO_RESPONDERS_HEADERS);
+            return Flow::Close(CloseReason::ProtocolViolation);
+        }
+        let creds = Credentials {
+            user: c.user,
+            pass: c.pass,
+            auth_token: c.auth_token,
+            nkey: c.nkey,
+            sig: c.sig,
+        };
+        if self.shared.auth.required()
+            && self
+                .shared
+                .auth
+                .check(&creds, self.nonce.as_deref())
+                .is_err()
+        {
+            tracing::warn!(
+                "{}:{} - cid:{} - authentication error",
+                self.client.addr.ip(),
+                self.client.addr.port(),
+                self.client.cid
+            );
+            self.send(err::AUTH_VIOLATION);
+            return Flow::Close(CloseReason::AuthenticationViolation);
+        }
+        self.verbose = c.verbose.unwrap_or(true);
+        self.pedantic = c.pedantic.unwrap_or(true);
+        self.no_responders = no_responders;
+        self.protocol = protocol;
+        self.client
+            .set_options(headers, c.echo.unwrap_or(true));
+        {
+            let mut info = lock(&self.client.info);
+            info.name = c.name.unwrap_or_default().to_owned();
+            info.lang = c.lang.unwrap_or_default().to_owned();
+            info.version = c.version.unwrap_or_default().to_owned();
+        }
+        self.connected = true;
+        self.authed.store(true, Ordering::Release);
+        self.ok();
+        Flow::Continue
+    }
+
+    fn publish(
+        &mut self,
+        subj: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Flow {
+        let valid = subject::validate_publish(subj).is_ok();
+        if !valid && self.pedantic {
+            // Pedantic clients are told, and the message still goes on (nats-server).
+            self.send(err::INVALID_PUB_SUBJECT);
+        }
+        let size = payload.len() + headers.map_or(0, <[u8]>::len);
+        self.client.count_in(size);
+        self.shared.stats.count_in(size);
+        let msg = Message {
+            subject: subj,
+            reply,
+            headers,
+            payload,
+        };
+        // A subject with wildcard tokens is not routable to literal-keyed interest; it is
+        // delivered to nobody (nats-server would match it token by token; left alone).
+        let delivered = if valid || !subject::has_wildcards(subj) {
+            let result = self.shared.router.lookup(&mut self.cache, subj);
+            deliver(&msg, Some(&self.client), &result, &mut self.batch)
+        } else {
+            0
+        };
+        self.shared.stats.count_out_n(delivered, size);
+        if delivered == 0 && self.no_responders {
+            if let Some(reply) = reply {
+                self.no_responders_reply(subj, reply);
+            }
+        }
+        self.ok();
+        Flow::Continue
+    }
+
+    /// The 503 status message nats-server sends a requester when nobody got the request:
+    /// to the requester's own subscription matching the reply subject.
+    fn no_responders_reply(&mut self, subj: &[u8], reply: &[u8]) {
+        let sub = {
+            let subs = lock(&self.client.subs);
+            subs.values()
+                .find(|s| subject::matches(&s.subject, reply))
+                .cloned()
+        };
+        let Some(sub) = sub else { return };
+        let mut hdr = Vec::with_capacity(48 + subj.len());
+        hdr.extend_from_slice(b"NATS/1.0 503\r\nNats-Subject: ");
+        hdr.extend_from_slice(subj);
+        hdr.extend_from_slice(b"\r\n\r\n");
+        let msg = Message {
+            subject: reply,
+            reply: None,
+            headers: Some(&hdr),
+            payload: b"",
+        };
+        super::router::deliver_to_sub(&msg, &sub, &mut self.batch);
+    }
+
+    fn subscribe(&mut self, subj: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Flow {
+        if subject::validate_filter(subj).is_err()
+            || queue.is_some_and(|q| subject::validate_queue(q).is_err())
+        {
+            self.send(err::INVALID_SUBJECT);
+            return Flow::Continue;
+        }
+        let sub = Arc::new(Subscription {
+            client: self.client.clone(),
+            sid: sid.into(),
+            subject: subj.into(),
+            queue: queue.map(Into::into),
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        {
+            let mut subs = lock(&self.client.subs);
+            // nats-server ignores a SUB that reuses a live sid.
+            if subs.get(sid).is_some_and(|s| !s.closed.load(Ordering::Acquire)) {
+                drop(subs);
+                self.ok();
+                return Flow::Continue;
+            }
+            subs.insert(sid.into(), sub.clone());
+        }
+        if self.shared.router.insert(&sub).is_err() {
+            lock(&self.client.subs).remove(sid);
+            self.send(err::INVALID_SUBJECT);
+            return Flow::Continue;
+        }
+        self.ok();
+        Flow::Continue
+    }
+
+    fn unsubscribe(&mut self, sid: &[u8], max: Option<u64>) -> Flow {
+        let sub = lock(&self.client.subs).get(sid).cloned();
+        if let Some(sub) = sub {
+            match max {
+                Some(max) if max > sub.delivered.load(Ordering::Acquire) => {
+                    sub.max.store(max, Ordering::Release);
+                }
+                _ => self.shared.remove_sub(&sub),
+            }
+        }
+        self.ok();
+        Flow::Continue
+    }
+
+    fn ping(&mut self) -> Flow {
+        self.send(b"PONG\r\n");
+        // nats-server (2.12+) follows the first PONG to a protocol-1 client with an INFO
+        // that confirms the connection and names its account.
+        if self.connected && self.protocol >= 1 && !self.sent_connect_info {
+            self.sent_connect_info = true;
+            let info = self.shared.connect_info_line(&self.client);
+            self.send(info.as_bytes());
+        }
+        Flow::Continue
+    }
+
+    fn ok(&mut self) {
+        if self.verbose {
+            self.send(b"+OK\r\n");
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        // A protocol reply is tiny; if it overflows max_pending the client is a slow
+        // consumer like any other.
+        match self.client.out.push_bytes(bytes) {
+            super::outbound::Push::SlowConsumer => self.batch.slow.push(self.client.clone()),
+            // Woken once when the batch ends, like routed messages.
+            super::outbound::Push::Queued => self.batch.touch(&self.client),
+            super::outbound::Push::Closed => {}
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! State shared by every connection of one server: configuration, identity, the router, the
+//! live connections (for monitoring) and the counters.
+//!
+//! Lock order: `clients` is taken alone; a client's own locks are never held while taking it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use super::client::{ClientShared, lock};
+use super::router::{Router, Subscription};
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::stats::Stats;
+
+/// The sublist's shared result cache size (nats-server uses 1024 too).
+const SUBLIST_CACHE: usize = 1024;
+
+/// Everything connections share.
+pub struct Shared {
+    /// The configuration the server runs with (after flags were applied).
+    pub config: Config,
+    /// `server_id`: an nkey-shaped random id, as nats-server's.
+    pub server_id: String,
+    /// `server_name` (the configured name, or the id).
+    pub server_name: String,
+    /// The port actually bound (differs from the config when it asked for -1).
+    pub port: u16,
+    /// When the server started.
+    pub start: SystemTime,
+    /// Subscriptions and delivery.
+    pub router: Router,
+    /// Credentials checks.
+    pub auth: Authenticator,
+    /// Server-wide counters.
+    pub stats: Stats,
+    /// TLS for the client port, when configured.
+    pub tls: Option<futures_rustls::TlsAcceptor>,
+    /// Live client connections by cid.
+    pub clients: Mutex<HashMap<u64, Arc<ClientShared>>>,
+    next_cid: AtomicU64,
+}
+
+impl Shared {
+    /// Shared state for a server bound to `port`.
+    pub fn new(
+        config: Config,
+        port: u16,
+        auth: Authenticator,
+        tls: Option<futures_rustls::TlsAcceptor>,
+    ) -> Self {
+        let server_id = new_server_id();
+        let server_name = config
+            .server_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| server_id.clone());
+        Shared {
+            config,
+            server_id,
+            server_name,
+            port,
+            start: SystemTime::now(),
+            router: Router::new(SUBLIST_CACHE),
+            auth,
+            tls,
+            stats: Stats::default(),
+            clients: Mutex::new(HashMap::new()),
+            next_cid: AtomicU64::new(1),
+        }
+    }
+
+    /// The next connection id.
+    pub fn next_cid(&self) -> u64 {
+        self.next_cid.fetch_add(1, Relaxed)
+    }
+
+    /// Whether headers are on for this server.
+    pub fn headers_supported(&self) -> bool {
+        !self.config.no_header_support
+    }
+
+    /// Removes a subscription from its client and from the router.
+    pub fn remove_sub(&self, sub: &Arc<Subscription>) {
+        {
+            let mut subs = lock(&sub.client.subs);
+            if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
+                subs.remove(&sub.sid);
+            }
+        }
+        self.router.remove(sub);
+    }
+
+    /// Cuts off a client whose outbound buffer overflowed (already closed by the push).
+    pub fn slow_consumer(&self, client: &ClientShared) {
+        self.stats.slow_consumers.fetch_add(1, Relaxed);
+        tracing::info!(
+            "{}:{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+            client.addr.ip(),
+            client.addr.port(),
+            client.cid,
+            self.config.max_pending
+        );
+    }
+
+    /// The INFO line sent on accept.
+    pub fn info_line(&self, client: &ClientShared, nonce: Option<&str>) -> String {
+        self.info_json(client, nonce, false)
+    }
+
+    /// The INFO nats-server 2.12+ sends after the first PONG to a protocol-1 client.
+    pub fn connect_info_line(&self, client: &ClientShared) -> String {
+        self.info_json(client, None, true)
+    }
+
+    fn info_json(&self, client: &ClientShared, nonce: Option<&str>, connect_info: bool) -> String {
+        // Field order follows nats-server's `Info` struct so diffs against it stay readable.
+        let mut o = serde_json::Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            o.insert(k.to_owned(), v);
+        };
+        put("server_id", self.server_id.clone().into());
+        put("server_name", self.server_name.clone().into());
+        put("version", crate::VERSION.into());
+        put("proto", 1.into());
+        put("host", self.config.host.clone().into());
+        put("port", self.port.into());
+        put("headers", self.headers_supported().into());
+        if self.auth.required() {
+            put("auth_required", true.into());
+        }
+        if self.config.tls.is_some() {
+            put("tls_required", true.into());
+        }
+        put("max_payload", self.config.max_payload.into());
+        put("client_id", client.cid.into());
+        put("client_ip", client.addr.ip().to_string().into());
+        if let Some(n) = nonce {
+            put("nonce", n.into());
+        }
+        if connect_info {
+            put("connect_info", true.into());
+            put("remote_account", "$G".into());
+        }
+        let json = serde_json::Value::Object(o).to_string();
+        // nats-server writes a space between the JSON and CRLF.
+        format!("INFO {json} \r\n")
+    }
+}
+
+/// A random id shaped like a nats-server server id: 'N' and 55 base32 characters.
+fn new_server_id() -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut raw = [0u8; 55];
+    // Without OS randomness the id is still unique enough per process for monitoring.
+    if getrandom::fill(&mut raw).is_err() {
+        let t = super::client::now_nanos().to_le_bytes();
+        for (i, b) in raw.iter_mut().enumerate() {
+            *b = t[i % 8].wrapping_add(i as u8);
+        }
+    }
+    let mut id = String::with_capacity(56);
+    id.push('N');
+    id.extend(raw.iter().map(|b| ALPHABET[(b & 31) as usize] as char));
+    id
+}
