@@ -10,6 +10,9 @@
 //! The `encode_*_head` functions write only a message's control line, so a hot path can
 //! copy or vector the (already encoded) headers and payload separately, then [`CRLF`].
 
+#[cfg(feature = "alloc")]
+use alloc::vec::Vec;
+
 use super::args::fmt_u64;
 use super::error::EncodeError;
 use super::op::{Op, Queues};
@@ -35,6 +38,81 @@ impl Op<'_> {
         emit(self, &mut w);
         w.finish()
     }
+
+    /// Appends the op to `out` (feature `alloc`), returning the bytes appended; on error
+    /// `out` is left as it was.
+    #[cfg(feature = "alloc")]
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        append(out, self.encoded_len(), |buf| self.encode(buf))
+    }
+}
+
+/// The control line of a message delivered to a client: `MSG <subject> <sid> [reply]
+/// <total>\r\n`, or `HMSG … <header_len> <total>\r\n` when `header_len` is set. The
+/// delivery hot path writes this, then the header block and payload as they are, then
+/// [`CRLF`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsgHead<'a> {
+    /// Subject the message was published to.
+    pub subject: &'a [u8],
+    /// The receiving subscription's id.
+    pub sid: &'a [u8],
+    /// Reply subject, if any.
+    pub reply: Option<&'a [u8]>,
+    /// Size of the header block, for `HMSG`; `None` for `MSG`.
+    pub header_len: Option<usize>,
+    /// Header block plus payload size.
+    pub total_len: usize,
+}
+
+impl MsgHead<'_> {
+    /// Bytes [`MsgHead::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
+        let mut w = Writer::new(&mut []);
+        self.emit(&mut w);
+        w.pos
+    }
+
+    /// Writes the control line into `out`, returning its length.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(out);
+        self.emit(&mut w);
+        w.finish()
+    }
+
+    /// Appends the control line to `out` (feature `alloc`), returning its length; on error
+    /// `out` is left as it was.
+    #[cfg(feature = "alloc")]
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        append(out, self.encoded_len(), |buf| self.encode(buf))
+    }
+
+    fn emit(&self, w: &mut Writer<'_>) {
+        msg_head(
+            w,
+            self.subject,
+            self.sid,
+            self.reply,
+            self.header_len,
+            self.total_len,
+        );
+    }
+}
+
+/// Grows `out` by `len` bytes, lets `encode` fill them, and undoes the growth on error.
+#[cfg(feature = "alloc")]
+fn append(
+    out: &mut Vec<u8>,
+    len: usize,
+    encode: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>,
+) -> Result<usize, EncodeError> {
+    let start = out.len();
+    out.resize(start.saturating_add(len), 0);
+    let result = encode(out.get_mut(start..).unwrap_or_default());
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
 }
 
 /// Writes `PUB <subject> [reply] <total>\r\n`, or with `hdr_len`
@@ -61,9 +139,14 @@ pub fn encode_msg_head(
     total: usize,
     out: &mut [u8],
 ) -> Result<usize, EncodeError> {
-    let mut w = Writer::new(out);
-    msg_head(&mut w, subject, sid, reply, hdr_len, total);
-    w.finish()
+    MsgHead {
+        subject,
+        sid,
+        reply,
+        header_len: hdr_len,
+        total_len: total,
+    }
+    .encode(out)
 }
 
 /// Writes a leafnode message's control line: `LMSG …<total>\r\n`, or with `hdr_len`

@@ -30,7 +30,7 @@ mod roundtrip_tests;
 #[cfg(test)]
 mod test_util;
 
-pub use encode::{CRLF, encode_lmsg_head, encode_msg_head, encode_pub_head};
+pub use encode::{CRLF, MsgHead, encode_lmsg_head, encode_msg_head, encode_pub_head};
 pub use error::{EncodeError, HeaderError, ParseError};
 pub use headers::{HeaderIter, HeaderWriter, Headers};
 pub use op::{Limits, Mode, Op, Queues, QueuesIter};

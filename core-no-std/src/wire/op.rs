@@ -33,7 +33,8 @@ pub struct Limits {
     ///
     /// nats-server applies 16 times its configured value to leaf, route and gateway
     /// connections since 2.14 (64 KiB by default) because their lines carry queue lists;
-    /// a leaf link should use [`Limits::for_server_link`] to do the same.
+    /// a leaf link should use [`Limits::for_server_link`] to do the same. A client reading a
+    /// big cluster's INFO (long `connect_urls`) may also want more than 4096.
     pub max_control_line: usize,
     /// Largest payload (header block plus body) accepted (nats-server `max_payload`,
     /// default 1 MiB). Usually lowered to the peer's INFO `max_payload` on a client.

@@ -8,8 +8,8 @@ use std::vec::Vec;
 
 use super::test_util::{Rng, assert_split_invariant, encode, one, run, run_whole};
 use super::{
-    CRLF, EncodeError, Limits, Mode, Op, Parser, Queues, encode_lmsg_head, encode_msg_head,
-    encode_pub_head,
+    CRLF, EncodeError, Limits, Mode, MsgHead, Op, Parser, Queues, encode_lmsg_head,
+    encode_msg_head, encode_pub_head,
 };
 
 use Mode::{FromClient, FromServer, Leaf};
@@ -205,6 +205,31 @@ fn head_helpers_write_what_the_op_encoders_write() {
             payload: b"hi"
         })
     );
+}
+
+#[cfg(feature = "alloc")]
+#[test]
+fn msg_head_struct_and_appending_to_a_vector() {
+    // What the gateway's outbound buffer does.
+    let head = MsgHead {
+        subject: b"foo",
+        sid: b"7",
+        reply: None,
+        header_len: Some(12),
+        total_len: 14,
+    };
+    assert_eq!(head.encoded_len(), 18);
+    let mut v = b"PONG\r\n".to_vec();
+    assert_eq!(head.encode_into(&mut v), Ok(18));
+    assert_eq!(v, b"PONG\r\nHMSG foo 7 12 14\r\n");
+    let bad = MsgHead {
+        subject: b"f o",
+        ..head
+    };
+    assert_eq!(bad.encode_into(&mut v), Err(EncodeError::InvalidArgument));
+    assert_eq!(v.len(), 24, "nothing appended on error");
+    assert_eq!(Op::Ping.encode_into(&mut v), Ok(6));
+    assert!(v.ends_with(b"PING\r\n"));
 }
 
 // ---- seeded property tests ----
