@@ -7,6 +7,12 @@ pub(crate) const fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// Separator between arguments: a blank, or a CR that does not end the line. nats-server's
+/// `splitArg` splits on CR too, so a stray CR never ends up inside a subject or sid.
+pub(crate) const fn is_arg_sep(b: u8) -> bool {
+    is_blank(b) || b == b'\r'
+}
+
 /// `s` without leading and trailing blanks.
 pub(crate) fn trim_blanks(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|&b| !is_blank(b)).unwrap_or(s.len());
@@ -89,7 +95,7 @@ impl<'a> Scan<'a> {
         };
         let mut start: Option<usize> = None;
         for (i, &b) in line.iter().enumerate() {
-            match (is_blank(b), start) {
+            match (is_arg_sep(b), start) {
                 (true, Some(s)) => {
                     scan.push(s, i);
                     start = None;

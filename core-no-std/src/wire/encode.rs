@@ -384,9 +384,10 @@ impl<'o> Writer<'o> {
         self.raw(t);
     }
 
-    /// Free text on the control line (JSON, error text): anything but CR and LF.
+    /// Free text on the control line (JSON, error text): anything but LF, which would end
+    /// the line. A lone CR is harmless (the parser ends lines at LF) and parses back as is.
     fn text(&mut self, t: &[u8]) {
-        if t.iter().any(|&b| b == b'\r' || b == b'\n') {
+        if t.contains(&b'\n') {
             self.invalid = true;
         }
         self.raw(t);

@@ -288,11 +288,11 @@ impl<'a> Tokens<'a> {
 impl<'a> Iterator for Tokens<'a> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
-        let start = self.rest.iter().position(|&b| !super::args::is_blank(b))?;
+        let start = self.rest.iter().position(|&b| !super::args::is_arg_sep(b))?;
         let tail = self.rest.get(start..).unwrap_or_default();
         let len = tail
             .iter()
-            .position(|&b| super::args::is_blank(b))
+            .position(|&b| super::args::is_arg_sep(b))
             .unwrap_or(tail.len());
         let (tok, rest) = tail.split_at_checked(len).unwrap_or((tail, b""));
         self.rest = rest;

@@ -442,3 +442,29 @@ fn random_and_mutated_bytes_never_panic_and_split_the_same() {
         }
     }
 }
+
+/// Found by the `parser` fuzz target: a CR in the middle of a control line. nats-server's
+/// `splitArg` treats it as an argument separator, so it never lands inside a token, and
+/// free text (JSON, `-ERR`) keeps it and still re-encodes to bytes that parse back.
+#[test]
+fn a_stray_cr_separates_arguments_and_free_text_round_trips() {
+    let mut p = Parser::new(Mode::FromClient, Limits::default());
+    let (op, _) = p.parse(b"SUB a\rq 1\r\n").unwrap().unwrap();
+    assert_eq!(
+        op,
+        Op::Sub {
+            subject: b"a",
+            queue: Some(b"q"),
+            sid: b"1"
+        }
+    );
+    for line in [&b"CONNECT {\"a\":\r1}\r\n"[..], b"CONNECT {}\r\r\n", b"-ERR 'x\ry'\r\n"] {
+        let mut p = Parser::new(Mode::FromClient, Limits::default());
+        let (op, used) = p.parse(line).unwrap().unwrap();
+        assert_eq!(used, line.len());
+        let mut out = [0u8; 64];
+        let n = op.encode(&mut out).expect("free text with a lone CR encodes");
+        let mut p = Parser::new(Mode::FromClient, Limits::default());
+        assert_eq!(p.parse(&out[..n]).unwrap().unwrap().0, op);
+    }
+}
