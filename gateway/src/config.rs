@@ -295,13 +295,13 @@ impl Config {
         if let Some(h) = &self.http_host {
             check_host("http_host", h)?;
         }
-        if let Some(name) = &self.server_name {
-            if name.is_empty() || name.chars().any(char::is_whitespace) {
-                return Err(invalid(
-                    "server_name",
-                    format!("{name:?} must be non-empty and without spaces"),
-                ));
-            }
+        if let Some(name) = &self.server_name
+            && (name.is_empty() || name.chars().any(char::is_whitespace))
+        {
+            return Err(invalid(
+                "server_name",
+                format!("{name:?} must be non-empty and without spaces"),
+            ));
         }
         if self.max_payload == 0 || self.max_payload > MAX_PAYLOAD_LIMIT {
             return Err(invalid(
