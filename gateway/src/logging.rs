@@ -13,7 +13,7 @@
 //! Like nats-server, `-D` adds debug lines and `-V` adds trace lines, each independently.
 //! Debug and trace lines come only from twig's own crates (targets `twig*`), so dependencies'
 //! internal tracing never floods the log.
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
