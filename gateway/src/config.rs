@@ -1,1 +1,493 @@
-//! (config: being written)
+//! The gateway's configuration: one TOML file (`configs/gateway.toml` documents every option),
+//! built-in defaults for everything, command-line flags on top ([`crate::cli`]).
+//!
+//! Option names and defaults follow nats-server where it has the same option, so a reader of
+//! nats-server's docs is not surprised. Unknown keys are errors (a typo must not silently fall
+//! back to a default). Errors name the file, the line and column, and what is wrong.
+//!
+//! Order of use: [`Config::load`] (parses and validates), then [`crate::cli::Cli::apply`], then
+//! [`Config::validate`] again because flags can create invalid combinations (`--user` alone).
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+mod values;
+
+pub use values::{Port, format_duration, parse_duration, parse_size};
+
+/// nats-server refuses a `max_payload` above 64 MiB (`MAX_PAYLOAD_MAX_SIZE`).
+pub const MAX_PAYLOAD_LIMIT: usize = 64 * 1024 * 1024;
+/// Upper bound for `max_control_line`: a control line is buffered whole before parsing.
+pub const MAX_CONTROL_LINE_LIMIT: usize = 1024 * 1024;
+
+/// The whole configuration. Every field has a default (see [`Config::default`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on for clients (default `127.0.0.1`; `0.0.0.0` for every interface).
+    pub host: String,
+    /// Client port (default 4222; `-1` or `0` = a random free port, logged once bound).
+    #[serde(deserialize_with = "values::de_port")]
+    pub port: Port,
+    /// Server name in INFO and monitoring (default: the server id).
+    pub server_name: Option<String>,
+    /// Address for monitoring (default: same as `host`).
+    pub http_host: Option<String>,
+    /// Monitoring port (default: off; `-1` = random free port; `0` = off).
+    #[serde(deserialize_with = "values::de_http_port")]
+    pub http_port: Option<Port>,
+    /// Largest message payload a client may publish (default 1 MiB, at most 64 MiB).
+    #[serde(deserialize_with = "values::de_size")]
+    pub max_payload: usize,
+    /// Longest control line (e.g. `PUB subject reply 123`, `CONNECT {...}`) (default 4096).
+    #[serde(deserialize_with = "values::de_size")]
+    pub max_control_line: usize,
+    /// Bytes queued for one connection before it is cut off as a slow consumer (default
+    /// 64 MiB, as nats-server). On a small gateway this is the knob that bounds memory: with
+    /// N stuck subscribers the worst case is N × max_pending.
+    #[serde(deserialize_with = "values::de_size")]
+    pub max_pending: usize,
+    /// Most client connections at once (default 65536); more get `maximum connections exceeded`.
+    pub max_connections: usize,
+    /// Most subscriptions per connection (default 0 = unlimited, as nats-server).
+    pub max_subscriptions: usize,
+    /// How often the server PINGs an idle client (default 2m).
+    #[serde(deserialize_with = "values::de_duration")]
+    pub ping_interval: Duration,
+    /// Unanswered PINGs before a connection is closed as stale (default 2).
+    pub ping_max: u32,
+    /// Time a client has to send CONNECT (default 2s, or `tls.timeout` + 1s with TLS, as
+    /// nats-server). Read it through [`Config::effective_auth_timeout`].
+    #[serde(deserialize_with = "values::de_opt_duration")]
+    pub auth_timeout: Option<Duration>,
+    /// A write to a client that takes longer than this closes it as a slow consumer (default 10s).
+    #[serde(deserialize_with = "values::de_duration")]
+    pub write_deadline: Duration,
+    /// Do not offer message headers to clients (default false).
+    pub no_header_support: bool,
+    /// Client authentication (default: none).
+    pub authorization: AuthConfig,
+    /// TLS on the client port (default: off).
+    pub tls: Option<TlsConfig>,
+    /// Log debug lines (default false).
+    pub debug: bool,
+    /// Log protocol traces (default false).
+    pub trace: bool,
+    // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`:
+    // `[leafnodes]` (uplink), `[[streams]]` (flash-backed streams), `[mqtt]` (bridge).
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            port: Port::Fixed(4222),
+            server_name: None,
+            http_host: None,
+            http_port: None,
+            max_payload: 1024 * 1024,
+            max_control_line: 4096,
+            max_pending: 64 * 1024 * 1024,
+            max_connections: 64 * 1024,
+            max_subscriptions: 0,
+            ping_interval: Duration::from_secs(120),
+            ping_max: 2,
+            auth_timeout: None,
+            write_deadline: Duration::from_secs(10),
+            no_header_support: false,
+            authorization: AuthConfig::default(),
+            tls: None,
+            debug: false,
+            trace: false,
+        }
+    }
+}
+
+/// `[authorization]`: at most one of a token, one user/password, or a `users` list.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A shared token clients send as `auth_token`.
+    pub token: Option<String>,
+    /// A single user's name (needs `password`).
+    pub user: Option<String>,
+    /// That user's password (plain text; bcrypt hashes are not supported).
+    #[serde(alias = "pass")]
+    pub password: Option<String>,
+    /// Several users, each `{ user, password }` or `{ nkey }`.
+    pub users: Vec<UserConfig>,
+}
+
+impl AuthConfig {
+    /// True when clients must authenticate.
+    pub fn is_enabled(&self) -> bool {
+        self.token.is_some() || self.user.is_some() || !self.users.is_empty()
+    }
+}
+
+// Secrets stay out of debug logs.
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("users", &self.users)
+            .finish()
+    }
+}
+
+/// One entry of `authorization.users`.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// User name (with `password`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password (with `user`).
+    #[serde(default, alias = "pass")]
+    pub password: Option<String>,
+    /// A user public nkey (`U...`, 56 characters), checked by signing the INFO nonce.
+    #[serde(default)]
+    pub nkey: Option<String>,
+}
+
+impl fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("nkey", &self.nkey)
+            .finish()
+    }
+}
+
+/// `[tls]`: TLS on the client port.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first (paths relative to the working directory).
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM CA certificates that client certificates must chain to (needed by `verify`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Require and verify client certificates (default false).
+    #[serde(default)]
+    pub verify: bool,
+    /// Time allowed for the TLS handshake (default 2s, as nats-server).
+    #[serde(
+        default = "default_tls_timeout",
+        deserialize_with = "values::de_duration"
+    )]
+    pub timeout: Duration,
+}
+
+/// nats-server's `TLS_TIMEOUT`.
+pub fn default_tls_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// Why a configuration could not be used. Each renders as one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML, or a value has the wrong type or an unknown key.
+    #[error("{}line {line}, column {column}: {message}", origin(path.as_deref()))]
+    Parse {
+        /// The file (`None` for text given directly).
+        path: Option<PathBuf>,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+        /// What is wrong, as the TOML parser put it.
+        message: String,
+    },
+    /// The values parse but do not make sense together.
+    #[error("{}invalid `{option}`: {reason}", origin(path.as_deref()))]
+    Invalid {
+        /// The file, when the value came from one.
+        path: Option<PathBuf>,
+        /// The option, as written in the file (`authorization.users[1].nkey`).
+        option: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn origin(path: Option<&Path>) -> String {
+    path.map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
+}
+
+fn invalid(option: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: None,
+        option: option.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Loads and validates the file at `path`; with `None`, the built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let with_path = |e: ConfigError| match e {
+            ConfigError::Parse {
+                line,
+                column,
+                message,
+                ..
+            } => ConfigError::Parse {
+                path: Some(path.to_path_buf()),
+                line,
+                column,
+                message,
+            },
+            ConfigError::Invalid { option, reason, .. } => ConfigError::Invalid {
+                path: Some(path.to_path_buf()),
+                option,
+                reason,
+            },
+            other => other,
+        };
+        Config::from_toml(&text).map_err(with_path)
+    }
+
+    /// Parses and validates TOML text (errors carry no path).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: None,
+                line,
+                column,
+                message: one_line(e.message()),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values and combinations the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_host("host", &self.host)?;
+        if let Some(h) = &self.http_host {
+            check_host("http_host", h)?;
+        }
+        if let Some(name) = &self.server_name
+            && (name.is_empty() || name.chars().any(char::is_whitespace))
+        {
+            return Err(invalid(
+                "server_name",
+                format!("{name:?} must be non-empty and without spaces"),
+            ));
+        }
+        if self.max_payload == 0 || self.max_payload > MAX_PAYLOAD_LIMIT {
+            return Err(invalid(
+                "max_payload",
+                format!("{} must be between 1 and 64 MiB", self.max_payload),
+            ));
+        }
+        if self.max_pending < self.max_payload {
+            return Err(invalid(
+                "max_pending",
+                format!(
+                    "{} must be at least max_payload ({}), or no message could be queued",
+                    self.max_pending, self.max_payload
+                ),
+            ));
+        }
+        if self.max_control_line == 0 || self.max_control_line > MAX_CONTROL_LINE_LIMIT {
+            return Err(invalid(
+                "max_control_line",
+                format!("{} must be between 1 and 1 MiB", self.max_control_line),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections", "must be at least 1"));
+        }
+        if self.ping_max == 0 {
+            return Err(invalid("ping_max", "must be at least 1"));
+        }
+        let durations = [
+            ("ping_interval", Some(self.ping_interval)),
+            ("auth_timeout", self.auth_timeout),
+            ("write_deadline", Some(self.write_deadline)),
+            ("tls.timeout", self.tls.as_ref().map(|t| t.timeout)),
+        ];
+        for (option, d) in durations {
+            if d == Some(Duration::ZERO) {
+                return Err(invalid(option, "must be longer than zero"));
+            }
+        }
+        self.validate_auth()?;
+        if let Some(tls) = &self.tls {
+            if tls.cert_file.as_os_str().is_empty() || tls.key_file.as_os_str().is_empty() {
+                return Err(invalid("tls", "cert_file and key_file are both required"));
+            }
+            if tls.verify && tls.ca_file.is_none() {
+                return Err(invalid(
+                    "tls.verify",
+                    "needs tls.ca_file to verify client certificates against",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let a = &self.authorization;
+        let kinds = [a.token.is_some(), a.user.is_some(), !a.users.is_empty()];
+        if kinds.iter().filter(|k| **k).count() > 1 {
+            return Err(invalid(
+                "authorization",
+                "use one of token, user + password, or users, not several",
+            ));
+        }
+        if a.user.is_some() != a.password.is_some() {
+            return Err(invalid(
+                "authorization",
+                "user and password must be given together",
+            ));
+        }
+        if let Some(t) = &a.token {
+            check_secret("authorization.token", t)?;
+        }
+        if let (Some(u), Some(p)) = (&a.user, &a.password) {
+            check_name("authorization.user", u)?;
+            check_secret("authorization.password", p)?;
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, u) in a.users.iter().enumerate() {
+            let at = |field: &str| format!("authorization.users[{i}]{field}");
+            let id = match (&u.user, &u.password, &u.nkey) {
+                (Some(name), Some(pass), None) => {
+                    check_name(&at(".user"), name)?;
+                    check_secret(&at(".password"), pass)?;
+                    name.as_str()
+                }
+                (None, None, Some(nkey)) => {
+                    check_user_nkey(&at(".nkey"), nkey)?;
+                    nkey.as_str()
+                }
+                _ => {
+                    return Err(invalid(at(""), "give either user + password, or nkey"));
+                }
+            };
+            if seen.contains(&id) {
+                return Err(invalid(at(""), format!("{id:?} is listed twice")));
+            }
+            seen.push(id);
+        }
+        Ok(())
+    }
+
+    /// The auth timeout in force: the configured one, else 2s, or `tls.timeout` + 1s with TLS
+    /// (nats-server gives TLS clients the handshake time on top).
+    pub fn effective_auth_timeout(&self) -> Duration {
+        match (self.auth_timeout, &self.tls) {
+            (Some(t), _) => t,
+            (None, Some(tls)) => tls.timeout.saturating_add(Duration::from_secs(1)),
+            (None, None) => Duration::from_secs(2),
+        }
+    }
+
+    /// The monitoring host in force (`http_host`, else `host`).
+    pub fn effective_http_host(&self) -> &str {
+        self.http_host.as_deref().unwrap_or(&self.host)
+    }
+}
+
+fn check_host(option: &str, host: &str) -> Result<(), ConfigError> {
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err(invalid(
+            option,
+            format!("{host:?} is not a host name or address"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(option: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(invalid(option, "must not be empty"));
+    }
+    Ok(())
+}
+
+fn check_secret(option: &str, secret: &str) -> Result<(), ConfigError> {
+    check_name(option, secret)?;
+    // nats-server treats `$2a$...` as a bcrypt hash; comparing it as plain text would lock
+    // every client out without a word, so say so up front.
+    if secret.starts_with("$2a$") || secret.starts_with("$2b$") || secret.starts_with("$2y$") {
+        return Err(invalid(
+            option,
+            "bcrypt hashes are not supported; give the plain secret",
+        ));
+    }
+    Ok(())
+}
+
+fn check_user_nkey(option: &str, nkey: &str) -> Result<(), ConfigError> {
+    match nkeys::KeyPair::from_public_key(nkey) {
+        Ok(kp) if kp.key_pair_type() == nkeys::KeyPairType::User => Ok(()),
+        Ok(_) => Err(invalid(
+            option,
+            format!("{nkey:?} is not a user nkey (it must start with U)"),
+        )),
+        Err(e) => Err(invalid(
+            option,
+            format!("{nkey:?} is not a valid public nkey: {e}"),
+        )),
+    }
+}
+
+/// The TOML parser's message on one line (it spreads syntax errors over several, or none).
+fn one_line(message: &str) -> String {
+    let parts: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if parts.is_empty() {
+        "invalid TOML syntax".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count().saturating_add(1);
+    let line_start = before.rfind('\n').map_or(0, |i| i.saturating_add(1));
+    let column = before
+        .get(line_start..)
+        .map_or(0, |s| s.chars().count())
+        .saturating_add(1);
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,327 @@
-//! (logging: being written)
+//! Log output in nats-server's format, through `tracing`:
+//!
+//! ```text
+//! [4242] 2026/11/22 05:19:00.123456 [INF] Listening for client connections on 127.0.0.1:4222
+//! ```
+//!
+//! Levels print as `[ERR]`, `[WRN]`, `[INF]`, `[DBG]`, `[TRC]`. The message is printed as
+//! given (client test harnesses match `Listening for client connections on HOST:PORT` and
+//! `Server is ready` exactly); extra event fields follow as ` key=value`. Lines go to stderr,
+//! as nats-server's do. Timestamps are UTC (nats-server's `--logtime_utc`): local time would
+//! need the C library's time zone code, which twig does without.
+//!
+//! Like nats-server, `-D` adds debug lines and `-V` adds trace lines, each independently.
+//! Debug and trace lines come only from twig's own crates (targets `twig*`), so dependencies'
+//! internal tracing never floods the log.
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+
+/// Why logging could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LoggingError {
+    /// Something installed a global tracing subscriber before.
+    #[error("a global logger is already installed")]
+    AlreadyInstalled,
+}
+
+/// Installs the global logger, writing to stderr. `debug`/`trace` are `-D`/`-V`.
+pub fn init(debug: bool, trace: bool) -> Result<(), LoggingError> {
+    tracing::subscriber::set_global_default(subscriber(debug, trace, std::io::stderr))
+        .map_err(|_| LoggingError::AlreadyInstalled)
+}
+
+/// The subscriber [`init`] installs, writing to any `writer` (tests capture lines with it).
+pub fn subscriber<W>(debug: bool, trace: bool, writer: W) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let max = if trace {
+        LevelFilter::TRACE
+    } else if debug {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::INFO
+    };
+    let filter = filter_fn(move |meta| {
+        let level = *meta.level();
+        let ours = || meta.target().starts_with("twig");
+        level <= Level::INFO
+            || (level == Level::DEBUG && debug && ours())
+            || (level == Level::TRACE && trace && ours())
+    })
+    // Lets tracing skip disabled callsites without calling the filter at all.
+    .with_max_level_hint(max);
+    let layer = tracing_subscriber::fmt::layer()
+        .event_format(NatsFormat)
+        .with_ansi(false)
+        .with_writer(writer);
+    tracing_subscriber::registry().with(tracing_subscriber::Layer::with_filter(layer, filter))
+}
+
+/// The event formatter: `[PID] YYYY/MM/DD hh:mm:ss.uuuuuu [LVL] message key=value...`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NatsFormat;
+
+impl<S, N> FormatEvent<S, N> for NatsFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let t = UtcTime::from_system_time(SystemTime::now());
+        write!(
+            writer,
+            "[{}] {:04}/{:02}/{:02} {:02}:{:02}:{:02}.{:06} {} ",
+            std::process::id(),
+            t.year,
+            t.month,
+            t.day,
+            t.hour,
+            t.minute,
+            t.second,
+            t.nanos / 1000,
+            level_tag(*event.metadata().level()),
+        )?;
+        let mut visitor = LineVisitor {
+            writer: &mut writer,
+            result: Ok(()),
+        };
+        event.record(&mut visitor);
+        visitor.result?;
+        writer.write_char('\n')
+    }
+}
+
+/// nats-server's three-letter level tags.
+pub fn level_tag(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "[ERR]",
+        Level::WARN => "[WRN]",
+        Level::INFO => "[INF]",
+        Level::DEBUG => "[DBG]",
+        Level::TRACE => "[TRC]",
+    }
+}
+
+/// Writes the `message` field as is and every other field as ` key=value`.
+struct LineVisitor<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    result: fmt::Result,
+}
+
+impl Visit for LineVisitor<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = if field.name() == "message" {
+            self.writer.write_str(value)
+        } else {
+            write!(self.writer, " {}={}", field.name(), value)
+        };
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        // `info!("text {x}")` records `message` as `fmt::Arguments`, whose Debug is the text.
+        self.result = if field.name() == "message" {
+            write!(self.writer, "{value:?}")
+        } else {
+            write!(self.writer, " {}={:?}", field.name(), value)
+        };
+    }
+}
+
+/// A UTC calendar time, for log lines and the monitor's RFC 3339 timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime {
+    /// Year (1970 or later).
+    pub year: u64,
+    /// Month, 1..=12.
+    pub month: u64,
+    /// Day of month, 1..=31.
+    pub day: u64,
+    /// Hour, 0..=23.
+    pub hour: u64,
+    /// Minute, 0..=59.
+    pub minute: u64,
+    /// Second, 0..=59.
+    pub second: u64,
+    /// Nanoseconds, 0..=999_999_999.
+    pub nanos: u32,
+}
+
+impl UtcTime {
+    /// Converts a system time; times before 1970 clamp to the epoch.
+    pub fn from_system_time(t: SystemTime) -> UtcTime {
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        let (year, month, day) = civil_from_days(secs / 86_400);
+        let rem = secs % 86_400;
+        UtcTime {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: (rem / 60) % 60,
+            second: rem % 60,
+            nanos: since.subsec_nanos(),
+        }
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day): Howard Hinnant's `civil_from_days`, on
+/// unsigned numbers since nothing here predates the epoch. No step can overflow: `days` is at
+/// most `u64::MAX / 86400`.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// Collects what the logger writes.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> MakeWriter<'w> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'w self) -> Capture {
+            self.clone()
+        }
+    }
+
+    /// Logs with `debug`/`trace` set and returns the lines, each without its
+    /// `[PID] date time ` prefix (checked separately).
+    fn log_lines(debug: bool, trace: bool, body: impl FnOnce()) -> Vec<String> {
+        let capture = Capture::default();
+        tracing::subscriber::with_default(subscriber(debug, trace, capture.clone()), body);
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let prefix = format!("[{}] ", std::process::id());
+        text.lines()
+            .map(|line| {
+                let rest = line.strip_prefix(&prefix).expect(line);
+                // "2026/11/22 05:19:00.123456 " is 27 characters.
+                let (stamp, rest) = rest.split_at(27);
+                assert_eq!(stamp.as_bytes()[4], b'/', "{line}");
+                assert_eq!(stamp.as_bytes()[19], b'.', "{line}");
+                assert_eq!(stamp.as_bytes()[26], b' ', "{line}");
+                rest.to_string()
+            })
+            .collect()
+    }
+
+    fn everything() {
+        tracing::error!("e");
+        tracing::warn!("w");
+        tracing::info!("i");
+        tracing::debug!("d");
+        tracing::trace!("t");
+        tracing::debug!(target: "async_io::reactor", "not ours");
+    }
+
+    #[test]
+    fn the_ready_lines_come_out_verbatim() {
+        let addr: std::net::SocketAddr = "127.0.0.1:4222".parse().unwrap();
+        let lines = log_lines(false, false, || {
+            tracing::info!("Listening for client connections on {addr}");
+            tracing::info!("Server is ready");
+        });
+        assert_eq!(
+            lines,
+            [
+                "[INF] Listening for client connections on 127.0.0.1:4222",
+                "[INF] Server is ready"
+            ]
+        );
+    }
+
+    #[test]
+    fn debug_and_trace_are_independent_switches() {
+        let plain = ["[ERR] e", "[WRN] w", "[INF] i"];
+        assert_eq!(log_lines(false, false, everything), plain);
+        assert_eq!(
+            log_lines(true, false, everything),
+            [&plain[..], &["[DBG] d"]].concat()
+        );
+        assert_eq!(
+            log_lines(false, true, everything),
+            [&plain[..], &["[TRC] t"]].concat()
+        );
+        assert_eq!(
+            log_lines(true, true, everything),
+            [&plain[..], &["[DBG] d", "[TRC] t"]].concat()
+        );
+    }
+
+    #[test]
+    fn extra_fields_follow_the_message() {
+        let lines = log_lines(false, false, || {
+            tracing::warn!(cid = 5, reason = "Slow Consumer", "closing");
+        });
+        assert_eq!(lines, ["[WRN] closing cid=5 reason=Slow Consumer"]);
+    }
+
+    #[test]
+    fn calendar_dates() {
+        let at = |secs: u64, nanos: u32| {
+            UtcTime::from_system_time(UNIX_EPOCH + Duration::new(secs, nanos))
+        };
+        let t = at(0, 0);
+        assert_eq!((t.year, t.month, t.day, t.hour), (1970, 1, 1, 0));
+        // 2000-02-29 12:34:56.789 (a leap day in a year divisible by 400).
+        let t = at(951_827_696, 789_000_000);
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute, t.second, t.nanos),
+            (2000, 2, 29, 12, 34, 56, 789_000_000)
+        );
+        // 2026-11-22 05:19:00, the day of nats-server's sample log lines.
+        let t = at(1_795_324_740, 0);
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute),
+            (2026, 11, 22, 5, 19)
+        );
+        // 2100-03-01: 2100 is not a leap year.
+        let t = at(4_107_542_400, 0);
+        assert_eq!((t.year, t.month, t.day), (2100, 3, 1));
+        let before_epoch = UNIX_EPOCH - Duration::from_secs(10);
+        assert_eq!(UtcTime::from_system_time(before_epoch), at(0, 0));
+    }
+}

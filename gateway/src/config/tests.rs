@@ -1,0 +1,234 @@
+use super::*;
+
+const DEFAULT_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/gateway.toml");
+
+fn err(text: &str) -> String {
+    match Config::from_toml(text) {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn no_file_means_built_in_defaults() {
+    let c = Config::load(None).unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.host, "127.0.0.1");
+    assert_eq!(c.port, Port::Fixed(4222));
+    assert_eq!(c.http_port, None);
+    assert_eq!(c.max_payload, 1 << 20);
+    assert_eq!(c.max_pending, 64 << 20);
+    assert_eq!(c.max_control_line, 4096);
+    assert_eq!(c.max_connections, 65536);
+    assert_eq!(c.ping_interval, Duration::from_secs(120));
+    assert_eq!(c.effective_auth_timeout(), Duration::from_secs(2));
+    assert_eq!(c.write_deadline, Duration::from_secs(10));
+    assert!(!c.authorization.is_enabled());
+    c.validate().unwrap();
+}
+
+#[test]
+fn the_documented_default_file_is_the_defaults() {
+    let c = Config::load(Some(Path::new(DEFAULT_FILE))).unwrap();
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn every_commented_example_in_the_default_file_parses() {
+    // Each "# [section]" block in the file is an example; un-comment it and parse it.
+    let text = std::fs::read_to_string(DEFAULT_FILE).unwrap();
+    let mut examples: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let body = line.strip_prefix("# ").unwrap_or("");
+        if body.starts_with('[') {
+            examples.push(String::new());
+        }
+        if let Some(ex) = examples.last_mut() {
+            if line.starts_with('#') && !line.trim_start_matches('#').trim().is_empty() {
+                ex.push_str(body);
+                ex.push('\n');
+            } else {
+                examples.push(String::new());
+            }
+        }
+    }
+    let examples: Vec<_> = examples
+        .into_iter()
+        .filter(|e| e.starts_with('['))
+        .collect();
+    assert_eq!(examples.len(), 4, "{examples:#?}");
+    for ex in examples {
+        Config::from_toml(&ex).unwrap_or_else(|e| panic!("{ex}\n=> {e}"));
+    }
+}
+
+#[test]
+fn a_small_file_overrides_some_options() {
+    let c = Config::from_toml(
+        r#"
+        host = "0.0.0.0"
+        port = -1
+        server_name = "edge-1"
+        http_port = 8222
+        max_payload = "512KB"
+        max_pending = 4194304
+        ping_interval = "30s"
+        auth_timeout = 0.5
+        write_deadline = 3
+        [authorization]
+        token = "t0k"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.host, "0.0.0.0");
+    assert_eq!(c.port, Port::Random);
+    assert_eq!(c.server_name.as_deref(), Some("edge-1"));
+    assert_eq!(c.http_port, Some(Port::Fixed(8222)));
+    assert_eq!(c.effective_http_host(), "0.0.0.0");
+    assert_eq!(c.max_payload, 512 * 1024);
+    assert_eq!(c.max_pending, 4 << 20);
+    assert_eq!(c.ping_interval, Duration::from_secs(30));
+    assert_eq!(c.effective_auth_timeout(), Duration::from_millis(500));
+    assert_eq!(c.write_deadline, Duration::from_secs(3));
+    assert_eq!(c.authorization.token.as_deref(), Some("t0k"));
+}
+
+#[test]
+fn tls_raises_the_default_auth_timeout() {
+    let c = Config::from_toml(
+        r#"
+        [tls]
+        cert_file = "c.pem"
+        key_file = "k.pem"
+        "#,
+    )
+    .unwrap();
+    let tls = c.tls.as_ref().unwrap();
+    assert_eq!(tls.timeout, Duration::from_secs(2));
+    assert!(!tls.verify);
+    assert_eq!(c.effective_auth_timeout(), Duration::from_secs(3));
+}
+
+#[test]
+fn parse_errors_name_line_and_column() {
+    let e = err("host = \"x\"\nprot = 4222\n");
+    assert!(
+        e.starts_with("line 2, column 1: unknown field `prot`"),
+        "{e}"
+    );
+    let e = err("port = \"abc\"");
+    assert!(e.starts_with("line 1, column 8: "), "{e}");
+    let e = err("ping_interval = \"2 minutes\"");
+    assert!(e.contains("is not a duration"), "{e}");
+    let e = err("port = 70000");
+    assert!(e.contains("out of range"), "{e}");
+    let e = err("[leafnodes]\nremotes = []");
+    assert!(e.contains("unknown field `leafnodes`"), "{e}");
+}
+
+#[test]
+fn file_errors_name_the_file() {
+    let dir = std::env::temp_dir().join(format!("twig-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "max_payload = \"100MB\"\n").unwrap();
+    let e = Config::load(Some(&path)).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: invalid `max_payload`: 104857600 must be between 1 and 64 MiB",
+            path.display()
+        )
+    );
+    let missing = dir.join("missing.toml");
+    let e = Config::load(Some(&missing)).unwrap_err().to_string();
+    assert!(e.starts_with("cannot read config file "), "{e}");
+    assert!(e.contains("missing.toml"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn invalid_combinations_are_one_sentence_each() {
+    let cases = [
+        ("max_pending = 1000", "invalid `max_pending`"),
+        ("max_control_line = 0", "invalid `max_control_line`"),
+        ("max_connections = 0", "invalid `max_connections`"),
+        ("ping_max = 0", "invalid `ping_max`"),
+        ("ping_interval = \"0s\"", "invalid `ping_interval`"),
+        ("server_name = \"a b\"", "invalid `server_name`"),
+        ("host = \"\"", "invalid `host`"),
+        (
+            "[authorization]\nuser = \"u\"",
+            "user and password must be given together",
+        ),
+        (
+            "[authorization]\ntoken = \"t\"\nuser = \"u\"\npassword = \"p\"",
+            "not several",
+        ),
+        (
+            "[authorization]\nuser = \"u\"\npassword = \"$2a$11$abc\"",
+            "bcrypt",
+        ),
+        (
+            "[authorization]\nusers = [{ user = \"u\" }]",
+            "invalid `authorization.users[0]`",
+        ),
+        (
+            "[authorization]\nusers = [{ user = \"u\", password = \"p\" }, { user = \"u\", password = \"q\" }]",
+            "invalid `authorization.users[1]`: \"u\" is listed twice",
+        ),
+        (
+            "[authorization]\nusers = [{ nkey = \"UBAD\" }]",
+            "invalid `authorization.users[0].nkey`",
+        ),
+        (
+            "[tls]\ncert_file = \"c\"\nkey_file = \"k\"\nverify = true",
+            "needs tls.ca_file",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = err(text);
+        assert!(e.contains(want), "{text:?} => {e}");
+        assert!(!e.contains('\n'), "not one line: {e}");
+    }
+}
+
+#[test]
+fn nkey_users_must_be_user_keys() {
+    let user = nkeys::KeyPair::new_user().public_key();
+    let account = nkeys::KeyPair::new_account().public_key();
+    let ok = format!(
+        "[authorization]\nusers = [{{ nkey = \"{user}\" }}, {{ user = \"a\", pass = \"b\" }}]"
+    );
+    let c = Config::from_toml(&ok).unwrap();
+    assert_eq!(c.authorization.users.len(), 2);
+    let e = err(&format!(
+        "[authorization]\nusers = [{{ nkey = \"{account}\" }}]"
+    ));
+    assert!(e.contains("is not a user nkey"), "{e}");
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let c = Config::from_toml("[authorization]\nuser = \"app\"\npassword = \"hunter2\"").unwrap();
+    let shown = format!("{c:?}");
+    assert!(shown.contains("app"));
+    assert!(!shown.contains("hunter2"));
+}
+
+#[test]
+fn line_column_counts_characters() {
+    assert_eq!(line_column("abc", 0), (1, 1));
+    assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    assert_eq!(line_column("é\né", 4), (2, 2));
+    assert_eq!(line_column("x", 99), (1, 2));
+}
+
+#[test]
+fn syntax_errors_are_one_line_too() {
+    assert_eq!(err("host = "), "line 1, column 8: invalid TOML syntax");
+    assert_eq!(
+        err("a = [1,"),
+        "line 1, column 8: invalid array; expected `]`"
+    );
+}
