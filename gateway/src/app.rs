@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use futures_lite::StreamExt;
 
-use crate::cli::{Action, Cli};
+use crate::cli::Cli;
 use crate::config::Config;
 use crate::server::Server;
 
 /// Runs `twig` with the given arguments (without the program name).
-pub fn main(args: Vec<String>) -> ExitCode {
+pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -21,23 +21,24 @@ pub fn main(args: Vec<String>) -> ExitCode {
     }
 }
 
-fn run(args: Vec<String>) -> Result<(), String> {
-    let cli = Cli::parse(&args).map_err(|e| e.to_string())?;
-    match cli.action {
-        Action::Help => {
-            print!("{}", crate::cli::HELP);
-            return Ok(());
-        }
-        Action::Version => {
-            println!("twig: v{}", crate::VERSION);
-            return Ok(());
-        }
-        Action::Run => {}
+fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
+    let cli = Cli::parse(args).map_err(|e| e.to_string())?;
+    if cli.help {
+        print!("{}", crate::cli::HELP);
+        return Ok(());
+    }
+    if cli.version {
+        println!("{}", crate::cli::version_line());
+        return Ok(());
     }
     let mut config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
     cli.apply(&mut config);
     config.validate().map_err(|e| e.to_string())?;
-    crate::logging::init(config.debug, config.trace);
+    if cli.test_config {
+        println!("twig: configuration is valid");
+        return Ok(());
+    }
+    crate::logging::init(config.debug, config.trace).map_err(|e| e.to_string())?;
     tracing::info!("Starting twig v{}", crate::VERSION);
 
     let server = Server::bind(config).map_err(|e| e.to_string())?;
@@ -46,7 +47,9 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let ex = Arc::new(async_executor::Executor::new());
     // One executor thread per extra core; the main thread runs the accept loop and a share
     // of the connections too.
-    let extra = std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1);
+    let extra = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1);
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let workers: Vec<_> = (0..extra)
         .map(|i| {
@@ -59,8 +62,9 @@ fn run(args: Vec<String>) -> Result<(), String> {
         })
         .collect::<Result<_, _>>()?;
 
-    let signals = async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let signals =
+        async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let shutdown = async move {
         let mut signals = signals;
         if let Some(Ok(sig)) = signals.next().await {
@@ -72,7 +76,11 @@ fn run(args: Vec<String>) -> Result<(), String> {
     }
     async_io::block_on(ex.run(server.run(ex.clone(), shutdown)));
     // Give writers a moment to flush the close to each client, then stop the workers.
-    async_io::block_on(ex.run(async_io::Timer::after(std::time::Duration::from_millis(100))));
+    async_io::block_on(
+        ex.run(async_io::Timer::after(std::time::Duration::from_millis(
+            100,
+        ))),
+    );
     drop(stop_tx);
     for w in workers {
         let _ = w.join();

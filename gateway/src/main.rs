@@ -2,5 +2,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    twig_gateway::app::main(std::env::args().skip(1).collect())
+    twig_gateway::app::main(std::env::args_os().skip(1).collect())
 }

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use twig_core::wire::{Limits, Mode, Op, Parser};
 
-
 /// Runs `f` repeatedly for about `budget` and returns the mean time per call.
 fn time_per_call(budget: Duration, mut f: impl FnMut()) -> Duration {
     f(); // warm-up

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use twig_core::sublist::Sublist;
 
-
 /// xorshift64*: seeded, so every run measures the same workload.
 struct Rng(u64);
 

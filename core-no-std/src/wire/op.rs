@@ -288,7 +288,10 @@ impl<'a> Tokens<'a> {
 impl<'a> Iterator for Tokens<'a> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
-        let start = self.rest.iter().position(|&b| !super::args::is_arg_sep(b))?;
+        let start = self
+            .rest
+            .iter()
+            .position(|&b| !super::args::is_arg_sep(b))?;
         let tail = self.rest.get(start..).unwrap_or_default();
         let len = tail
             .iter()

@@ -458,12 +458,18 @@ fn a_stray_cr_separates_arguments_and_free_text_round_trips() {
             sid: b"1"
         }
     );
-    for line in [&b"CONNECT {\"a\":\r1}\r\n"[..], b"CONNECT {}\r\r\n", b"-ERR 'x\ry'\r\n"] {
+    for line in [
+        &b"CONNECT {\"a\":\r1}\r\n"[..],
+        b"CONNECT {}\r\r\n",
+        b"-ERR 'x\ry'\r\n",
+    ] {
         let mut p = Parser::new(Mode::FromClient, Limits::default());
         let (op, used) = p.parse(line).unwrap().unwrap();
         assert_eq!(used, line.len());
         let mut out = [0u8; 64];
-        let n = op.encode(&mut out).expect("free text with a lone CR encodes");
+        let n = op
+            .encode(&mut out)
+            .expect("free text with a lone CR encodes");
         let mut p = Parser::new(Mode::FromClient, Limits::default());
         assert_eq!(p.parse(&out[..n]).unwrap().unwrap().0, op);
     }

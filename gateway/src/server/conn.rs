@@ -31,9 +31,22 @@ pub async fn serve(
     addr: SocketAddr,
 ) {
     let cid = shared.next_cid();
-    shared.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .total_connections
+        .fetch_add(1, Ordering::Relaxed);
     let client = Arc::new(ClientShared::new(cid, addr, shared.config.max_pending));
-    let nonce = shared.auth.needs_nonce().then(crate::auth::new_nonce);
+    let nonce = if shared.auth.needs_nonce() {
+        match crate::auth::Authenticator::new_nonce() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::error!("cid:{cid} - cannot make a nonce: {e}");
+                return;
+            }
+        }
+    } else {
+        None
+    };
     let info = shared.info_line(&client, nonce.as_deref());
     let stream = Arc::new(stream);
 
@@ -55,19 +68,34 @@ pub async fn serve(
             .await;
         return;
     }
-    tracing::debug!("{}:{} - cid:{} - Client connection created", addr.ip(), addr.port(), cid);
+    tracing::debug!(
+        "{}:{} - cid:{} - Client connection created",
+        addr.ip(),
+        addr.port(),
+        cid
+    );
 
     let (reader, writer) = match split(&shared, stream.clone()).await {
         Ok(halves) => halves,
         Err(e) => {
-            tracing::error!("{}:{} - cid:{} - TLS handshake error: {e}", addr.ip(), addr.port(), cid);
+            tracing::error!(
+                "{}:{} - cid:{} - TLS handshake error: {e}",
+                addr.ip(),
+                addr.port(),
+                cid
+            );
             lock(&shared.clients).remove(&cid);
             return;
         }
     };
 
     let mut session = Session::new(shared.clone(), client.clone(), nonce);
-    let writer_task = ex.spawn(write_loop(shared.clone(), client.clone(), writer, stream.clone()));
+    let writer_task = ex.spawn(write_loop(
+        shared.clone(),
+        client.clone(),
+        writer,
+        stream.clone(),
+    ));
     let timer_task = ex.spawn(timers(
         shared.clone(),
         client.clone(),
@@ -98,7 +126,10 @@ pub async fn serve(
 }
 
 /// Splits the connection into read and write halves, through TLS when configured.
-async fn split(shared: &Shared, stream: Arc<Async<TcpStream>>) -> std::io::Result<(Reader, Writer)> {
+async fn split(
+    shared: &Shared,
+    stream: Arc<Async<TcpStream>>,
+) -> std::io::Result<(Reader, Writer)> {
     match &shared.tls {
         None => Ok((Box::pin(ArcIo(stream.clone())), Box::pin(ArcIo(stream)))),
         Some(acceptor) => {
@@ -231,8 +262,8 @@ async fn timers(
     authed: Arc<std::sync::atomic::AtomicBool>,
     pings_out: Arc<std::sync::atomic::AtomicU64>,
 ) {
-    if shared.auth.required() {
-        Timer::after(shared.config.auth_timeout).await;
+    if shared.auth.auth_required() {
+        Timer::after(shared.config.effective_auth_timeout()).await;
         if !authed.load(Ordering::Acquire) {
             client.out.push_bytes(b"-ERR 'Authentication Timeout'\r\n");
             client.out.close(CloseReason::AuthenticationTimeout);
@@ -243,7 +274,10 @@ async fn timers(
     loop {
         Timer::after(interval).await;
         if pings_out.load(Ordering::Relaxed) >= u64::from(shared.config.ping_max) {
-            shared.stats.stale_connections.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .stale_connections
+                .fetch_add(1, Ordering::Relaxed);
             client.out.push_bytes(b"-ERR 'Stale Connection'\r\n");
             client.out.close(CloseReason::StaleConnection);
             return;

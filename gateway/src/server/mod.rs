@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod conn;
+pub mod monitoring;
 pub mod outbound;
 pub mod router;
 pub mod session;
@@ -31,6 +32,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The authorization configuration is unusable.
+    #[error("authorization configuration: {0}")]
+    Auth(String),
     /// The TLS configuration is unusable.
     #[error("TLS configuration: {0}")]
     Tls(String),
@@ -45,7 +49,7 @@ pub struct Server {
 impl Server {
     /// Binds the client port (port -1 picks a free one) and prepares the shared state.
     pub fn bind(config: Config) -> Result<Server, StartError> {
-        let port = if config.port < 0 { 0 } else { config.port as u16 };
+        let port = config.port.bind_port();
         let addr = format!("{}:{}", config.host, port);
         let bind_err = |source| StartError::Bind {
             addr: addr.clone(),
@@ -60,7 +64,8 @@ impl Server {
             )),
             None => None,
         };
-        let auth = Authenticator::from_config(&config.authorization);
+        let auth = Authenticator::from_config(&config.authorization)
+            .map_err(|e| StartError::Auth(e.to_string()))?;
         let shared = Arc::new(Shared::new(config, port, auth, tls));
         Ok(Server { listener, shared })
     }
@@ -101,7 +106,10 @@ impl Server {
         };
         futures_lite::future::or(accept, shutdown).await;
         tracing::info!("Initiating Shutdown...");
-        let clients: Vec<_> = client::lock(&self.shared.clients).values().cloned().collect();
+        let clients: Vec<_> = client::lock(&self.shared.clients)
+            .values()
+            .cloned()
+            .collect();
         for c in clients {
             c.out.close(outbound::CloseReason::ServerShutdown);
         }

@@ -11,7 +11,9 @@
 
 use std::sync::Mutex;
 
-use event_listener::{Event, Listener};
+use event_listener::Event;
+#[cfg(test)]
+use event_listener::Listener;
 
 /// Why a connection was closed, as nats-server names it in `/connz?state=closed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +83,8 @@ pub enum Push {
     Closed,
     /// This push made the connection a slow consumer; the caller counts and logs it.
     SlowConsumer,
+    /// The bytes could not be encoded (e.g. a subject with a blank); nothing was queued.
+    Refused,
 }
 
 impl Outbound {
@@ -97,8 +101,9 @@ impl Outbound {
     }
 
     /// Appends what `fill` writes, unless that would exceed `max_pending`. `len` is the exact
-    /// number of bytes `fill` writes, so the limit is checked before anything is copied.
-    pub fn push(&self, len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Push {
+    /// number of bytes `fill` writes, so the limit is checked before anything is copied. If
+    /// `fill` fails, whatever it wrote is taken back, so the stream never holds half an op.
+    pub fn push(&self, len: usize, fill: impl FnOnce(&mut Vec<u8>) -> Result<(), ()>) -> Push {
         let mut st = self.lock();
         if st.closed.is_some() {
             return Push::Closed;
@@ -112,13 +117,20 @@ impl Outbound {
             return Push::SlowConsumer;
         }
         st.buf.reserve(len);
-        fill(&mut st.buf);
+        let before = st.buf.len();
+        if fill(&mut st.buf).is_err() {
+            st.buf.truncate(before);
+            return Push::Refused;
+        }
         Push::Queued
     }
 
     /// Appends a ready-made protocol line (`+OK`, `PONG`, `-ERR ...`).
     pub fn push_bytes(&self, bytes: &[u8]) -> Push {
-        self.push(bytes.len(), |b| b.extend_from_slice(bytes))
+        self.push(bytes.len(), |b| {
+            b.extend_from_slice(bytes);
+            Ok(())
+        })
     }
 
     /// Wakes the writer. Producers call it once after a batch of pushes, not per message.

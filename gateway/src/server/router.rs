@@ -264,12 +264,13 @@ fn deliver_one(
     };
     let len = head.encoded_len() + head.total_len + 2;
     match client.out.push(len, |buf| {
-        head.encode_into(buf);
+        head.encode_into(buf).map_err(|_| ())?;
         if let Some(h) = hdrs {
             buf.extend_from_slice(h);
         }
         buf.extend_from_slice(msg.payload);
-        buf.extend_from_slice(b"\r\n");
+        buf.extend_from_slice(wire::CRLF);
+        Ok(())
     }) {
         Push::Queued => {
             client.count_out(msg.payload.len() + hdrs.map_or(0, <[u8]>::len));
@@ -280,6 +281,6 @@ fn deliver_one(
             batch.slow.push(client.clone());
             false
         }
-        Push::Closed => false,
+        Push::Closed | Push::Refused => false,
     }
 }

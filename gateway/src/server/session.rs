@@ -81,7 +81,7 @@ impl Session {
         self.client
             .last_activity
             .store(now_nanos(), Ordering::Relaxed);
-        if !self.connected && self.shared.auth.required() && !matches!(op, Op::Connect(_)) {
+        if !self.connected && self.shared.auth.auth_required() && !matches!(op, Op::Connect(_)) {
             self.send(err::AUTH_VIOLATION);
             return Flow::Close(CloseReason::AuthenticationViolation);
         }
@@ -164,7 +164,7 @@ impl Session {
             nkey: nkey.as_deref(),
             sig: sig.as_deref(),
         };
-        if self.shared.auth.required()
+        if self.shared.auth.auth_required()
             && self
                 .shared
                 .auth
@@ -184,8 +184,7 @@ impl Session {
         self.pedantic = c.effective_pedantic();
         self.no_responders = no_responders;
         self.protocol = protocol;
-        self.client
-            .set_options(headers, c.effective_echo());
+        self.client.set_options(headers, c.effective_echo());
         {
             let mut info = lock(&self.client.info);
             info.name = text(c.name).unwrap_or_default();
@@ -279,7 +278,10 @@ impl Session {
         {
             let mut subs = lock(&self.client.subs);
             // nats-server ignores a SUB that reuses a live sid.
-            if subs.get(sid).is_some_and(|s| !s.closed.load(Ordering::Acquire)) {
+            if subs
+                .get(sid)
+                .is_some_and(|s| !s.closed.load(Ordering::Acquire))
+            {
                 drop(subs);
                 self.ok();
                 return Flow::Continue;
@@ -334,7 +336,7 @@ impl Session {
             super::outbound::Push::SlowConsumer => self.batch.slow.push(self.client.clone()),
             // Woken once when the batch ends, like routed messages.
             super::outbound::Push::Queued => self.batch.touch(&self.client),
-            super::outbound::Push::Closed => {}
+            super::outbound::Push::Closed | super::outbound::Push::Refused => {}
         }
     }
 }

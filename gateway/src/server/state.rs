@@ -29,6 +29,8 @@ pub struct Shared {
     pub server_name: String,
     /// The port actually bound (differs from the config when it asked for -1).
     pub port: u16,
+    /// The monitoring port actually bound (0 = none).
+    pub http_port: AtomicU64,
     /// When the server started.
     pub start: SystemTime,
     /// Subscriptions and delivery.
@@ -63,6 +65,7 @@ impl Shared {
             server_id,
             server_name,
             port,
+            http_port: AtomicU64::new(0),
             start: SystemTime::now(),
             router: Router::new(SUBLIST_CACHE),
             auth,
@@ -126,7 +129,7 @@ impl Shared {
             host: self.config.host.clone(),
             port: i32::from(self.port),
             headers: self.headers_supported(),
-            auth_required: self.auth.required(),
+            auth_required: self.auth.auth_required(),
             tls_required: self.tls.is_some(),
             max_payload: i32::try_from(self.config.max_payload).unwrap_or(i32::MAX),
             client_id: client.cid,

@@ -1,0 +1,95 @@
+//! The server's answers to `/varz`, `/connz` and `/healthz`: snapshots of [`Shared`].
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime};
+
+use async_io::Async;
+
+use super::client::{ClientShared, lock};
+use super::state::Shared;
+use crate::monitor::{ConnInfo, Connz, ConnzQuery, Healthz, MonitorSource, SubDetail, Varz};
+
+/// Binds the monitoring port if one is configured; returns the server future to spawn.
+pub fn bind(
+    shared: &Arc<Shared>,
+) -> Result<Option<impl std::future::Future<Output = ()> + Send + use<>>, String> {
+    let Some(port) = shared.config.http_port else {
+        return Ok(None);
+    };
+    let addr = format!(
+        "{}:{}",
+        shared.config.effective_http_host(),
+        port.bind_port()
+    );
+    let listener = TcpListener::bind(&addr)
+        .and_then(Async::new)
+        .map_err(|e| format!("cannot listen for monitoring on {addr}: {e}"))?;
+    let bound = listener.get_ref().local_addr().map_err(|e| e.to_string())?;
+    tracing::info!("Starting http monitor on {bound}");
+    shared.http_port.store(u64::from(bound.port()), Relaxed);
+    let source: Arc<dyn MonitorSource> = shared.clone();
+    Ok(Some(crate::monitor::serve(listener, source)))
+}
+
+impl MonitorSource for Shared {
+    fn varz(&self) -> Varz {
+        let mut v = Varz::new(
+            &self.config,
+            &self.server_id,
+            self.port,
+            self.http_port.load(Relaxed) as u16,
+            self.start,
+        )
+        .with_stats(&self.stats);
+        v.server_name = self.server_name.clone();
+        v.connections = lock(&self.clients).len();
+        v.subscriptions = self.router.count() as u64;
+        v
+    }
+
+    fn connz(&self, query: &ConnzQuery) -> Connz {
+        let clients: Vec<Arc<ClientShared>> = lock(&self.clients).values().cloned().collect();
+        let conns = clients.iter().map(|c| conn_info(c)).collect();
+        Connz::build(&self.server_id, SystemTime::now(), conns, query)
+    }
+
+    fn healthz(&self) -> Healthz {
+        Healthz::ok()
+    }
+}
+
+fn conn_info(c: &ClientShared) -> ConnInfo {
+    let mut i = ConnInfo::new(c.cid, c.addr, c.start);
+    i.last_activity = SystemTime::UNIX_EPOCH + Duration::from_nanos(c.last_activity.load(Relaxed));
+    i.pending_bytes = c.out.pending() as u64;
+    i.in_msgs = c.in_msgs.load(Relaxed);
+    i.in_bytes = c.in_bytes.load(Relaxed);
+    i.out_msgs = c.out_msgs.load(Relaxed);
+    i.out_bytes = c.out_bytes.load(Relaxed);
+    {
+        let info = lock(&c.info);
+        i.name = info.name.clone();
+        i.lang = info.lang.clone();
+        i.version = info.version.clone();
+    }
+    let subs = lock(&c.subs);
+    i.subscriptions = subs.len() as u32;
+    // Connz::build drops the lists the query did not ask for.
+    for s in subs.values() {
+        let subject = String::from_utf8_lossy(&s.subject).into_owned();
+        i.subscriptions_list.push(subject.clone());
+        i.subscriptions_list_detail.push(SubDetail {
+            subject,
+            qgroup: s
+                .queue
+                .as_ref()
+                .map(|q| String::from_utf8_lossy(q).into_owned()),
+            sid: String::from_utf8_lossy(&s.sid).into_owned(),
+            msgs: s.delivered.load(Relaxed),
+            cid: c.cid,
+        });
+    }
+    i
+}
