@@ -2,7 +2,6 @@
 //! clients that reconnect when the server restarts.
 
 use async_nats::{ConnectOptions, client::PublishErrorKind};
-use bytes::Bytes;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -174,7 +173,7 @@ async fn clients_reconnect_and_resubscribe_after_server_restart() {
     let got = loop {
         let _ = pub_client.publish("after.restart", "after".into()).await;
         match tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
-            Ok(Some(m)) if m.payload == Bytes::from("after") => break m,
+            Ok(Some(m)) if m.payload == "after" => break m,
             Ok(Some(_)) => {} // a late "before"
             Ok(None) => panic!("subscription ended on restart"),
             Err(_) => {}
