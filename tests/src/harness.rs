@@ -14,6 +14,7 @@
 //! from the `Listening for client connections on HOST:PORT` log line and the server counts as
 //! started once it logged `Server is ready`, both within [`START_DEADLINE`].
 
+pub mod conversation;
 pub mod options;
 pub mod raw;
 
@@ -106,7 +107,11 @@ fn twig_binary() -> PathBuf {
 fn nats_server_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("TWIG_NATS_SERVER").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
-        assert!(p.is_file(), "TWIG_NATS_SERVER={} does not exist", p.display());
+        assert!(
+            p.is_file(),
+            "TWIG_NATS_SERVER={} does not exist",
+            p.display()
+        );
         return p;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -116,7 +121,9 @@ fn nats_server_binary() -> PathBuf {
             return p;
         }
     }
-    panic!("nats-server not found: set TWIG_NATS_SERVER or put nats-server on PATH (tests/run installs it)")
+    panic!(
+        "nats-server not found: set TWIG_NATS_SERVER or put nats-server on PATH (tests/run installs it)"
+    )
 }
 
 /// A free TCP port on 127.0.0.1 (bound to :0 and released; for ports the server cannot pick itself).
@@ -195,7 +202,10 @@ impl ServerUnderTest {
 
     /// Process id of the running server.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).expect("server is not running")
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("server is not running")
     }
 
     /// Everything the server logged so far (stderr, then stdout lines marked `[stdout]`).
@@ -230,7 +240,8 @@ impl ServerUnderTest {
     fn spawn(&mut self, port: Option<u16>) {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("-a").arg("127.0.0.1");
-        cmd.arg("-p").arg(port.map_or("-1".to_string(), |p| p.to_string()));
+        cmd.arg("-p")
+            .arg(port.map_or("-1".to_string(), |p| p.to_string()));
         for a in self.options.command_line_args() {
             cmd.arg(a);
         }
@@ -264,7 +275,11 @@ impl ServerUnderTest {
                     "{} ({}) did not start: {why} (process {}); log:\n{}",
                     self.target.name(),
                     self.binary.display(),
-                    if running { "still running, killed" } else { "exited" },
+                    if running {
+                        "still running, killed"
+                    } else {
+                        "exited"
+                    },
                     self.log()
                 );
             }

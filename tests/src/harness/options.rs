@@ -197,10 +197,7 @@ fn whole_secs(d: Duration) -> u64 {
 /// A double-quoted path (valid in both formats for the temp paths the tests use).
 fn quoted(p: &Path) -> String {
     let s = p.display().to_string();
-    assert!(
-        !s.contains('"') && !s.contains('\\'),
-        "unexpected path {s}"
-    );
+    assert!(!s.contains('"') && !s.contains('\\'), "unexpected path {s}");
     format!("\"{s}\"")
 }
 
@@ -250,8 +247,8 @@ impl TestCerts {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let key = KeyPair::generate().expect("server key");
-        let mut params = CertificateParams::new(vec!["localhost".to_string()])
-            .expect("server cert params");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string()]).expect("server cert params");
         params
             .subject_alt_names
             .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
@@ -291,7 +288,9 @@ mod tests {
         let c = sample().render_nats_conf();
         assert!(c.contains("max_payload: 1024\n"));
         assert!(c.contains("ping_interval: \"1s\"\n"));
-        assert!(c.contains("authorization {\n  timeout: 2\n  users: [\n    { nkey: UABC }\n  ]\n}\n"));
+        assert!(
+            c.contains("authorization {\n  timeout: 2\n  users: [\n    { nkey: UABC }\n  ]\n}\n")
+        );
     }
 
     #[test]

@@ -72,7 +72,11 @@ impl RawConn {
     }
 
     /// Read until `done(everything received)` holds, the server closes, or `timeout` passes.
-    pub fn read_until(&mut self, timeout: Duration, mut done: impl FnMut(&[u8]) -> bool) -> ReadEnd {
+    pub fn read_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&[u8]) -> bool,
+    ) -> ReadEnd {
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -89,7 +93,9 @@ impl RawConn {
             let _ = self.stream.set_read_timeout(Some(left));
             match self.stream.read(&mut buf) {
                 Ok(0) => self.closed = true,
-                Ok(n) => self.received.extend_from_slice(buf.get(..n).unwrap_or_default()),
+                Ok(n) => self
+                    .received
+                    .extend_from_slice(buf.get(..n).unwrap_or_default()),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 // A reset after the server closed with our unread bytes counts as closed.
