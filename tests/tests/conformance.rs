@@ -41,6 +41,15 @@ fn render(t: &[Transcript]) -> String {
     s
 }
 
+fn panicked(case: &Case, who: &str, payload: Box<dyn std::any::Any + Send>) -> String {
+    let why = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    format!("case {}: the {who} run panicked: {why}", case.name)
+}
+
 /// Run one case on both servers; `Err` describes every difference.
 fn check(case: &Case, target: Target) -> Result<(), String> {
     let (reference, under_test) = std::thread::scope(|s| {
@@ -48,9 +57,8 @@ fn check(case: &Case, target: Target) -> Result<(), String> {
         let t = s.spawn(|| conversation::run(case, target));
         (r.join(), t.join())
     });
-    let reference = reference.map_err(|_| format!("{}: reference run panicked", case.name))?;
-    let under_test =
-        under_test.map_err(|_| format!("{}: {} run panicked", case.name, target.name()))?;
+    let reference = reference.map_err(|p| panicked(case, "nats-server", p))?;
+    let under_test = under_test.map_err(|p| panicked(case, target.name(), p))?;
     if std::env::var_os("TWIG_CONFORMANCE_SHOW").is_some() {
         eprintln!("== {} (nats-server)\n{}", case.name, render(&reference));
     }
