@@ -1,5 +1,6 @@
 //! Shared helpers for twig end-to-end tests (finding real servers, free ports, deadlines).
 
+pub mod harness;
 pub mod mqtt_raw;
 pub mod nats_raw;
 pub mod nats_server;

@@ -1,0 +1,314 @@
+//! One set of test options, rendered as nats-server's flags and conf file or as twig's TOML.
+//!
+//! Flags shared by both servers carry what they can (`-m`, `--user`, `--pass`, `--auth`); the
+//! rest goes to a config file. twig's TOML mirrors nats-server's option names:
+//!
+//! ```toml
+//! max_payload = 1024          # bytes
+//! max_pending = 1048576       # bytes, per-connection outbound buffer
+//! max_connections = 1
+//! ping_interval = 1           # whole seconds
+//! ping_max = 2
+//!
+//! [authorization]
+//! timeout = 1                 # whole seconds
+//! users = [ { nkey = "U..." } ]
+//!
+//! [tls]
+//! cert_file = "/path/server-cert.pem"
+//! key_file = "/path/server-key.pem"
+//! ```
+//!
+//! If twig's config ends up spelled differently, [`ServerOptions::render_twig_toml`] is the one
+//! place to change.
+
+use super::Target;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What a test needs from the server; `None`/empty means the server's default.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// Client port; `None` lets the server pick (`-p -1`).
+    pub port: Option<u16>,
+    /// `--user`.
+    pub user: Option<String>,
+    /// `--pass`.
+    pub pass: Option<String>,
+    /// `--auth` (token).
+    pub token: Option<String>,
+    /// Public keys of nkey users (`U…`).
+    pub nkeys: Vec<String>,
+    /// TLS on the client port.
+    pub tls: Option<TestCerts>,
+    /// Largest PUB payload accepted.
+    pub max_payload: Option<u32>,
+    /// Per-connection pending outbound bytes before the client is cut off as a slow consumer.
+    pub max_pending: Option<u64>,
+    /// Most client connections at once.
+    pub max_connections: Option<u32>,
+    /// Server PING interval (whole seconds).
+    pub ping_interval: Option<Duration>,
+    /// Outstanding PINGs before `Stale Connection`.
+    pub ping_max: Option<u32>,
+    /// Time a client has to send CONNECT when auth is required (whole seconds).
+    pub auth_timeout: Option<Duration>,
+    /// Monitoring port (`-m`).
+    pub http_port: Option<u16>,
+    /// More command-line arguments, passed as they are.
+    pub extra_args: Vec<String>,
+}
+
+impl ServerOptions {
+    /// Options with every value at the server's default.
+    pub fn new() -> ServerOptions {
+        ServerOptions::default()
+    }
+
+    /// Command-line arguments both servers share (beyond `-a`/`-p`/`-c`).
+    pub fn command_line_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(p) = self.http_port {
+            a.extend(["-m".to_string(), p.to_string()]);
+        }
+        if let Some(u) = &self.user {
+            a.extend(["--user".to_string(), u.clone()]);
+        }
+        if let Some(p) = &self.pass {
+            a.extend(["--pass".to_string(), p.clone()]);
+        }
+        if let Some(t) = &self.token {
+            a.extend(["--auth".to_string(), t.clone()]);
+        }
+        a.extend(self.extra_args.iter().cloned());
+        a
+    }
+
+    /// The config file for `target`, or `None` when every option fits on the command line.
+    pub fn render_config(&self, target: Target) -> Option<String> {
+        let needed = self.max_payload.is_some()
+            || self.max_pending.is_some()
+            || self.max_connections.is_some()
+            || self.ping_interval.is_some()
+            || self.ping_max.is_some()
+            || self.auth_timeout.is_some()
+            || !self.nkeys.is_empty()
+            || self.tls.is_some();
+        if !needed {
+            return None;
+        }
+        Some(match target {
+            Target::Twig => self.render_twig_toml(),
+            Target::NatsServer => self.render_nats_conf(),
+        })
+    }
+
+    /// nats-server's conf format.
+    pub fn render_nats_conf(&self) -> String {
+        let mut s = String::from("# rendered by twig-tests harness\n");
+        if let Some(v) = self.max_payload {
+            let _ = writeln!(s, "max_payload: {v}");
+        }
+        if let Some(v) = self.max_pending {
+            let _ = writeln!(s, "max_pending: {v}");
+        }
+        if let Some(v) = self.max_connections {
+            let _ = writeln!(s, "max_connections: {v}");
+        }
+        if let Some(v) = self.ping_interval {
+            let _ = writeln!(s, "ping_interval: \"{}s\"", whole_secs(v));
+        }
+        if let Some(v) = self.ping_max {
+            let _ = writeln!(s, "ping_max: {v}");
+        }
+        if self.auth_timeout.is_some() || !self.nkeys.is_empty() {
+            s.push_str("authorization {\n");
+            if let Some(v) = self.auth_timeout {
+                let _ = writeln!(s, "  timeout: {}", whole_secs(v));
+            }
+            if !self.nkeys.is_empty() {
+                s.push_str("  users: [\n");
+                for k in &self.nkeys {
+                    let _ = writeln!(s, "    {{ nkey: {k} }}");
+                }
+                s.push_str("  ]\n");
+            }
+            s.push_str("}\n");
+        }
+        if let Some(t) = &self.tls {
+            s.push_str("tls {\n");
+            let _ = writeln!(s, "  cert_file: {}", quoted(&t.cert_file));
+            let _ = writeln!(s, "  key_file: {}", quoted(&t.key_file));
+            s.push_str("}\n");
+        }
+        s
+    }
+
+    /// twig's TOML (schema in the module docs).
+    pub fn render_twig_toml(&self) -> String {
+        let mut s = String::from("# rendered by twig-tests harness\n");
+        if let Some(v) = self.max_payload {
+            let _ = writeln!(s, "max_payload = {v}");
+        }
+        if let Some(v) = self.max_pending {
+            let _ = writeln!(s, "max_pending = {v}");
+        }
+        if let Some(v) = self.max_connections {
+            let _ = writeln!(s, "max_connections = {v}");
+        }
+        if let Some(v) = self.ping_interval {
+            let _ = writeln!(s, "ping_interval = {}", whole_secs(v));
+        }
+        if let Some(v) = self.ping_max {
+            let _ = writeln!(s, "ping_max = {v}");
+        }
+        if self.auth_timeout.is_some() || !self.nkeys.is_empty() {
+            s.push_str("\n[authorization]\n");
+            if let Some(v) = self.auth_timeout {
+                let _ = writeln!(s, "timeout = {}", whole_secs(v));
+            }
+            if !self.nkeys.is_empty() {
+                s.push_str("users = [\n");
+                for k in &self.nkeys {
+                    let _ = writeln!(s, "  {{ nkey = \"{k}\" }},");
+                }
+                s.push_str("]\n");
+            }
+        }
+        if let Some(t) = &self.tls {
+            s.push_str("\n[tls]\n");
+            let _ = writeln!(s, "cert_file = {}", quoted(&t.cert_file));
+            let _ = writeln!(s, "key_file = {}", quoted(&t.key_file));
+        }
+        s
+    }
+}
+
+/// Durations in the configs are whole seconds (both formats agree on that spelling).
+fn whole_secs(d: Duration) -> u64 {
+    assert!(
+        d.subsec_nanos() == 0 && d.as_secs() > 0,
+        "test durations must be whole seconds, got {d:?}"
+    );
+    d.as_secs()
+}
+
+/// A double-quoted path (valid in both formats for the temp paths the tests use).
+fn quoted(p: &Path) -> String {
+    let s = p.display().to_string();
+    assert!(!s.contains('"') && !s.contains('\\'), "unexpected path {s}");
+    format!("\"{s}\"")
+}
+
+/// An nkey user: the seed for the client, the public key for the server.
+#[derive(Clone, Debug)]
+pub struct NkeyUser {
+    /// `SU…` seed (what a client signs the nonce with).
+    pub seed: String,
+    /// `U…` public key (what the server lists).
+    pub public: String,
+}
+
+impl NkeyUser {
+    /// A fresh random user key.
+    pub fn generate() -> NkeyUser {
+        let kp = nkeys::KeyPair::new_user();
+        NkeyUser {
+            seed: kp.seed().expect("user seed"),
+            public: kp.public_key(),
+        }
+    }
+}
+
+/// A test CA and a server certificate for `localhost` and `127.0.0.1`, as PEM files.
+#[derive(Clone, Debug)]
+pub struct TestCerts {
+    /// CA certificate (what clients trust).
+    pub ca_file: PathBuf,
+    /// Server certificate, signed by the CA.
+    pub cert_file: PathBuf,
+    /// Server private key (PKCS#8).
+    pub key_file: PathBuf,
+}
+
+impl TestCerts {
+    /// Generate a CA and a server certificate into `dir`.
+    pub fn generate(dir: &Path) -> TestCerts {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "twig test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let key = KeyPair::generate().expect("server key");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string()]).expect("server cert params");
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let cert = params.signed_by(&key, &issuer).expect("sign server cert");
+
+        let certs = TestCerts {
+            ca_file: dir.join("ca.pem"),
+            cert_file: dir.join("server-cert.pem"),
+            key_file: dir.join("server-key.pem"),
+        };
+        std::fs::write(&certs.ca_file, ca_cert.pem()).expect("write CA");
+        std::fs::write(&certs.cert_file, cert.pem()).expect("write cert");
+        std::fs::write(&certs.key_file, key.serialize_pem()).expect("write key");
+        certs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ServerOptions {
+        ServerOptions {
+            max_payload: Some(1024),
+            ping_interval: Some(Duration::from_secs(1)),
+            auth_timeout: Some(Duration::from_secs(2)),
+            nkeys: vec!["UABC".into()],
+            ..ServerOptions::default()
+        }
+    }
+
+    #[test]
+    fn nats_conf_uses_nats_server_syntax() {
+        let c = sample().render_nats_conf();
+        assert!(c.contains("max_payload: 1024\n"));
+        assert!(c.contains("ping_interval: \"1s\"\n"));
+        assert!(
+            c.contains("authorization {\n  timeout: 2\n  users: [\n    { nkey: UABC }\n  ]\n}\n")
+        );
+    }
+
+    #[test]
+    fn twig_toml_is_valid_toml_shape() {
+        let c = sample().render_twig_toml();
+        assert!(c.contains("max_payload = 1024\n"));
+        assert!(c.contains("ping_interval = 1\n"));
+        assert!(c.contains("[authorization]\ntimeout = 2\nusers = [\n  { nkey = \"UABC\" },\n]\n"));
+    }
+
+    #[test]
+    fn flags_only_options_need_no_file() {
+        let o = ServerOptions {
+            user: Some("u".into()),
+            pass: Some("p".into()),
+            ..ServerOptions::default()
+        };
+        assert!(o.render_config(Target::Twig).is_none());
+        assert_eq!(o.command_line_args(), ["--user", "u", "--pass", "p"]);
+    }
+}
