@@ -76,6 +76,13 @@ pub fn run_pub(o: &Options) -> Result<Report, BenchError> {
         human(msgs_per_sec),
         msgs_per_sec * o.size as f64 / 1e6
     );
+    let mut errors: Vec<String> = p.error.into_iter().collect();
+    if p.sent < o.msgs && errors.is_empty() {
+        errors.push(format!(
+            "time limit reached after publishing {} of {}",
+            p.sent, o.msgs
+        ));
+    }
     let mut r = common("pub", o);
     r.set("sent", Value::Int(p.sent))
         .set("secs", Value::Float(secs.as_secs_f64()))
@@ -88,7 +95,7 @@ pub fn run_pub(o: &Options) -> Result<Report, BenchError> {
             "complete",
             Value::Bool(p.sent == o.msgs && p.flushed.is_some()),
         )
-        .set("errors", Value::List(p.error.into_iter().collect()));
+        .set("errors", Value::List(errors));
     Ok(r)
 }
 
@@ -217,6 +224,19 @@ pub fn run_pubsub(o: &Options) -> Result<Report, BenchError> {
     errors.extend(received.iter().filter_map(|r| r.error.clone()));
     let delivered: u64 = received.iter().map(|r| r.got).sum();
     let expected = p.sent * o.subs as u64;
+    if p.sent < o.msgs && errors.is_empty() {
+        errors.push(format!(
+            "time limit reached after publishing {} of {}",
+            p.sent, o.msgs
+        ));
+    }
+    if delivered < expected && errors.is_empty() {
+        errors.push(format!(
+            "{} messages never arrived (time limit, or nothing for {:?})",
+            expected - delivered,
+            o.idle
+        ));
+    }
     let last = received
         .iter()
         .filter_map(|r| r.last)

@@ -70,6 +70,12 @@ pub fn run_reqrep(o: &Options) -> Result<Report, BenchError> {
     let (mut lat_ns, mut errors) = result?;
     errors.extend(responder_error);
     let done = lat_ns.len() as u64;
+    if done < o.msgs && errors.is_empty() {
+        errors.push(format!(
+            "time limit reached after {done} of {} requests",
+            o.msgs
+        ));
+    }
     let total_ns: u64 = lat_ns.iter().sum();
     lat_ns.sort_unstable();
     let (p50, p90, p99) = (
