@@ -1,0 +1,80 @@
+//! twig-bench's pieces: `scan` (what the server sends) -> `conn` (one blocking connection) ->
+//! `pubsub` / `reqrep` (the modes) -> `report` (one JSON line per run).
+//!
+//! No async runtime and no client library: std threads, blocking sockets with short timeouts,
+//! and pre-built protocol bytes, so the bench spends as little CPU as it can on the same cores
+//! as the server it measures.
+
+pub mod conn;
+pub mod pubsub;
+pub mod report;
+pub mod reqrep;
+pub mod scan;
+
+use std::time::Duration;
+
+/// Everything a run needs, from the command line.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `HOST:PORT` of the server (a `nats://` prefix is accepted and dropped).
+    pub url: String,
+    /// Payload size in bytes.
+    pub size: usize,
+    /// Messages to publish (requests to make, for `reqrep`).
+    pub msgs: u64,
+    /// Hard limit on the whole run.
+    pub limit: Duration,
+    /// Subscribers for `pubsub`.
+    pub subs: usize,
+    /// Subject to publish on.
+    pub subject: String,
+    /// Requests made before latencies are recorded (`reqrep`).
+    pub warmup: u64,
+    /// Bytes the publisher writes per `write` call (whole PUB frames).
+    pub batch: usize,
+    /// Subscribers give up after this long without a new message once publishing is done.
+    pub idle: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            url: "127.0.0.1:4222".into(),
+            size: 128,
+            msgs: 100_000,
+            limit: Duration::from_secs(30),
+            subs: 1,
+            subject: "twig.bench".into(),
+            warmup: 100,
+            batch: 64 * 1024,
+            idle: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Options {
+    /// The address to connect to.
+    pub fn addr(&self) -> &str {
+        self.url.strip_prefix("nats://").unwrap_or(&self.url)
+    }
+
+    /// A payload of `size` printable bytes.
+    pub fn payload(&self) -> Vec<u8> {
+        (b'a'..=b'z').cycle().take(self.size).collect()
+    }
+}
+
+/// `PUB <subject> [reply] <size>\r\n<payload>\r\n` appended to `out`.
+pub fn pub_frame(out: &mut Vec<u8>, subject: &[u8], reply: Option<&[u8]>, payload: &[u8]) {
+    out.extend_from_slice(b"PUB ");
+    out.extend_from_slice(subject);
+    out.push(b' ');
+    if let Some(reply) = reply {
+        out.extend_from_slice(reply);
+        out.push(b' ');
+    }
+    out.extend_from_slice(payload.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\n");
+}
