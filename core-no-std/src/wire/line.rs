@@ -204,7 +204,9 @@ pub(crate) fn parse_args<'a>(
         Kind::Unsub => {
             let max = match s.count {
                 1 => None,
-                2 => Some(parse_u64(s.tok(1)).ok_or(ParseError::BadNumber)?),
+                // nats-server reads an unparsable max as -1, i.e. "unsubscribe now", and
+                // keeps the connection: that is a max of 0 here.
+                2 => Some(parse_u64(s.tok(1)).unwrap_or(0)),
                 _ => return Err(ParseError::ArgCount),
             };
             return done(Op::Unsub { sid: s.tok(0), max });

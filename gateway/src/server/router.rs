@@ -243,9 +243,10 @@ fn deliver_one(
             return false;
         }
     }
+    // Counted always: UNSUB with a max compares against what was already delivered.
+    let d = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
     let max = sub.max.load(Ordering::Relaxed);
     if max != 0 {
-        let d = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
         if d > max {
             return false;
         }

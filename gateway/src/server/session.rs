@@ -204,11 +204,16 @@ impl Session {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> Flow {
-        let valid = subject::validate_publish(subj).is_ok();
-        if !valid && self.pedantic {
+        if headers.is_some() && !self.client.headers() {
+            // nats-server closes a client that sends HPUB without negotiating headers.
+            return Flow::Close(CloseReason::ProtocolViolation);
+        }
+        if self.pedantic && subject::validate_publish(subj).is_err() {
             // Pedantic clients are told, and the message still goes on (nats-server).
             self.send(err::INVALID_PUB_SUBJECT);
         }
+        // nats-server acknowledges a verbose PUB before delivering it.
+        self.ok();
         let size = payload.len() + headers.map_or(0, <[u8]>::len);
         self.client.count_in(size);
         self.shared.stats.count_in(size);
@@ -218,21 +223,16 @@ impl Session {
             headers,
             payload,
         };
-        // A subject with wildcard tokens is not routable to literal-keyed interest; it is
-        // delivered to nobody (nats-server would match it token by token; left alone).
-        let delivered = if valid || subject::is_literal(subj) {
-            let result = self.shared.router.lookup(&mut self.cache, subj);
-            deliver(&msg, Some(&self.client), &result, &mut self.batch)
-        } else {
-            0
-        };
+        // A wildcard token in a published subject is matched as a literal token, as
+        // nats-server does (only wildcard subscriptions match it).
+        let result = self.shared.router.lookup(&mut self.cache, subj);
+        let delivered = deliver(&msg, Some(&self.client), &result, &mut self.batch);
         self.shared.stats.count_out_n(delivered, size);
         if delivered == 0 && self.no_responders {
             if let Some(reply) = reply {
                 self.no_responders_reply(subj, reply);
             }
         }
-        self.ok();
         Flow::Continue
     }
 

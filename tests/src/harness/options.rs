@@ -163,12 +163,13 @@ impl ServerOptions {
         if let Some(v) = self.ping_max {
             let _ = writeln!(s, "ping_max = {v}");
         }
-        if self.auth_timeout.is_some() || !self.nkeys.is_empty() {
+        // twig keeps the auth timeout at the top level (nats-server: authorization.timeout).
+        if let Some(v) = self.auth_timeout {
+            let _ = writeln!(s, "auth_timeout = {}", whole_secs(v));
+        }
+        if !self.nkeys.is_empty() {
             s.push_str("\n[authorization]\n");
-            if let Some(v) = self.auth_timeout {
-                let _ = writeln!(s, "timeout = {}", whole_secs(v));
-            }
-            if !self.nkeys.is_empty() {
+            {
                 s.push_str("users = [\n");
                 for k in &self.nkeys {
                     let _ = writeln!(s, "  {{ nkey = \"{k}\" }},");
@@ -298,7 +299,19 @@ mod tests {
         let c = sample().render_twig_toml();
         assert!(c.contains("max_payload = 1024\n"));
         assert!(c.contains("ping_interval = 1\n"));
-        assert!(c.contains("[authorization]\ntimeout = 2\nusers = [\n  { nkey = \"UABC\" },\n]\n"));
+        assert!(c.contains("auth_timeout = 2\n"));
+        assert!(c.contains("[authorization]\nusers = [\n  { nkey = \"UABC\" },\n]\n"));
+    }
+
+    #[test]
+    fn twig_accepts_the_rendered_toml() {
+        let mut o = sample();
+        // twig validates nkeys, so use a real one here.
+        o.nkeys = vec![nkeys::KeyPair::new_user().public_key()];
+        let c = o.render_twig_toml();
+        if let Err(e) = twig_gateway::config::Config::from_toml(&c) {
+            panic!("twig rejects the harness config: {e}\n{c}");
+        }
     }
 
     #[test]

@@ -119,7 +119,10 @@ pub struct ServerInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_commit: Option<String>,
     /// `go`: Go version of the build.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub go: String,
     /// `host`: listen (or advertise) host.
     #[serde(deserialize_with = "nullable")]
