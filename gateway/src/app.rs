@@ -74,6 +74,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     if let Some(m) = monitor {
         ex.spawn(m).detach();
     }
+    crate::uplink::spawn(&server.shared(), &ex);
     async_io::block_on(ex.run(server.run(ex.clone(), shutdown)));
     // Give writers a moment to flush the close to each client, then stop the workers.
     async_io::block_on(

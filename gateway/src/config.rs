@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod leaf;
 mod values;
 
+pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use values::{Port, format_duration, parse_duration, parse_size};
 
 /// nats-server refuses a `max_payload` above 64 MiB (`MAX_PAYLOAD_MAX_SIZE`).
@@ -75,8 +77,10 @@ pub struct Config {
     pub debug: bool,
     /// Log protocol traces (default false).
     pub trace: bool,
+    /// `[leafnodes]`: uplinks to cloud NATS hubs (default: none).
+    pub leafnodes: LeafConfig,
     // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`:
-    // `[leafnodes]` (uplink), `[[streams]]` (flash-backed streams), `[mqtt]` (bridge).
+    // `[[streams]]` (flash-backed streams), `[mqtt]` (bridge).
 }
 
 impl Default for Config {
@@ -101,6 +105,7 @@ impl Default for Config {
             tls: None,
             debug: false,
             trace: false,
+            leafnodes: LeafConfig::default(),
         }
     }
 }
@@ -342,6 +347,7 @@ impl Config {
             }
         }
         self.validate_auth()?;
+        self.leafnodes.validate()?;
         if let Some(tls) = &self.tls {
             if tls.cert_file.as_os_str().is_empty() || tls.key_file.as_os_str().is_empty() {
                 return Err(invalid("tls", "cert_file and key_file are both required"));

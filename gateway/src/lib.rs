@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod server;
 pub mod stats;
 pub mod tls;
+pub mod uplink;
 
 /// twig's version, reported in INFO and `/varz`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

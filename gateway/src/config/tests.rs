@@ -56,7 +56,7 @@ fn every_commented_example_in_the_default_file_parses() {
         .into_iter()
         .filter(|e| e.starts_with('['))
         .collect();
-    assert_eq!(examples.len(), 4, "{examples:#?}");
+    assert_eq!(examples.len(), 6, "{examples:#?}");
     for ex in examples {
         Config::from_toml(&ex).unwrap_or_else(|e| panic!("{ex}\n=> {e}"));
     }
@@ -122,8 +122,10 @@ fn parse_errors_name_line_and_column() {
     assert!(e.contains("is not a duration"), "{e}");
     let e = err("port = 70000");
     assert!(e.contains("out of range"), "{e}");
-    let e = err("[leafnodes]\nremotes = []");
-    assert!(e.contains("unknown field `leafnodes`"), "{e}");
+    let e = err("[streams]\nx = []");
+    assert!(e.contains("unknown field `streams`"), "{e}");
+    let e = err("[[leafnodes.remotes]]\nurls = [\"ws://hub\"]");
+    assert!(e.contains("leafnodes.remotes[0].urls"), "{e}");
 }
 
 #[test]

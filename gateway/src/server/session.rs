@@ -11,7 +11,7 @@ use twig_core::wire::json::ClientConnect;
 
 use super::client::{ClientShared, lock, now_nanos};
 use super::outbound::CloseReason;
-use super::router::{Batch, MatchCache, Message, Subscription, deliver};
+use super::router::{Batch, MatchCache, Message, Origin, Subscription, deliver};
 use super::state::Shared;
 use crate::auth::Credentials;
 
@@ -226,7 +226,7 @@ impl Session {
         // A wildcard token in a published subject is matched as a literal token, as
         // nats-server does (only wildcard subscriptions match it).
         let result = self.shared.router.lookup(&mut self.cache, subj);
-        let delivered = deliver(&msg, Some(&self.client), &result, &mut self.batch);
+        let delivered = deliver(&msg, Origin::Client(&self.client), &result, &mut self.batch);
         self.shared.stats.count_out_n(delivered, size);
         if delivered == 0 && self.no_responders {
             if let Some(reply) = reply {

@@ -55,6 +55,7 @@ impl Shared {
         tls: Option<futures_rustls::TlsAcceptor>,
     ) -> Self {
         let server_id = new_server_id();
+        let router = Router::with_uplinks(SUBLIST_CACHE, crate::uplink::links(&config.leafnodes));
         let server_name = config
             .server_name
             .clone()
@@ -67,7 +68,7 @@ impl Shared {
             port,
             http_port: AtomicU64::new(0),
             start: SystemTime::now(),
-            router: Router::new(SUBLIST_CACHE),
+            router,
             auth,
             tls,
             stats: Stats::default(),
