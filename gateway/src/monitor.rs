@@ -1,5 +1,5 @@
 //! Monitoring over HTTP, shaped like nats-server's so its tooling reads twig too:
-//! `/varz`, `/connz`, `/healthz`, and `/metrics` in the Prometheus text format.
+//! `/varz`, `/connz`, `/leafz`, `/healthz`, and `/metrics` in the Prometheus text format.
 //!
 //! - [`varz`], [`connz`]: the bodies (serde, nats-server's field names and value formats).
 //! - [`metrics`]: Prometheus text rendered from [`Varz`].
@@ -22,10 +22,12 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 
 pub mod connz;
 pub mod http;
+pub mod leafz;
 pub mod metrics;
 pub mod varz;
 
 pub use connz::{ConnInfo, ConnState, Connz, ConnzQuery, SortBy, SubDetail, SubsDetail};
+pub use leafz::{LeafInfo, Leafz, RemoteInfo};
 pub use varz::{Healthz, PROTO, Varz, format_rfc3339, format_uptime, resident_memory};
 
 /// What the monitor asks the server. Called on the monitor's task: keep each call short
@@ -37,6 +39,12 @@ pub trait MonitorSource: Send + Sync {
     fn connz(&self, query: &ConnzQuery) -> Connz;
     /// The `/healthz` answer.
     fn healthz(&self) -> Healthz;
+    /// The `/leafz` answer; `subs` lists the hub's interest per connection.
+    fn leafz(&self, subs: bool) -> Leafz;
+    /// `/healthz?leafnodes=true`: unhealthy while a configured uplink is down.
+    fn healthz_leafnodes(&self) -> Healthz {
+        self.healthz()
+    }
 }
 
 /// Limits of the monitoring server.
