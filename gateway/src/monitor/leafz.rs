@@ -67,6 +67,8 @@ pub struct RemoteInfo {
     pub last_error: Option<String>,
     /// Connections established since start.
     pub connects: u64,
+    /// Failed attempts since the link was last up.
+    pub attempts: u64,
     /// Local subjects and queue groups advertised to the hub.
     pub local_interest: usize,
     /// Bytes queued for the hub.

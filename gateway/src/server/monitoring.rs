@@ -140,6 +140,7 @@ impl MonitorSource for Shared {
                     st.last_error.clone()
                 },
                 connects: st.connects,
+                attempts: st.attempts,
                 local_interest: l.local_interest_count(),
                 pending_bytes: l.out.pending(),
                 dropped_msgs: l.dropped.load(Relaxed),

@@ -41,6 +41,8 @@ pub struct LinkStatus {
     pub last_error: Option<String>,
     /// Connections established since start.
     pub connects: u64,
+    /// Failed attempts since the link was last up.
+    pub attempts: u64,
 }
 
 struct State {

@@ -99,7 +99,11 @@ pub async fn run(ctx: Ctx) {
                 (super::LOOP_DELAY, reason)
             }
         };
-        lock(&ctx.link.status).last_error = Some(reason.clone());
+        {
+            let mut st = lock(&ctx.link.status);
+            st.last_error = Some(reason.clone());
+            st.attempts += 1;
+        }
         last_error = reason;
         Timer::after(delay).await;
     }
@@ -422,6 +426,7 @@ impl Conn<'_> {
             st.compression = hub.compression.to_string();
             st.since = Some(SystemTime::now());
             st.connects += 1;
+            st.attempts = 0;
             st.last_error = None;
         }
         tracing::info!(
