@@ -86,9 +86,9 @@ fn connect_info_brings_the_account_permissions_and_urls() {
     );
     assert_eq!(hub.info.leafnode_urls.as_ref().unwrap().len(), 2);
     assert_eq!(hub.info.server_name, "hub1");
-    let mut buf = b"LS+ orders.new workers 2\r\n".to_vec();
+    let buf = b"LS+ orders.new workers 2\r\n".to_vec();
     let mut parser = Parser::new(Mode::Leaf, Limits::default());
-    let (op, _) = parser.parse(&mut buf).unwrap().unwrap();
+    let (op, _) = parser.parse(&buf).unwrap().unwrap();
     match s.handle(t0, op).unwrap() {
         Step::Data(Op::LsPlus { subject, queue }) => {
             assert_eq!(subject, b"orders.new");

@@ -77,7 +77,7 @@ pub async fn run(ctx: Ctx) {
                 let n = backoff.attempts();
                 // Every failure is logged at first; a long outage then says so every 60th
                 // attempt, or when the reason changes.
-                if n <= 3 || n % 60 == 0 || reason != last_error {
+                if n <= 3 || n.is_multiple_of(60) || reason != last_error {
                     tracing::error!(
                         "Error trying to connect as leafnode to remote server \"{}\" (attempt {n}): {reason}; retrying in {delay:?}",
                         url.host_port()
