@@ -51,6 +51,12 @@ pub struct LeafConfig {
     /// 64 MiB. Interest updates are never dropped.
     #[serde(deserialize_with = "values::de_size")]
     pub max_pending: usize,
+    /// Bytes the kernel may hold unsent on the uplink socket (`TCP_NOTSENT_LOWAT`, Linux),
+    /// default 128 KiB; 0 leaves the kernel's default. twig keeps the rest of a backlog itself,
+    /// where keepalive lines can go ahead of it; without a limit a slow link can hold megabytes
+    /// in the socket, in front of any PONG.
+    #[serde(deserialize_with = "values::de_size")]
+    pub unsent_limit: usize,
 }
 
 impl Default for LeafConfig {
@@ -63,6 +69,7 @@ impl Default for LeafConfig {
             ping_max: 2,
             write_deadline: Duration::from_secs(10),
             max_pending: 64 * 1024 * 1024,
+            unsent_limit: 128 * 1024,
         }
     }
 }

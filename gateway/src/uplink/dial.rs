@@ -21,8 +21,13 @@ pub type Reader = Pin<Box<dyn AsyncRead + Send>>;
 /// The write half of a hub connection.
 pub type Writer = Pin<Box<dyn AsyncWrite + Send>>;
 
-/// Opens a TCP connection to `url` within `timeout` (every resolved address in turn).
-pub async fn tcp(url: &LeafUrl, timeout: Duration) -> io::Result<Arc<Async<TcpStream>>> {
+/// Opens a TCP connection to `url` within `timeout` (every resolved address in turn), with
+/// at most `unsent_limit` bytes left unsent in the kernel (0 = the kernel's default).
+pub async fn tcp(
+    url: &LeafUrl,
+    timeout: Duration,
+    unsent_limit: usize,
+) -> io::Result<Arc<Async<TcpStream>>> {
     let target = (url.host.clone(), url.port);
     // Name resolution blocks; keep it off the executor threads.
     let addrs: Vec<SocketAddr> =
@@ -41,12 +46,28 @@ pub async fn tcp(url: &LeafUrl, timeout: Duration) -> io::Result<Arc<Async<TcpSt
             Ok(s) => {
                 // Small messages and PONGs must not wait for Nagle.
                 let _ = s.get_ref().set_nodelay(true);
+                limit_unsent(s.get_ref(), unsent_limit);
                 return Ok(Arc::new(s));
             }
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// Caps the bytes the kernel keeps unsent (`TCP_NOTSENT_LOWAT`): past it, writes wait and the
+/// backlog stays in twig's outbound, where urgent lines can overtake it. Best effort: where the
+/// option does not exist the kernel's buffer is what it is.
+pub fn limit_unsent(stream: &TcpStream, limit: usize) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if limit > 0 {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(limit) {
+            tracing::debug!("cannot set TCP_NOTSENT_LOWAT on the uplink: {e}");
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (stream, limit);
 }
 
 /// The rustls client config for a remote's `[tls]`: its CA, and a client certificate if given.

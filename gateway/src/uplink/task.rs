@@ -124,7 +124,8 @@ async fn attempt(
         "Trying to connect as leafnode to remote server on {:?}",
         url.host_port()
     );
-    let stream = match dial::tcp(url, ctx.remote.dial_timeout).await {
+    let leaf = &ctx.shared.config.leafnodes;
+    let stream = match dial::tcp(url, ctx.remote.dial_timeout, leaf.unsent_limit).await {
         Ok(s) => s,
         Err(e) => return Ended::Failed(e.to_string()),
     };
@@ -598,4 +599,78 @@ async fn write_loop(
     link.out.close();
     let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
     reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    use async_io::Async;
+
+    /// nats-server #7615 on a real loopback socket: with 32 MiB of messages queued for a
+    /// hub that reads slowly, a PONG queued later is on the wire long before the backlog ends.
+    #[test]
+    fn pong_overtakes_a_backlog_on_a_slow_link() {
+        smol::block_on(async {
+            let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
+            let addr = listener.get_ref().local_addr().unwrap();
+            // A hub with a small receive window, as a slow link has in effect.
+            let _ = socket2::SockRef::from(listener.get_ref()).set_recv_buffer_size(16 * 1024);
+            let ours = Arc::new(Async::<std::net::TcpStream>::connect(addr).await.unwrap());
+            dial::limit_unsent(ours.get_ref(), 16 * 1024);
+            let (mut hub, _) = listener.accept().await.unwrap();
+
+            let link = Arc::new(Link::new(0, 64 << 20));
+            link.out.reset();
+            link.out.open_bulk();
+            const MSG: usize = 1000;
+            const BACKLOG: usize = 32 << 20;
+            for _ in 0..BACKLOG / MSG {
+                link.out.push_msg(MSG, |b| {
+                    b.extend_from_slice(b"LMSG s 990\r\n");
+                    b.resize(b.len() + 986, b'x');
+                    b.extend_from_slice(b"\r\n");
+                    Ok(())
+                });
+            }
+            let writer: Writer = Box::pin(dial::ArcIo(ours.clone()));
+            let task = smol::spawn(write_loop(
+                link.clone(),
+                writer,
+                Duration::from_secs(30),
+                ours.clone(),
+            ));
+            // The hub has read a little when the keepalive becomes due.
+            let mut seen = vec![0u8; 256 * 1024];
+            hub.read_exact(&mut seen).await.unwrap();
+            link.out.push_urgent(b"PONG\r\n");
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut offset = seen.len();
+            let mut tail: Vec<u8> = Vec::new();
+            let found = loop {
+                let n = hub.read(&mut buf).await.unwrap();
+                assert!(n > 0, "stream ended before the PONG");
+                tail.extend_from_slice(&buf[..n]);
+                if let Some(i) = tail.windows(6).position(|w| w == b"PONG\r\n") {
+                    break offset + i;
+                }
+                let keep = tail.len().saturating_sub(5);
+                offset += keep;
+                tail.drain(..keep);
+            };
+            assert!(
+                found < 2 << 20,
+                "PONG at byte {found} of a {BACKLOG}-byte backlog"
+            );
+            // It sits between two whole messages.
+            assert_eq!(found % MSG, 0, "PONG at byte {found}, inside a message");
+            eprintln!("PONG at byte {found} of {BACKLOG}");
+            // The hub goes away: the blocked write fails and the writer ends.
+            drop(hub);
+            link.out.close();
+            let _ = ours.get_ref().shutdown(std::net::Shutdown::Both);
+            task.await;
+        });
+    }
 }
