@@ -25,7 +25,8 @@ const USAGE: &str = "usage: twig-bench <pub|pubsub|reqrep> [options]
   --subject S             subject (default twig.bench)
   --warmup N              reqrep: unmeasured requests first (default 100)
   --batch BYTES           publisher: bytes of whole PUB frames per write (default 65536)
-  --idle SECS             pubsub: stop waiting after this long without progress (default 2)";
+  --idle SECS             pubsub: stop waiting after this long without progress (default 2)
+  --sub-url HOST:PORT     pubsub: subscribers connect here (e.g. a hub, publisher on its leaf)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -91,6 +92,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--warmup" => o.warmup = num()?,
             "--batch" => o.batch = size()?.max(1),
             "--idle" => o.idle = secs()?,
+            "--sub-url" => o.sub_url = Some(value.clone()),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
