@@ -186,7 +186,13 @@ async fn read_loop(
                 }
             }
         }
-        session.end_batch();
+        if let Some(uplink) = session.end_batch() {
+            // The uplink is behind: slow this publisher down a little instead of dropping.
+            uplink
+                .out
+                .wait_drained(crate::uplink::outbound::STALL_MAX)
+                .await;
+        }
         if let Flow::Close(reason) = flow {
             return reason;
         }

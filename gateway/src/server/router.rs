@@ -240,12 +240,13 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Wakes every client that got bytes in this batch.
-    pub fn flush(&mut self) {
+    /// Wakes every client and uplink that got bytes in this batch. Returns an uplink whose
+    /// backlog is past its stall mark: the publisher should wait for it to drain a little.
+    pub fn flush(&mut self) -> Option<Arc<Link>> {
         for c in self.touched.drain(..) {
             c.out.wake();
         }
-        self.uplinks.flush();
+        self.uplinks.flush()
     }
 
     /// Marks `c` to be woken when the batch ends.

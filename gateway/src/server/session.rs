@@ -126,15 +126,17 @@ impl Session {
 
     /// Ends a batch of ops (one socket read): wakes the writers of every client that got
     /// messages, removes subscriptions that reached their auto-unsubscribe limit, and cuts
-    /// off slow consumers found on the way.
-    pub fn end_batch(&mut self) {
-        self.batch.flush();
+    /// off slow consumers found on the way. Returns an uplink this client is flooding, for
+    /// the reader to wait on briefly (flow control, see `uplink::outbound`).
+    pub fn end_batch(&mut self) -> Option<Arc<crate::uplink::link::Link>> {
+        let stalled = self.batch.flush();
         for sub in std::mem::take(&mut self.batch.expired) {
             self.shared.remove_sub(&sub);
         }
         for slow in std::mem::take(&mut self.batch.slow) {
             self.shared.slow_consumer(&slow);
         }
+        stalled
     }
 
     fn connect(&mut self, json: &[u8]) -> Flow {

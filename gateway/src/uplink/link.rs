@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use twig_core::wire::{Op, Queues};
+use twig_core::wire::{CRLF, Op, Queues, encode_lmsg_head};
 
 use super::interest::{Interest, Key, Permissions};
 use super::outbound::{LinkOutbound, Pushed};
@@ -244,7 +244,10 @@ impl Picks {
         let p = &mut self.items[i];
         if !p.used {
             p.used = true;
-            p.perms = h.perms.clone();
+            // The link's permissions change only on reconnect; clone only then.
+            if !Arc::ptr_eq(&p.perms, &h.perms) {
+                p.perms = h.perms.clone();
+            }
         }
         p
     }
@@ -274,11 +277,17 @@ impl Picks {
         n
     }
 
-    /// Wakes every link that got bytes.
-    pub fn flush(&mut self) {
+    /// Wakes every link that got bytes; returns one whose backlog is past its stall mark,
+    /// for the publisher to wait on (see `outbound`).
+    pub fn flush(&mut self) -> Option<Arc<Link>> {
+        let mut stalled = None;
         for l in self.touched.drain(..) {
             l.out.wake();
+            if stalled.is_none() && l.out.stalled() {
+                stalled = Some(l);
+            }
         }
+        stalled
     }
 }
 
@@ -288,6 +297,38 @@ fn send_one(p: &Pick, msg: &Message<'_>) -> bool {
     }
     // A hub that did not negotiate headers gets the body alone, as nats-server strips them.
     let headers = if p.link.headers() { msg.headers } else { None };
+    // The control line goes through a stack buffer, the body is copied once, as the client
+    // delivery path does.
+    let total = headers.map_or(0, <[u8]>::len) + msg.payload.len();
+    let mut head = [0u8; 512];
+    let queues = Queues::from_raw(&p.queues);
+    let head_len = match encode_lmsg_head(
+        msg.subject,
+        msg.reply,
+        queues,
+        headers.map(<[u8]>::len),
+        total,
+        &mut head,
+    ) {
+        Ok(n) => n,
+        Err(_) => return send_long(p, msg, headers),
+    };
+    let head = head.get(..head_len).unwrap_or_default();
+    let pushed = p.link.out.push_msg(head_len + total + 2, |b| {
+        b.extend_from_slice(head);
+        if let Some(h) = headers {
+            b.extend_from_slice(h);
+        }
+        b.extend_from_slice(msg.payload);
+        b.extend_from_slice(CRLF);
+        Ok(())
+    });
+    counted(p, msg, headers, pushed)
+}
+
+/// A message whose control line is too long for the stack buffer (long subjects, many queue
+/// names): encoded as a whole op.
+fn send_long(p: &Pick, msg: &Message<'_>, headers: Option<&[u8]>) -> bool {
     let op = Op::Lmsg {
         subject: msg.subject,
         reply: msg.reply,
@@ -295,12 +336,14 @@ fn send_one(p: &Pick, msg: &Message<'_>) -> bool {
         headers,
         payload: msg.payload,
     };
-    let len = op.encoded_len();
-    match p
-        .link
-        .out
-        .push_msg(len, |b| op.encode_into(b).map(|_| ()).map_err(|_| ()))
-    {
+    let pushed = p.link.out.push_msg(op.encoded_len(), |b| {
+        op.encode_into(b).map(|_| ()).map_err(|_| ())
+    });
+    counted(p, msg, headers, pushed)
+}
+
+fn counted(p: &Pick, msg: &Message<'_>, headers: Option<&[u8]>, pushed: Pushed) -> bool {
+    match pushed {
         Pushed::Queued => {
             p.link.out_msgs.fetch_add(1, Relaxed);
             let size = msg.payload.len() + headers.map_or(0, <[u8]>::len);

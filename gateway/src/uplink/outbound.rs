@@ -9,18 +9,26 @@
 //!   behind a whole backlog (nats-server #7615: a leaf went stale because its PONG waited
 //!   behind queued data on a slow link).
 //!
-//! Bulk messages beyond `max_pending` are dropped and counted (core NATS is at-most-once, and
-//! cutting an edge link for a burst would lose more); interest lines are always queued, since
-//! dropping one would leave the hub with wrong interest. Before the hub confirmed CONNECT the
-//! bulk lane is shut, so nothing but CONNECT can reach a hub first.
+//! Flow control, as nats-server does for a fast producer: once the backlog (queued plus taken by
+//! the writer and not yet written) passes 3/4 of `max_pending`, local publishers feeding the
+//! link wait for it to drain, up to [`STALL_MAX`] per read batch ([`LinkOutbound::stalled`],
+//! [`LinkOutbound::wait_drained`]). Messages that would still push it past `max_pending` are
+//! dropped and counted (core NATS is at-most-once, and cutting an edge link for a burst would
+//! lose more); interest lines are always queued, since dropping one would leave the hub with
+//! wrong interest. Before the hub confirmed CONNECT the bulk lane is shut, so nothing but
+//! CONNECT can reach a hub first.
 //!
 //! Lock order: the outbound mutex is a leaf; nothing else is taken while it is held.
 use std::sync::Mutex;
+use std::time::Duration;
 
 use event_listener::Event;
 
 /// Bulk bytes between marks: the most urgent lines wait behind (plus one op larger than this).
 pub const CHUNK: usize = 16 * 1024;
+
+/// Longest wait of a stalled publisher per read batch (nats-server's `stallClientMaxDuration`).
+pub const STALL_MAX: Duration = Duration::from_millis(5);
 
 /// What a push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +46,23 @@ struct State {
     /// Ends of ops in `bulk` where the writer may pause for urgent lines.
     marks: Vec<usize>,
     last_mark: usize,
+    /// Bulk bytes the writer took and has not written yet.
+    held: usize,
     bulk_open: bool,
     closed: bool,
+}
+
+impl State {
+    fn backlog(&self) -> usize {
+        self.bulk.len().saturating_add(self.held)
+    }
 }
 
 /// The two-lane buffer of one uplink (reused across reconnects, see [`LinkOutbound::reset`]).
 pub struct LinkOutbound {
     state: Mutex<State>,
     ready: Event,
+    drained: Event,
     max_pending: usize,
 }
 
@@ -69,6 +86,7 @@ impl LinkOutbound {
                 ..State::default()
             }),
             ready: Event::new(),
+            drained: Event::new(),
             max_pending,
         }
     }
@@ -78,6 +96,8 @@ impl LinkOutbound {
     pub fn reset(&self) {
         let mut st = self.lock();
         *st = State::default();
+        drop(st);
+        self.drained.notify(usize::MAX);
     }
 
     /// Opens the bulk lane (the hub confirmed CONNECT).
@@ -100,8 +120,10 @@ impl LinkOutbound {
             st.urgent = Vec::new();
             st.bulk = Vec::new();
             st.marks = Vec::new();
+            st.held = 0;
         }
         self.ready.notify(usize::MAX);
+        self.drained.notify(usize::MAX);
     }
 
     /// Queues an urgent line and wakes the writer.
@@ -145,7 +167,7 @@ impl LinkOutbound {
         if !st.bulk_open || st.closed {
             return Pushed::Dropped;
         }
-        if droppable && st.bulk.len().saturating_add(len) > self.max_pending {
+        if droppable && st.backlog().saturating_add(len) > self.max_pending {
             return Pushed::Dropped;
         }
         let before = st.bulk.len();
@@ -167,10 +189,50 @@ impl LinkOutbound {
         self.ready.notify(1);
     }
 
-    /// Bytes queued and not yet taken by the writer.
+    /// Bytes queued or taken by the writer and not yet written.
     pub fn pending(&self) -> usize {
         let st = self.lock();
-        st.urgent.len() + st.bulk.len()
+        st.urgent.len() + st.backlog()
+    }
+
+    /// Whether publishers feeding the link should wait: the backlog is past 3/4 of
+    /// `max_pending` (nats-server's stall mark).
+    pub fn stalled(&self) -> bool {
+        let st = self.lock();
+        !st.closed && st.backlog() > self.stall_mark()
+    }
+
+    fn stall_mark(&self) -> usize {
+        self.max_pending / 4 * 3
+    }
+
+    /// Waits until the backlog is below the stall mark, or `max`.
+    pub async fn wait_drained(&self, max: Duration) {
+        let wait = async {
+            loop {
+                let listener = self.drained.listen();
+                if !self.stalled() {
+                    return;
+                }
+                listener.await;
+            }
+        };
+        futures_lite::FutureExt::or(wait, async {
+            async_io::Timer::after(max).await;
+        })
+        .await;
+    }
+
+    /// The writer wrote `n` bytes of what it took.
+    pub fn written(&self, n: usize) {
+        let mut st = self.lock();
+        let was = st.backlog() > self.stall_mark();
+        st.held = st.held.saturating_sub(n);
+        let now = st.backlog() > self.stall_mark();
+        drop(st);
+        if was && !now {
+            self.drained.notify(usize::MAX);
+        }
     }
 
     /// Takes urgent bytes, and bulk bytes if `want_bulk`, into `into` (whose buffers must be
@@ -185,6 +247,7 @@ impl LinkOutbound {
             std::mem::swap(&mut st.bulk, &mut into.bulk);
             std::mem::swap(&mut st.marks, &mut into.marks);
             st.last_mark = 0;
+            st.held = into.bulk.len();
         }
         true
     }
@@ -257,9 +320,46 @@ mod tests {
             }
         };
         assert_eq!(out.push_msg(8, msg(8)), Pushed::Queued);
+        assert!(out.stalled(), "8 of 10 is past the 3/4 stall mark");
         assert_eq!(out.push_msg(8, msg(8)), Pushed::Dropped);
         assert_eq!(out.push_proto(b"LS- foo\r\n"), Pushed::Queued);
         assert_eq!(out.pending(), 17);
+        // What the writer took still counts until it is written.
+        let mut t = Taken::default();
+        out.try_take(true, &mut t);
+        assert_eq!(out.pending(), 17);
+        assert_eq!(out.push_msg(8, msg(8)), Pushed::Dropped);
+        out.written(17);
+        assert!(!out.stalled());
+        assert_eq!(out.push_msg(8, msg(8)), Pushed::Queued);
+    }
+
+    #[test]
+    fn a_stalled_publisher_waits_until_the_writer_catches_up_or_the_limit() {
+        let out = std::sync::Arc::new(LinkOutbound::new(100));
+        out.reset();
+        out.open_bulk();
+        out.push_msg(90, |b| {
+            b.resize(90, b'x');
+            Ok(())
+        });
+        assert!(out.stalled());
+        // Nobody writes: the wait ends at the limit.
+        let t0 = std::time::Instant::now();
+        smol::block_on(out.wait_drained(Duration::from_millis(20)));
+        assert!(t0.elapsed() >= Duration::from_millis(20));
+        // The writer catches up: the wait ends then.
+        let mut t = Taken::default();
+        out.try_take(true, &mut t);
+        let o = out.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            o.written(90);
+        });
+        let t0 = std::time::Instant::now();
+        smol::block_on(out.wait_drained(Duration::from_secs(10)));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        writer.join().unwrap();
     }
 
     #[test]

@@ -530,7 +530,8 @@ impl Conn<'_> {
     }
 
     fn end_batch(&mut self) {
-        self.batch.flush();
+        // Hub messages never go back up, so no uplink can be stalled by them.
+        let _ = self.batch.flush();
         for sub in std::mem::take(&mut self.batch.expired) {
             self.ctx.shared.remove_sub(&sub);
         }
@@ -590,9 +591,11 @@ async fn write_loop(
             break format!("write error: {e}");
         }
         t.urgent.clear();
+        link.out.written(chunk.len());
         pos = chunk.end;
-        // Keep the spare buffers small when the link is idle.
-        if t.bulk.capacity() > 1024 * 1024 && pos >= t.bulk.len() {
+        // Give a big buffer back once the link is idle; under load it is reused, since
+        // freeing and re-allocating megabytes per batch costs page faults.
+        if t.bulk.capacity() > 1024 * 1024 && pos >= t.bulk.len() && link.out.pending() == 0 {
             t.bulk = Vec::new();
         }
     };

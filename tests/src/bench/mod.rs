@@ -68,7 +68,9 @@ impl Options {
     /// measured one) and the publisher sends probes to it until every subscriber got one:
     /// interest crosses a link in order, so then the measured subject's interest has too.
     pub fn probe_subject(&self) -> Option<String> {
-        self.sub_url.as_ref().map(|_| format!("{}.ready", self.subject))
+        self.sub_url
+            .as_ref()
+            .map(|_| format!("{}.ready", self.subject))
     }
 
     /// The address to connect to.
