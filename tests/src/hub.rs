@@ -183,6 +183,14 @@ impl Hub {
         self.dir.path()
     }
 
+    /// The hub's process id (e.g. to freeze it with SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("hub is not running")
+    }
+
     /// Kills the hub (a crash, as far as its peers can tell).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -294,3 +294,130 @@ async fn the_client_port_is_the_wrong_port() {
     let twig = Twig::start(&["--leaf".into(), hub.client_url()]);
     twig.wait_log("attempted to connect to wrong port", 1);
 }
+
+/// A CA, a server certificate (localhost, 127.0.0.1) and a client certificate, in `dir`.
+fn pki(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "hub test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = |names: Vec<String>, client: bool| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(names).unwrap();
+        if client {
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        } else {
+            p.subject_alt_names
+                .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        }
+        (p.signed_by(&key, &issuer).unwrap(), key)
+    };
+    let (server, server_key) = leaf(vec!["localhost".into()], false);
+    let (client, client_key) = leaf(vec!["edge-gateway".into()], true);
+    let files = [
+        ("ca.pem", ca_cert.pem()),
+        ("server.pem", server.pem()),
+        ("server-key.pem", server_key.serialize_pem()),
+        ("client.pem", client.pem()),
+        ("client-key.pem", client_key.serialize_pem()),
+    ];
+    files.map(|(name, pem)| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    })
+}
+
+async fn tls_with_a_client_certificate_and_server_name(v: HubVersion) {
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key, client, client_key] = pki(dir.path());
+    let q = |p: &std::path::PathBuf| format!("{:?}", p.display().to_string());
+    let hub = Hub::start_with(
+        v,
+        &HubOptions {
+            leafnodes: format!(
+                "  tls {{ cert_file: {}, key_file: {}, ca_file: {}, verify: true, timeout: 2 }}",
+                q(&cert),
+                q(&key),
+                q(&ca)
+            ),
+            ..HubOptions::default()
+        },
+    );
+    let tls = format!(
+        "tls = {{ ca_file = {}, cert_file = {}, key_file = {}, server_name = \"localhost\" }}",
+        q(&ca),
+        q(&client),
+        q(&client_key)
+    );
+    let twig = Twig::with_config(hub.dir(), &remote_toml(&hub, &tls));
+    twig.wait_up(1);
+    flows(
+        &connect(&hub.client_url()).await,
+        &connect(&twig.url()).await,
+        "mtls",
+    )
+    .await;
+    // Without the client certificate the hub refuses the handshake.
+    let tls = format!("tls = {{ ca_file = {} }}", q(&ca));
+    let anonymous = Twig::with_config(hub.dir(), &remote_toml(&hub, &tls));
+    anonymous.wait_log("Error trying to connect as leafnode", 1);
+    assert_eq!(anonymous.monitor("/varz")["leafnodes"], 0);
+}
+per_version!(tls_with_a_client_certificate_and_server_name);
+
+#[tokio::test]
+async fn a_silent_peer_hits_the_first_info_timeout() {
+    // Accepts and says nothing, as a hub behind a broken link might.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let twig = Twig::with_config(
+        dir.path(),
+        &format!(
+            "[[leafnodes.remotes]]\nurls = [\"nats-leaf://127.0.0.1:{port}\"]\n\
+             first_info_timeout = \"300ms\"\n"
+        ),
+    );
+    twig.wait_log("no INFO from the hub within 300ms", 1);
+    drop(silent);
+}
+
+async fn a_frozen_hub_is_detected_as_stale(v: HubVersion) {
+    let hub = Hub::start(v);
+    let twig = Twig::with_config(
+        hub.dir(),
+        &format!(
+            "[leafnodes]\nping_interval = \"100ms\"\nping_max = 2\n\n\
+             [[leafnodes.remotes]]\nurls = [\"{}\"]\n",
+            hub.leaf_url()
+        ),
+    );
+    twig.wait_up(1);
+    let pid = hub.pid().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    // The hub stops answering (its socket stays open): PINGs go unanswered.
+    signal("-STOP");
+    twig.wait_log("Leafnode connection closed: Stale Connection", 1);
+    signal("-CONT");
+    twig.wait_up(2);
+    flows(
+        &connect(&hub.client_url()).await,
+        &connect(&twig.url()).await,
+        "thawed",
+    )
+    .await;
+}
+per_version!(a_frozen_hub_is_detected_as_stale);
