@@ -347,3 +347,31 @@ async fn two_twigs_exchange_messages_through_the_hub(v: HubVersion) {
     assert_quiet(&mut at_a).await;
 }
 per_version!(two_twigs_exchange_messages_through_the_hub);
+
+async fn messages_over_the_hubs_max_payload_are_dropped_not_fatal(v: HubVersion) {
+    let hub = Hub::start_with(
+        v,
+        &twig_tests::hub::HubOptions {
+            extra: "max_payload: 1024".into(),
+            ..Default::default()
+        },
+    );
+    let twig = Twig::leaf_of(&hub);
+    twig.wait_up(1);
+    let hc = connect(&hub.client_url()).await;
+    let tc = connect(&twig.url()).await;
+    let mut at_hub = hc.subscribe("big.>").await.unwrap();
+    interest_ready(&hc, &tc).await;
+    // twig accepts 2 KiB locally (its own max_payload is 1 MiB) but the hub would close the
+    // link over it: it stays at the edge, counted, and the link lives on.
+    tc.publish("big.one", vec![b'x'; 2048].into())
+        .await
+        .unwrap();
+    tc.publish("big.two", "small".into()).await.unwrap();
+    let m = next(&mut at_hub).await;
+    assert_eq!(m.subject.as_str(), "big.two");
+    let leafz = twig.monitor("/leafz");
+    assert_eq!(leafz["remotes"][0]["dropped_msgs"], 1, "{leafz}");
+    assert_eq!(leafz["remotes"][0]["connects"], 1, "{leafz}");
+}
+per_version!(messages_over_the_hubs_max_payload_are_dropped_not_fatal);

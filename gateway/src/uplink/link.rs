@@ -6,7 +6,7 @@
 //! Lock order: `Link::state` may be held while pushing to the outbound (a leaf lock); it is
 //! never held while taking `Router::subs`. `Link::hub_subs` and `Link::status` are taken alone.
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -59,6 +59,8 @@ pub struct Link {
     pub out: LinkOutbound,
     state: Mutex<State>,
     headers: AtomicBool,
+    /// The hub's `max_payload`: a bigger message would make it close the link.
+    max_payload: AtomicUsize,
     /// The hub's interest, by subject and queue (written by the link's task only).
     pub hub_subs: Mutex<HashMap<Key, Arc<HubInterest>>>,
     /// Status for monitoring.
@@ -87,6 +89,7 @@ impl Link {
                 perms: Arc::new(Permissions::default()),
             }),
             headers: AtomicBool::new(true),
+            max_payload: AtomicUsize::new(usize::MAX),
             hub_subs: Mutex::new(HashMap::new()),
             status: Mutex::new(LinkStatus::default()),
             in_msgs: AtomicU64::new(0),
@@ -120,8 +123,15 @@ impl Link {
     /// The hub confirmed CONNECT: open the bulk lane and send every local interest (plus the
     /// loop-detection subject), under the same lock as [`Link::local_interest`] so nothing is
     /// missed or sent twice.
-    pub fn go_up(&self, perms: Permissions, headers: bool, lds: &str) {
+    pub fn go_up(&self, perms: Permissions, headers: bool, max_payload: usize, lds: &str) {
         self.headers.store(headers, Relaxed);
+        // 0 = the hub did not say: no limit of ours.
+        let max = if max_payload == 0 {
+            usize::MAX
+        } else {
+            max_payload
+        };
+        self.max_payload.store(max, Relaxed);
         let mut st = lock(&self.state);
         st.perms = Arc::new(perms);
         st.connected = true;
@@ -300,6 +310,11 @@ fn send_one(p: &Pick, msg: &Message<'_>) -> bool {
     // The control line goes through a stack buffer, the body is copied once, as the client
     // delivery path does.
     let total = headers.map_or(0, <[u8]>::len) + msg.payload.len();
+    if total > p.link.max_payload.load(Relaxed) {
+        // The hub would close the link over it ("Maximum Payload Violation"): drop it here.
+        p.link.dropped.fetch_add(1, Relaxed);
+        return false;
+    }
     let mut head = [0u8; 512];
     let queues = Queues::from_raw(&p.queues);
     let head_len = match encode_lmsg_head(
@@ -395,7 +410,7 @@ mod tests {
         link.local_interest(b"q.>", Some(b"w"), true);
         link.out.reset();
         assert_eq!(drain(&link), "");
-        link.go_up(Permissions::default(), true, "$LDS.x");
+        link.go_up(Permissions::default(), true, 0, "$LDS.x");
         let dump = drain(&link);
         assert!(dump.starts_with("LS+ $LDS.x\r\n"), "{dump}");
         assert!(
@@ -414,7 +429,7 @@ mod tests {
     fn one_lmsg_per_link_with_every_picked_queue() {
         let link = Arc::new(Link::new(0, 1 << 20));
         link.out.reset();
-        link.go_up(Permissions::default(), true, "$LDS.x");
+        link.go_up(Permissions::default(), true, 64, "$LDS.x");
         drain(&link);
         let (plain, plain2) = (
             interest(&link, "orders.*", None),
@@ -464,5 +479,17 @@ mod tests {
         });
         assert_eq!(drain(&link), "LMSG orders.new | workers 1\r\nx\r\n");
         assert_eq!(link.out_msgs.load(Relaxed), 3);
+        // Larger than the hub's max_payload (64 here): dropped, not sent.
+        picks.plain(&plain);
+        let big = [b'b'; 65];
+        let msg = Message {
+            subject: b"orders.new",
+            reply: None,
+            headers: None,
+            payload: &big,
+        };
+        assert_eq!(picks.send(&msg), 0);
+        assert_eq!(drain(&link), "");
+        assert_eq!(link.dropped.load(Relaxed), 1);
     }
 }

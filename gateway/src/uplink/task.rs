@@ -344,6 +344,8 @@ impl Conn<'_> {
         inbound: &mut Inbound,
         mut reader: dial::Reader,
     ) -> Result<(), String> {
+        // Whatever arrived with the first INFO is handled before reading more.
+        self.handle_ops(inbound)?;
         loop {
             let at = self.session.poll_at();
             let read = async { Some(inbound.read(&mut reader).await) };
@@ -358,27 +360,30 @@ impl Conn<'_> {
                 },
                 Some(Ok(0)) => return Ok(()),
                 Some(Err(e)) => return Err(format!("read error: {e}")),
-                Some(Ok(_)) => {
-                    let now = Instant::now();
-                    let r = loop {
-                        match inbound.next_op() {
-                            Ok(Some(op)) => match self.session.handle(now, op) {
-                                Ok(step) => {
-                                    if let Err(e) = self.apply(step) {
-                                        break Err(e);
-                                    }
-                                }
-                                Err(e) => break Err(e.to_string()),
-                            },
-                            Ok(None) => break Ok(()),
-                            Err(e) => break Err(format!("protocol error: {e}")),
-                        }
-                    };
-                    self.end_batch();
-                    r?;
-                }
+                Some(Ok(_)) => self.handle_ops(inbound)?,
             }
         }
+    }
+
+    /// Handles every whole op in the buffer, then ends the batch (wakes who got messages).
+    fn handle_ops(&mut self, inbound: &mut Inbound) -> Result<(), String> {
+        let now = Instant::now();
+        let r = loop {
+            match inbound.next_op() {
+                Ok(Some(op)) => match self.session.handle(now, op) {
+                    Ok(step) => {
+                        if let Err(e) = self.apply(step) {
+                            break Err(e);
+                        }
+                    }
+                    Err(e) => break Err(e.to_string()),
+                },
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("protocol error: {e}")),
+            }
+        };
+        self.end_batch();
+        r
     }
 
     fn apply(&mut self, step: Step<'_>) -> Result<(), String> {
@@ -409,7 +414,10 @@ impl Conn<'_> {
     fn go_up(&mut self) {
         let hub = self.session.hub();
         let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref());
-        self.ctx.link.go_up(perms, hub.info.headers, &self.ctx.lds);
+        let max_payload = usize::try_from(hub.info.max_payload).unwrap_or(0);
+        self.ctx
+            .link
+            .go_up(perms, hub.info.headers, max_payload, &self.ctx.lds);
         self.up = true;
         let account = hub.account.clone().unwrap_or_else(|| "$G".into());
         if !self.ctx.remote.ignore_discovered_servers
