@@ -421,3 +421,28 @@ async fn a_frozen_hub_is_detected_as_stale(v: HubVersion) {
     .await;
 }
 per_version!(a_frozen_hub_is_detected_as_stale);
+
+#[tokio::test]
+async fn a_loop_through_two_hubs_is_detected_by_the_lds_subject() {
+    // hub1 is itself a leaf of hub2, and twig is a leaf of both: twig's $LDS interest goes up
+    // to hub1, on to hub2, and comes back down to twig over its other link.
+    let hub2 = Hub::start(HubVersion::V2_15);
+    let hub1 = Hub::start_with(
+        HubVersion::V2_15,
+        &HubOptions {
+            leafnodes: format!("  remotes = [ {{ url: \"{}\" }} ]", hub2.leaf_url()),
+            ..HubOptions::default()
+        },
+    );
+    let twig = Twig::with_config(
+        hub1.dir(),
+        &format!(
+            "[[leafnodes.remotes]]\nurls = [\"{}\"]\n\n[[leafnodes.remotes]]\nurls = [\"{}\"]\n",
+            hub1.leaf_url(),
+            hub2.leaf_url()
+        ),
+    );
+    twig.wait_log("Loop detected", 1);
+    let log = twig.log();
+    assert!(log.contains("reconnecting in 30s"), "{log}");
+}
