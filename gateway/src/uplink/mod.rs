@@ -7,7 +7,8 @@
 //!   [`backoff`]: reconnect delays and URL rotation; [`creds`]: what goes into CONNECT.
 //! - [`outbound`]: the two-lane buffer (keepalive ahead of bulk data); [`link`]: what the
 //!   router and monitoring share with the link's task.
-//! - [`dial`]: TCP and TLS; this file: the task per remote that dials, reads, and reconnects.
+//! - [`dial`]: TCP and TLS; `task`: the task per remote that dials, reads, and reconnects;
+//!   `writer`: the task that drains the outbound while connected.
 //!
 //! Per remote there is one task (dial, read the hub, apply what the session says, deliver hub
 //! messages to local subscribers) and, while connected, one writer task draining the link's
@@ -21,6 +22,7 @@ pub mod outbound;
 pub mod session;
 
 mod task;
+mod writer;
 
 use std::sync::Arc;
 
