@@ -8,6 +8,8 @@
 //!   directions and every role (client, server, leafnode), encoders that write into a caller's
 //!   buffer, header blocks (`NATS/1.0 ...`), and INFO/CONNECT JSON without a heap.
 //! - [`mqtt`]: MQTT topic <-> NATS subject mapping, exactly as nats-server maps them.
+//! - [`client`]: a sans-IO NATS client session for microcontrollers: bytes in, bytes and
+//!   events out, time passed in (`handle(now, input)`, `poll_at()`, `transmit()`).
 //! - [`sublist`] (feature `alloc`): the subscription index the gateway routes with.
 //!
 //! Rules that hold everywhere: no panics on any input; capacity lives in types and overflow is
@@ -22,6 +24,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod client;
 pub mod mqtt;
 pub mod subject;
 #[cfg(feature = "alloc")]
