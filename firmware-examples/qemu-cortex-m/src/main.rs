@@ -24,15 +24,24 @@ use cortex_m_semihosting::{debug, hprintln};
 type Group = (&'static str, fn() -> check::Outcome);
 
 const GROUPS: [Group; 3] = [
-    ("client conversation (CONNECT, SUB, PUB, MSG, HMSG, PING/PONG, -ERR, reconnect)", conversation::run),
+    (
+        "client conversation (CONNECT, SUB, PUB, MSG, HMSG, PING/PONG, -ERR, reconnect)",
+        conversation::run,
+    ),
     ("subject validation and wildcard matching", subjects::run),
-    ("MQTT topic <-> NATS subject mapping (nats-server's table)", mqtt_table::run),
+    (
+        "MQTT topic <-> NATS subject mapping (nats-server's table)",
+        mqtt_table::run,
+    ),
 ];
 
 #[entry]
 fn main() -> ! {
     let probe = stack::paint();
-    hprintln!("twig-core {} on QEMU mps2-an386 (Cortex-M4F)", env!("CARGO_PKG_VERSION"));
+    hprintln!(
+        "twig-core {} on QEMU mps2-an386 (Cortex-M4F)",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut failed = 0u32;
     for (name, run) in GROUPS {
         match run() {
@@ -43,6 +52,10 @@ fn main() -> ! {
             }
         }
     }
+    hprintln!(
+        "client session Client<4, 512, 128>: {} bytes of RAM",
+        conversation::CLIENT_BYTES
+    );
     hprintln!("stack high-water mark: {} bytes", probe.used());
     if failed == 0 {
         hprintln!("all {} groups passed", GROUPS.len());

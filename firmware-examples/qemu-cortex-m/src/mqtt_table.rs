@@ -22,7 +22,12 @@ pub fn run() -> Outcome {
             // Back again: the round trip is exact for every topic that maps.
             let mut back = [0u8; OUT];
             let n = mqtt::subject_to_topic(subject, &mut back);
-            ensure!(c, n.map(|n| &back[..n]) == Ok(topic), "round trip of {}", Show(topic));
+            ensure!(
+                c,
+                n.map(|n| &back[..n]) == Ok(topic),
+                "round trip of {}",
+                Show(topic)
+            );
         }
     }
     for case in testdata::FILTERS {
@@ -30,28 +35,68 @@ pub fn run() -> Outcome {
         let got = mqtt::filter_to_subjects(filter, &mut out);
         match (got, case.mapping) {
             (Ok(got), Ok(want)) => {
-                ensure!(c, got.subject == want.subject.as_bytes(), "filter {}", Show(filter));
-                ensure!(c, got.parent == want.parent.map(str::as_bytes), "parent of {}", Show(filter));
-                ensure!(c, got.reserved == want.reserved, "reserved of {}", Show(filter));
+                ensure!(
+                    c,
+                    got.subject == want.subject.as_bytes(),
+                    "filter {}",
+                    Show(filter)
+                );
+                ensure!(
+                    c,
+                    got.parent == want.parent.map(str::as_bytes),
+                    "parent of {}",
+                    Show(filter)
+                );
+                ensure!(
+                    c,
+                    got.reserved == want.reserved,
+                    "reserved of {}",
+                    Show(filter)
+                );
                 let delivered = |s: &[u8]| {
-                    (subject::matches(got.subject, s) || got.parent.is_some_and(|p| subject::matches(p, s)))
+                    (subject::matches(got.subject, s)
+                        || got.parent.is_some_and(|p| subject::matches(p, s)))
                         && got.delivers(s)
                 };
                 for hit in case.hits {
-                    ensure!(c, delivered(hit.as_bytes()), "{} must get {}", Show(filter), hit);
+                    ensure!(
+                        c,
+                        delivered(hit.as_bytes()),
+                        "{} must get {}",
+                        Show(filter),
+                        hit
+                    );
                 }
                 for miss in case.misses {
-                    ensure!(c, !delivered(miss.as_bytes()), "{} must not get {}", Show(filter), miss);
+                    ensure!(
+                        c,
+                        !delivered(miss.as_bytes()),
+                        "{} must not get {}",
+                        Show(filter),
+                        miss
+                    );
                 }
             }
             (Err(got), Err(want)) => ensure!(c, got == want, "filter {}: {:?}", Show(filter), got),
-            (got, _) => ensure!(c, false, "filter {}: {:?}", Show(filter), got.map(|g| Show(g.subject))),
+            (got, _) => ensure!(
+                c,
+                false,
+                "filter {}: {:?}",
+                Show(filter),
+                got.map(|g| Show(g.subject))
+            ),
         }
     }
     for case in testdata::SUBJECTS {
         let subject = case.subject.as_bytes();
         let got = mqtt::subject_to_topic(subject, &mut out).map(|n| &out[..n]);
-        ensure!(c, got == case.topic.map(str::as_bytes), "subject {}: {:?}", Show(subject), got.map(Show));
+        ensure!(
+            c,
+            got == case.topic.map(str::as_bytes),
+            "subject {}: {:?}",
+            Show(subject),
+            got.map(Show)
+        );
     }
     Ok(c.count)
 }

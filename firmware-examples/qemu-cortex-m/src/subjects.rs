@@ -24,16 +24,36 @@ const MATCHES: &[(&[u8], &[u8], bool)] = &[
 ];
 
 /// (subject, subscribe rule, publish rule)
-type Validity = (&'static [u8], Result<(), SubjectError>, Result<(), SubjectError>);
+type Validity = (
+    &'static [u8],
+    Result<(), SubjectError>,
+    Result<(), SubjectError>,
+);
 
 const VALIDITY: &[Validity] = &[
     (b"sensors.7.temp", Ok(()), Ok(())),
     (b"sensors.*", Ok(()), Err(SubjectError::Wildcard)),
     (b"sensors.>", Ok(()), Err(SubjectError::Wildcard)),
-    (b"a.>.b", Err(SubjectError::TokenAfterFullWildcard), Err(SubjectError::TokenAfterFullWildcard)),
-    (b"a..b", Err(SubjectError::EmptyToken), Err(SubjectError::EmptyToken)),
-    (b".a", Err(SubjectError::EmptyToken), Err(SubjectError::EmptyToken)),
-    (b"a b", Err(SubjectError::Whitespace), Err(SubjectError::Whitespace)),
+    (
+        b"a.>.b",
+        Err(SubjectError::TokenAfterFullWildcard),
+        Err(SubjectError::TokenAfterFullWildcard),
+    ),
+    (
+        b"a..b",
+        Err(SubjectError::EmptyToken),
+        Err(SubjectError::EmptyToken),
+    ),
+    (
+        b".a",
+        Err(SubjectError::EmptyToken),
+        Err(SubjectError::EmptyToken),
+    ),
+    (
+        b"a b",
+        Err(SubjectError::Whitespace),
+        Err(SubjectError::Whitespace),
+    ),
     (b"", Err(SubjectError::Empty), Err(SubjectError::Empty)),
 ];
 
@@ -41,13 +61,29 @@ pub fn run() -> Outcome {
     let mut c = Checks::default();
     for &(filter, subject, want) in MATCHES {
         let got = subject::matches(filter, subject);
-        ensure!(c, got == want, "matches({}, {}) = {}", Show(filter), Show(subject), got);
+        ensure!(
+            c,
+            got == want,
+            "matches({}, {}) = {}",
+            Show(filter),
+            Show(subject),
+            got
+        );
     }
     for &(s, sub, publish) in VALIDITY {
         ensure!(c, subject::validate(s) == sub, "validate({})", Show(s));
-        ensure!(c, subject::validate_publish(s) == publish, "validate_publish({})", Show(s));
+        ensure!(
+            c,
+            subject::validate_publish(s) == publish,
+            "validate_publish({})",
+            Show(s)
+        );
     }
     ensure!(c, subject::num_tokens(b"a.b.c") == 3, "num_tokens");
-    ensure!(c, subject::tokens(b"a.b.c").eq([&b"a"[..], b"b", b"c"]), "tokens");
+    ensure!(
+        c,
+        subject::tokens(b"a.b.c").eq([&b"a"[..], b"b", b"c"]),
+        "tokens"
+    );
     Ok(c.count)
 }
