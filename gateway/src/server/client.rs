@@ -1,9 +1,9 @@
 //! The part of a client connection other tasks see: its outbound buffer, the options it
 //! negotiated in CONNECT (read by publishers on other threads), its subscriptions and counters.
 //!
-//! Lock order: `subs` may be held while taking `Router::subs`? No: the reader removes a
-//! subscription from its map first, releases the map, then removes it from the router.
-//! Each lock here is taken alone.
+//! Lock order: every lock here (`subs`, `info`, the outbound buffer) is taken alone. To
+//! drop a subscription the owner removes it from `subs`, releases that lock, and only then
+//! removes it from the router (`Router::subs`), so no path holds two of them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
