@@ -65,6 +65,11 @@ pub struct Config {
     /// A write to a client that takes longer than this closes it as a slow consumer (default 10s).
     #[serde(deserialize_with = "values::de_duration")]
     pub write_deadline: Duration,
+    /// Threads that run connections (default 1; 0 = one per core). One event loop, as in
+    /// mosquitto: readers flush their subscribers inline and no wake-up crosses threads,
+    /// which measured lower latency and less CPU per message than one thread per core on a
+    /// 2-core machine. More threads help only with many busy connections on many cores.
+    pub threads: usize,
     /// Do not offer message headers to clients (default false).
     pub no_header_support: bool,
     /// Client authentication (default: none).
@@ -96,6 +101,7 @@ impl Default for Config {
             ping_max: 2,
             auth_timeout: None,
             write_deadline: Duration::from_secs(10),
+            threads: 1,
             no_header_support: false,
             authorization: AuthConfig::default(),
             tls: None,

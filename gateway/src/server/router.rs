@@ -104,24 +104,25 @@ impl Router {
         self.lock().len()
     }
 
-    /// The subscriptions matching `subject`, through the caller's cache.
-    pub fn lookup(&self, cache: &mut MatchCache, subject: &[u8]) -> Arc<MatchResult<SubRef>> {
+    /// The subscriptions matching `subject`, through the caller's cache. The result is
+    /// borrowed from the cache: no reference count is touched on a hit, so readers on
+    /// different threads publishing to one subject do not fight over a cache line.
+    pub fn lookup<'c>(&self, cache: &'c mut MatchCache, subject: &[u8]) -> &'c MatchResult<SubRef> {
         let generation = self.generation.load(Ordering::Acquire);
         if cache.generation != generation {
             cache.entries.clear();
             cache.generation = generation;
         }
-        if let Some(r) = cache.entries.get(subject) {
-            return r.clone();
+        if !cache.entries.contains_key(subject) {
+            let r = self.lock().lookup(subject);
+            if cache.entries.len() >= MatchCache::MAX_ENTRIES {
+                // Cheap and good enough: a reader that sees this many subjects is a fan-in
+                // point whose working set the shared sublist cache already holds.
+                cache.entries.clear();
+            }
+            cache.entries.insert(subject.into(), r);
         }
-        let r = self.lock().lookup(subject);
-        if cache.entries.len() >= MatchCache::MAX_ENTRIES {
-            // Cheap and good enough: a reader that sees this many subjects is a fan-in
-            // point whose working set the shared sublist cache already holds.
-            cache.entries.clear();
-        }
-        cache.entries.insert(subject.into(), r.clone());
-        r
+        cache.entries.get(subject).map_or(&EMPTY, |r| &**r)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sublist<SubRef>> {
@@ -129,11 +130,16 @@ impl Router {
     }
 }
 
-/// A reader's private cache of match results, valid for one router generation.
+/// What a lookup that cannot happen (the entry was just inserted) answers.
+static EMPTY: std::sync::LazyLock<MatchResult<SubRef>> =
+    std::sync::LazyLock::new(MatchResult::default);
+
+/// A reader's private cache of match results, valid for one router generation. Hashed with
+/// foldhash: subjects are short and this runs once per message.
 #[derive(Default)]
 pub struct MatchCache {
     generation: u64,
-    entries: std::collections::HashMap<Box<[u8]>, Arc<MatchResult<SubRef>>>,
+    entries: hashbrown::HashMap<Box<[u8]>, Arc<MatchResult<SubRef>>>,
 }
 
 impl MatchCache {
@@ -145,7 +151,17 @@ impl MatchCache {
 /// auto-unsubscribe limit, and a small RNG for queue-group picks.
 #[derive(Default)]
 pub struct Batch {
-    touched: Vec<Arc<ClientShared>>,
+    /// Clients that got bytes, with the messages and bytes delivered to each (counted into
+    /// their atomics once per batch rather than once per message).
+    touched: Vec<(Arc<ClientShared>, u64, u64)>,
+    /// Messages and bytes received in this batch (the reader's own counters).
+    pub in_msgs: u64,
+    /// Bytes received in this batch.
+    pub in_bytes: u64,
+    /// Deliveries made in this batch (server-wide counter).
+    pub out_msgs: u64,
+    /// Bytes delivered in this batch.
+    pub out_bytes: u64,
     /// Subscriptions that reached their `max` and must be removed.
     pub expired: Vec<Arc<Subscription>>,
     /// Slow consumers cut off during this batch.
@@ -154,19 +170,25 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Wakes every client that got bytes in this batch.
+    /// Wakes every client that got bytes in this batch and adds up its counters.
     pub fn flush(&mut self) {
-        for c in self.touched.drain(..) {
-            c.out.wake();
+        for (c, msgs, bytes) in self.touched.drain(..) {
+            if msgs > 0 {
+                c.count_out(msgs, bytes);
+            }
+            c.flush();
         }
     }
 
-    /// Marks `c` to be woken when the batch ends.
-    pub fn touch(&mut self, c: &Arc<ClientShared>) {
-        // Fan-out per batch is usually small; a linear scan beats hashing here.
-        if !self.touched.iter().any(|t| Arc::ptr_eq(t, c)) {
-            self.touched.push(c.clone());
+    /// Marks `c` to be woken when the batch ends; returns its slot for counting.
+    pub fn touch(&mut self, c: &Arc<ClientShared>) -> usize {
+        // Fan-out per batch is usually small and the last client touched is the likeliest
+        // again; a backwards linear scan beats hashing here.
+        if let Some(i) = self.touched.iter().rposition(|t| Arc::ptr_eq(&t.0, c)) {
+            return i;
         }
+        self.touched.push((c.clone(), 0, 0));
+        self.touched.len() - 1
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -238,10 +260,11 @@ fn deliver_one(
         return false;
     }
     let client = &sub.client;
-    if let Some(from) = from {
-        if std::ptr::eq(from, Arc::as_ptr(client)) && !from.echo() {
-            return false;
-        }
+    if let Some(from) = from
+        && std::ptr::eq(from, Arc::as_ptr(client))
+        && !from.echo()
+    {
+        return false;
     }
     // Counted always: UNSUB with a max compares against what was already delivered.
     let d = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
@@ -274,8 +297,14 @@ fn deliver_one(
         Ok(())
     }) {
         Push::Queued => {
-            client.count_out(msg.payload.len() + hdrs.map_or(0, <[u8]>::len));
-            batch.touch(client);
+            let bytes = (msg.payload.len() + hdrs.map_or(0, <[u8]>::len)) as u64;
+            let slot = batch.touch(client);
+            if let Some(t) = batch.touched.get_mut(slot) {
+                t.1 += 1;
+                t.2 += bytes;
+            }
+            batch.out_msgs += 1;
+            batch.out_bytes += bytes;
             true
         }
         Push::SlowConsumer => {

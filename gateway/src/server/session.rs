@@ -78,9 +78,6 @@ impl Session {
 
     /// Handles one op from the client.
     pub fn handle(&mut self, op: Op<'_>) -> Flow {
-        self.client
-            .last_activity
-            .store(now_nanos(), Ordering::Relaxed);
         if !self.connected && self.shared.auth.auth_required() && !matches!(op, Op::Connect(_)) {
             self.send(err::AUTH_VIOLATION);
             return Flow::Close(CloseReason::AuthenticationViolation);
@@ -128,6 +125,18 @@ impl Session {
     /// messages, removes subscriptions that reached their auto-unsubscribe limit, and cuts
     /// off slow consumers found on the way.
     pub fn end_batch(&mut self) {
+        let b = &mut self.batch;
+        if b.in_msgs > 0 {
+            self.client.count_in(b.in_msgs, b.in_bytes);
+            self.shared.stats.count_in(b.in_msgs, b.in_bytes);
+        }
+        if b.out_msgs > 0 {
+            self.shared.stats.count_out(b.out_msgs, b.out_bytes);
+        }
+        (b.in_msgs, b.in_bytes, b.out_msgs, b.out_bytes) = (0, 0, 0, 0);
+        self.client
+            .last_activity
+            .store(now_nanos(), Ordering::Relaxed);
         self.batch.flush();
         for sub in std::mem::take(&mut self.batch.expired) {
             self.shared.remove_sub(&sub);
@@ -215,8 +224,8 @@ impl Session {
         // nats-server acknowledges a verbose PUB before delivering it.
         self.ok();
         let size = payload.len() + headers.map_or(0, <[u8]>::len);
-        self.client.count_in(size);
-        self.shared.stats.count_in(size);
+        self.batch.in_msgs += 1;
+        self.batch.in_bytes += size as u64;
         let msg = Message {
             subject: subj,
             reply,
@@ -226,12 +235,12 @@ impl Session {
         // A wildcard token in a published subject is matched as a literal token, as
         // nats-server does (only wildcard subscriptions match it).
         let result = self.shared.router.lookup(&mut self.cache, subj);
-        let delivered = deliver(&msg, Some(&self.client), &result, &mut self.batch);
-        self.shared.stats.count_out_n(delivered, size);
-        if delivered == 0 && self.no_responders {
-            if let Some(reply) = reply {
-                self.no_responders_reply(subj, reply);
-            }
+        let delivered = deliver(&msg, Some(&self.client), result, &mut self.batch);
+        if delivered == 0
+            && self.no_responders
+            && let Some(reply) = reply
+        {
+            self.no_responders_reply(subj, reply);
         }
         Flow::Continue
     }
@@ -335,7 +344,9 @@ impl Session {
         match self.client.out.push_bytes(bytes) {
             super::outbound::Push::SlowConsumer => self.batch.slow.push(self.client.clone()),
             // Woken once when the batch ends, like routed messages.
-            super::outbound::Push::Queued => self.batch.touch(&self.client),
+            super::outbound::Push::Queued => {
+                self.batch.touch(&self.client);
+            }
             super::outbound::Push::Closed | super::outbound::Push::Refused => {}
         }
     }
