@@ -22,6 +22,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod log;
 pub mod mqtt;
 pub mod subject;
 #[cfg(feature = "alloc")]
