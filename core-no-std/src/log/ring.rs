@@ -298,6 +298,9 @@ impl<F: Flush> Log<F> {
         // Everything written so far must be durable before a later sector header claims it.
         self.flash.flush()?;
         self.flash.erase(geo.addr(next, 0), geo.addr(next, 0) + geo.sector)?;
+        // And the erase durable before the header: over a page cache, a crash could otherwise
+        // bring back records of an earlier, lost attempt at this sector under the same counter.
+        self.flash.flush()?;
         let h = SectorHeader { counter: self.head_counter + 1, base: self.next_seq, acked: self.acked };
         format::write_sector_header(&mut self.flash, &geo, next, &h)?;
         if self.len == 0 {

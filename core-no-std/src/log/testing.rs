@@ -298,11 +298,26 @@ impl<const R: usize, const W: usize, const E: usize> NorFlash for MockFlash<R, W
         self.counts.erases += 1;
         self.touch(o, o + len);
         if let Some(keep) = self.budget(len) {
-            // Mixed: erase order is unknown, so every byte ends somewhere between old and 0xFF.
-            for i in o..o + len {
+            // The contents are undefined; four shapes, picked at random: the erase had not
+            // started, it went front to back, back to front, or bytes are anywhere between old
+            // and 0xFF.
+            let shape = self.rng.next_u64() % 4;
+            for i in 0..len {
                 let r = self.rng.next_u64();
-                let p = (r % (len as u64 + 1)) as usize;
-                self.mem[i] = if p < keep { 0xFF } else if r & 0x100 != 0 { self.mem[i] } else { self.mem[i] | (r >> 16) as u8 };
+                let erased = match shape {
+                    0 => false,
+                    1 => i < keep,
+                    2 => i >= len - keep,
+                    _ => (r % (len as u64 + 1)) < keep as u64,
+                };
+                let b = &mut self.mem[o + i];
+                *b = if erased {
+                    0xFF
+                } else if shape < 3 || r & 0x100 != 0 {
+                    *b
+                } else {
+                    *b | (r >> 16) as u8
+                };
             }
             for w in o / W..(o + len) / W {
                 self.writable[w] = false;
@@ -464,6 +479,20 @@ pub fn run<const R: usize, const W: usize, const E: usize>(
     steps: &[Step],
     max_len: usize,
 ) -> Result<(Outcome, MockFlash<R, W, E>), String> {
+    run_with_recuts(flash, config, steps, max_len, 0, 0)
+}
+
+/// [`run`], arming a new cut within `recut` operations after each recovery (0: none), picked
+/// by `seed`: crashes during the recovery's first writes, again and again.
+pub fn run_with_recuts<const R: usize, const W: usize, const E: usize>(
+    flash: MockFlash<R, W, E>,
+    config: Config,
+    steps: &[Step],
+    max_len: usize,
+    recut: u64,
+    seed: u64,
+) -> Result<(Outcome, MockFlash<R, W, E>), String> {
+    let mut cuts = Rng(seed);
     let mut m = Model { may_lose_below: 1, ..Model::default() };
     let mut log = Log::open(flash, config).map_err(|e| format!("open: {e:?}"))?;
     let mut out = Outcome::default();
@@ -502,6 +531,9 @@ pub fn run<const R: usize, const W: usize, const E: usize>(
                 }
                 let mut flash = log.into_inner();
                 flash.power_on();
+                if recut > 0 {
+                    flash.cut_power(Cut::AtOp { n: cuts.below(recut), keep_seed: cuts.next_u64() });
+                }
                 // The append in flight may have dropped the oldest sector.
                 if config.when_full == WhenFull::DropOldest && step == Step::Append {
                     m.may_lose_below = m.may_lose_below.max(before.first + before.oldest_sector_records);
@@ -573,6 +605,9 @@ fn do_step<const R: usize, const W: usize, const E: usize>(
             Ok(()) => {
                 m.synced = m.last;
                 m.durable_acked = log.stats().durable_acked;
+                if log.stats().synced != m.last {
+                    return Err(format!("sync: synced {} want {}", log.stats().synced, m.last));
+                }
             }
             Err(e @ Error::Flash(MockError::PowerCut)) => return Ok(Some(e)),
             Err(e) => return Err(format!("sync: {e:?}")),
