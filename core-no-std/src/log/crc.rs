@@ -66,10 +66,15 @@ mod tests {
         assert_eq!(Crc32::new().finish(), 0);
         assert_eq!(Crc32::new().update(b"123456789").finish(), 0xCBF4_3926);
         assert_eq!(
-            Crc32::new().update(b"The quick brown fox jumps over the lazy dog").finish(),
+            Crc32::new()
+                .update(b"The quick brown fox jumps over the lazy dog")
+                .finish(),
             0x414F_A339
         );
         // Feeding in pieces is the same as feeding at once.
-        assert_eq!(Crc32::new().update(b"1234").update(b"56789").finish(), 0xCBF4_3926);
+        assert_eq!(
+            Crc32::new().update(b"1234").update(b"56789").finish(),
+            0xCBF4_3926
+        );
     }
 }

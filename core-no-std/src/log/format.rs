@@ -92,13 +92,13 @@ impl Geo {
             || !F::WRITE_SIZE.is_power_of_two()
             || align > MAX_ALIGN
             || erase == 0
-            || erase % align != 0
+            || !erase.is_multiple_of(align)
         {
             return None;
         }
         let sector = u32::try_from(erase).ok()?;
         let align = align as u32;
-        if start % sector != 0 || end % sector != 0 || end <= start {
+        if !start.is_multiple_of(sector) || !end.is_multiple_of(sector) || end <= start {
             return None;
         }
         if usize::try_from(end).ok()? > flash.capacity() {
@@ -113,7 +113,15 @@ impl Geo {
         if sectors < 2 || max_payload < 8 {
             return None;
         }
-        Some(Geo { start, sectors, sector, align, hdr, data0, max_payload })
+        Some(Geo {
+            start,
+            sectors,
+            sector,
+            align,
+            hdr,
+            data0,
+            max_payload,
+        })
     }
 
     /// Flash address of `offset` within sector `index`.
@@ -131,7 +139,11 @@ impl Geo {
 
     /// The sector after `index` in the ring.
     pub(crate) fn next(&self, index: u32) -> u32 {
-        if index + 1 >= self.sectors { 0 } else { index + 1 }
+        if index + 1 >= self.sectors {
+            0
+        } else {
+            index + 1
+        }
     }
 
     /// The sector `back` places before `index` in the ring (`back < sectors`).
@@ -169,7 +181,11 @@ impl SectorHeader {
         if word(0) != MAGIC || word(28) != Crc32::new().update(&b[0..28]).finish() {
             return None;
         }
-        let h = SectorHeader { counter: dword(4), base: dword(12), acked: dword(20) };
+        let h = SectorHeader {
+            counter: dword(4),
+            base: dword(12),
+            acked: dword(20),
+        };
         // Counter 0 and sequence 0 are never written: they mean "none".
         (h.counter != 0 && h.base != 0).then_some(h)
     }
@@ -208,7 +224,11 @@ pub(crate) fn record_crc(counter: u64, seq: u64, kind: Kind, len: u32) -> Crc32 
 
 /// Reads `buf.len()` bytes at `addr` (both already aligned to `READ_SIZE`).
 pub(crate) fn read<F: NorFlash>(flash: &mut F, addr: u32, buf: &mut [u8]) -> Result<(), F::Error> {
-    if buf.is_empty() { Ok(()) } else { flash.read(addr, buf) }
+    if buf.is_empty() {
+        Ok(())
+    } else {
+        flash.read(addr, buf)
+    }
 }
 
 /// Reads and decodes the header of sector `index`.
@@ -237,7 +257,10 @@ pub(crate) fn write_sector_header<F: NorFlash>(
     if let Some(dst) = stage.get_mut(..SECTOR_HEADER_LEN) {
         dst.copy_from_slice(&h.encode());
     }
-    flash.write(geo.addr(index, 0), stage.get(..geo.data0 as usize).unwrap_or_default())
+    flash.write(
+        geo.addr(index, 0),
+        stage.get(..geo.data0 as usize).unwrap_or_default(),
+    )
 }
 
 /// Reads the record header at `offset` of sector `index`; `offset` must leave room for it.
@@ -259,8 +282,10 @@ pub(crate) fn read_slot<F: NorFlash>(
     let lk = u32::from_le_bytes([stage[0], stage[1], stage[2], stage[3]]);
     let crc = u32::from_le_bytes([stage[4], stage[5], stage[6], stage[7]]);
     let len = lk & MAX_LEN;
-    let (Some(kind), Some(size)) = (Kind::from_byte((lk >> 24) as u8), geo.record_size(len as usize))
-    else {
+    let (Some(kind), Some(size)) = (
+        Kind::from_byte((lk >> 24) as u8),
+        geo.record_size(len as usize),
+    ) else {
         return Ok(Slot::Garbage);
     };
     if offset.saturating_add(size) > geo.sector || (kind == Kind::Ack && len != 8) {
@@ -284,7 +309,9 @@ pub(crate) fn write_record<F: NorFlash>(
     payload: &[u8],
 ) -> Result<u32, F::Error> {
     // Callers check the size first; a payload that slipped through writes nothing.
-    let Some(size) = geo.record_size(payload.len()) else { return Ok(0) };
+    let Some(size) = geo.record_size(payload.len()) else {
+        return Ok(0);
+    };
     let len = payload.len() as u32;
     let crc = record_crc(counter, seq, kind, len).update(payload).finish();
     let mut stage = [0xFFu8; STAGE];

@@ -39,6 +39,11 @@
 //! acknowledged cursor is stored in each new sector's header and, at [`Log::sync`] when it has
 //! moved, as a 16-byte ack record in the current sector.
 //!
+//! Assumption about the flash (the one littlefs and `sequential-storage` make): a word that
+//! reads all 0xFF may be programmed. A program cut off before it changed any bit cannot be told
+//! apart from no program at all; one that changed any bit makes the record fail its checksum,
+//! and the log then appends in a fresh sector.
+//!
 //! A sector is erased immediately before its header is written; before erasing, the log calls
 //! `flush`, so a later sector's header never claims records an earlier sector has not got. On
 //! open ([`Log::open`]) the log reads every sector header, takes the highest counter as the
@@ -172,7 +177,11 @@ pub struct Config {
 impl Config {
     /// The region `[start, end)`, refusing new records when full.
     pub const fn new(start: u32, end: u32) -> Self {
-        Config { start, end, when_full: WhenFull::RefuseNew }
+        Config {
+            start,
+            end,
+            when_full: WhenFull::RefuseNew,
+        }
     }
 
     /// The same region with another full behaviour.

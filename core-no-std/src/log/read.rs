@@ -42,7 +42,13 @@ impl<F: Flush> Log<F> {
         let geo = self.geo;
         let seq = seq.max(self.first()).min(self.next_seq);
         if self.len == 0 {
-            return Ok(Cursor { seq, counter: 0, end: 0, sector: 0, off: 0 });
+            return Ok(Cursor {
+                seq,
+                counter: 0,
+                end: 0,
+                sector: 0,
+                off: 0,
+            });
         }
         // Chain position p is sector tail + p with counter tail_counter + p.
         let last = self.len - 1;
@@ -54,7 +60,8 @@ impl<F: Flush> Log<F> {
             while hi - lo > 1 {
                 let mid = lo + (hi - lo) / 2;
                 let i = (tail + mid) % geo.sectors;
-                let h = format::read_sector_header(&mut self.flash, &geo, i)?.ok_or(Error::Corrupted)?;
+                let h = format::read_sector_header(&mut self.flash, &geo, i)?
+                    .ok_or(Error::Corrupted)?;
                 if h.base <= seq {
                     lo = mid;
                 } else {
@@ -70,7 +77,9 @@ impl<F: Flush> Log<F> {
         } else if pos == 0 {
             self.first
         } else {
-            format::read_sector_header(&mut self.flash, &geo, sector)?.ok_or(Error::Corrupted)?.base
+            format::read_sector_header(&mut self.flash, &geo, sector)?
+                .ok_or(Error::Corrupted)?
+                .base
         };
         // Walk record headers up to `seq`; every step moves forward, the slot check stops at
         // the sector's end.
@@ -85,11 +94,19 @@ impl<F: Flush> Log<F> {
                 at += 1;
             }
         }
-        Ok(Cursor { seq, counter, end: 0, sector, off })
+        Ok(Cursor {
+            seq,
+            counter,
+            end: 0,
+            sector,
+            off,
+        })
     }
 
     fn placed(&self, c: &Cursor) -> bool {
-        let Some(age) = self.head_counter.checked_sub(c.counter) else { return false };
+        let Some(age) = self.head_counter.checked_sub(c.counter) else {
+            return false;
+        };
         self.len > 0
             && c.counter != 0
             && age < u64::from(self.len)
@@ -100,7 +117,11 @@ impl<F: Flush> Log<F> {
     /// Reads the record at `cursor` into `buf` and moves the cursor past it. `Ok(None)` at the
     /// end of the log. [`Error::BufferTooSmall`] leaves the cursor where it was;
     /// [`Error::Corrupted`] moves it to the next sector.
-    pub fn read_next(&mut self, cursor: &mut Cursor, buf: &mut [u8]) -> Result<Option<Record>, Error<F::Error>> {
+    pub fn read_next(
+        &mut self,
+        cursor: &mut Cursor,
+        buf: &mut [u8],
+    ) -> Result<Option<Record>, Error<F::Error>> {
         let geo = self.geo;
         // Each round moves the cursor forward by a record or a sector, or returns.
         let rounds = u64::from(geo.sectors) * u64::from(geo.sector / geo.hdr + 2);
@@ -142,7 +163,10 @@ impl<F: Flush> Log<F> {
                     format::read_payload(&mut self.flash, &geo, cursor.sector, cursor.off, out)?;
                     let crc = format::record_crc(cursor.counter, cursor.seq, Kind::Data, h.len);
                     if crc.update(out).finish() == h.crc {
-                        let rec = super::Record { seq: cursor.seq, len };
+                        let rec = super::Record {
+                            seq: cursor.seq,
+                            len,
+                        };
                         cursor.off += geo.record_size(len).unwrap_or(geo.sector);
                         cursor.seq += 1;
                         return Ok(Some(rec));

@@ -29,10 +29,10 @@ impl<F: Flush> Log<F> {
         // 1. The newest sector: the highest counter among valid headers.
         let mut newest: Option<(u32, SectorHeader)> = None;
         for i in 0..geo.sectors {
-            if let Some(h) = format::read_sector_header(&mut flash, &geo, i)? {
-                if newest.is_none_or(|(_, n)| h.counter > n.counter) {
-                    newest = Some((i, h));
-                }
+            if let Some(h) = format::read_sector_header(&mut flash, &geo, i)?
+                && newest.is_none_or(|(_, n)| h.counter > n.counter)
+            {
+                newest = Some((i, h));
             }
         }
         let mut log = Log {
@@ -54,7 +54,9 @@ impl<F: Flush> Log<F> {
             synced: 0,
             dropped: 0,
         };
-        let Some((head, hh)) = newest else { return Ok(log) };
+        let Some((head, hh)) = newest else {
+            return Ok(log);
+        };
         // 2. Walk back while each sector is the one written just before the next.
         let mut tail = head;
         let mut tail_h = hh;
@@ -62,8 +64,13 @@ impl<F: Flush> Log<F> {
         let mut len = 1;
         while len < geo.sectors {
             let i = geo.back(head, len);
-            let Some(h) = format::read_sector_header(&mut log.flash, &geo, i)? else { break };
-            let plausible = tail_h.base.checked_sub(h.base).is_some_and(|n| n <= u64::from(geo.sector));
+            let Some(h) = format::read_sector_header(&mut log.flash, &geo, i)? else {
+                break;
+            };
+            let plausible = tail_h
+                .base
+                .checked_sub(h.base)
+                .is_some_and(|n| n <= u64::from(geo.sector));
             if h.counter.checked_add(1) != Some(tail_h.counter) || !plausible {
                 break;
             }
@@ -113,7 +120,12 @@ impl<F: Flush> Log<F> {
     /// an invalid record, or `limit` data records.
     fn scan(&mut self, index: u32, h: &SectorHeader, limit: Option<u64>) -> Result<Scan, F::Error> {
         let geo = self.geo;
-        let mut s = Scan { records: 0, end: geo.data0, clean: false, acked: 0 };
+        let mut s = Scan {
+            records: 0,
+            end: geo.data0,
+            clean: false,
+            acked: 0,
+        };
         while limit.is_none_or(|l| s.records < l) {
             if s.end >= geo.sector {
                 // Full to the last byte: nothing after it to be torn.
@@ -129,7 +141,9 @@ impl<F: Flush> Log<F> {
                 Slot::Garbage => break,
                 Slot::Header(rh) => rh,
             };
-            let Some(first8) = format::verify_record(&mut self.flash, &geo, index, s.end, h.counter, seq, &rh)? else {
+            let Some(first8) =
+                format::verify_record(&mut self.flash, &geo, index, s.end, h.counter, seq, &rh)?
+            else {
                 break;
             };
             match rh.kind {
@@ -237,22 +251,43 @@ impl<F: Flush> Log<F> {
     }
 
     pub(crate) fn first(&self) -> u64 {
-        if self.len == 0 { self.next_seq } else { self.first }
+        if self.len == 0 {
+            self.next_seq
+        } else {
+            self.first
+        }
     }
 
     /// First sequence number after the oldest sector.
     fn tail_end(&self) -> u64 {
-        if self.len <= 1 { self.next_seq } else { self.second }
+        if self.len <= 1 {
+            self.next_seq
+        } else {
+            self.second
+        }
     }
 
     fn head_fits(&self, size: u32) -> bool {
-        self.head_open && self.head_off.checked_add(size).is_some_and(|e| e <= self.geo.sector)
+        self.head_open
+            && self
+                .head_off
+                .checked_add(size)
+                .is_some_and(|e| e <= self.geo.sector)
     }
 
     /// Writes one record at the head; a failed write closes the head (its end is unknown).
     fn write(&mut self, kind: Kind, seq: u64, payload: &[u8]) -> Result<(), Error<F::Error>> {
         let (geo, head, off, counter) = (self.geo, self.head, self.head_off, self.head_counter);
-        match format::write_record(&mut self.flash, &geo, head, off, counter, seq, kind, payload) {
+        match format::write_record(
+            &mut self.flash,
+            &geo,
+            head,
+            off,
+            counter,
+            seq,
+            kind,
+            payload,
+        ) {
             Ok(size) => {
                 self.head_off += size;
                 Ok(())
@@ -297,11 +332,16 @@ impl<F: Flush> Log<F> {
         }
         // Everything written so far must be durable before a later sector header claims it.
         self.flash.flush()?;
-        self.flash.erase(geo.addr(next, 0), geo.addr(next, 0) + geo.sector)?;
+        self.flash
+            .erase(geo.addr(next, 0), geo.addr(next, 0) + geo.sector)?;
         // And the erase durable before the header: over a page cache, a crash could otherwise
         // bring back records of an earlier, lost attempt at this sector under the same counter.
         self.flash.flush()?;
-        let h = SectorHeader { counter: self.head_counter + 1, base: self.next_seq, acked: self.acked };
+        let h = SectorHeader {
+            counter: self.head_counter + 1,
+            base: self.next_seq,
+            acked: self.acked,
+        };
         format::write_sector_header(&mut self.flash, &geo, next, &h)?;
         if self.len == 0 {
             self.first = self.next_seq;

@@ -112,7 +112,8 @@ pub enum Cut {
 /// Rules enforced (each an error, never a silent success): alignment and bounds; a word is
 /// written at most once between erases; a write never turns a 0 bit into 1. Power cuts: a cut
 /// write leaves the words before the cut written, the word at the cut undefined (a random
-/// subset of its 0 bits programmed) and the rest untouched; a cut erase leaves the sector mixed
+/// subset of its 0 bits programmed; if that subset is empty the word reads, and counts as,
+/// erased) and the rest untouched; a cut erase leaves the sector mixed
 /// (bytes erased, untouched, or with a random subset of their bits back at 1), every word of it
 /// unwritable until erased again.
 ///
@@ -235,7 +236,10 @@ impl<const R: usize, const W: usize, const E: usize> MockFlash<R, W, E> {
                 Some(self.rng.below(len as u64 + 1) as usize)
             }
             Some(Cut::AtOp { n, keep_seed }) => {
-                self.cut = Some(Cut::AtOp { n: n - 1, keep_seed });
+                self.cut = Some(Cut::AtOp {
+                    n: n - 1,
+                    keep_seed,
+                });
                 None
             }
             Some(Cut::AfterBytes(b)) if (b as usize) < len => Some(b as usize),
@@ -249,7 +253,7 @@ impl<const R: usize, const W: usize, const E: usize> MockFlash<R, W, E> {
 
     fn check(&self, offset: u32, len: usize, align: usize) -> Result<usize, MockError> {
         let o = offset as usize;
-        if o % align != 0 || len % align != 0 {
+        if !o.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(MockError::NotAligned);
         }
         if o.checked_add(len).is_none_or(|e| e > self.mem.len()) {
@@ -361,11 +365,15 @@ impl<const R: usize, const W: usize, const E: usize> NorFlash for MockFlash<R, W
         if keep.is_some() {
             // The word being programmed when the power went: a random subset of its 0 bits.
             if whole < bytes.len() {
-                for i in whole..whole + W {
+                for (i, &b) in bytes.iter().enumerate().skip(whole).take(W) {
                     let r = self.rng.next_u64() as u8;
-                    self.mem[o + i] &= bytes[i] | r;
+                    self.mem[o + i] &= b | r;
                 }
-                self.writable[(o + whole) / W] = false;
+                // A program cut off before any bit changed cannot be told from no program at
+                // all: like littlefs and sequential-storage, treat a word that reads erased as
+                // erased (writable). Any changed bit makes it written.
+                let word = &self.mem[o + whole..o + whole + W];
+                self.writable[(o + whole) / W] = word.iter().all(|&b| b == 0xFF);
             }
             self.go_dark();
             return Err(MockError::PowerCut);
@@ -493,15 +501,20 @@ pub fn run_with_recuts<const R: usize, const W: usize, const E: usize>(
     seed: u64,
 ) -> Result<(Outcome, MockFlash<R, W, E>), String> {
     let mut cuts = Rng(seed);
-    let mut m = Model { may_lose_below: 1, ..Model::default() };
+    let mut m = Model {
+        may_lose_below: 1,
+        ..Model::default()
+    };
     let mut log = Log::open(flash, config).map_err(|e| format!("open: {e:?}"))?;
     let mut out = Outcome::default();
     let mut buf = vec![0u8; max_len];
     let mut want = Vec::new();
     for (i, &step) in steps.iter().enumerate() {
         let before = log.stats();
-        let res = do_step(&mut log, &mut m, step, max_len, &mut buf, &mut want, &mut out)
-            .map_err(|e| format!("step {i} {step:?}: {e}"))?;
+        let res = do_step(
+            &mut log, &mut m, step, max_len, &mut buf, &mut want, &mut out,
+        )
+        .map_err(|e| format!("step {i} {step:?}: {e}"))?;
         // A clean restart syncs first; that sync may meet the power cut.
         let res = match res {
             Some(Error::Config) => match log.sync() {
@@ -518,28 +531,43 @@ pub fn run_with_recuts<const R: usize, const W: usize, const E: usize>(
                 m.synced = m.last;
                 m.durable_acked = log.stats().durable_acked;
                 let s0 = log.stats();
-                log = Log::open(log.into_inner(), config).map_err(|e| format!("step {i}: reopen: {e:?}"))?;
+                log = Log::open(log.into_inner(), config)
+                    .map_err(|e| format!("step {i}: reopen: {e:?}"))?;
                 let s = log.stats();
                 if s.last != s0.last || s.acked != s0.durable_acked || s.first != s0.first {
-                    return Err(format!("step {i}: clean reopen changed the log: {s0:?} -> {s:?}"));
+                    return Err(format!(
+                        "step {i}: clean reopen changed the log: {s0:?} -> {s:?}"
+                    ));
                 }
                 m.acked = s.acked;
             }
             Some(cut) => {
                 if !log.flash().is_off() {
-                    return Err(format!("step {i} {step:?}: error {cut:?} without a power cut"));
+                    return Err(format!(
+                        "step {i} {step:?}: error {cut:?} without a power cut"
+                    ));
                 }
                 let mut flash = log.into_inner();
                 flash.power_on();
                 if recut > 0 {
-                    flash.cut_power(Cut::AtOp { n: cuts.below(recut), keep_seed: cuts.next_u64() });
+                    flash.cut_power(Cut::AtOp {
+                        n: cuts.below(recut),
+                        keep_seed: cuts.next_u64(),
+                    });
                 }
                 // The append in flight may have dropped the oldest sector.
                 if config.when_full == WhenFull::DropOldest && step == Step::Append {
-                    m.may_lose_below = m.may_lose_below.max(before.first + before.oldest_sector_records);
+                    m.may_lose_below = m
+                        .may_lose_below
+                        .max(before.first + before.oldest_sector_records);
                 }
-                let max_last = if step == Step::Append { m.last + 1 } else { m.last };
-                log = Log::open(flash, config).map_err(|e| format!("step {i}: reopen after cut: {e:?}"))?;
+                let max_last = if step == Step::Append {
+                    m.last + 1
+                } else {
+                    m.last
+                };
+                log = Log::open(flash, config)
+                    .map_err(|e| format!("step {i}: reopen after cut: {e:?}"))?;
                 recovered(&mut log, &mut m, max_last, max_len, &mut buf, &mut want)
                     .map_err(|e| format!("step {i} {step:?}: after the cut: {e}"))?;
                 out.recoveries += 1;
@@ -587,7 +615,8 @@ fn do_step<const R: usize, const W: usize, const E: usize>(
                     }
                     m.last = seq;
                     if a.dropped > 0 {
-                        m.may_lose_below = m.may_lose_below.max(st.first + st.oldest_sector_records);
+                        m.may_lose_below =
+                            m.may_lose_below.max(st.first + st.oldest_sector_records);
                     }
                     // A raw NOR flash needs no flush: the mock counts it as synced only at sync.
                 }
@@ -606,7 +635,11 @@ fn do_step<const R: usize, const W: usize, const E: usize>(
                 m.synced = m.last;
                 m.durable_acked = log.stats().durable_acked;
                 if log.stats().synced != m.last {
-                    return Err(format!("sync: synced {} want {}", log.stats().synced, m.last));
+                    return Err(format!(
+                        "sync: synced {} want {}",
+                        log.stats().synced,
+                        m.last
+                    ));
                 }
             }
             Err(e @ Error::Flash(MockError::PowerCut)) => return Ok(Some(e)),
@@ -643,7 +676,9 @@ fn do_step<const R: usize, const W: usize, const E: usize>(
         }
         Step::Scan(pick, n) => {
             let from = st.first + (st.last + 1 - st.first) * u64::from(pick) / 255;
-            let mut c = log.cursor(from).map_err(|e| format!("cursor {from}: {e:?}"))?;
+            let mut c = log
+                .cursor(from)
+                .map_err(|e| format!("cursor {from}: {e:?}"))?;
             let mut expect = from;
             for _ in 0..n {
                 match log.read_next(&mut c, buf) {
@@ -672,16 +707,25 @@ fn do_step<const R: usize, const W: usize, const E: usize>(
     // Invariants after every step.
     let s = log.stats();
     if s.last != m.last || s.acked != m.acked || s.durable_acked > s.acked || s.synced > s.last {
-        return Err(format!("stats {s:?} vs model last {} acked {}", m.last, m.acked));
+        return Err(format!(
+            "stats {s:?} vs model last {} acked {}",
+            m.last, m.acked
+        ));
     }
     if s.first > m.acked.max(m.may_lose_below.saturating_sub(1)) + 1 {
-        return Err(format!("lost records: first {} but acked {} may_lose_below {}", s.first, m.acked, m.may_lose_below));
+        return Err(format!(
+            "lost records: first {} but acked {} may_lose_below {}",
+            s.first, m.acked, m.may_lose_below
+        ));
     }
     Ok(None)
 }
 
 fn salt_of(m: &Model, seq: u64) -> Result<u32, String> {
-    m.salts.get((seq as usize).wrapping_sub(1)).copied().ok_or_else(|| format!("seq {seq} never appended"))
+    m.salts
+        .get((seq as usize).wrapping_sub(1))
+        .copied()
+        .ok_or_else(|| format!("seq {seq} never appended"))
 }
 
 /// Checks a log just recovered from a power cut against the model and adopts it.
@@ -696,16 +740,28 @@ fn recovered<const R: usize, const W: usize, const E: usize>(
 ) -> Result<(), String> {
     let s = log.stats();
     if s.last < m.synced {
-        return Err(format!("synced records lost: last {} < synced {}", s.last, m.synced));
+        return Err(format!(
+            "synced records lost: last {} < synced {}",
+            s.last, m.synced
+        ));
     }
     if s.last > max_last {
-        return Err(format!("phantom records: last {} > appended {max_last}", s.last));
+        return Err(format!(
+            "phantom records: last {} > appended {max_last}",
+            s.last
+        ));
     }
     if s.acked > m.acked {
-        return Err(format!("acked cursor ahead: {} > acked {}", s.acked, m.acked));
+        return Err(format!(
+            "acked cursor ahead: {} > acked {}",
+            s.acked, m.acked
+        ));
     }
     if s.acked < m.durable_acked {
-        return Err(format!("durable ack lost: {} < {}", s.acked, m.durable_acked));
+        return Err(format!(
+            "durable ack lost: {} < {}",
+            s.acked, m.durable_acked
+        ));
     }
     // Acknowledged records may have been reclaimed before the ack itself reached flash.
     m.may_lose_below = m.may_lose_below.max(m.acked + 1);

@@ -20,7 +20,10 @@ fn small() -> Log<Small> {
 fn append_read_reopen() {
     let mut log = small();
     assert_eq!(log.stats().last, 0);
-    assert_eq!(log.append(b"hello").unwrap(), Appended { seq: 1, dropped: 0 });
+    assert_eq!(
+        log.append(b"hello").unwrap(),
+        Appended { seq: 1, dropped: 0 }
+    );
     assert_eq!(log.append(b"").unwrap().seq, 2);
     assert_eq!(log.append(&[7; 100]).unwrap().seq, 3);
     let mut buf = [0u8; 128];
@@ -30,7 +33,10 @@ fn append_read_reopen() {
     assert_eq!(log.read(3, &mut buf), Ok(100));
     assert_eq!(log.read(4, &mut buf), Err(Error::NotFound));
     assert_eq!(log.read(0, &mut buf), Err(Error::NotFound));
-    assert_eq!(log.read(3, &mut buf[..99]), Err(Error::BufferTooSmall { needed: 100 }));
+    assert_eq!(
+        log.read(3, &mut buf[..99]),
+        Err(Error::BufferTooSmall { needed: 100 })
+    );
     log.sync().unwrap();
     let mut log = Log::open(log.into_inner(), Config::new(0, 8 * 512)).unwrap();
     assert_eq!(log.stats().last, 3);
@@ -54,7 +60,13 @@ fn refuse_then_ack_reclaims() {
     let oldest = log.stats().oldest_sector_records;
     log.ack(oldest).unwrap();
     let a = log.append(&[1; 60]).unwrap();
-    assert_eq!(a, Appended { seq: n + 1, dropped: 0 });
+    assert_eq!(
+        a,
+        Appended {
+            seq: n + 1,
+            dropped: 0
+        }
+    );
     assert_eq!(log.stats().first, oldest + 1);
     // Reading an acknowledged record that is still on flash works.
     assert_eq!(log.read(oldest + 1, &mut [0; 64]), Ok(60));
@@ -64,7 +76,11 @@ fn refuse_then_ack_reclaims() {
 
 #[test]
 fn drop_oldest_counts() {
-    let mut log = Log::open(Small::new(8), Config::new(0, 8 * 512).when_full(WhenFull::DropOldest)).unwrap();
+    let mut log = Log::open(
+        Small::new(8),
+        Config::new(0, 8 * 512).when_full(WhenFull::DropOldest),
+    )
+    .unwrap();
     let mut dropped = 0;
     for i in 0..200u32 {
         dropped += log.append(&i.to_le_bytes().repeat(10)).unwrap().dropped;
@@ -141,11 +157,23 @@ fn cursor_follows_appends_across_sectors() {
 
 #[test]
 fn bad_configs() {
-    assert_eq!(Log::open(Small::new(8), Config::new(0, 512)).err(), Some(Error::Config));
-    assert_eq!(Log::open(Small::new(8), Config::new(1, 1024)).err(), Some(Error::Config));
-    assert_eq!(Log::open(Small::new(8), Config::new(0, 9 * 512)).err(), Some(Error::Config));
+    assert_eq!(
+        Log::open(Small::new(8), Config::new(0, 512)).err(),
+        Some(Error::Config)
+    );
+    assert_eq!(
+        Log::open(Small::new(8), Config::new(1, 1024)).err(),
+        Some(Error::Config)
+    );
+    assert_eq!(
+        Log::open(Small::new(8), Config::new(0, 9 * 512)).err(),
+        Some(Error::Config)
+    );
     // Not a power-of-two write size.
-    assert_eq!(Log::open(MockFlash::<1, 3, 513>::new(4), Config::new(0, 4 * 513)).err(), Some(Error::Config));
+    assert_eq!(
+        Log::open(MockFlash::<1, 3, 513>::new(4), Config::new(0, 4 * 513)).err(),
+        Some(Error::Config)
+    );
     let mut log = small();
     assert_eq!(log.append(&[0; 512]), Err(Error::TooLarge));
     let max = log.max_payload();
@@ -194,34 +222,87 @@ fn flash_operation_counts() {
     let c0 = log.flash().counts();
     log.append(&[1; 20]).unwrap();
     // The first append opens sector 0: flush, erase, flush, header write, record write.
-    assert_eq!(log.flash().counts() - c0, Counts { writes: 2, write_bytes: 32 + 28, erases: 1, flushes: 2, ..Counts::default() });
+    assert_eq!(
+        log.flash().counts() - c0,
+        Counts {
+            writes: 2,
+            write_bytes: 32 + 28,
+            erases: 1,
+            flushes: 2,
+            ..Counts::default()
+        }
+    );
     let c = log.flash().counts();
     log.append(&[1; 20]).unwrap();
     // An append into the open sector: one write, no read.
-    assert_eq!(log.flash().counts() - c, Counts { writes: 1, write_bytes: 28, ..Counts::default() });
+    assert_eq!(
+        log.flash().counts() - c,
+        Counts {
+            writes: 1,
+            write_bytes: 28,
+            ..Counts::default()
+        }
+    );
     let c = log.flash().counts();
     log.sync().unwrap();
     // Nothing to write: one flush (a no-op on `Direct`).
-    assert_eq!(log.flash().counts() - c, Counts { flushes: 1, ..Counts::default() });
+    assert_eq!(
+        log.flash().counts() - c,
+        Counts {
+            flushes: 1,
+            ..Counts::default()
+        }
+    );
     log.ack(1).unwrap();
     let c = log.flash().counts();
     log.sync().unwrap();
     // A moved ack costs one 16-byte record.
-    assert_eq!(log.flash().counts() - c, Counts { writes: 1, write_bytes: 16, flushes: 1, ..Counts::default() });
+    assert_eq!(
+        log.flash().counts() - c,
+        Counts {
+            writes: 1,
+            write_bytes: 16,
+            flushes: 1,
+            ..Counts::default()
+        }
+    );
     let c = log.flash().counts();
     log.append(&[1; 200]).unwrap();
     // Longer than the 128-byte stage: stage, then the aligned rest straight from the caller.
-    assert_eq!(log.flash().counts() - c, Counts { writes: 2, write_bytes: 208, ..Counts::default() });
+    assert_eq!(
+        log.flash().counts() - c,
+        Counts {
+            writes: 2,
+            write_bytes: 208,
+            ..Counts::default()
+        }
+    );
     let c = log.flash().counts();
     log.append(&[1; 185]).unwrap();
     // ... plus the unaligned tail word: three writes at most. The sector is now full (512 B).
-    assert_eq!(log.flash().counts() - c, Counts { writes: 3, write_bytes: 196, ..Counts::default() });
+    assert_eq!(
+        log.flash().counts() - c,
+        Counts {
+            writes: 3,
+            write_bytes: 196,
+            ..Counts::default()
+        }
+    );
     log.ack(2).unwrap();
     let c = log.flash().counts();
     log.sync().unwrap();
     // No room for an ack record: the next sector's header carries the ack (flush, erase,
     // flush, header write, then sync's flush).
-    assert_eq!(log.flash().counts() - c, Counts { writes: 1, write_bytes: 32, erases: 1, flushes: 3, ..Counts::default() });
+    assert_eq!(
+        log.flash().counts() - c,
+        Counts {
+            writes: 1,
+            write_bytes: 32,
+            erases: 1,
+            flushes: 3,
+            ..Counts::default()
+        }
+    );
     assert_eq!(log.stats().durable_acked, 2);
     let c = log.flash().counts();
     let mut buf = [0u8; 256];
@@ -230,7 +311,14 @@ fn flash_operation_counts() {
     // A random read: the seek walks two record headers (the oldest sector's base is in RAM);
     // the read takes the next sector's header (where this sector ends), skips the ack record's
     // header, reads the record header and the payload.
-    assert_eq!(read_cost, Counts { reads: 6, read_bytes: 8 * 2 + 32 + 8 + 8 + 200, ..Counts::default() });
+    assert_eq!(
+        read_cost,
+        Counts {
+            reads: 6,
+            read_bytes: 8 * 2 + 32 + 8 + 8 + 200,
+            ..Counts::default()
+        }
+    );
 
     // Steady state over many wraps with the ring full and acks keeping up: per append about
     // one write, plus one erase + flush + header per sector.
@@ -269,13 +357,22 @@ fn ram_size() {
 /// scans and restarts, several laps around the ring.
 const STEPS: usize = 1200;
 
-fn workload_laps<const R: usize, const W: usize, const E: usize>(flash: MockFlash<R, W, E>, cfg: Config, seed: u64) -> u64 {
+fn workload_laps<const R: usize, const W: usize, const E: usize>(
+    flash: MockFlash<R, W, E>,
+    cfg: Config,
+    seed: u64,
+) -> u64 {
     let steps = script(seed, STEPS);
     let (out, flash) = run(flash, cfg, &steps, 120).unwrap();
     assert_eq!(out.steps, STEPS);
     assert_eq!(out.recoveries, 0);
     let laps = flash.counts().erases / (cfg.end / E as u32) as u64;
-    std::println!("{STEPS} steps: {} flash ops, {} erases ({laps} laps), {} refused", out.flash_ops, flash.counts().erases, out.refused);
+    std::println!(
+        "{STEPS} steps: {} flash ops, {} erases ({laps} laps), {} refused",
+        out.flash_ops,
+        flash.counts().erases,
+        out.refused
+    );
     assert!(laps >= 3, "the workload must wrap the ring several times");
     out.flash_ops
 }
@@ -283,13 +380,21 @@ fn workload_laps<const R: usize, const W: usize, const E: usize>(flash: MockFlas
 /// Cuts power at every write and erase of the workload (each in turn, one cut per run, a
 /// different amount of the cut operation done each time), recovers, checks the recovered log
 /// against the model, and runs the rest of the workload on it.
-fn cut_everywhere<const R: usize, const W: usize, const E: usize>(new: fn() -> MockFlash<R, W, E>, cfg: Config, seed: u64) {
+fn cut_everywhere<const R: usize, const W: usize, const E: usize>(
+    new: fn() -> MockFlash<R, W, E>,
+    cfg: Config,
+    seed: u64,
+) {
     let total = workload_laps(new(), cfg, seed);
     let steps = script(seed, STEPS);
     for n in 0..total {
         let mut flash = new();
-        flash.cut_power(Cut::AtOp { n, keep_seed: n ^ seed });
-        let (out, _) = run(flash, cfg, &steps, 120).unwrap_or_else(|e| panic!("cut at op {n}: {e}"));
+        flash.cut_power(Cut::AtOp {
+            n,
+            keep_seed: n ^ seed,
+        });
+        let (out, _) =
+            run(flash, cfg, &steps, 120).unwrap_or_else(|e| panic!("cut at op {n}: {e}"));
         assert_eq!(out.recoveries, 1, "cut at op {n} never happened");
     }
     std::println!("cut power at each of {total} flash operations: all recovered");
@@ -297,7 +402,11 @@ fn cut_everywhere<const R: usize, const W: usize, const E: usize>(new: fn() -> M
 
 #[test]
 fn power_cut_at_every_operation_refuse_new() {
-    cut_everywhere(|| MockFlash::<1, 4, 512>::new(6), Config::new(0, 6 * 512), 1);
+    cut_everywhere(
+        || MockFlash::<1, 4, 512>::new(6),
+        Config::new(0, 6 * 512),
+        1,
+    );
 }
 
 #[test]
@@ -313,7 +422,11 @@ fn power_cut_at_every_operation_drop_oldest_wide_words() {
 #[test]
 fn power_cut_at_every_operation_page_cache() {
     // A file in a page cache: at the cut, unsynced 16-byte blocks keep old or new contents.
-    cut_everywhere(|| MockFlash::<1, 1, 512>::new_cached(6), Config::new(0, 6 * 512).when_full(WhenFull::DropOldest), 3);
+    cut_everywhere(
+        || MockFlash::<1, 1, 512>::new_cached(6),
+        Config::new(0, 6 * 512).when_full(WhenFull::DropOldest),
+        3,
+    );
 }
 
 /// The same invariants as the fuzz target, seeded: random scripts, configs and cut points
@@ -323,9 +436,20 @@ fn seeded_random_power_cuts() {
     for seed in 0..300u64 {
         let mut r = Rng(seed);
         let steps = script(r.next_u64(), 150 + r.below(250) as usize);
-        let when = if r.below(2) == 0 { WhenFull::RefuseNew } else { WhenFull::DropOldest };
+        let when = if r.below(2) == 0 {
+            WhenFull::RefuseNew
+        } else {
+            WhenFull::DropOldest
+        };
         let max_len = 1 + r.below(200) as usize;
-        let cut = if r.below(2) == 0 { Cut::AtOp { n: r.below(400), keep_seed: r.next_u64() } } else { Cut::AfterBytes(r.below(20_000)) };
+        let cut = if r.below(2) == 0 {
+            Cut::AtOp {
+                n: r.below(400),
+                keep_seed: r.next_u64(),
+            }
+        } else {
+            Cut::AfterBytes(r.below(20_000))
+        };
         // Half the runs cut again after every recovery, within the next 1..60 operations.
         let recut = if r.below(2) == 0 { 0 } else { 1 + r.below(60) };
         let cs = r.next_u64();
@@ -333,17 +457,41 @@ fn seeded_random_power_cuts() {
             0 => {
                 let mut f = MockFlash::<1, 4, 256>::new(4);
                 f.cut_power(cut);
-                run_with_recuts(f, Config::new(0, 4 * 256).when_full(when), &steps, max_len.min(200), recut, cs).map(|_| ())
+                run_with_recuts(
+                    f,
+                    Config::new(0, 4 * 256).when_full(when),
+                    &steps,
+                    max_len.min(200),
+                    recut,
+                    cs,
+                )
+                .map(|_| ())
             }
             1 => {
                 let mut f = MockFlash::<8, 8, 512>::new(3);
                 f.cut_power(cut);
-                run_with_recuts(f, Config::new(0, 3 * 512).when_full(when), &steps, max_len, recut, cs).map(|_| ())
+                run_with_recuts(
+                    f,
+                    Config::new(0, 3 * 512).when_full(when),
+                    &steps,
+                    max_len,
+                    recut,
+                    cs,
+                )
+                .map(|_| ())
             }
             _ => {
                 let mut f = MockFlash::<1, 1, 256>::new_cached(5);
                 f.cut_power(cut);
-                run_with_recuts(f, Config::new(256, 5 * 256).when_full(when), &steps, max_len.min(200), recut, cs).map(|_| ())
+                run_with_recuts(
+                    f,
+                    Config::new(256, 5 * 256).when_full(when),
+                    &steps,
+                    max_len.min(200),
+                    recut,
+                    cs,
+                )
+                .map(|_| ())
             }
         };
         res.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
@@ -366,12 +514,36 @@ fn records_from_another_sector_life_fail_their_checksum() {
     use super::format::{Geo, Kind, Slot, read_slot, verify_record, write_record};
     let mut flash = Small::new(2);
     let geo = Geo::new(&flash, 0, 1024).unwrap();
-    write_record(&mut flash, &geo, 0, geo.data0, 7, 100, Kind::Data, b"payload").unwrap();
-    let Slot::Header(h) = read_slot(&mut flash, &geo, 0, geo.data0).unwrap() else { panic!() };
-    assert!(verify_record(&mut flash, &geo, 0, geo.data0, 7, 100, &h).unwrap().is_some());
+    write_record(
+        &mut flash,
+        &geo,
+        0,
+        geo.data0,
+        7,
+        100,
+        Kind::Data,
+        b"payload",
+    )
+    .unwrap();
+    let Slot::Header(h) = read_slot(&mut flash, &geo, 0, geo.data0).unwrap() else {
+        panic!()
+    };
+    assert!(
+        verify_record(&mut flash, &geo, 0, geo.data0, 7, 100, &h)
+            .unwrap()
+            .is_some()
+    );
     // Same bytes, another sector counter or another sequence number: rejected.
-    assert!(verify_record(&mut flash, &geo, 0, geo.data0, 8, 100, &h).unwrap().is_none());
-    assert!(verify_record(&mut flash, &geo, 0, geo.data0, 7, 101, &h).unwrap().is_none());
+    assert!(
+        verify_record(&mut flash, &geo, 0, geo.data0, 8, 100, &h)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        verify_record(&mut flash, &geo, 0, geo.data0, 7, 101, &h)
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
