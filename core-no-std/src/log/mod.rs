@@ -90,6 +90,8 @@
 
 mod crc;
 mod format;
+#[cfg(any(test, feature = "mock-flash"))]
+mod mock;
 mod read;
 mod ring;
 #[cfg(any(test, feature = "mock-flash"))]
