@@ -13,8 +13,8 @@
 //! how many unacknowledged records went ([`Appended::dropped`]).
 //!
 //! RAM does not grow with the number of records: the state is a few counters (see
-//! [`Log::STATE_BYTES`]), every operation uses a 128-byte stack buffer, and a [`Cursor`] is 32
-//! bytes the caller owns. Nothing here allocates; nothing panics on any flash contents.
+//! [`Log::STATE_BYTES`], 128 bytes on 32- and 64-bit targets), an operation uses at most a 128-byte
+//! stage and a 64-byte word buffer on the stack, and a [`Cursor`] is 32 bytes the caller owns. Nothing here allocates; nothing panics on any flash contents.
 //!
 //! # Durability: what "synced" means
 //!
@@ -74,8 +74,8 @@
 //!   blocking `NorFlash` suits both, and an async front can wrap this later.
 //! - **No flush hook.** `NorFlash` has none; over a file, durability needs `fsync`, and group
 //!   commit needs a notion of "synced up to seq N" ([`Flush`], [`Stats::synced`]).
-//! - **Cost.** Its own cost test reports about 17 flash reads and 3 writes per 50-byte push
-//!   without caches (it finds the newest page by reading page states on every push); here an
+//! - **Cost.** Its own queue cost test asserts about 17 flash reads and 3 writes per 50-byte
+//!   push without caches (it finds the newest page by reading page states on every push); here an
 //!   append into the open sector is 1 write and no read (asserted in the tests), and items are
 //!   limited to one page and 64 KiB (`u16` length) where the gateway needs ~1 MiB messages.
 //!
