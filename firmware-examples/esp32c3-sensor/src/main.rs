@@ -14,8 +14,10 @@ use esp_hal::tsens::{self, TemperatureSensor};
 use esp_println::println;
 use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{AuthenticationMethodConfig, Config, Interface, WifiController};
-use sensor_app::{AppConfig, RamBacklog, Sensor};
+use esp_storage::FlashStorage;
+use sensor_app::{AppConfig, FlashBacklog, Sensor};
 use static_cell::StaticCell;
+use twig_core::log::Direct;
 use {esp_backtrace as _, esp_println as _};
 
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -37,6 +39,12 @@ const DEVICE: &str = match option_env!("DEVICE") {
     Some(d) => d,
     None => "esp32c3",
 };
+
+/// The flash log's region: the last 256 KiB of a 4 MiB flash, outside the default partition
+/// table (nvs 0x9000, phy_init 0xF000, factory app 0x10000..0x110000). Move it when your
+/// partition table uses that space.
+const LOG_START: u32 = 0x3C_0000;
+const LOG_END: u32 = 0x40_0000;
 
 #[embassy_executor::task]
 async fn net_task(mut runner: embassy_net::Runner<'static, Interface>) -> ! {
@@ -122,7 +130,12 @@ async fn main(spawner: Spawner) {
     let tsens = TemperatureSensor::new(peripherals.TSENS, tsens::Config::default())
         .expect("temperature sensor");
     let mut sensor = ChipTemperature(tsens);
-    // Readings wait in RAM while the gateway is unreachable (64 of them).
-    let mut backlog = RamBacklog::<64, { sensor_app::RECORD }>::new();
+    // Readings wait on flash while the gateway is unreachable (see LOG_START).
+    let mut backlog = FlashBacklog::open(
+        Direct(FlashStorage::new(peripherals.FLASH)),
+        LOG_START,
+        LOG_END,
+    )
+    .expect("open the flash log");
     sensor_app::run(stack, &app, &mut sensor, &mut backlog).await
 }

@@ -29,6 +29,20 @@ macro_rules! ensure {
     }};
 }
 
+/// `fail!("format", args…)`: prints a failure with its source line and returns `Err(())`.
+#[macro_export]
+macro_rules! fail {
+    ($($msg:tt)+) => {{
+        cortex_m_semihosting::hprintln!(
+            "  check failed at {}:{}: {}",
+            file!(),
+            line!(),
+            format_args!($($msg)+)
+        );
+        return Err(());
+    }};
+}
+
 /// Bytes shown as text, with anything unprintable escaped (`\r`, `\n`, `\xNN`).
 pub struct Show<'a>(pub &'a [u8]);
 

@@ -10,6 +10,7 @@
 
 mod check;
 mod conversation;
+mod flash_log;
 mod mqtt_table;
 mod stack;
 mod subjects;
@@ -23,7 +24,7 @@ use cortex_m_semihosting::{debug, hprintln};
 /// after printing what failed).
 type Group = (&'static str, fn() -> check::Outcome);
 
-const GROUPS: [Group; 3] = [
+const GROUPS: [Group; 4] = [
     (
         "client conversation (CONNECT, SUB, PUB, MSG, HMSG, PING/PONG, -ERR, reconnect)",
         conversation::run,
@@ -32,6 +33,10 @@ const GROUPS: [Group; 3] = [
     (
         "MQTT topic <-> NATS subject mapping (nats-server's table)",
         mqtt_table::run,
+    ),
+    (
+        "flash log: offline backlog, acknowledgement, power cut anywhere, recovery",
+        flash_log::run,
     ),
 ];
 

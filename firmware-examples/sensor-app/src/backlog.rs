@@ -1,5 +1,7 @@
 //! Where readings wait while the gateway is unreachable.
 
+use twig_core::log::{Config, Error as LogError, Flush, Log, WhenFull};
+
 /// An append-only queue of records that survives what the board's storage survives: the
 /// boards put it on flash. Records come back oldest first and are removed only once the
 /// gateway has them.
@@ -63,5 +65,54 @@ impl<const N: usize, const R: usize> Backlog for RamBacklog<N, R> {
 
     fn len(&self) -> usize {
         self.records.len()
+    }
+}
+
+/// The backlog on flash: twig-core's crash-safe record log. A record stays on flash until the
+/// gateway acknowledged it ([`Backlog::remove_front`] moves the log's acknowledged cursor and
+/// syncs it), so readings taken offline survive a reset or a power cut. When the region is full
+/// of unacknowledged readings, the oldest sector's readings make room (the newest matter most).
+pub struct FlashBacklog<F: Flush> {
+    log: Log<F>,
+}
+
+impl<F: Flush> FlashBacklog<F> {
+    /// Opens the log in `start..end` of `flash`, recovering what an earlier run left there.
+    pub fn open(flash: F, start: u32, end: u32) -> Result<Self, LogError<F::Error>> {
+        let config = Config::new(start, end).when_full(WhenFull::DropOldest);
+        Ok(FlashBacklog {
+            log: Log::open(flash, config)?,
+        })
+    }
+
+    /// The first record not acknowledged yet.
+    fn oldest(&self) -> u64 {
+        let s = self.log.stats();
+        s.acked.saturating_add(1).max(s.first)
+    }
+}
+
+impl<F: Flush> Backlog for FlashBacklog<F> {
+    fn push(&mut self, record: &[u8]) -> bool {
+        // A raw NOR write is durable when it returns (`Direct`); no sync needed per record.
+        self.log.append(record).is_ok()
+    }
+
+    fn get(&mut self, i: usize, buf: &mut [u8]) -> Option<usize> {
+        let seq = self.oldest().saturating_add(i as u64);
+        self.log.read(seq, buf).ok()
+    }
+
+    fn remove_front(&mut self, n: usize) {
+        let upto = self.oldest().saturating_add(n as u64).saturating_sub(1);
+        if self.log.ack(upto).is_ok() {
+            let _ = self.log.sync();
+        }
+    }
+
+    fn len(&self) -> usize {
+        let s = self.log.stats();
+        usize::try_from(s.last.saturating_add(1).saturating_sub(self.oldest()))
+            .unwrap_or(usize::MAX)
     }
 }

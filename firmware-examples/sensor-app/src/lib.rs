@@ -13,7 +13,7 @@
 mod backlog;
 pub mod session;
 
-pub use backlog::{Backlog, RamBacklog};
+pub use backlog::{Backlog, FlashBacklog, RamBacklog};
 pub use session::{RECORD, run};
 
 use core::net::Ipv4Addr;

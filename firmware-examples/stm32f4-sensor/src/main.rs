@@ -9,12 +9,14 @@ use embassy_executor::Spawner;
 use embassy_net::StackResources;
 use embassy_stm32::adc::{Adc, SampleTime, Temperature};
 use embassy_stm32::eth::{Ethernet, GenericPhy, PacketQueue, Sma};
+use embassy_stm32::flash::Flash;
 use embassy_stm32::peripherals::{ADC1, ETH, ETH_SMA};
 use embassy_stm32::rng::Rng;
 use embassy_stm32::time::Hertz;
 use embassy_stm32::{Config, bind_interrupts, eth, peripherals, rng};
-use sensor_app::{AppConfig, RamBacklog, Sensor};
+use sensor_app::{AppConfig, FlashBacklog, Sensor};
 use static_cell::StaticCell;
+use twig_core::log::Direct;
 use {defmt_rtt as _, panic_probe as _};
 
 bind_interrupts!(struct Irqs {
@@ -31,6 +33,10 @@ const DEVICE: &str = match option_env!("DEVICE") {
     Some(d) => d,
     None => "nucleo-f429",
 };
+
+/// The flash log's place inside bank 2's region 3 (seven 128 KiB sectors): its last two.
+const LOG_START: u32 = 5 * 128 * 1024;
+const LOG_END: u32 = 7 * 128 * 1024;
 
 type Device = Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>;
 
@@ -136,7 +142,12 @@ async fn main(spawner: Spawner) {
     let adc = Adc::new(p.ADC1);
     let channel = adc.enable_temperature();
     let mut sensor = ChipTemperature { adc, channel };
-    // Readings wait in RAM while the gateway is unreachable (64 of them).
-    let mut backlog = RamBacklog::<64, { sensor_app::RECORD }>::new();
+    // Readings wait on flash while the gateway is unreachable: the last two 128 KiB sectors
+    // of bank 2 (0x081C0000..0x08200000), far from the firmware at the start of bank 1.
+    let region = Flash::new_blocking(p.FLASH)
+        .into_blocking_regions()
+        .bank2_region3;
+    let mut backlog =
+        FlashBacklog::open(Direct(region), LOG_START, LOG_END).expect("open the flash log");
     sensor_app::run(stack, &app, &mut sensor, &mut backlog).await
 }
