@@ -125,7 +125,10 @@ pub fn validate(streams: &[StreamConfig]) -> Result<(), ConfigError> {
                 ));
             }
         }
-        if s.max_bytes % sector != 0 || s.max_bytes < 2 * sector || s.max_bytes as u64 > 1 << 31 {
+        if !s.max_bytes.is_multiple_of(sector)
+            || s.max_bytes < 2 * sector
+            || s.max_bytes as u64 > 1 << 31
+        {
             return Err(invalid(
                 opt("max_bytes"),
                 format!(

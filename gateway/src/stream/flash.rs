@@ -59,7 +59,9 @@ impl FileFlash {
     /// [`SECTOR`] below 4 GiB; space added at the end reads as erased. A file larger than
     /// `size` is refused rather than truncated: shrinking would silently drop records.
     pub fn open(path: &Path, size: u64) -> io::Result<FileFlash> {
-        if size == 0 || size % SECTOR as u64 != 0 || size > u64::from(u32::MAX) + 1 - SECTOR as u64
+        if size == 0
+            || !size.is_multiple_of(SECTOR as u64)
+            || size > u64::from(u32::MAX) + 1 - SECTOR as u64
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -107,7 +109,7 @@ impl FileFlash {
         if end > u64::from(self.len) {
             return Err(FileFlashError::OutOfBounds);
         }
-        if offset as usize % align != 0 || len % align != 0 {
+        if !(offset as usize).is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(FileFlashError::NotAligned);
         }
         Ok(())
