@@ -192,6 +192,20 @@ async fn pubacks_sequences_duplicates_and_restart() {
         .await
         .unwrap();
     assert_eq!(ack.sequence, 6);
+    // The duplicate window was re-learned from the file.
+    let mut h = HeaderMap::new();
+    h.insert("Nats-Msg-Id", "order-42");
+    let again = js
+        .publish_with_headers("orders.x", h, "a".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.sequence, again.duplicate),
+        (4, true),
+        "dedup survives a restart"
+    );
     let s = jsz(t.http);
     assert_eq!(
         (s["first_seq"].as_u64(), s["last_seq"].as_u64()),

@@ -72,6 +72,7 @@ pub fn spawn(
         last_sync: Instant::now(),
         last_expire: Instant::now(),
     };
+    w.rebuild_dedup();
     w.publish_state();
     let s = w.log.stats();
     tracing::info!(
@@ -239,6 +240,56 @@ impl Worker {
         }
     }
 
+    /// Re-learns the `Nats-Msg-Id`s stored within the duplicate window before a restart, so a
+    /// publisher retrying after a crash gets `duplicate` instead of a second copy. Finds the
+    /// window's start by binary search on the stored times (a few reads), then reads forward
+    /// (at most [`DEDUP_MAX`] records).
+    fn rebuild_dedup(&mut self) {
+        let s = self.log.stats();
+        if s.last < s.first {
+            return;
+        }
+        let now_ns = unix_nanos();
+        let since = now_ns.saturating_sub(self.cfg.duplicate_window.as_nanos() as u64);
+        let (mut lo, mut hi) = (s.first, s.last + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.time_of(mid) {
+                Some(t) if t >= since => hi = mid,
+                _ => lo = mid + 1,
+            }
+        }
+        let start = lo.max((s.last + 1).saturating_sub(DEDUP_MAX as u64));
+        let Ok(mut cur) = self.log.cursor(start) else {
+            return;
+        };
+        let now = Instant::now();
+        while let Ok(Some(r)) = self.log.read_next(&mut cur, &mut self.buf) {
+            let Some(m) = self.buf.get(..r.len).and_then(record::decode) else {
+                continue;
+            };
+            let id = m
+                .headers
+                .and_then(|h| twig_core::wire::Headers::parse(h).ok())
+                .and_then(|h| h.get(b"Nats-Msg-Id"));
+            if let Some(id) = id {
+                let age = Duration::from_nanos(now_ns.saturating_sub(m.time_ns));
+                let at = now.checked_sub(age).unwrap_or(now);
+                self.dedup.ids.insert(id.into(), r.seq);
+                self.dedup.order.push_back((at, id.into(), r.seq));
+            }
+        }
+        self.dedup.expire(now, self.cfg.duplicate_window);
+    }
+
+    fn time_of(&mut self, seq: u64) -> Option<u64> {
+        let len = self.log.read(seq, &mut self.buf).ok()?;
+        self.buf
+            .get(..len)
+            .and_then(record::decode)
+            .map(|m| m.time_ns)
+    }
+
     /// `max_msgs`: everything older than the newest `max_msgs` is done.
     fn limit_msgs(&mut self, last: u64) {
         if self.cfg.max_msgs == 0 || last <= self.cfg.max_msgs {
@@ -256,10 +307,7 @@ impl Worker {
         let Some(max_age) = self.cfg.max_age else {
             return;
         };
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let limit = now.saturating_sub(max_age.as_nanos() as u64);
+        let limit = unix_nanos().saturating_sub(max_age.as_nanos() as u64);
         let s = self.log.stats();
         let Ok(mut cur) = self.log.cursor(s.acked + 1) else {
             return;
@@ -330,6 +378,12 @@ impl Worker {
         st.duplicates = self.counters.duplicates;
         st.expired = self.counters.expired;
     }
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn json_str(s: &str) -> String {
