@@ -260,7 +260,7 @@ fn streams_parse_with_defaults_and_checks() {
     assert!(s("name = \"A\"\nsubjects = [\"a..b\"]").contains("streams[0].subjects"));
     assert!(s("name = \"A\"\nsubjects = [\"x\"]\nmax_bytes = 100000").contains("max_bytes"));
     assert!(s("name = \"A\"\nsubjects = [\"x\"]\nsync = \"sometimes\"").contains("sync"));
-    assert!(s("name = \"A\"\nsubjects = [\"x\"]\nwhen_full = \"panic\"").contains("when_full"));
+    assert!(s("name = \"A\"\nsubjects = [\"x\"]\nwhen_full = \"panic\"").contains("drop_oldest"));
     assert!(s("name = \"A\"\nsubjects = [\"x\"]\nsize = 1").contains("size"));
     let twice = err(
         "[[streams]]\nname = \"A\"\nsubjects = [\"x\"]\n[[streams]]\nname = \"A\"\nsubjects = [\"y\"]\n",
