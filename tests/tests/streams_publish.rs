@@ -330,3 +330,32 @@ async fn max_msgs_marks_older_messages_done() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn max_age_marks_old_messages_done() {
+    let t = start("\"orders.>\"", "max_age = \"1s\"");
+    let c = client(&t).await;
+    let js = jetstream::new(c);
+    for _ in 0..5 {
+        js.publish("orders.a", "a".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // Checked once a second by the stream's thread: done within a few seconds.
+    let deadline = Instant::now() + STEP;
+    loop {
+        let s = jsz(t.http);
+        if s["expired"] == 5 {
+            assert_eq!(
+                (s["acked_seq"].as_u64(), s["backlog"].as_u64()),
+                (Some(5), Some(0)),
+                "{s}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "max_age never applied: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
