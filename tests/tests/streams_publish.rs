@@ -359,3 +359,23 @@ async fn max_age_marks_old_messages_done() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_message_larger_than_a_sector_is_refused() {
+    let t = start("\"orders.>\"", "");
+    let c = client(&t).await;
+    let r = c
+        .request("orders.huge", bytes::Bytes::from(vec![b'x'; 70_000]))
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["error"]["code"], 400, "{v}");
+    assert_eq!(
+        (v["stream"].as_str(), v["seq"].as_u64()),
+        (Some("ORDERS"), Some(0))
+    );
+    // The stream goes on.
+    let r = c.request("orders.ok", "small".into()).await.unwrap();
+    assert_eq!(&r.payload[..], br#"{"stream":"ORDERS","seq":1}"#);
+    assert_eq!(jsz(t.http)["refused"], 1);
+}

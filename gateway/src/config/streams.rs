@@ -48,6 +48,14 @@ pub struct StreamConfig {
         deserialize_with = "values::de_duration"
     )]
     pub duplicate_window: Duration,
+    /// Most `Nats-Msg-Id`s remembered (about 100 bytes of RAM each); beyond it the oldest are
+    /// forgotten before the window ends.
+    #[serde(default = "default_dup_max")]
+    pub max_duplicate_ids: usize,
+}
+
+fn default_dup_max() -> usize {
+    100_000
 }
 
 fn default_max_bytes() -> usize {
@@ -136,6 +144,9 @@ pub fn validate(streams: &[StreamConfig]) -> Result<(), ConfigError> {
                     s.max_bytes
                 ),
             ));
+        }
+        if s.max_duplicate_ids == 0 {
+            return Err(invalid(opt("max_duplicate_ids"), "must be at least 1"));
         }
         if let SyncPolicy::Interval(d) = s.sync
             && d.is_zero()

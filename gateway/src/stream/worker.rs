@@ -17,8 +17,6 @@ use crate::server::state::Shared;
 /// Most messages taken from the queue before one fsync: bounds the latency of the first
 /// message of a large burst.
 const MAX_BATCH: usize = 1024;
-/// Most `Nats-Msg-Id`s remembered; beyond it the oldest are forgotten early.
-const DEDUP_MAX: usize = 100_000;
 /// How often the thread wakes without messages (for `max_age` and interval syncs).
 const TICK: Duration = Duration::from_millis(100);
 /// Most records `max_age` expires per tick (each is a read).
@@ -101,9 +99,9 @@ struct Dedup {
 }
 
 impl Dedup {
-    fn expire(&mut self, now: Instant, window: Duration) {
+    fn expire(&mut self, now: Instant, window: Duration, max: usize) {
         while let Some((t, id, seq)) = self.order.front() {
-            if now.duration_since(*t) < window && self.order.len() <= DEDUP_MAX {
+            if now.duration_since(*t) < window && self.order.len() <= max {
                 break;
             }
             // The id may have been stored again later under another seq; only forget ours.
@@ -162,7 +160,11 @@ impl Worker {
             if self.last_expire.elapsed() >= Duration::from_secs(1) {
                 self.last_expire = Instant::now();
                 self.expire_age();
-                self.dedup.expire(Instant::now(), self.cfg.duplicate_window);
+                self.dedup.expire(
+                    Instant::now(),
+                    self.cfg.duplicate_window,
+                    self.cfg.max_duplicate_ids,
+                );
             }
             self.send_acks();
             self.publish_state();
@@ -206,7 +208,8 @@ impl Worker {
                 if let Some(id) = req.msg_id {
                     self.dedup.ids.insert(id.clone(), a.seq);
                     self.dedup.order.push_back((now, id, a.seq));
-                    self.dedup.expire(now, self.cfg.duplicate_window);
+                    self.dedup
+                        .expire(now, self.cfg.duplicate_window, self.cfg.max_duplicate_ids);
                 }
                 self.limit_msgs(a.seq);
                 format!(
@@ -243,7 +246,7 @@ impl Worker {
     /// Re-learns the `Nats-Msg-Id`s stored within the duplicate window before a restart, so a
     /// publisher retrying after a crash gets `duplicate` instead of a second copy. Finds the
     /// window's start by binary search on the stored times (a few reads), then reads forward
-    /// (at most [`DEDUP_MAX`] records).
+    /// (at most `max_duplicate_ids` records).
     fn rebuild_dedup(&mut self) {
         let s = self.log.stats();
         if s.last < s.first {
@@ -259,7 +262,7 @@ impl Worker {
                 _ => lo = mid + 1,
             }
         }
-        let start = lo.max((s.last + 1).saturating_sub(DEDUP_MAX as u64));
+        let start = lo.max((s.last + 1).saturating_sub(self.cfg.max_duplicate_ids as u64));
         let Ok(mut cur) = self.log.cursor(start) else {
             return;
         };
@@ -279,7 +282,8 @@ impl Worker {
                 self.dedup.order.push_back((at, id.into(), r.seq));
             }
         }
-        self.dedup.expire(now, self.cfg.duplicate_window);
+        self.dedup
+            .expire(now, self.cfg.duplicate_window, self.cfg.max_duplicate_ids);
     }
 
     fn time_of(&mut self, seq: u64) -> Option<u64> {
