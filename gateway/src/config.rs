@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod streams;
 mod values;
+
+pub use streams::{StreamConfig, SyncPolicy, WhenFullConfig};
 
 pub use values::{Port, format_duration, parse_duration, parse_size};
 
@@ -80,6 +83,10 @@ pub struct Config {
     pub debug: bool,
     /// Log protocol traces (default false).
     pub trace: bool,
+    /// Directory for stream files that name none (default `./twig-store`).
+    pub store_dir: PathBuf,
+    /// Flash-backed streams (`[[streams]]`).
+    pub streams: Vec<StreamConfig>,
     // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`:
     // `[leafnodes]` (uplink), `[[streams]]` (flash-backed streams), `[mqtt]` (bridge).
 }
@@ -107,6 +114,8 @@ impl Default for Config {
             tls: None,
             debug: false,
             trace: false,
+            store_dir: PathBuf::from("twig-store"),
+            streams: Vec::new(),
         }
     }
 }
@@ -298,6 +307,7 @@ impl Config {
     /// Checks values and combinations the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_host("host", &self.host)?;
+        streams::validate(&self.streams)?;
         if let Some(h) = &self.http_host {
             check_host("http_host", h)?;
         }

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod monitor;
 pub mod server;
 pub mod stats;
+pub mod stream;
 pub mod tls;
 
 /// twig's version, reported in INFO and `/varz`.

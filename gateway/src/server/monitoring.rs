@@ -9,7 +9,7 @@ use async_io::Async;
 
 use super::client::{ClientShared, lock};
 use super::state::Shared;
-use crate::monitor::{ConnInfo, Connz, ConnzQuery, Healthz, MonitorSource, SubDetail, Varz};
+use crate::monitor::{ConnInfo, Connz, ConnzQuery, Healthz, Jsz, MonitorSource, SubDetail, Varz};
 
 /// Binds the monitoring port if one is configured; returns the server future to spawn.
 pub fn bind(
@@ -57,6 +57,13 @@ impl MonitorSource for Shared {
 
     fn healthz(&self) -> Healthz {
         Healthz::ok()
+    }
+
+    fn jsz(&self) -> Jsz {
+        Jsz {
+            server_id: self.server_id.clone(),
+            streams: self.streams.get().map(|s| s.states()).unwrap_or_default(),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use twig_core::subject;
 use twig_core::wire::Op;
@@ -236,6 +237,13 @@ impl Session {
         // nats-server does (only wildcard subscriptions match it).
         let result = self.shared.router.lookup(&mut self.cache, subj);
         let delivered = deliver(&msg, Some(&self.client), result, &mut self.batch);
+        if let Some(streams) = self.shared.streams.get()
+            && let Some(stream) = streams.find(subj)
+        {
+            // Stored (and acknowledged by the stream's thread): never a no-responders case.
+            store(stream, subj, reply, headers, payload);
+            return Flow::Continue;
+        }
         if delivered == 0
             && self.no_responders
             && let Some(reply) = reply
@@ -349,5 +357,36 @@ impl Session {
             }
             super::outbound::Push::Closed | super::outbound::Push::Refused => {}
         }
+    }
+}
+
+/// Hands a message on a stream subject to the stream's thread.
+fn store(
+    stream: &crate::stream::Stream,
+    subj: &[u8],
+    reply: Option<&[u8]>,
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
+    let time_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let Some(record) = crate::stream::record::encode(time_ns, subj, headers, payload) else {
+        return;
+    };
+    let msg_id = headers
+        .and_then(|h| twig_core::wire::Headers::parse(h).ok())
+        .and_then(|h| h.get(b"Nats-Msg-Id"))
+        .map(Box::from);
+    let stored = stream.submit(crate::stream::Request {
+        record,
+        reply: reply.map(Box::from),
+        msg_id,
+    });
+    if !stored {
+        tracing::error!(
+            "stream {}: its thread has stopped; message not stored",
+            stream.config.name
+        );
     }
 }

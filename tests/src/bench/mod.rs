@@ -6,6 +6,7 @@
 //! as the server it measures.
 
 pub mod conn;
+pub mod jspub;
 pub mod pubsub;
 pub mod report;
 pub mod reqrep;
@@ -34,6 +35,8 @@ pub struct Options {
     pub batch: usize,
     /// Subscribers give up after this long without a new message once publishing is done.
     pub idle: Duration,
+    /// `jspub`: publishes awaiting their PubAck at most.
+    pub inflight: u64,
 }
 
 impl Default for Options {
@@ -48,6 +51,7 @@ impl Default for Options {
             warmup: 100,
             batch: 64 * 1024,
             idle: Duration::from_secs(2),
+            inflight: 256,
         }
     }
 }
