@@ -20,6 +20,7 @@ pub mod logging;
 pub mod monitor;
 pub mod server;
 pub mod stats;
+pub mod stream;
 pub mod tls;
 pub mod uplink;
 

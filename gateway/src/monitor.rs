@@ -45,6 +45,10 @@ pub trait MonitorSource: Send + Sync {
     fn healthz_leafnodes(&self) -> Healthz {
         self.healthz()
     }
+    /// The `/jsz` answer: the flash-backed streams (none by default).
+    fn jsz(&self) -> Jsz {
+        Jsz::default()
+    }
 }
 
 /// Limits of the monitoring server.
@@ -184,3 +188,13 @@ async fn read_head(stream: &mut Async<TcpStream>, max: usize) -> io::Result<Opti
 
 #[cfg(test)]
 mod tests;
+
+/// `/jsz`: twig's flash-backed streams. Not nats-server's `/jsz` shape (twig has no JetStream
+/// accounts or consumers); one entry per stream with its log's counters.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Jsz {
+    /// The server's id.
+    pub server_id: String,
+    /// Every configured stream.
+    pub streams: Vec<crate::stream::StreamState>,
+}

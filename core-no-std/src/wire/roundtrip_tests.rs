@@ -474,3 +474,26 @@ fn a_stray_cr_separates_arguments_and_free_text_round_trips() {
         assert_eq!(p.parse(&out[..n]).unwrap().unwrap().0, op);
     }
 }
+
+#[test]
+fn connect_written_in_place_parses_back() {
+    let mut out = [0u8; 32];
+    let n = super::encode_connect_with(&mut out, |json| {
+        json.get_mut(..2)?.copy_from_slice(b"{}");
+        Some(2)
+    })
+    .unwrap();
+    assert_eq!(&out[..n], b"CONNECT {}\r\n");
+    assert_eq!(one(FromClient, &out[..n]), Ok(Op::Connect(b"{}")));
+    assert_eq!(
+        super::encode_connect_with(&mut out[..11], |_| Some(2)),
+        Err(EncodeError::BufferTooSmall { needed: 12 })
+    );
+    assert_eq!(
+        super::encode_connect_with(&mut out, |json| {
+            json.get_mut(..3)?.copy_from_slice(b"{\n}");
+            Some(3)
+        }),
+        Err(EncodeError::InvalidArgument)
+    );
+}

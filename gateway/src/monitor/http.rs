@@ -124,9 +124,10 @@ pub fn respond(source: &dyn MonitorSource, head: &[u8]) -> Response {
     match path {
         "/" => Response::text(
             200,
-            "twig monitoring: /varz /connz /leafz /healthz /metrics",
+            "twig monitoring: /varz /connz /leafz /healthz /jsz /metrics",
         ),
         "/varz" => Response::json(&source.varz()),
+        "/jsz" => Response::json(&source.jsz()),
         "/connz" => match ConnzQuery::parse(query) {
             Ok(q) => Response::json(&source.connz(&q)),
             Err(message) => Response::text(400, message),

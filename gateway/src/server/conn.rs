@@ -89,6 +89,10 @@ pub async fn serve(
         }
     };
 
+    if shared.tls.is_none() {
+        // Plain TCP: other readers may write this client's bytes inline.
+        let _ = client.direct.set(stream.clone());
+    }
     let mut session = Session::new(shared.clone(), client.clone(), nonce);
     let writer_task = ex.spawn(write_loop(
         shared.clone(),
@@ -232,7 +236,9 @@ async fn write_loop(
             Timer::after(deadline).await;
             Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
         };
-        match write.or(timed_out).await {
+        let result = write.or(timed_out).await;
+        client.out.written();
+        match result {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 shared.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);

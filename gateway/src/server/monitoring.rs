@@ -11,8 +11,8 @@ use super::client::{ClientShared, lock};
 use super::state::Shared;
 use crate::monitor::leafz::go_duration;
 use crate::monitor::{
-    ConnInfo, Connz, ConnzQuery, Healthz, LeafInfo, Leafz, MonitorSource, RemoteInfo, SubDetail,
-    Varz,
+    ConnInfo, Connz, ConnzQuery, Healthz, Jsz, LeafInfo, Leafz, MonitorSource, RemoteInfo,
+    SubDetail, Varz,
 };
 
 /// Binds the monitoring port if one is configured; returns the server future to spawn.
@@ -152,6 +152,13 @@ impl MonitorSource for Shared {
             leafnodes: leafs.len(),
             leafs,
             remotes,
+        }
+    }
+
+    fn jsz(&self) -> Jsz {
+        Jsz {
+            server_id: self.server_id.clone(),
+            streams: self.streams.get().map(|s| s.states()).unwrap_or_default(),
         }
     }
 }

@@ -82,7 +82,7 @@ pub enum Origin<'a> {
     /// in the `LMSG` (an `LMSG` without queue names reaches no queue subscriber, reference
     /// §2.6). Never back to any hub.
     Hub(wire::Queues<'a>),
-    /// The server itself (e.g. a 503 to a requester).
+    /// The server itself (e.g. a stream's PubAck): wherever there is interest.
     Internal,
 }
 
@@ -188,24 +188,25 @@ impl Router {
         self.lock().len()
     }
 
-    /// The subscriptions matching `subject`, through the caller's cache.
-    pub fn lookup(&self, cache: &mut MatchCache, subject: &[u8]) -> Arc<MatchResult<SubRef>> {
+    /// The subscriptions matching `subject`, through the caller's cache. The result is
+    /// borrowed from the cache: no reference count is touched on a hit, so readers on
+    /// different threads publishing to one subject do not fight over a cache line.
+    pub fn lookup<'c>(&self, cache: &'c mut MatchCache, subject: &[u8]) -> &'c MatchResult<SubRef> {
         let generation = self.generation.load(Ordering::Acquire);
         if cache.generation != generation {
             cache.entries.clear();
             cache.generation = generation;
         }
-        if let Some(r) = cache.entries.get(subject) {
-            return r.clone();
+        if !cache.entries.contains_key(subject) {
+            let r = self.lock().lookup(subject);
+            if cache.entries.len() >= MatchCache::MAX_ENTRIES {
+                // Cheap and good enough: a reader that sees this many subjects is a fan-in
+                // point whose working set the shared sublist cache already holds.
+                cache.entries.clear();
+            }
+            cache.entries.insert(subject.into(), r);
         }
-        let r = self.lock().lookup(subject);
-        if cache.entries.len() >= MatchCache::MAX_ENTRIES {
-            // Cheap and good enough: a reader that sees this many subjects is a fan-in
-            // point whose working set the shared sublist cache already holds.
-            cache.entries.clear();
-        }
-        cache.entries.insert(subject.into(), r.clone());
-        r
+        cache.entries.get(subject).map_or(&EMPTY, |r| &**r)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sublist<SubRef>> {
@@ -213,11 +214,16 @@ impl Router {
     }
 }
 
-/// A reader's private cache of match results, valid for one router generation.
+/// What a lookup that cannot happen (the entry was just inserted) answers.
+static EMPTY: std::sync::LazyLock<MatchResult<SubRef>> =
+    std::sync::LazyLock::new(MatchResult::default);
+
+/// A reader's private cache of match results, valid for one router generation. Hashed with
+/// foldhash: subjects are short and this runs once per message.
 #[derive(Default)]
 pub struct MatchCache {
     generation: u64,
-    entries: std::collections::HashMap<Box<[u8]>, Arc<MatchResult<SubRef>>>,
+    entries: hashbrown::HashMap<Box<[u8]>, Arc<MatchResult<SubRef>>>,
 }
 
 impl MatchCache {
@@ -229,9 +235,19 @@ impl MatchCache {
 /// auto-unsubscribe limit, and a small RNG for queue-group picks.
 #[derive(Default)]
 pub struct Batch {
-    touched: Vec<Arc<ClientShared>>,
+    /// Clients that got bytes, with the messages and bytes delivered to each (counted into
+    /// their atomics once per batch rather than once per message).
+    touched: Vec<(Arc<ClientShared>, u64, u64)>,
     /// Messages on their way to uplinks, and the links to wake.
     pub uplinks: Picks,
+    /// Messages and bytes received in this batch (the reader's own counters).
+    pub in_msgs: u64,
+    /// Bytes received in this batch.
+    pub in_bytes: u64,
+    /// Deliveries made in this batch (server-wide counter).
+    pub out_msgs: u64,
+    /// Bytes delivered in this batch.
+    pub out_bytes: u64,
     /// Subscriptions that reached their `max` and must be removed.
     pub expired: Vec<Arc<Subscription>>,
     /// Slow consumers cut off during this batch.
@@ -240,21 +256,28 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Wakes every client and uplink that got bytes in this batch. Returns an uplink whose
-    /// backlog is past its stall mark: the publisher should wait for it to drain a little.
+    /// Wakes every client and uplink that got bytes in this batch and adds up the clients'
+    /// counters. Returns an uplink whose backlog is past its stall mark: the publisher should
+    /// wait for it to drain a little.
     pub fn flush(&mut self) -> Option<Arc<Link>> {
-        for c in self.touched.drain(..) {
-            c.out.wake();
+        for (c, msgs, bytes) in self.touched.drain(..) {
+            if msgs > 0 {
+                c.count_out(msgs, bytes);
+            }
+            c.flush();
         }
         self.uplinks.flush()
     }
 
-    /// Marks `c` to be woken when the batch ends.
-    pub fn touch(&mut self, c: &Arc<ClientShared>) {
-        // Fan-out per batch is usually small; a linear scan beats hashing here.
-        if !self.touched.iter().any(|t| Arc::ptr_eq(t, c)) {
-            self.touched.push(c.clone());
+    /// Marks `c` to be woken when the batch ends; returns its slot for counting.
+    pub fn touch(&mut self, c: &Arc<ClientShared>) -> usize {
+        // Fan-out per batch is usually small and the last client touched is the likeliest
+        // again; a backwards linear scan beats hashing here.
+        if let Some(i) = self.touched.iter().rposition(|t| Arc::ptr_eq(&t.0, c)) {
+            return i;
         }
+        self.touched.push((c.clone(), 0, 0));
+        self.touched.len() - 1
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -289,7 +312,7 @@ pub fn deliver(
     let (client, to_hub, named) = match from {
         Origin::Client(c) => (Some(c), true, None),
         Origin::Hub(queues) => (None, false, Some(queues)),
-        Origin::Internal => (None, false, None),
+        Origin::Internal => (None, true, None),
     };
     let mut n = 0;
     for s in result.plain() {
@@ -339,7 +362,13 @@ pub fn deliver(
         }
     }
     if to_hub {
-        n += batch.uplinks.send(msg);
+        let up = batch.uplinks.send(msg);
+        if up > 0 {
+            let bytes = (msg.payload.len() + msg.headers.map_or(0, <[u8]>::len)) as u64;
+            batch.out_msgs += up as u64;
+            batch.out_bytes += up as u64 * bytes;
+            n += up;
+        }
     }
     n
 }
@@ -396,8 +425,14 @@ fn deliver_one(
         Ok(())
     }) {
         Push::Queued => {
-            client.count_out(msg.payload.len() + hdrs.map_or(0, <[u8]>::len));
-            batch.touch(client);
+            let bytes = (msg.payload.len() + hdrs.map_or(0, <[u8]>::len)) as u64;
+            let slot = batch.touch(client);
+            if let Some(t) = batch.touched.get_mut(slot) {
+                t.1 += 1;
+                t.2 += bytes;
+            }
+            batch.out_msgs += 1;
+            batch.out_bytes += bytes;
             true
         }
         Push::SlowConsumer => {

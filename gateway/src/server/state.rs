@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use super::client::{ClientShared, lock};
@@ -43,6 +43,9 @@ pub struct Shared {
     pub tls: Option<futures_rustls::TlsAcceptor>,
     /// Live client connections by cid.
     pub clients: Mutex<HashMap<u64, Arc<ClientShared>>>,
+    /// Flash-backed streams, set once at start when any are configured (`None` otherwise,
+    /// so sessions skip the stream lookup entirely).
+    pub streams: OnceLock<crate::stream::Streams>,
     next_cid: AtomicU64,
 }
 
@@ -73,6 +76,7 @@ impl Shared {
             tls,
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
+            streams: OnceLock::new(),
             next_cid: AtomicU64::new(1),
         }
     }

@@ -520,11 +520,12 @@ impl Conn<'_> {
         payload: &[u8],
     ) {
         let shared = &self.ctx.shared;
-        let size = payload.len() + headers.map_or(0, <[u8]>::len);
+        let size = (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
         let link = &self.ctx.link;
         link.in_msgs.fetch_add(1, Relaxed);
-        link.in_bytes.fetch_add(size as u64, Relaxed);
-        shared.stats.count_in(size);
+        link.in_bytes.fetch_add(size, Relaxed);
+        self.batch.in_msgs += 1;
+        self.batch.in_bytes += size;
         let msg = Message {
             subject,
             reply,
@@ -532,11 +533,18 @@ impl Conn<'_> {
             payload,
         };
         let result = shared.router.lookup(&mut self.cache, subject);
-        let n = deliver(&msg, Origin::Hub(queues), &result, &mut self.batch);
-        shared.stats.count_out_n(n, size);
+        deliver(&msg, Origin::Hub(queues), result, &mut self.batch);
     }
 
     fn end_batch(&mut self) {
+        let b = &mut self.batch;
+        if b.in_msgs > 0 {
+            self.ctx.shared.stats.count_in(b.in_msgs, b.in_bytes);
+        }
+        if b.out_msgs > 0 {
+            self.ctx.shared.stats.count_out(b.out_msgs, b.out_bytes);
+        }
+        (b.in_msgs, b.in_bytes, b.out_msgs, b.out_bytes) = (0, 0, 0, 0);
         // Hub messages never go back up, so no uplink can be stalled by them.
         let _ = self.batch.flush();
         for sub in std::mem::take(&mut self.batch.expired) {

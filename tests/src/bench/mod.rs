@@ -6,6 +6,7 @@
 //! as the server it measures.
 
 pub mod conn;
+pub mod jspub;
 pub mod pubsub;
 pub mod report;
 pub mod reqrep;
@@ -34,6 +35,8 @@ pub struct Options {
     pub batch: usize,
     /// Subscribers give up after this long without a new message once publishing is done.
     pub idle: Duration,
+    /// `jspub`: publishes awaiting their PubAck at most.
+    pub inflight: u64,
     /// `pubsub`: subscribers connect here instead of `url` (e.g. a hub, with the publisher on
     /// its leaf). The interest must then cross servers before the run starts: see
     /// [`Options::probe_subject`].
@@ -52,6 +55,7 @@ impl Default for Options {
             warmup: 100,
             batch: 64 * 1024,
             idle: Duration::from_secs(2),
+            inflight: 256,
             sub_url: None,
         }
     }
