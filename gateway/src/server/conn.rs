@@ -197,6 +197,13 @@ async fn read_loop(
                 .wait_drained(crate::uplink::outbound::STALL_MAX)
                 .await;
         }
+        if let Some(slow) = session.stalled_client() {
+            // A local subscriber is behind: the same pause, so it is not cut off for being
+            // merely slower than its publisher.
+            slow.out
+                .wait_drained(crate::uplink::outbound::STALL_MAX)
+                .await;
+        }
         if let Flow::Close(reason) = flow {
             return reason;
         }

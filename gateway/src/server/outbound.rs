@@ -77,6 +77,9 @@ const RECYCLE_LIMIT: usize = 64 * 1024;
 pub struct Outbound {
     state: Mutex<State>,
     ready: Event,
+    /// Notified whenever the writer (or an inline flush) took the queued bytes, for
+    /// publishers stalled on this buffer.
+    drained: Event,
     max_pending: usize,
 }
 
@@ -103,6 +106,7 @@ impl Outbound {
                 writing: false,
             }),
             ready: Event::new(),
+            drained: Event::new(),
             max_pending,
         }
     }
@@ -181,6 +185,8 @@ impl Outbound {
                     if !st.buf.is_empty() {
                         std::mem::swap(&mut st.buf, spare);
                         st.writing = true;
+                        drop(st);
+                        self.drained.notify(usize::MAX);
                         return Ok(());
                     }
                     if let Some(reason) = st.closed {
@@ -190,6 +196,31 @@ impl Outbound {
             }
             listener.await;
         }
+    }
+
+    /// Whether publishers feeding this client should wait a little: its unwritten bytes are
+    /// past 3/4 of `max_pending` (nats-server's stall mark), so without a pause it would soon
+    /// be cut off as a slow consumer while it is merely slower than its publisher.
+    pub fn stalled(&self) -> bool {
+        let st = self.lock();
+        st.closed.is_none() && st.buf.len() > self.max_pending / 4 * 3
+    }
+
+    /// Waits until the buffer is below the stall mark, or `max` passed.
+    pub async fn wait_drained(&self, max: std::time::Duration) {
+        let wait = async {
+            loop {
+                let listener = self.drained.listen();
+                if !self.stalled() {
+                    return;
+                }
+                listener.await;
+            }
+        };
+        futures_lite::FutureExt::or(wait, async {
+            async_io::Timer::after(max).await;
+        })
+        .await;
     }
 
     /// The writer finished writing what [`Outbound::take`] gave it.
@@ -220,6 +251,7 @@ impl Outbound {
             // A broken socket: leave the bytes to the writer, which will fail and close.
             Err(_) => 0,
         };
+        self.drained.notify(usize::MAX);
         let mut st = self.lock();
         st.writing = false;
         if sent == bytes.len() {

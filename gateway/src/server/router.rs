@@ -250,6 +250,8 @@ pub struct Batch {
     pub out_bytes: u64,
     /// Subscriptions that reached their `max` and must be removed.
     pub expired: Vec<Arc<Subscription>>,
+    /// A local client this batch filled past its stall mark: the publisher waits on it.
+    pub stalled_client: Option<Arc<ClientShared>>,
     /// Slow consumers cut off during this batch.
     pub slow: Vec<Arc<ClientShared>>,
     rng: u64,
@@ -265,6 +267,9 @@ impl Batch {
                 c.count_out(msgs, bytes);
             }
             c.flush();
+            if self.stalled_client.is_none() && c.out.stalled() {
+                self.stalled_client = Some(c);
+            }
         }
         self.uplinks.flush()
     }

@@ -127,6 +127,7 @@ impl Session {
     /// off slow consumers found on the way. Returns an uplink this client is flooding, for
     /// the reader to wait on briefly (flow control, see `uplink::outbound`).
     pub fn end_batch(&mut self) -> Option<Arc<crate::uplink::link::Link>> {
+        self.batch.stalled_client = None;
         let b = &mut self.batch;
         if b.in_msgs > 0 {
             self.client.count_in(b.in_msgs, b.in_bytes);
@@ -147,6 +148,12 @@ impl Session {
             self.shared.slow_consumer(&slow);
         }
         stalled
+    }
+
+    /// A local subscriber the last batch filled past its stall mark, for the reader to wait
+    /// on briefly (flow control, as nats-server stalls fast producers).
+    pub fn stalled_client(&mut self) -> Option<Arc<ClientShared>> {
+        self.batch.stalled_client.take()
     }
 
     fn connect(&mut self, json: &[u8]) -> Flow {
