@@ -1,0 +1,114 @@
+# Shared by the cross/ scripts (sourced, never run): target names, toolchain installs, and the
+# per-target environment. Everything is set in the environment of the build, so the host's
+# own builds (`cargo build`, `tests/run`) never see a cross linker.
+#
+# Targets (short name = Rust triple; the C cross compiler is Debian's gnu one for all four):
+#   aarch64       aarch64-unknown-linux-gnu        64-bit Raspberry Pi OS (Pi 3/4/5), glibc >= 2.34
+#   armv7         armv7-unknown-linux-gnueabihf    32-bit Raspberry Pi OS (Pi 2/3/4), glibc >= 2.34
+#   aarch64-musl  aarch64-unknown-linux-musl       one static file, any 64-bit ARM Linux
+#   armv7-musl    armv7-unknown-linux-musleabihf   one static file, any ARMv7 hard-float Linux
+# The musl targets link Rust's bundled static musl (crt-static is their default) with the gnu
+# cross gcc as linker driver; ring's few C/assembly files are compiled by the same gcc.
+
+set -euo pipefail
+
+CROSS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$CROSS_DIR/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+CROSS_ALL=(aarch64 armv7 aarch64-musl armv7-musl)
+
+die() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+note() { printf '==> %s\n' "$*" >&2; }
+
+# The Rust triple for a short name (or a triple); fails for anything else.
+cross_triple() {
+  case "$1" in
+    aarch64 | arm64 | aarch64-unknown-linux-gnu) echo aarch64-unknown-linux-gnu ;;
+    armv7 | armhf | armv7-unknown-linux-gnueabihf) echo armv7-unknown-linux-gnueabihf ;;
+    aarch64-musl | aarch64-unknown-linux-musl) echo aarch64-unknown-linux-musl ;;
+    armv7-musl | armv7-unknown-linux-musleabihf) echo armv7-unknown-linux-musleabihf ;;
+    *) die "unknown target '$1' (one of: ${CROSS_ALL[*]}, or their Rust triples)" ;;
+  esac
+}
+
+# The GNU tool prefix (aarch64-linux-gnu-gcc, -ar, -strip) for a triple.
+cross_prefix() {
+  case "$1" in
+    aarch64-*) echo aarch64-linux-gnu ;;
+    armv7-*) echo arm-linux-gnueabihf ;;
+    *) die "no cross toolchain known for $1" ;;
+  esac
+}
+
+# The qemu-user command line that runs a binary of this triple on the host. The gnu binaries
+# are dynamic: -L points qemu at the target's libc from Debian's libc6-<arch>-cross.
+cross_qemu() {
+  case "$1" in
+    aarch64-unknown-linux-gnu) echo "qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
+    armv7-unknown-linux-gnueabihf) echo "qemu-arm -L /usr/arm-linux-gnueabihf" ;;
+    aarch64-unknown-linux-musl) echo "qemu-aarch64" ;;
+    armv7-unknown-linux-musleabihf) echo "qemu-arm" ;;
+    *) die "no qemu known for $1" ;;
+  esac
+}
+
+APT_UPDATED=${APT_UPDATED:-no}
+
+# Installs Debian packages that are not installed yet (`apt-get update` once per run).
+ensure_apt() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} by hand"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  note "installing Debian packages: ${missing[*]}"
+  if [ "$APT_UPDATED" != yes ]; then
+    "${sudo[@]}" apt-get update -qq || die "apt-get update failed"
+    APT_UPDATED=yes
+    export APT_UPDATED
+  fi
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+}
+
+# Adds the Rust standard library for a triple when it is missing.
+ensure_rust_target() {
+  rustup target list --installed | grep -qx "$1" && return 0
+  note "adding Rust target $1"
+  rustup target add "$1" || die "rustup cannot add $1 (its rust-std must be downloadable)"
+}
+
+# Installs the C cross compiler and the Rust target, then exports the linker, the C compiler
+# and archiver for cc-rs (ring), and the qemu runner (`cargo test`/`cargo run`) for the triple.
+cross_setup() {
+  local triple=$1 prefix upper lower
+  prefix=$(cross_prefix "$triple")
+  # gcc plus the target's libc (headers, crt files, and the sysroot qemu runs gnu binaries in).
+  case "$prefix" in
+    aarch64-linux-gnu) ensure_apt gcc-aarch64-linux-gnu libc6-dev-arm64-cross ;;
+    arm-linux-gnueabihf) ensure_apt gcc-arm-linux-gnueabihf libc6-dev-armhf-cross ;;
+  esac
+  ensure_rust_target "$triple"
+  command -v "$prefix-gcc" >/dev/null || die "$prefix-gcc is missing after the install"
+  upper=$(tr 'a-z-' 'A-Z_' <<<"$triple")
+  lower=${triple//-/_}
+  export "CARGO_TARGET_${upper}_LINKER=$prefix-gcc"
+  export "CARGO_TARGET_${upper}_RUNNER=$(cross_qemu "$triple")"
+  export "CC_${lower}=$prefix-gcc"
+  export "AR_${lower}=$prefix-ar"
+}
+
+# Installs qemu-user (for tests and smoke runs).
+ensure_qemu() {
+  ensure_apt qemu-user
+}
+
+# Where `cargo build --target T [--profile P]` puts twig.
+twig_path() {
+  local triple=$1 profile=${2:-release}
+  [ "$profile" = dev ] && profile=debug
+  echo "$TARGET_DIR/$triple/$profile/twig"
+}
