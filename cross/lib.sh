@@ -112,3 +112,21 @@ twig_path() {
   [ "$profile" = dev ] && profile=debug
   echo "$TARGET_DIR/$triple/$profile/twig"
 }
+
+# The smoke test (tests/tests/cross_smoke.rs) of a triple, and the variable naming its binary.
+smoke_test_name() {
+  case "$1" in
+    aarch64-unknown-linux-gnu) echo aarch64_gnu_serves_host_clients_under_qemu ;;
+    armv7-unknown-linux-gnueabihf) echo armv7_gnueabihf_serves_host_clients_under_qemu ;;
+    aarch64-unknown-linux-musl) echo aarch64_musl_serves_host_clients_under_qemu ;;
+    armv7-unknown-linux-musleabihf) echo armv7_musl_serves_host_clients_under_qemu ;;
+  esac
+}
+smoke_bin_var() {
+  case "$1" in
+    aarch64-unknown-linux-gnu) echo TWIG_BIN_AARCH64 ;;
+    armv7-unknown-linux-gnueabihf) echo TWIG_BIN_ARMV7 ;;
+    aarch64-unknown-linux-musl) echo TWIG_BIN_AARCH64_MUSL ;;
+    armv7-unknown-linux-musleabihf) echo TWIG_BIN_ARMV7_MUSL ;;
+  esac
+}
