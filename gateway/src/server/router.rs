@@ -238,10 +238,11 @@ fn deliver_one(
         return false;
     }
     let client = &sub.client;
-    if let Some(from) = from {
-        if std::ptr::eq(from, Arc::as_ptr(client)) && !from.echo() {
-            return false;
-        }
+    if let Some(from) = from
+        && std::ptr::eq(from, Arc::as_ptr(client))
+        && !from.echo()
+    {
+        return false;
     }
     // Counted always: UNSUB with a max compares against what was already delivered.
     let d = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;

@@ -228,10 +228,11 @@ impl Session {
         let result = self.shared.router.lookup(&mut self.cache, subj);
         let delivered = deliver(&msg, Some(&self.client), &result, &mut self.batch);
         self.shared.stats.count_out_n(delivered, size);
-        if delivered == 0 && self.no_responders {
-            if let Some(reply) = reply {
-                self.no_responders_reply(subj, reply);
-            }
+        if delivered == 0
+            && self.no_responders
+            && let Some(reply) = reply
+        {
+            self.no_responders_reply(subj, reply);
         }
         Flow::Continue
     }
