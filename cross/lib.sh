@@ -81,16 +81,22 @@ ensure_rust_target() {
   rustup target add "$1" || die "rustup cannot add $1 (its rust-std must be downloadable)"
 }
 
+# Debian packages that build for a triple: gcc plus the target's libc (headers, crt files, and
+# the sysroot qemu runs gnu binaries in).
+cross_apt_packages() {
+  case "$(cross_prefix "$1")" in
+    aarch64-linux-gnu) echo gcc-aarch64-linux-gnu libc6-dev-arm64-cross ;;
+    arm-linux-gnueabihf) echo gcc-arm-linux-gnueabihf libc6-dev-armhf-cross ;;
+  esac
+}
+
 # Installs the C cross compiler and the Rust target, then exports the linker, the C compiler
 # and archiver for cc-rs (ring), and the qemu runner (`cargo test`/`cargo run`) for the triple.
 cross_setup() {
   local triple=$1 prefix upper lower
   prefix=$(cross_prefix "$triple")
-  # gcc plus the target's libc (headers, crt files, and the sysroot qemu runs gnu binaries in).
-  case "$prefix" in
-    aarch64-linux-gnu) ensure_apt gcc-aarch64-linux-gnu libc6-dev-arm64-cross ;;
-    arm-linux-gnueabihf) ensure_apt gcc-arm-linux-gnueabihf libc6-dev-armhf-cross ;;
-  esac
+  # shellcheck disable=SC2046 # a list of package names
+  ensure_apt $(cross_apt_packages "$triple")
   ensure_rust_target "$triple"
   command -v "$prefix-gcc" >/dev/null || die "$prefix-gcc is missing after the install"
   upper=$(tr 'a-z-' 'A-Z_' <<<"$triple")
@@ -104,6 +110,17 @@ cross_setup() {
 # Installs qemu-user (for tests and smoke runs).
 ensure_qemu() {
   ensure_apt qemu-user
+}
+
+# Debian packages of the checks: systemd-analyze, readelf, strace.
+CHECK_PACKAGES=(systemd binutils strace)
+
+CARGO_DEB_VERSION=3.8.0
+# Installs cargo-deb (from crates.io, into ~/.cargo/bin) when `cargo deb` is missing.
+ensure_cargo_deb() {
+  cargo deb --version >/dev/null 2>&1 && return 0
+  note "installing cargo-deb $CARGO_DEB_VERSION (cargo install, a few minutes)"
+  cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION" || die "cannot install cargo-deb"
 }
 
 # Where `cargo build --target T [--profile P]` puts twig.

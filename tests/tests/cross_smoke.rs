@@ -105,7 +105,12 @@ fn binary(arm: &Arm) -> PathBuf {
     std::fs::File::open(&path)
         .and_then(|mut f| f.read_exact(&mut head))
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    assert_eq!(&head[..4], b"\x7fELF", "{} is not an ELF file", path.display());
+    assert_eq!(
+        &head[..4],
+        b"\x7fELF",
+        "{} is not an ELF file",
+        path.display()
+    );
     let class_machine = (head[4], u16::from_le_bytes([head[18], head[19]]));
     assert_eq!(
         class_machine,
@@ -168,7 +173,10 @@ impl Emulated {
                 Ok(line) => {
                     client = client.or_else(|| parse_listening_port(&line));
                     if let Some((_, addr)) = line.split_once(MONITOR) {
-                        http = addr.trim().rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+                        http = addr
+                            .trim()
+                            .rsplit_once(':')
+                            .and_then(|(_, p)| p.parse().ok());
                     }
                     let ready = line.contains("Server is ready");
                     self.log.push(line);
@@ -180,7 +188,10 @@ impl Emulated {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("not ready within {START_DEADLINE:?}; log:\n{}", self.log.join("\n"))
+                    panic!(
+                        "not ready within {START_DEADLINE:?}; log:\n{}",
+                        self.log.join("\n")
+                    )
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     panic!("twig exited while starting; log:\n{}", self.log.join("\n"))
@@ -201,7 +212,10 @@ impl Emulated {
             if let Some(status) = self.child.try_wait().expect("wait for twig") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "twig still running {STEP:?} after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "twig still running {STEP:?} after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -218,8 +232,14 @@ impl Drop for Emulated {
 /// `client` sent before (async-nats' `flush` only flushes the socket).
 async fn sync(client: &async_nats::Client) {
     let inbox = client.new_inbox();
-    let mut s = client.subscribe(inbox.clone()).await.expect("subscribe inbox");
-    client.publish(inbox, "".into()).await.expect("publish to inbox");
+    let mut s = client
+        .subscribe(inbox.clone())
+        .await
+        .expect("subscribe inbox");
+    client
+        .publish(inbox, "".into())
+        .await
+        .expect("publish to inbox");
     tokio::time::timeout(STEP, s.next())
         .await
         .expect("no round trip within deadline")
@@ -273,7 +293,10 @@ fn smoke(arm: &Arm) {
                 .expect("command subscription ended");
             let reply = m.reply.expect("request has a reply subject");
             let answer = format!("ok:{}", String::from_utf8_lossy(&m.payload));
-            responder.publish(reply, answer.into()).await.expect("reply");
+            responder
+                .publish(reply, answer.into())
+                .await
+                .expect("reply");
             responder.flush().await.expect("flush reply");
         });
 
