@@ -1,6 +1,7 @@
 use super::*;
 
 const DEFAULT_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/gateway.toml");
+const CONFIGS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs");
 
 fn err(text: &str) -> String {
     match Config::from_toml(text) {
@@ -33,10 +34,9 @@ fn the_documented_default_file_is_the_defaults() {
     assert_eq!(c, Config::default());
 }
 
-#[test]
-fn every_commented_example_in_the_default_file_parses() {
-    // Each "# [section]" block in the file is an example; un-comment it and parse it.
-    let text = std::fs::read_to_string(DEFAULT_FILE).unwrap();
+/// The commented-out example sections of a shipped config: each block of `# ` lines that starts
+/// with `# [section]`, un-commented.
+fn commented_examples(text: &str) -> Vec<String> {
     let mut examples: Vec<String> = Vec::new();
     for line in text.lines() {
         let body = line.strip_prefix("# ").unwrap_or("");
@@ -52,14 +52,58 @@ fn every_commented_example_in_the_default_file_parses() {
             }
         }
     }
-    let examples: Vec<_> = examples
+    examples
         .into_iter()
         .filter(|e| e.starts_with('['))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn every_commented_example_in_the_default_file_parses() {
+    let text = std::fs::read_to_string(DEFAULT_FILE).unwrap();
+    let examples = commented_examples(&text);
     assert_eq!(examples.len(), 7, "{examples:#?}");
     for ex in examples {
         Config::from_toml(&ex).unwrap_or_else(|e| panic!("{ex}\n=> {e}"));
     }
+}
+
+/// Every file in `configs/` is one a user may copy as is (the Debian package installs
+/// `raspberry-pi.toml` as `/etc/twig/twig.toml`): each must load, and so must each of its
+/// commented-out example sections.
+#[test]
+fn every_shipped_config_and_its_examples_load() {
+    let dir = Path::new(CONFIGS_DIR);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "configs/ has only {files:?}");
+    for path in &files {
+        Config::load(Some(path)).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(path).unwrap();
+        for ex in commented_examples(&text) {
+            Config::from_toml(&ex)
+                .unwrap_or_else(|e| panic!("{}: example\n{ex}=> {e}", path.display()));
+        }
+    }
+}
+
+#[test]
+fn the_raspberry_pi_config_serves_the_lan() {
+    let c = Config::load(Some(&Path::new(CONFIGS_DIR).join("raspberry-pi.toml"))).unwrap();
+    assert_eq!(c.host, "0.0.0.0");
+    assert_eq!(c.port, Port::Fixed(4222));
+    assert_eq!(c.http_port, Some(Port::Fixed(8222)));
+    // Monitoring follows `host` unless the user narrows it.
+    assert_eq!(c.http_host, None);
+    assert!(c.server_name.is_some());
+    // Memory bound for a small board: max_connections x max_pending stays within 8 GiB even
+    // when every client is stuck.
+    assert!(c.max_connections.saturating_mul(c.max_pending) <= 8 << 30);
+    assert!(!c.authorization.is_enabled());
 }
 
 #[test]
