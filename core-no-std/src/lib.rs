@@ -35,4 +35,6 @@ pub mod mqtt;
 pub mod subject;
 #[cfg(feature = "alloc")]
 pub mod sublist;
+#[doc(hidden)]
+pub mod testing;
 pub mod wire;

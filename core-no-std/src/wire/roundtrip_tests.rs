@@ -299,7 +299,7 @@ fn random_op<'q>(rng: &mut Rng, queues: &'q [&'static [u8]]) -> (Mode, Op<'q>) {
             FromClient,
             Op::Unsub {
                 sid: word(rng),
-                max: rng.chance(50).then(|| rng.next()),
+                max: rng.chance(50).then(|| rng.next_u64()),
             },
         ),
         6 => (
@@ -327,7 +327,7 @@ fn random_op<'q>(rng: &mut Rng, queues: &'q [&'static [u8]]) -> (Mode, Op<'q>) {
             Leaf,
             Op::LsPlus {
                 subject: word(rng),
-                queue: rng.chance(50).then(|| (word(rng), rng.next() as u32)),
+                queue: rng.chance(50).then(|| (word(rng), rng.next_u64() as u32)),
             },
         ),
         11 => (
@@ -411,7 +411,7 @@ fn random_and_mutated_bytes_never_panic_and_split_the_same() {
             for _ in 0..1 + rng.below(3) {
                 let at = rng.below(b.len() + 1);
                 match rng.below(3) {
-                    0 if at < b.len() => b[at] = rng.next() as u8,
+                    0 if at < b.len() => b[at] = rng.next_u64() as u8,
                     1 => b.insert(at, rng.pick(alphabet)),
                     _ if at < b.len() => {
                         b.remove(at);
@@ -422,7 +422,7 @@ fn random_and_mutated_bytes_never_panic_and_split_the_same() {
             b
         };
         if round % 7 == 0 {
-            bytes.iter_mut().for_each(|b| *b = rng.next() as u8);
+            bytes.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
         }
         // Whole, split anywhere, bytewise: never a panic, always the same result.
         let whole = run_whole(mode, limits, &bytes);
