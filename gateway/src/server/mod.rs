@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod conn;
+pub mod internal;
 pub mod monitoring;
 pub mod outbound;
 pub mod router;

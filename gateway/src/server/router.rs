@@ -21,6 +21,7 @@ use twig_core::sublist::{MatchResult, Sublist, SublistError};
 use twig_core::wire;
 
 use super::client::ClientShared;
+use super::internal::{InternalSub, Owner};
 use super::outbound::Push;
 use crate::uplink::link::{HubInterest, Link, Picks};
 
@@ -50,6 +51,8 @@ pub enum SubRef {
     Local(Arc<Subscription>),
     /// Interest the hub advertised over an uplink.
     Hub(Arc<HubInterest>),
+    /// A subscription of twig itself (see [`super::internal`]).
+    Internal(Arc<InternalSub>),
 }
 
 impl SubRef {
@@ -57,6 +60,7 @@ impl SubRef {
         match self {
             SubRef::Local(s) => Arc::as_ptr(s) as usize,
             SubRef::Hub(h) => Arc::as_ptr(h) as usize,
+            SubRef::Internal(s) => Arc::as_ptr(s) as usize,
         }
     }
 }
@@ -84,6 +88,9 @@ pub enum Origin<'a> {
     Hub(wire::Queues<'a>),
     /// The server itself (e.g. a stream's PubAck): wherever there is interest.
     Internal,
+    /// A component of twig (the MQTT bridge, the cloud consumer): wherever there is interest
+    /// except the component's own internal subscriptions.
+    Component(Owner),
 }
 
 /// A message on its way through the router, borrowed from the publisher's read buffer.
@@ -123,35 +130,64 @@ impl Router {
 
     /// Adds a subscription. The subject and queue were validated by the caller.
     pub fn insert(&self, sub: &Arc<Subscription>) -> Result<(), SublistError> {
-        let r = self.lock().insert(
+        self.insert_local(
             &sub.subject,
             sub.queue.as_deref(),
             SubRef::Local(sub.clone()),
-        );
-        self.generation.fetch_add(1, Ordering::Release);
-        if r.is_ok() {
-            for l in &self.uplinks {
-                l.local_interest(&sub.subject, sub.queue.as_deref(), true);
-            }
-        }
-        r.map(|_| ())
+        )
     }
 
     /// Removes a subscription; returns whether it was present.
     pub fn remove(&self, sub: &Arc<Subscription>) -> bool {
         sub.closed.store(true, Ordering::Release);
-        let removed = self
-            .lock()
-            .remove(
-                &sub.subject,
-                sub.queue.as_deref(),
-                &SubRef::Local(sub.clone()),
-            )
-            .is_ok();
+        self.remove_local(
+            &sub.subject,
+            sub.queue.as_deref(),
+            &SubRef::Local(sub.clone()),
+        )
+    }
+
+    /// Adds a subscription of twig itself; its interest reaches the uplinks like a client's.
+    pub fn insert_internal(&self, sub: &Arc<InternalSub>) -> Result<(), SublistError> {
+        self.insert_local(
+            &sub.subject,
+            sub.queue.as_deref(),
+            SubRef::Internal(sub.clone()),
+        )
+    }
+
+    /// Removes a subscription of twig itself; returns whether it was present.
+    pub fn remove_internal(&self, sub: &Arc<InternalSub>) -> bool {
+        sub.closed.store(true, Ordering::Release);
+        self.remove_local(
+            &sub.subject,
+            sub.queue.as_deref(),
+            &SubRef::Internal(sub.clone()),
+        )
+    }
+
+    fn insert_local(
+        &self,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        r: SubRef,
+    ) -> Result<(), SublistError> {
+        let res = self.lock().insert(subject, queue, r);
+        self.generation.fetch_add(1, Ordering::Release);
+        if res.is_ok() {
+            for l in &self.uplinks {
+                l.local_interest(subject, queue, true);
+            }
+        }
+        res.map(|_| ())
+    }
+
+    fn remove_local(&self, subject: &[u8], queue: Option<&[u8]>, r: &SubRef) -> bool {
+        let removed = self.lock().remove(subject, queue, r).is_ok();
         self.generation.fetch_add(1, Ordering::Release);
         if removed {
             for l in &self.uplinks {
-                l.local_interest(&sub.subject, sub.queue.as_deref(), false);
+                l.local_interest(subject, queue, false);
             }
         }
         removed
@@ -317,7 +353,11 @@ pub fn deliver(
     let (client, to_hub, named) = match from {
         Origin::Client(c) => (Some(c), true, None),
         Origin::Hub(queues) => (None, false, Some(queues)),
-        Origin::Internal => (None, true, None),
+        Origin::Internal | Origin::Component(_) => (None, true, None),
+    };
+    let owner = match from {
+        Origin::Component(o) => Some(o),
+        _ => None,
     };
     let mut n = 0;
     for s in result.plain() {
@@ -330,6 +370,11 @@ pub fn deliver(
             SubRef::Hub(h) => {
                 if to_hub && !h.closed.load(Ordering::Acquire) {
                     batch.uplinks.plain(h);
+                }
+            }
+            SubRef::Internal(sub) => {
+                if sub.offer(msg, owner) {
+                    n += 1;
                 }
             }
         }
@@ -358,6 +403,13 @@ pub fn deliver(
                 SubRef::Hub(h) => {
                     if to_hub && hub.is_none() && !h.closed.load(Ordering::Acquire) {
                         hub = Some(h);
+                    }
+                }
+                SubRef::Internal(sub) => {
+                    if sub.offer(msg, owner) {
+                        n += 1;
+                        done = true;
+                        break;
                     }
                 }
             }

@@ -391,6 +391,7 @@ fn store(
         record,
         reply: reply.map(Box::from),
         msg_id,
+        notify: None,
     });
     if !stored {
         tracing::error!(

@@ -70,6 +70,35 @@ pub struct Request {
     pub reply: Option<Box<[u8]>>,
     /// `Nats-Msg-Id`, for de-duplication.
     pub msg_id: Option<Box<[u8]>>,
+    /// Told the outcome once it is known (after the sync, like the PubAck): for components
+    /// that hold their own acknowledgement until the message is durable (the MQTT bridge's
+    /// PUBACK).
+    pub notify: Option<Notify>,
+}
+
+/// Where a stream's thread reports that a message is durable (or was refused).
+///
+/// The thread never waits on it: it uses `try_send`, so the owner must size the channel for
+/// everything it keeps in flight (an owner that submits at most N unanswered messages needs a
+/// capacity of N). A notice that does not fit is dropped and counted as lost by the owner's
+/// timeout, never blocks the stream.
+#[derive(Clone)]
+pub struct Notify {
+    /// The owner's channel.
+    pub tx: async_channel::Sender<Stored>,
+    /// The owner's own tag for this message (e.g. an MQTT packet id).
+    pub token: u64,
+}
+
+/// The outcome of a [`Request`] with a [`Notify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// The owner's tag.
+    pub token: u64,
+    /// The stream sequence, or 0 when the message was refused.
+    pub seq: u64,
+    /// Whether it is stored (durable per the stream's `sync`); a duplicate counts as stored.
+    pub ok: bool,
 }
 
 /// A stream's counters, as `/jsz` shows them.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use twig_core::log::{self, Log, WhenFull};
 
 use super::flash::{FileFlash, SECTOR};
-use super::{Request, StreamError, StreamState, record};
+use super::{Notify, Request, Stored, StreamError, StreamState, record};
 use crate::config::{StreamConfig, SyncPolicy, WhenFullConfig};
 use crate::server::router::{Batch, MatchCache, Message, Origin, deliver};
 use crate::server::state::Shared;
@@ -64,6 +64,7 @@ pub fn spawn(
         counters: StreamState::default(),
         dedup: Dedup::default(),
         acks: Vec::new(),
+        notices: Vec::new(),
         cache: MatchCache::default(),
         batch: Batch::default(),
         buf: vec![0; SECTOR],
@@ -124,6 +125,8 @@ struct Worker {
     dedup: Dedup,
     /// PubAcks to send after the next sync: (reply subject, JSON).
     acks: Vec<(Box<[u8]>, Vec<u8>)>,
+    /// Outcomes to report after the next sync.
+    notices: Vec<(Notify, Stored)>,
     cache: MatchCache,
     batch: Batch,
     buf: Vec<u8>,
@@ -182,6 +185,7 @@ impl Worker {
             tracing::error!("stream {}: sync failed: {e:?}", self.cfg.name);
             if self.cfg.sync == SyncPolicy::Always {
                 self.acks.clear();
+                self.notices.clear();
             }
         }
         self.last_sync = Instant::now();
@@ -193,6 +197,17 @@ impl Worker {
             && let Some(&seq) = self.dedup.ids.get(id)
         {
             self.counters.duplicates += 1;
+            if let Some(n) = req.notify {
+                let token = n.token;
+                self.notices.push((
+                    n,
+                    Stored {
+                        token,
+                        seq,
+                        ok: true,
+                    },
+                ));
+            }
             if let Some(reply) = req.reply {
                 let json = format!(
                     r#"{{"stream":{},"seq":{seq},"duplicate": true}}"#,
@@ -202,7 +217,13 @@ impl Worker {
             }
             return;
         }
-        let json = match self.log.append(&req.record) {
+        let appended = self.log.append(&req.record);
+        if let Some(n) = req.notify {
+            let (seq, ok) = appended.as_ref().map_or((0, false), |a| (a.seq, true));
+            let token = n.token;
+            self.notices.push((n, Stored { token, seq, ok }));
+        }
+        let json = match appended {
             Ok(a) => {
                 self.counters.dropped += a.dropped;
                 if let Some(id) = req.msg_id {
@@ -338,8 +359,13 @@ impl Worker {
         }
     }
 
-    /// Routes the PubAcks to their reply subjects, like any published reply.
+    /// Routes the PubAcks to their reply subjects, like any published reply, and reports
+    /// outcomes to the components waiting on them.
     fn send_acks(&mut self) {
+        for (n, stored) in self.notices.drain(..) {
+            // Never blocks the stream (see `Notify`): a full channel loses the notice.
+            let _ = n.tx.try_send(stored);
+        }
         if self.acks.is_empty() {
             return;
         }

@@ -1,0 +1,234 @@
+//! Subscriptions and publishes of twig itself rather than of a client connection: the stream
+//! forwarder's PubAck inbox, the cloud consumer, the MQTT bridge's NATS -> MQTT mappings.
+//!
+//! An [`InternalSub`] sits in the router's sublist like a client's subscription (so local
+//! interest reaches the hub as `LS+` the same way) but delivery copies the message into a
+//! bounded channel instead of encoding `MSG` into an outbound buffer. When the channel is
+//! full the message is dropped and counted, as nats-server cuts off a slow consumer rather
+//! than letting one subscriber stall every publisher: the owners size their channels for
+//! what they keep in flight, and retry what they need (the forwarder re-sends unacknowledged
+//! messages).
+//!
+//! A [`Publisher`] is what a component uses to publish into the router: its own match cache
+//! and batch, the same delivery as a client's PUB, and the end-of-batch wake-ups.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use super::router::{Batch, MatchCache, Message, Origin, deliver};
+use super::state::Shared;
+
+/// A message as an internal subscriber receives it (owned: it outlives the publisher's read
+/// buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    /// The subject it was published to.
+    pub subject: Box<[u8]>,
+    /// Its reply subject.
+    pub reply: Option<Box<[u8]>>,
+    /// Its header block (`NATS/1.0...`), if any.
+    pub headers: Option<Box<[u8]>>,
+    /// Its body.
+    pub payload: Box<[u8]>,
+}
+
+impl Owned {
+    /// Copies a routed message.
+    pub fn from_msg(msg: &Message<'_>) -> Owned {
+        Owned {
+            subject: msg.subject.into(),
+            reply: msg.reply.map(Box::from),
+            headers: msg.headers.map(Box::from),
+            payload: msg.payload.into(),
+        }
+    }
+
+    /// Borrows it back as a routable message.
+    pub fn as_msg(&self) -> Message<'_> {
+        Message {
+            subject: &self.subject,
+            reply: self.reply.as_deref(),
+            headers: self.headers.as_deref(),
+            payload: &self.payload,
+        }
+    }
+}
+
+/// Which component owns an internal subscription or publishes internally: a component never
+/// receives its own publishes (the MQTT bridge would otherwise loop a device's message back to
+/// the device through its own NATS -> MQTT mapping).
+pub type Owner = usize;
+
+/// A fresh owner id.
+pub fn new_owner() -> Owner {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A subscription held by twig itself.
+pub struct InternalSub {
+    /// The subject filter (validated by the caller).
+    pub subject: Box<[u8]>,
+    /// The queue group, if any.
+    pub queue: Option<Box<[u8]>>,
+    /// The component holding it.
+    pub owner: Owner,
+    tx: async_channel::Sender<Owned>,
+    /// Messages handed to the channel.
+    pub delivered: AtomicU64,
+    /// Messages dropped because the channel was full.
+    pub dropped: AtomicU64,
+    /// Set when removed, so a delivery racing the removal is skipped.
+    pub closed: AtomicBool,
+}
+
+impl InternalSub {
+    /// A subscription whose messages arrive on the returned receiver, at most `capacity`
+    /// waiting. Insert it with [`Router::insert_internal`](super::router::Router::insert_internal).
+    pub fn new(
+        owner: Owner,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        capacity: usize,
+    ) -> (Arc<InternalSub>, async_channel::Receiver<Owned>) {
+        let (tx, rx) = async_channel::bounded(capacity.max(1));
+        let sub = Arc::new(InternalSub {
+            subject: subject.into(),
+            queue: queue.map(Box::from),
+            owner,
+            tx,
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        (sub, rx)
+    }
+
+    /// Hands `msg` to the owner unless it published it. Returns whether it was taken.
+    pub(super) fn offer(&self, msg: &Message<'_>, from: Option<Owner>) -> bool {
+        if self.closed.load(Ordering::Acquire) || from == Some(self.owner) {
+            return false;
+        }
+        match self.tx.try_send(Owned::from_msg(msg)) {
+            Ok(()) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(async_channel::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(async_channel::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// What [`Publisher::publish`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Subscriptions (and uplinks) it was delivered to.
+    pub delivered: usize,
+}
+
+/// Publishing into the router on behalf of a component (core NATS semantics: delivered to
+/// whoever is interested now, locally and over the uplinks).
+pub struct Publisher {
+    shared: Arc<Shared>,
+    owner: Owner,
+    cache: MatchCache,
+    batch: Batch,
+}
+
+impl Publisher {
+    /// A publisher for the component `owner`.
+    pub fn new(shared: Arc<Shared>, owner: Owner) -> Publisher {
+        Publisher {
+            shared,
+            owner,
+            cache: MatchCache::default(),
+            batch: Batch::default(),
+        }
+    }
+
+    /// Delivers `msg` like a client's PUB (but never to the owner's own subscriptions).
+    /// Call [`flush`](Self::flush) after a batch of publishes.
+    pub fn publish(&mut self, msg: &Message<'_>) -> Published {
+        let result = self.shared.router.lookup(&mut self.cache, msg.subject);
+        let delivered = deliver(msg, Origin::Component(self.owner), result, &mut self.batch);
+        Published { delivered }
+    }
+
+    /// Ends a batch: wakes every client and uplink that got bytes, adds up counters, removes
+    /// subscriptions that reached their limit, cuts off slow consumers. Never waits for a
+    /// socket (an uplink past its stall mark is left to drain on its own).
+    pub fn flush(&mut self) {
+        let b = &mut self.batch;
+        if b.out_msgs > 0 {
+            self.shared.stats.count_out(b.out_msgs, b.out_bytes);
+        }
+        (b.out_msgs, b.out_bytes) = (0, 0);
+        let _ = self.batch.flush();
+        for sub in std::mem::take(&mut self.batch.expired) {
+            self.shared.remove_sub(&sub);
+        }
+        for slow in std::mem::take(&mut self.batch.slow) {
+            self.shared.slow_consumer(&slow);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::router::Router;
+
+    fn msg(subject: &str) -> Message<'_> {
+        Message {
+            subject: subject.as_bytes(),
+            reply: Some(b"r.1"),
+            headers: None,
+            payload: b"hi",
+        }
+    }
+
+    fn route(router: &Router, m: &Message<'_>, from: Origin<'_>) -> usize {
+        let mut cache = MatchCache::default();
+        let mut batch = Batch::default();
+        let result = router.lookup(&mut cache, m.subject);
+        deliver(m, from, result, &mut batch)
+    }
+
+    #[test]
+    fn an_internal_sub_gets_matching_messages_but_not_its_owners_own() {
+        let router = Router::new(16);
+        let (owner, other) = (new_owner(), new_owner());
+        let (sub, rx) = InternalSub::new(owner, b"a.>", None, 4);
+        router.insert_internal(&sub).unwrap();
+
+        assert_eq!(route(&router, &msg("a.b"), Origin::Internal), 1);
+        let got = rx.try_recv().unwrap();
+        assert_eq!(got.as_msg().subject, b"a.b");
+        assert_eq!(got.reply.as_deref(), Some(&b"r.1"[..]));
+
+        assert_eq!(route(&router, &msg("a.b"), Origin::Component(other)), 1);
+        assert_eq!(route(&router, &msg("a.b"), Origin::Component(owner)), 0);
+        assert_eq!(route(&router, &msg("b.a"), Origin::Internal), 0);
+        assert_eq!(rx.len(), 1);
+    }
+
+    #[test]
+    fn a_full_channel_drops_and_counts_and_removal_stops_delivery() {
+        let router = Router::new(16);
+        let (sub, rx) = InternalSub::new(new_owner(), b"x", Some(b"q"), 2);
+        router.insert_internal(&sub).unwrap();
+        for _ in 0..3 {
+            route(&router, &msg("x"), Origin::Internal);
+        }
+        assert_eq!(rx.len(), 2);
+        assert_eq!(sub.dropped.load(Ordering::Relaxed), 1);
+
+        assert!(router.remove_internal(&sub));
+        assert_eq!(route(&router, &msg("x"), Origin::Internal), 0);
+        assert_eq!(router.count(), 0);
+    }
+}
