@@ -14,9 +14,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod leaf;
+pub mod mqtt;
 mod streams;
 mod values;
 
+pub use mqtt::MqttConfig;
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use streams::{StreamConfig, SyncPolicy, WhenFullConfig};
 
@@ -91,8 +93,9 @@ pub struct Config {
     pub store_dir: PathBuf,
     /// Flash-backed streams (`[[streams]]`).
     pub streams: Vec<StreamConfig>,
-    // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`:
-    // `[[streams]]` (flash-backed streams), `[mqtt]` (bridge).
+    /// `[mqtt]`: the bridge to an MQTT broker (default: none).
+    pub mqtt: Option<MqttConfig>,
+    // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`.
 }
 
 impl Default for Config {
@@ -121,6 +124,7 @@ impl Default for Config {
             leafnodes: LeafConfig::default(),
             store_dir: PathBuf::from("twig-store"),
             streams: Vec::new(),
+            mqtt: None,
         }
     }
 }
@@ -313,6 +317,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_host("host", &self.host)?;
         streams::validate(&self.streams)?;
+        if let Some(m) = &self.mqtt {
+            mqtt::validate(m)?;
+        }
         if let Some(h) = &self.http_host {
             check_host("http_host", h)?;
         }

@@ -161,6 +161,10 @@ impl MonitorSource for Shared {
             streams: self.streams.get().map(|s| s.states()).unwrap_or_default(),
         }
     }
+
+    fn mqttz(&self) -> crate::mqtt::stats::Mqttz {
+        self.mqtt.get().map(|b| b.mqttz()).unwrap_or_default()
+    }
 }
 
 fn conn_info(c: &ClientShared) -> ConnInfo {
