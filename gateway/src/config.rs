@@ -18,8 +18,8 @@ pub mod mqtt;
 mod streams;
 mod values;
 
-pub use mqtt::MqttConfig;
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
+pub use mqtt::MqttConfig;
 pub use streams::{StreamConfig, SyncPolicy, WhenFullConfig};
 
 pub use values::{Port, format_duration, parse_duration, parse_size};

@@ -179,9 +179,9 @@ pub struct MqttUrl {
 impl MqttUrl {
     /// Parses `mqtt://host[:port]`, `tcp://…`, `mqtts://…` or `ssl://…`.
     pub fn parse(url: &str) -> Result<MqttUrl, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("{url:?}: expected mqtt://host[:port] or mqtts://host[:port]"))?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            format!("{url:?}: expected mqtt://host[:port] or mqtts://host[:port]")
+        })?;
         let tls = match scheme {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" => true,
@@ -244,10 +244,7 @@ pub fn validate(m: &MqttConfig) -> Result<(), ConfigError> {
     if let Some(t) = &m.tls
         && t.cert_file.is_some() != t.key_file.is_some()
     {
-        return Err(invalid(
-            "mqtt.tls",
-            "cert_file and key_file go together",
-        ));
+        return Err(invalid("mqtt.tls", "cert_file and key_file go together"));
     }
     let whole_secs = |d: Duration| d.subsec_nanos() == 0 && d.as_secs() >= 1;
     if !whole_secs(m.keepalive) || m.keepalive.as_secs() > 65_535 {
@@ -257,7 +254,10 @@ pub fn validate(m: &MqttConfig) -> Result<(), ConfigError> {
         ));
     }
     if !whole_secs(m.connect_timeout) {
-        return Err(invalid("mqtt.connect_timeout", "whole seconds, at least 1s"));
+        return Err(invalid(
+            "mqtt.connect_timeout",
+            "whole seconds, at least 1s",
+        ));
     }
     if m.reconnect_delay_min.is_zero() || m.reconnect_delay_max < m.reconnect_delay_min {
         return Err(invalid(
@@ -310,8 +310,92 @@ mod tests {
         let u = MqttUrl::parse("tcp://[::1]:1884/").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 1884));
         assert!(MqttUrl::parse("ssl://h").unwrap().tls);
-        for bad in ["broker:1883", "http://h", "mqtt://", "mqtt://h:0", "mqtt://u:p@h"] {
+        for bad in [
+            "broker:1883",
+            "http://h",
+            "mqtt://",
+            "mqtt://h:0",
+            "mqtt://u:p@h",
+        ] {
             assert!(MqttUrl::parse(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    fn load(text: &str) -> Result<crate::config::Config, String> {
+        crate::config::Config::from_toml(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_section_loads_with_defaults_for_everything_left_out() {
+        let c = load(
+            "[mqtt]\nurls = [\"mqtt://broker\"]\n[[mqtt.import]]\ntopic = \"sensors/#\"\n\
+             [[mqtt.export]]\nsubject = \"cmd.>\"\nqos = 1\nretain = true\n",
+        )
+        .unwrap();
+        let m = c.mqtt.unwrap();
+        assert_eq!(m.client_id, "twig-bridge");
+        assert!(!m.clean_session, "a persistent session by default");
+        assert_eq!(m.keepalive, Duration::from_secs(30));
+        assert_eq!(m.max_unacked, MAX_UNACKED);
+        assert_eq!(
+            (m.import[0].qos, m.import[0].subject_prefix.as_deref()),
+            (1, None)
+        );
+        assert_eq!(
+            (m.export[0].qos, m.export[0].retain, m.export[0].queue),
+            (1, true, 1024)
+        );
+        assert!(load("port = 4222\n").unwrap().mqtt.is_none());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let base = "[[mqtt.import]]\ntopic = \"a/#\"\n";
+        for (section, needle) in [
+            ("[mqtt]\nurls = []\n", "mqtt.urls"),
+            ("[mqtt]\nurls = [\"mqtts://b\"]\n", "mqtt.urls[0]"),
+            ("[mqtt]\nurls = [\"http://b\"]\n", "mqtt.urls[0]"),
+            (
+                "[mqtt]\nurls = [\"mqtt://b\"]\nkeepalive = \"500ms\"\n",
+                "mqtt.keepalive",
+            ),
+            (
+                "[mqtt]\nurls = [\"mqtt://b\"]\nclient_id = \"\"\n",
+                "mqtt.client_id",
+            ),
+            (
+                "[mqtt]\nurls = [\"mqtt://b\"]\npassword = \"p\"\n",
+                "mqtt.password",
+            ),
+            (
+                "[mqtt]\nurls = [\"mqtt://b\"]\nmax_unacked = 70000\n",
+                "mqtt.max_unacked",
+            ),
+            ("[mqtt]\nurls = [\"mqtt://b\"]\nbogus = 1\n", "bogus"),
+        ] {
+            let e = load(&format!("{section}{base}")).unwrap_err();
+            assert!(e.contains(needle), "{section}: {e}");
+        }
+        let url = "[mqtt]\nurls = [\"mqtt://b\"]\n";
+        for (body, needle) in [
+            ("[[mqtt.import]]\ntopic = \"a/#/b\"\n", "mqtt.import[0]"),
+            (
+                "[[mqtt.import]]\ntopic = \"a\"\nqos = 2\n",
+                "mqtt.import[0]",
+            ),
+            (
+                "[[mqtt.import]]\ntopic = \"a\"\nsubject_prefix = \"x\"\n",
+                "mqtt.import[0]",
+            ),
+            ("[[mqtt.export]]\nsubject = \"a..b\"\n", "mqtt.export[0]"),
+            (
+                "[[mqtt.export]]\nsubject = \"a.>\"\nstrip_prefix = \"b.\"\n",
+                "mqtt.export[0]",
+            ),
+            ("", "nothing to bridge"),
+        ] {
+            let e = load(&format!("{url}{body}")).unwrap_err();
+            assert!(e.contains(needle), "{body}: {e}");
         }
     }
 }

@@ -60,7 +60,10 @@ impl AckQueue {
         let Some(i) = token.checked_sub(self.base) else {
             return false;
         };
-        match usize::try_from(i).ok().and_then(|i| self.entries.get_mut(i)) {
+        match usize::try_from(i)
+            .ok()
+            .and_then(|i| self.entries.get_mut(i))
+        {
             Some(e) if !e.done => {
                 e.done = true;
                 true
@@ -132,7 +135,10 @@ mod tests {
         assert_eq!(q.len(), 0);
         let new = q.push(1, false).unwrap();
         assert!(new > old);
-        assert!(!q.done(old), "a notice from before the reconnect is ignored");
+        assert!(
+            !q.done(old),
+            "a notice from before the reconnect is ignored"
+        );
         assert_eq!(drain(&mut q), Vec::<u16>::new());
         assert!(q.done(new));
         assert_eq!(drain(&mut q), vec![1]);

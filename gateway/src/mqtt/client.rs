@@ -77,7 +77,9 @@ pub fn start(
         )?),
         None => None,
     };
-    let first = urls.first().ok_or(MqttError::Config("no broker URL".into()))?;
+    let first = urls
+        .first()
+        .ok_or(MqttError::Config("no broker URL".into()))?;
     let (client, mut eventloop) =
         AsyncClient::new(options(cfg, first, tls.as_ref()), cfg.queue.max(1));
     let mut net = NetworkOptions::new();
@@ -181,8 +183,11 @@ impl Run {
                         if matches!(code, SubscribeReasonCode::Failure) {
                             let e = format!("broker refused the subscription {filter:?}");
                             tracing::error!("MQTT bridge: {e}");
-                            *self.stats.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                                Some(e);
+                            *self
+                                .stats
+                                .last_error
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner()) = Some(e);
                         }
                     }
                 }

@@ -182,11 +182,8 @@ impl Ingest {
             return;
         };
         let token = if qos1 {
-            match self.acks.push(p.pkid, false) {
-                Ok(t) => Some(t),
-                // Not reached: the loop stops taking events while the queue is full.
-                Err(_) => None,
-            }
+            // `None` is not reached: the loop stops taking events while the queue is full.
+            self.acks.push(p.pkid, false).ok()
         } else {
             None
         };
@@ -282,7 +279,13 @@ fn headers(buf: &mut [u8], p: &Publish, msg_id: Option<&str>) -> Option<usize> {
 pub fn msg_id(client_id: &str, p: &Publish) -> String {
     // FNV-1a: stable across builds and machines (std's hasher is not).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in p.topic.as_bytes().iter().chain(&[0xff]).chain(p.payload.iter()) {
+    for &b in p
+        .topic
+        .as_bytes()
+        .iter()
+        .chain(&[0xff])
+        .chain(p.payload.iter())
+    {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }

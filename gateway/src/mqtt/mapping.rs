@@ -39,7 +39,8 @@ impl Import {
         let prefix = c.subject_prefix.clone().unwrap_or_default();
         if !prefix.is_empty() {
             let probe = format!("{prefix}x");
-            if !prefix.ends_with('.') || twig_core::subject::validate_publish(probe.as_bytes()).is_err()
+            if !prefix.ends_with('.')
+                || twig_core::subject::validate_publish(probe.as_bytes()).is_err()
             {
                 return Err(format!(
                     "subject_prefix {prefix:?}: subject tokens ending in `.`, without wildcards"
@@ -65,7 +66,11 @@ impl Import {
     }
 
     /// The NATS subject for a topic (appended to `out`), or why it cannot be mapped.
-    pub fn subject(&self, topic: &str, out: &mut Vec<u8>) -> Result<(), twig_core::mqtt::MqttError> {
+    pub fn subject(
+        &self,
+        topic: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), twig_core::mqtt::MqttError> {
         out.clear();
         out.extend_from_slice(&self.prefix);
         let start = out.len();
@@ -111,7 +116,10 @@ impl Export {
     /// Checks an `[[mqtt.export]]`.
     pub fn new(c: &ExportConfig) -> Result<Export, String> {
         if twig_core::subject::validate(c.subject.as_bytes()).is_err() {
-            return Err(format!("subject {:?} is not a valid subject filter", c.subject));
+            return Err(format!(
+                "subject {:?} is not a valid subject filter",
+                c.subject
+            ));
         }
         if c.qos > 1 {
             return Err(format!("qos {}: 0 or 1", c.qos));
@@ -128,7 +136,9 @@ impl Export {
         }
         let topic_prefix = c.topic_prefix.clone().unwrap_or_default();
         if topic_prefix.contains(['+', '#', '\0']) {
-            return Err(format!("topic_prefix {topic_prefix:?}: no wildcards or NUL"));
+            return Err(format!(
+                "topic_prefix {topic_prefix:?}: no wildcards or NUL"
+            ));
         }
         Ok(Export {
             subject: c.subject.clone(),
@@ -144,7 +154,9 @@ impl Export {
     /// mapped back as nats-server does (`a.b//c` -> `a/b.c`), `topic_prefix` prepended.
     /// `None` when it maps to no valid topic (empty, or with MQTT wildcards).
     pub fn topic(&self, subject: &[u8]) -> Option<String> {
-        let rest = subject.strip_prefix(self.strip.as_slice()).unwrap_or(subject);
+        let rest = subject
+            .strip_prefix(self.strip.as_slice())
+            .unwrap_or(subject);
         let mut buf = vec![0; max_topic_len(rest.len())];
         let n = subject_to_topic(rest, &mut buf).ok()?;
         buf.truncate(n);
@@ -209,9 +221,15 @@ mod tests {
         assert_eq!(subject(&i, "sensors//x"), "mqtt.sensors./.x");
         assert!(i.covers("sensors") && i.covers("sensors/x/y") && !i.covers("other/x"));
         let top = import("#", None);
-        assert!(!top.covers("$SYS/broker/uptime"), "$ topics never match a top-level #");
+        assert!(
+            !top.covers("$SYS/broker/uptime"),
+            "$ topics never match a top-level #"
+        );
         assert!(import("$SYS/#", None).covers("$SYS/broker/uptime"));
-        assert!(import("+/temp", None).covers("/temp"), "+ matches an empty level");
+        assert!(
+            import("+/temp", None).covers("/temp"),
+            "+ matches an empty level"
+        );
         for bad in ["a/#/b", "a+", ""] {
             let c = ImportConfig {
                 topic: bad.into(),
@@ -234,7 +252,10 @@ mod tests {
         assert_eq!(e.topic(b"cmd.lamp.set").as_deref(), Some("cmd/lamp/set"));
         assert_eq!(e.topic(b"cmd.a//b").as_deref(), Some("cmd/a.b"));
         let e = export("mqtt.>", Some("mqtt."), Some("zigbee2mqtt/"));
-        assert_eq!(e.topic(b"mqtt.lamp.set").as_deref(), Some("zigbee2mqtt/lamp/set"));
+        assert_eq!(
+            e.topic(b"mqtt.lamp.set").as_deref(),
+            Some("zigbee2mqtt/lamp/set")
+        );
         assert_eq!(export("x.>", None, None).topic(b"x.a+b"), None);
         for case in twig_core::mqtt::testdata::SUBJECTS {
             let got = export(">", None, None).topic(case.subject.as_bytes());

@@ -83,7 +83,10 @@ impl Bridge {
     pub fn mqttz(&self) -> Mqttz {
         let mut z = self.stats.snapshot();
         z.client_id = self.client_id.clone();
-        z.pending_acks = self.stats.pending_acks.load(std::sync::atomic::Ordering::Relaxed);
+        z.pending_acks = self
+            .stats
+            .pending_acks
+            .load(std::sync::atomic::Ordering::Relaxed);
         z.imports = self.imports.clone();
         z.exports = self
             .exports
