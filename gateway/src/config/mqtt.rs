@@ -63,9 +63,9 @@ pub struct MqttConfig {
     /// never stops reading because of its own limit; the broker's own window, mosquitto's
     /// `max_inflight_messages`, is what bounds it in practice).
     pub max_unacked: usize,
-    /// Batches of MQTT events waiting between the MQTT thread and the gateway (default 64),
-    /// and requests (acknowledgements, exports) waiting for the MQTT thread (default 1024;
-    /// acknowledgements never wait: twig holds them itself when this is full).
+    /// Requests (acknowledgements, exports) waiting for the MQTT thread (default 1024;
+    /// acknowledgements never wait: twig holds them itself when this is full). Messages from
+    /// the broker wait in at most 4 batches of 1024 before twig stops reading the socket.
     pub queue: usize,
     /// Largest MQTT packet accepted or sent (default 1 MiB).
     #[serde(deserialize_with = "values::de_size")]

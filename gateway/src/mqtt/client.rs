@@ -3,25 +3,26 @@
 //! One OS thread with a current-thread tokio runtime drives rumqttc's `EventLoop` (connect,
 //! read, keepalive, write the requests queued by [`AsyncClient`]) and nothing else. What it
 //! receives goes to the gateway's executor in batches over a bounded `async-channel`
-//! ([`Event`]); what the gateway sends (PUBACKs, exports) goes through rumqttc's own bounded
-//! request channel. Both channel types work on any executor, so no tokio type crosses over.
+//! ([`Event`]); PUBACKs come back over another ([`AckPath`]), exports go through rumqttc's own
+//! bounded request channel. These channels work on any executor: no tokio type crosses over.
 //!
 //! The loop never cancels `EventLoop::poll` (a request popped from the channel and not yet
-//! written would be lost); it awaits one poll at a time and hands over what arrived whenever
-//! rumqttc has no more buffered events. When the gateway side is behind, the send waits and
-//! the socket is not read: back-pressure to the broker, which keeps the messages (QoS 1 in
-//! its session, QoS 0 in its queue).
+//! written would be lost); it awaits one poll at a time, and a second task hands over what
+//! arrived in batches (see `Run::run`). When the gateway side is behind, the hand-off waits,
+//! then the loop, and the socket is not read: back-pressure to the broker, which keeps the
+//! messages (QoS 1 in its session, QoS 0 in its queue).
 //!
 //! On a lost or refused connection it waits (jittered exponential back-off from
 //! `reconnect_delay_min` to `reconnect_delay_max`) and tries the next URL.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, ConnectionError, EventLoop, MqttOptions, NetworkOptions, Packet, Publish, QoS,
-    SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, EventLoop, MqttOptions, NetworkOptions, Packet, PubAck, Publish,
+    QoS, SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
 };
 
 use super::MqttError;
@@ -30,7 +31,10 @@ use crate::config::mqtt::{MqttConfig, MqttUrl};
 use crate::uplink::backoff::Backoff;
 
 /// Most events in one batch to the gateway side.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
+
+/// Batches waiting for the gateway side (at most `BATCHES * BATCH` messages in memory).
+const BATCHES: usize = 4;
 
 /// What the MQTT thread tells the gateway side, in the order it happened.
 #[derive(Debug)]
@@ -47,10 +51,48 @@ pub enum Event {
 
 /// The running MQTT thread.
 pub struct MqttThread {
-    /// Queues requests (PUBACKs, publishes) for the broker.
+    /// Queues requests (publishes) for the broker.
     pub client: AsyncClient,
     /// Batches of events, in order.
     pub events: async_channel::Receiver<Vec<Event>>,
+    /// Where PUBACKs go.
+    pub acks: AckPath,
+}
+
+/// Topic of the UNSUBSCRIBE that wakes the MQTT thread for PUBACKs (see [`AckPath`]); nobody
+/// subscribes to it, and the broker answers any UNSUBSCRIBE with an UNSUBACK.
+const WAKE_TOPIC: &str = "$twig/bridge/wake";
+
+/// PUBACKs from the gateway side to the MQTT thread, written in batches.
+///
+/// rumqttc's own `ack` writes and flushes each PUBACK on its own: one system call and one TCP
+/// segment per message, which the broker then reads one by one. Instead, PUBACKs go through
+/// this channel and the MQTT thread writes everything waiting with one flush, each time its
+/// event loop returns. To make it return when the connection is otherwise quiet, the sender
+/// queues one harmless request (an UNSUBSCRIBE of [`WAKE_TOPIC`]) unless a wake-up is already
+/// pending. Each PUBACK carries the connection it belongs to ([`Event::Connected`] count), and
+/// one for an older connection is dropped: the broker redelivers that message instead.
+#[derive(Clone)]
+pub struct AckPath {
+    tx: async_channel::Sender<(u64, u16)>,
+    woken: Arc<AtomicBool>,
+    client: AsyncClient,
+}
+
+impl AckPath {
+    /// Queues a PUBACK for `pkid`, received on connection `epoch`. False when the channel is
+    /// full (the caller keeps it and tries again).
+    pub fn send(&self, epoch: u64, pkid: u16) -> bool {
+        self.tx.try_send((epoch, pkid)).is_ok()
+    }
+
+    /// Makes sure the MQTT thread comes round to write what was queued.
+    pub fn wake(&self) {
+        if !self.woken.swap(true, SeqCst) && self.client.try_unsubscribe(WAKE_TOPIC).is_err() {
+            // The request channel is full, so the event loop is about to return anyway.
+            self.woken.store(false, SeqCst);
+        }
+    }
 }
 
 /// Starts the thread for `cfg`; it subscribes `filters` on every connection that has no
@@ -87,7 +129,14 @@ pub fn start(
     // PUBACKs are small and the broker's window waits for them.
     net.set_tcp_nodelay(true);
     eventloop.set_network_options(net);
-    let (tx, events) = async_channel::bounded(cfg.queue.clamp(1, 64));
+    let (tx, events) = async_channel::bounded(BATCHES);
+    // Room for every message the broker can have unacknowledged: sending never waits.
+    let (ack_tx, ack_rx) = async_channel::bounded(crate::config::mqtt::MAX_UNACKED + 1);
+    let acks = AckPath {
+        tx: ack_tx,
+        woken: Arc::new(AtomicBool::new(false)),
+        client: client.clone(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -100,12 +149,18 @@ pub fn start(
         stats,
         client: client.clone(),
         tx,
+        acks: ack_rx,
+        woken: acks.woken.clone(),
     };
     std::thread::Builder::new()
         .name("twig-mqtt".into())
         .spawn(move || runtime.block_on(run.run(eventloop)))
         .map_err(MqttError::Thread)?;
-    Ok(MqttThread { client, events })
+    Ok(MqttThread {
+        client,
+        events,
+        acks,
+    })
 }
 
 /// rumqttc's options for one URL.
@@ -140,17 +195,49 @@ struct Run {
     stats: Arc<Stats>,
     client: AsyncClient,
     tx: async_channel::Sender<Vec<Event>>,
+    acks: async_channel::Receiver<(u64, u16)>,
+    woken: Arc<AtomicBool>,
 }
 
 impl Run {
-    async fn run(self, mut eventloop: EventLoop) {
+    /// Two tasks on the thread's runtime: one drives the event loop and queues what arrives
+    /// (a same-thread channel: no wake-up of another thread per packet); the other runs
+    /// whenever the first waits for the socket and hands everything queued so far to the
+    /// gateway side as one batch. Batches are as large as what arrived meanwhile (up to
+    /// [`BATCH`]), so a busy broker costs one cross-thread hand-off per batch, not per packet.
+    async fn run(self, eventloop: EventLoop) {
+        let (queue, mut queued) = tokio::sync::mpsc::channel::<Event>(BATCH);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while queued.recv_many(&mut batch, BATCH).await > 0 {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if tx.send(full).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.drive(eventloop, queue).await;
+    }
+
+    async fn drive(self, mut eventloop: EventLoop, queue: tokio::sync::mpsc::Sender<Event>) {
         let mut backoff = Backoff::new(self.cfg.reconnect_delay_min, self.cfg.reconnect_delay_max);
         let mut url = 0usize;
         let mut subscribed_once = false;
-        let mut batch = Vec::new();
+        // Connections so far (the gateway side counts `Event::Connected` the same way).
+        let mut epoch = 0u64;
         self.set_url(url);
         loop {
-            match eventloop.poll().await {
+            let polled = eventloop.poll().await;
+            if let Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) = &polled {
+                epoch += 1;
+            }
+            if let Err(e) = self.write_acks(&mut eventloop, epoch).await {
+                // The connection broke under the write; the next poll reconnects.
+                self.stats.failed(e.to_string());
+                eventloop.clean();
+            }
+            let event = match polled {
                 Ok(rumqttc::Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff.reset();
                     self.stats.connected.store(true, Relaxed);
@@ -173,11 +260,11 @@ impl Run {
                             tracing::warn!("MQTT bridge: cannot queue SUBSCRIBE: {e}");
                         }
                     }
-                    batch.push(Event::Connected {
+                    Event::Connected {
                         session_present: ack.session_present,
-                    });
+                    }
                 }
-                Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => batch.push(Event::Publish(p)),
+                Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => Event::Publish(p),
                 Ok(rumqttc::Event::Incoming(Packet::SubAck(s))) => {
                     for (code, (filter, _)) in s.return_codes.iter().zip(&self.filters) {
                         if matches!(code, SubscribeReasonCode::Failure) {
@@ -190,15 +277,11 @@ impl Run {
                                 .unwrap_or_else(|e| e.into_inner()) = Some(e);
                         }
                     }
+                    continue;
                 }
-                Ok(_) => {}
+                Ok(_) => continue,
+                Err(ConnectionError::RequestsDone) => return,
                 Err(e) => {
-                    if !self.hand_over(&mut batch).await {
-                        return;
-                    }
-                    if matches!(e, ConnectionError::RequestsDone) {
-                        return;
-                    }
                     let text = e.to_string();
                     tracing::warn!("MQTT bridge: {}: {text}", self.url_text(url));
                     self.stats.failed(text);
@@ -211,22 +294,39 @@ impl Run {
                     self.set_url(url);
                     continue;
                 }
-            }
-            if !batch.is_empty()
-                && (eventloop.state.events.is_empty() || batch.len() >= BATCH)
-                && !self.hand_over(&mut batch).await
-            {
+            };
+            if queue.send(event).await.is_err() {
+                // The gateway side is gone (shutdown).
                 return;
             }
         }
     }
 
-    /// Sends the batch to the gateway side; false once that side is gone (shutdown).
-    async fn hand_over(&self, batch: &mut Vec<Event>) -> bool {
-        if batch.is_empty() {
-            return true;
+    /// Writes every queued PUBACK of connection `epoch` with one flush; drops older ones.
+    async fn write_acks(
+        &self,
+        eventloop: &mut EventLoop,
+        epoch: u64,
+    ) -> Result<(), rumqttc::StateError> {
+        // Cleared before draining: a PUBACK queued after the drain finds it clear and wakes us.
+        self.woken.store(false, SeqCst);
+        let mut written = 0u64;
+        while let Ok((e, pkid)) = self.acks.try_recv() {
+            let Some(net) = eventloop.network.as_mut() else {
+                continue;
+            };
+            if e == epoch {
+                net.write(Packet::PubAck(PubAck::new(pkid))).await?;
+                written += 1;
+            }
         }
-        self.tx.send(std::mem::take(batch)).await.is_ok()
+        if written > 0
+            && let Some(net) = eventloop.network.as_mut()
+        {
+            net.flush().await?;
+            self.stats.acked.fetch_add(written, Relaxed);
+        }
+        Ok(())
     }
 
     fn url_text(&self, i: usize) -> String {

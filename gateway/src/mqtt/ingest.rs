@@ -12,11 +12,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime};
 
 use futures_lite::future;
-use rumqttc::{AsyncClient, Publish, QoS};
+use rumqttc::{Publish, QoS};
 use twig_core::wire::HeaderWriter;
 
 use super::acks::AckQueue;
-use super::client::{Event, MqttThread};
+use super::client::{AckPath, Event, MqttThread};
 use super::mapping::Import;
 use super::stats::Stats;
 use crate::server::internal::{Owner, Publisher};
@@ -28,7 +28,7 @@ use crate::stream::{Notify, Request, Stored};
 /// what twig does not read meanwhile, so waiting is better than cutting the subscriber off.
 const PACE_MAX: Duration = Duration::from_millis(100);
 
-/// How soon PUBACKs that did not fit in rumqttc's request channel are tried again.
+/// How soon PUBACKs that did not fit in the MQTT thread's channel are tried again.
 const ACK_RETRY: Duration = Duration::from_millis(1);
 
 /// What the ingest task needs besides the router.
@@ -54,7 +54,7 @@ enum Wake {
 
 /// Runs until the MQTT thread stops.
 pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
-    let MqttThread { client, events } = thread;
+    let MqttThread { events, acks, .. } = thread;
     // Sized for every message that can wait: a stream thread never blocks on it.
     let (stored_tx, stored_rx) = async_channel::bounded(setup.max_unacked.max(1));
     let mut ingest = Ingest {
@@ -62,7 +62,8 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
         shared,
         acks: AckQueue::new(setup.max_unacked),
         owed: VecDeque::new(),
-        client,
+        epoch: 0,
+        ack_path: acks,
         stored_tx,
         subject: Vec::new(),
         headers: vec![0; 160 + setup.client_id.len()],
@@ -92,6 +93,14 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
                 for event in batch {
                     ingest.event(event);
                 }
+                // Everything else already waiting, while there is room to hold its acks.
+                while ingest.acks.len() < ingest.setup.max_unacked
+                    && let Ok(batch) = events.try_recv()
+                {
+                    for event in batch {
+                        ingest.event(event);
+                    }
+                }
                 ingest.publisher.flush();
             }
             Wake::Stored(s) => ingest.stored(s),
@@ -111,9 +120,11 @@ struct Ingest {
     setup: Setup,
     publisher: Publisher,
     acks: AckQueue,
-    /// PUBACKs due but not yet taken by rumqttc's request channel (it was full), in order.
+    /// PUBACKs due but not yet taken by the MQTT thread's channel (it was full), in order.
     owed: VecDeque<u16>,
-    client: AsyncClient,
+    /// Connections seen (`Event::Connected`): the PUBACKs' connection.
+    epoch: u64,
+    ack_path: AckPath,
     stored_tx: async_channel::Sender<Stored>,
     subject: Vec<u8>,
     headers: Vec<u8>,
@@ -126,6 +137,7 @@ impl Ingest {
                 // Whatever was owed on the old connection is void: the broker redelivers it.
                 self.acks.clear();
                 self.owed.clear();
+                self.epoch += 1;
             }
             Event::Publish(p) => self.publish(&p),
         }
@@ -229,23 +241,21 @@ impl Ingest {
         }
     }
 
-    /// Moves every PUBACK that is due, in order, into rumqttc's request channel.
+    /// Hands every PUBACK that is due, in order, to the MQTT thread.
     fn send_acks(&mut self) {
         while let Some(pkid) = self.acks.pop_ready() {
             self.owed.push_back(pkid);
         }
-        let mut sent = 0u64;
+        let mut sent = false;
         while let Some(&pkid) = self.owed.front() {
-            let mut p = Publish::new("", QoS::AtLeastOnce, Vec::new());
-            p.pkid = pkid;
-            if self.client.try_ack(&p).is_err() {
+            if !self.ack_path.send(self.epoch, pkid) {
                 break;
             }
             self.owed.pop_front();
-            sent += 1;
+            sent = true;
         }
-        if sent > 0 {
-            self.setup.stats.acked.fetch_add(sent, Relaxed);
+        if sent {
+            self.ack_path.wake();
         }
         self.count_pending();
     }
