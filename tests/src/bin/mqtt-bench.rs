@@ -191,10 +191,10 @@ async fn nats_sub(addr: &str, tx: mpsc::UnboundedSender<bytes::Bytes>) -> Result
             let mut start = 0;
             while let Ok(Some((op, used))) = parser.parse(&buf[start..filled]) {
                 match op {
-                    Op::Msg { payload, .. } | Op::Hmsg { payload, .. } => {
-                        if tx.send(bytes::Bytes::copy_from_slice(payload)).is_err() {
-                            return;
-                        }
+                    Op::Msg { payload, .. } | Op::Hmsg { payload, .. }
+                        if tx.send(bytes::Bytes::copy_from_slice(payload)).is_err() =>
+                    {
+                        return;
                     }
                     Op::Pong => {
                         if let Some(r) = ready.take() {
