@@ -8,6 +8,13 @@
 //!   directions and every role (client, server, leafnode), encoders that write into a caller's
 //!   buffer, header blocks (`NATS/1.0 ...`), and INFO/CONNECT JSON without a heap.
 //! - [`mqtt`]: MQTT topic <-> NATS subject mapping, exactly as nats-server maps them.
+//! - [`log`]: an append-only, crash-safe record log over `embedded_storage`'s `NorFlash`: a
+//!   ring of sectors, CRC per record, `u64` sequence numbers, cursors that read without
+//!   removing, an acknowledged cursor that frees whole sectors, recovery by scan. The store
+//!   behind streams on an MCU's flash and on the gateway. `log::testing` (feature
+//!   `mock-flash`) is its fault injector: a NOR flash mock that cuts power anywhere.
+//! - [`client`]: a sans-IO NATS client session for microcontrollers: bytes in, bytes and
+//!   events out, time passed in (`handle(now, input)`, `poll_at()`, `transmit()`).
 //! - [`sublist`] (feature `alloc`): the subscription index the gateway routes with.
 //!
 //! Rules that hold everywhere: no panics on any input; capacity lives in types and overflow is
@@ -22,8 +29,12 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod client;
+pub mod log;
 pub mod mqtt;
 pub mod subject;
 #[cfg(feature = "alloc")]
 pub mod sublist;
+#[doc(hidden)]
+pub mod testing;
 pub mod wire;

@@ -41,15 +41,18 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     crate::logging::init(config.debug, config.trace).map_err(|e| e.to_string())?;
     tracing::info!("Starting twig v{}", crate::VERSION);
 
+    let config_threads = config.threads;
     let server = Server::bind(config).map_err(|e| e.to_string())?;
     let monitor = crate::server::monitoring::bind(&server.shared()).map_err(|e| e.to_string())?;
 
     let ex = Arc::new(async_executor::Executor::new());
-    // One executor thread per extra core; the main thread runs the accept loop and a share
-    // of the connections too.
-    let extra = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .saturating_sub(1);
+    // `threads` executor threads in all: the main thread runs the accept loop and a share of
+    // the connections; `threads - 1` workers run the rest.
+    let threads = match config_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let extra = threads.saturating_sub(1);
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let workers: Vec<_> = (0..extra)
         .map(|i| {
@@ -74,6 +77,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     if let Some(m) = monitor {
         ex.spawn(m).detach();
     }
+    crate::uplink::spawn(&server.shared(), &ex);
     async_io::block_on(ex.run(server.run(ex.clone(), shutdown)));
     // Give writers a moment to flush the close to each client, then stop the workers.
     async_io::block_on(

@@ -39,6 +39,8 @@ pub struct Cli {
     pub tls_verify: bool,
     /// `--tlscacert FILE`: CA for client certificates.
     pub tls_ca: Option<PathBuf>,
+    /// `--leaf URL[,URL…]` (repeatable): each adds one leafnode remote with these URLs.
+    pub leaf: Vec<Vec<String>>,
     /// `-D/--debug` (or `-DV`).
     pub debug: bool,
     /// `-V/--trace` (or `-DV`).
@@ -103,6 +105,10 @@ Authorization Options:
         --pass <password>            Password required for connections
         --auth <token>               Authorization token required for connections
 
+Leafnode Options:
+        --leaf <url>[,<url>...]      Connect to a hub as a leafnode (nats-leaf://host:7422);
+                                     comma-separated URLs are one remote, repeat for more
+
 TLS Options:
         --tls                        Enable TLS, do not verify clients
         --tlscert <file>             Server certificate file
@@ -135,6 +141,7 @@ enum Flag {
     TlsKey,
     TlsVerify,
     TlsCa,
+    Leaf,
     Debug,
     Trace,
     DebugTrace,
@@ -158,6 +165,7 @@ fn lookup(name: &str) -> Option<Flag> {
         "tlskey" => Flag::TlsKey,
         "tlsverify" => Flag::TlsVerify,
         "tlscacert" => Flag::TlsCa,
+        "leaf" => Flag::Leaf,
         "D" | "debug" => Flag::Debug,
         // nats-server's -VV also traces the system account; twig has none, so it is -V.
         "V" | "trace" | "VV" => Flag::Trace,
@@ -272,6 +280,21 @@ impl Cli {
             Flag::TlsCert => self.tls_cert = Some(non_empty(value)?.into()),
             Flag::TlsKey => self.tls_key = Some(non_empty(value)?.into()),
             Flag::TlsCa => self.tls_ca = Some(non_empty(value)?.into()),
+            Flag::Leaf => {
+                let urls: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(String::from)
+                    .collect();
+                if urls.is_empty() {
+                    return Err(invalid("must name at least one URL".into(), &value));
+                }
+                for u in &urls {
+                    crate::config::LeafUrl::parse(u).map_err(|r| invalid(r, u))?;
+                }
+                self.leaf.push(urls);
+            }
             // Switches never get here (see `takes_value`).
             _ => self.set_switch(flag, true),
         }
@@ -313,6 +336,12 @@ impl Cli {
         }
         config.debug |= self.debug;
         config.trace |= self.trace;
+        for urls in &self.leaf {
+            config
+                .leafnodes
+                .remotes
+                .push(crate::config::RemoteConfig::with_urls(urls.clone()));
+        }
         if self.user.is_some() || self.pass.is_some() || self.auth_token.is_some() {
             config.authorization = AuthConfig {
                 token: self.auth_token.clone(),
@@ -435,6 +464,7 @@ mod tests {
             "--tlskey",
             "--tlsverify",
             "--tlscacert",
+            "--leaf",
             "--help",
             "--version",
         ] {
@@ -477,6 +507,24 @@ mod tests {
         assert_eq!(config.authorization.token, None);
         assert_eq!(config.authorization.user.as_deref(), Some("u"));
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn leaf_flags_add_remotes() {
+        let mut config = Config::default();
+        let cli = parse(&[
+            "--leaf",
+            "nats-leaf://127.0.0.1:7422,nats-leaf://127.0.0.1:7423",
+            "--leaf=tls://hub:7422",
+        ])
+        .unwrap();
+        cli.apply(&mut config);
+        let remotes = &config.leafnodes.remotes;
+        assert_eq!(remotes.len(), 2);
+        assert_eq!(remotes[0].urls.len(), 2);
+        assert_eq!(remotes[1].urls, vec!["tls://hub:7422".to_string()]);
+        assert!(parse(&["--leaf", "ws://x"]).is_err());
+        assert!(parse(&["--leaf", ","]).is_err());
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! - [`server`]: the accept loop and, per connection, a reader (parse, authorize, route) and a
 //!   writer flushing a bounded outbound buffer. [`server::router`] owns the sublist.
 //! - [`auth`], [`tls`]: credentials checks (token, user/password, nkey) and rustls setup.
-//! - [`monitor`]: nats-server-shaped `/varz`, `/connz`, `/healthz` and Prometheus `/metrics`.
+//! - [`uplink`]: twig as a leafnode of a cloud NATS cluster: handshake, interest both ways,
+//!   `LMSG`/`HMSG`, keepalive ahead of bulk data, reconnect with back-off over several URLs.
+//! - [`monitor`]: nats-server-shaped `/varz`, `/connz`, `/leafz`, `/healthz` and Prometheus
+//!   `/metrics`.
 //! - [`stats`]: counters shared by all of the above (atomics, no locks).
 
 pub mod app;
@@ -17,7 +20,9 @@ pub mod logging;
 pub mod monitor;
 pub mod server;
 pub mod stats;
+pub mod stream;
 pub mod tls;
+pub mod uplink;
 
 /// twig's version, reported in INFO and `/varz`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

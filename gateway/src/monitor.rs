@@ -1,5 +1,5 @@
 //! Monitoring over HTTP, shaped like nats-server's so its tooling reads twig too:
-//! `/varz`, `/connz`, `/healthz`, and `/metrics` in the Prometheus text format.
+//! `/varz`, `/connz`, `/leafz`, `/healthz`, and `/metrics` in the Prometheus text format.
 //!
 //! - [`varz`], [`connz`]: the bodies (serde, nats-server's field names and value formats).
 //! - [`metrics`]: Prometheus text rendered from [`Varz`].
@@ -22,10 +22,12 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 
 pub mod connz;
 pub mod http;
+pub mod leafz;
 pub mod metrics;
 pub mod varz;
 
 pub use connz::{ConnInfo, ConnState, Connz, ConnzQuery, SortBy, SubDetail, SubsDetail};
+pub use leafz::{LeafInfo, Leafz, RemoteInfo};
 pub use varz::{Healthz, PROTO, Varz, format_rfc3339, format_uptime, resident_memory};
 
 /// What the monitor asks the server. Called on the monitor's task: keep each call short
@@ -37,6 +39,16 @@ pub trait MonitorSource: Send + Sync {
     fn connz(&self, query: &ConnzQuery) -> Connz;
     /// The `/healthz` answer.
     fn healthz(&self) -> Healthz;
+    /// The `/leafz` answer; `subs` lists the hub's interest per connection.
+    fn leafz(&self, subs: bool) -> Leafz;
+    /// `/healthz?leafnodes=true`: unhealthy while a configured uplink is down.
+    fn healthz_leafnodes(&self) -> Healthz {
+        self.healthz()
+    }
+    /// The `/jsz` answer: the flash-backed streams (none by default).
+    fn jsz(&self) -> Jsz {
+        Jsz::default()
+    }
 }
 
 /// Limits of the monitoring server.
@@ -176,3 +188,13 @@ async fn read_head(stream: &mut Async<TcpStream>, max: usize) -> io::Result<Opti
 
 #[cfg(test)]
 mod tests;
+
+/// `/jsz`: twig's flash-backed streams. Not nats-server's `/jsz` shape (twig has no JetStream
+/// accounts or consumers); one entry per stream with its log's counters.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Jsz {
+    /// The server's id.
+    pub server_id: String,
+    /// Every configured stream.
+    pub streams: Vec<crate::stream::StreamState>,
+}

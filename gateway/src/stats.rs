@@ -21,17 +21,15 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Counts one message of `bytes` bytes received from a client.
-    pub fn count_in(&self, bytes: usize) {
-        self.in_msgs.fetch_add(1, Relaxed);
-        self.in_bytes.fetch_add(bytes as u64, Relaxed);
+    /// Counts messages and bytes received from clients (once per read batch).
+    pub fn count_in(&self, msgs: u64, bytes: u64) {
+        self.in_msgs.fetch_add(msgs, Relaxed);
+        self.in_bytes.fetch_add(bytes, Relaxed);
     }
 
-    /// Counts one message of `bytes` bytes delivered `n` times.
-    pub fn count_out_n(&self, n: usize, bytes: usize) {
-        if n > 0 {
-            self.out_msgs.fetch_add(n as u64, Relaxed);
-            self.out_bytes.fetch_add((n * bytes) as u64, Relaxed);
-        }
+    /// Counts deliveries and their bytes (once per read batch).
+    pub fn count_out(&self, msgs: u64, bytes: u64) {
+        self.out_msgs.fetch_add(msgs, Relaxed);
+        self.out_bytes.fetch_add(bytes, Relaxed);
     }
 }

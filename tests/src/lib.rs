@@ -1,6 +1,8 @@
 //! Shared helpers for twig end-to-end tests (finding real servers, free ports, deadlines).
 
 pub mod harness;
+pub mod hub;
+pub mod jwt;
 pub mod mqtt_raw;
 pub mod nats_raw;
 pub mod nats_server;

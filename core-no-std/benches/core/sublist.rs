@@ -5,21 +5,7 @@ use std::time::{Duration, Instant};
 
 use twig_core::sublist::Sublist;
 
-/// xorshift64*: seeded, so every run measures the same workload.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use twig_core::testing::Rng;
 
 /// Runs `step` in rounds until `budget` has passed; returns calls per second.
 fn rate(budget: Duration, mut step: impl FnMut(usize)) -> f64 {

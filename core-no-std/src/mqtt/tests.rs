@@ -5,21 +5,7 @@ use super::*;
 
 const BUF: usize = 256;
 
-/// Deterministic xorshift64*: the same cases on every run, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::testing::Rng;
 
 fn map_publish(topic: &[u8], buf: &mut [u8; BUF]) -> Result<usize, MqttError> {
     publish_topic_to_subject(topic, buf)
@@ -228,7 +214,7 @@ fn random_bytes_never_panic_and_fit_the_max_len() {
         for b in &mut input[..len] {
             *b = match rng.below(4) {
                 0 => b"/.+#$ *>"[rng.below(8)],
-                _ => rng.next() as u8,
+                _ => rng.next_u64() as u8,
             };
         }
         let input = &input[..len];

@@ -260,25 +260,7 @@ fn subset_and_collision_tables() {
     }
 }
 
-/// xorshift64*: enough randomness for seeded, reproducible property tests.
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    pub(crate) fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
+pub(crate) use crate::testing::Rng;
 
 /// A random subject of 0..=4 tokens; `weird` mixes in malformed and look-alike tokens.
 fn random_subject(rng: &mut Rng, weird: bool) -> String {

@@ -10,21 +10,7 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
-/// xorshift64*, seeded: the model test is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::testing::Rng;
 
 fn random_filter(rng: &mut Rng) -> String {
     const TOKENS: &[&str] = &["a", "b", "c", "d", "*", "*"];

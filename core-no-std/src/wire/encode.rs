@@ -115,6 +115,41 @@ fn append(
     result
 }
 
+/// Writes `CONNECT <json>\r\n` with the JSON written in place by `body`, which gets the room
+/// between the prefix and the CRLF and returns the JSON's length, or `None` if it did not fit.
+/// A client with no scratch buffer builds its CONNECT this way straight into its transmit
+/// buffer (e.g. with [`ClientConnect::write`](super::json::ClientConnect::write)).
+///
+/// On [`EncodeError::BufferTooSmall`] from a `None`, `needed` is only a lower bound
+/// (`out.len() + 1`): the body's length is unknown. A body holding LF is
+/// [`EncodeError::InvalidArgument`], as for [`Op::Connect`].
+pub fn encode_connect_with(
+    out: &mut [u8],
+    body: impl FnOnce(&mut [u8]) -> Option<usize>,
+) -> Result<usize, EncodeError> {
+    const PREFIX: &[u8] = b"CONNECT ";
+    let too_small = EncodeError::BufferTooSmall {
+        needed: out.len().saturating_add(1),
+    };
+    let room = out
+        .len()
+        .checked_sub(PREFIX.len() + CRLF.len())
+        .ok_or(too_small)?;
+    let (head, rest) = out.split_at_mut(PREFIX.len());
+    head.copy_from_slice(PREFIX);
+    let json_len = body(rest.get_mut(..room).unwrap_or_default())
+        .filter(|&n| n <= room)
+        .ok_or(too_small)?;
+    let (json, tail) = rest.split_at_mut(json_len);
+    if json.contains(&b'\n') {
+        return Err(EncodeError::InvalidArgument);
+    }
+    tail.get_mut(..CRLF.len())
+        .ok_or(too_small)?
+        .copy_from_slice(CRLF);
+    Ok(PREFIX.len() + json_len + CRLF.len())
+}
+
 /// Writes `PUB <subject> [reply] <total>\r\n`, or with `hdr_len`
 /// `HPUB <subject> [reply] <hdr_len> <total>\r\n`. `total` includes the header block.
 pub fn encode_pub_head(

@@ -13,7 +13,7 @@
 //!
 //! Nothing here allocates, and nothing panics on any input.
 
-mod args;
+pub(crate) mod args;
 mod encode;
 mod error;
 mod headers;
@@ -31,7 +31,9 @@ mod roundtrip_tests;
 #[cfg(test)]
 mod test_util;
 
-pub use encode::{CRLF, MsgHead, encode_lmsg_head, encode_msg_head, encode_pub_head};
+pub use encode::{
+    CRLF, MsgHead, encode_connect_with, encode_lmsg_head, encode_msg_head, encode_pub_head,
+};
 pub use error::{EncodeError, HeaderError, ParseError};
 pub use headers::{HeaderIter, HeaderWriter, Headers};
 pub use op::{Limits, Mode, Op, Queues, QueuesIter};

@@ -299,7 +299,7 @@ fn random_op<'q>(rng: &mut Rng, queues: &'q [&'static [u8]]) -> (Mode, Op<'q>) {
             FromClient,
             Op::Unsub {
                 sid: word(rng),
-                max: rng.chance(50).then(|| rng.next()),
+                max: rng.chance(50).then(|| rng.next_u64()),
             },
         ),
         6 => (
@@ -327,7 +327,7 @@ fn random_op<'q>(rng: &mut Rng, queues: &'q [&'static [u8]]) -> (Mode, Op<'q>) {
             Leaf,
             Op::LsPlus {
                 subject: word(rng),
-                queue: rng.chance(50).then(|| (word(rng), rng.next() as u32)),
+                queue: rng.chance(50).then(|| (word(rng), rng.next_u64() as u32)),
             },
         ),
         11 => (
@@ -411,7 +411,7 @@ fn random_and_mutated_bytes_never_panic_and_split_the_same() {
             for _ in 0..1 + rng.below(3) {
                 let at = rng.below(b.len() + 1);
                 match rng.below(3) {
-                    0 if at < b.len() => b[at] = rng.next() as u8,
+                    0 if at < b.len() => b[at] = rng.next_u64() as u8,
                     1 => b.insert(at, rng.pick(alphabet)),
                     _ if at < b.len() => {
                         b.remove(at);
@@ -422,7 +422,7 @@ fn random_and_mutated_bytes_never_panic_and_split_the_same() {
             b
         };
         if round % 7 == 0 {
-            bytes.iter_mut().for_each(|b| *b = rng.next() as u8);
+            bytes.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
         }
         // Whole, split anywhere, bytewise: never a panic, always the same result.
         let whole = run_whole(mode, limits, &bytes);
@@ -473,4 +473,27 @@ fn a_stray_cr_separates_arguments_and_free_text_round_trips() {
         let mut p = Parser::new(Mode::FromClient, Limits::default());
         assert_eq!(p.parse(&out[..n]).unwrap().unwrap().0, op);
     }
+}
+
+#[test]
+fn connect_written_in_place_parses_back() {
+    let mut out = [0u8; 32];
+    let n = super::encode_connect_with(&mut out, |json| {
+        json.get_mut(..2)?.copy_from_slice(b"{}");
+        Some(2)
+    })
+    .unwrap();
+    assert_eq!(&out[..n], b"CONNECT {}\r\n");
+    assert_eq!(one(FromClient, &out[..n]), Ok(Op::Connect(b"{}")));
+    assert_eq!(
+        super::encode_connect_with(&mut out[..11], |_| Some(2)),
+        Err(EncodeError::BufferTooSmall { needed: 12 })
+    );
+    assert_eq!(
+        super::encode_connect_with(&mut out, |json| {
+            json.get_mut(..3)?.copy_from_slice(b"{\n}");
+            Some(3)
+        }),
+        Err(EncodeError::InvalidArgument)
+    );
 }

@@ -62,7 +62,7 @@ fn commented_examples(text: &str) -> Vec<String> {
 fn every_commented_example_in_the_default_file_parses() {
     let text = std::fs::read_to_string(DEFAULT_FILE).unwrap();
     let examples = commented_examples(&text);
-    assert_eq!(examples.len(), 4, "{examples:#?}");
+    assert_eq!(examples.len(), 7, "{examples:#?}");
     for ex in examples {
         Config::from_toml(&ex).unwrap_or_else(|e| panic!("{ex}\n=> {e}"));
     }
@@ -166,8 +166,10 @@ fn parse_errors_name_line_and_column() {
     assert!(e.contains("is not a duration"), "{e}");
     let e = err("port = 70000");
     assert!(e.contains("out of range"), "{e}");
-    let e = err("[leafnodes]\nremotes = []");
-    assert!(e.contains("unknown field `leafnodes`"), "{e}");
+    let e = err("[bogus]\nx = []");
+    assert!(e.contains("unknown field `bogus`"), "{e}");
+    let e = err("[[leafnodes.remotes]]\nurls = [\"ws://hub\"]");
+    assert!(e.contains("leafnodes.remotes[0].urls"), "{e}");
 }
 
 #[test]
@@ -275,4 +277,39 @@ fn syntax_errors_are_one_line_too() {
         err("a = [1,"),
         "line 1, column 8: invalid array; expected `]`"
     );
+}
+
+#[test]
+fn streams_parse_with_defaults_and_checks() {
+    let c = Config::from_toml(
+        "store_dir = \"/tmp/s\"\n[[streams]]\nname = \"A\"\nsubjects = [\"a.>\"]\n\
+         [[streams]]\nname = \"B\"\nsubjects = [\"b\"]\nfile = \"/x/b.f\"\nmax_bytes = \"1MiB\"\n\
+         max_msgs = 5\nmax_age = \"1h\"\nwhen_full = \"refuse\"\nsync = \"100ms\"\n\
+         duplicate_window = \"10s\"\n",
+    )
+    .unwrap();
+    let (a, b) = (&c.streams[0], &c.streams[1]);
+    assert_eq!(a.path(&c.store_dir), Path::new("/tmp/s/A.stream"));
+    assert_eq!(a.max_bytes, 64 << 20);
+    assert_eq!(a.sync, SyncPolicy::Always);
+    assert_eq!(a.when_full, WhenFullConfig::DropOldest);
+    assert_eq!(a.duplicate_window, Duration::from_secs(120));
+    assert_eq!(b.path(&c.store_dir), Path::new("/x/b.f"));
+    assert_eq!((b.max_bytes, b.max_msgs), (1 << 20, 5));
+    assert_eq!(b.max_age, Some(Duration::from_secs(3600)));
+    assert_eq!(b.when_full, WhenFullConfig::Refuse);
+    assert_eq!(b.sync, SyncPolicy::Interval(Duration::from_millis(100)));
+
+    let s = |body: &str| err(&format!("[[streams]]\n{body}\n"));
+    assert!(s("name = \"a.b\"\nsubjects = [\"x\"]").contains("streams[0].name"));
+    assert!(s("name = \"A\"\nsubjects = []").contains("streams[0].subjects"));
+    assert!(s("name = \"A\"\nsubjects = [\"a..b\"]").contains("streams[0].subjects"));
+    assert!(s("name = \"A\"\nsubjects = [\"x\"]\nmax_bytes = 100000").contains("max_bytes"));
+    assert!(s("name = \"A\"\nsubjects = [\"x\"]\nsync = \"sometimes\"").contains("sync"));
+    assert!(s("name = \"A\"\nsubjects = [\"x\"]\nwhen_full = \"panic\"").contains("drop_oldest"));
+    assert!(s("name = \"A\"\nsubjects = [\"x\"]\nsize = 1").contains("size"));
+    let twice = err(
+        "[[streams]]\nname = \"A\"\nsubjects = [\"x\"]\n[[streams]]\nname = \"A\"\nsubjects = [\"y\"]\n",
+    );
+    assert!(twice.contains("declared twice"), "{twice}");
 }

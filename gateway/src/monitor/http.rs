@@ -122,14 +122,28 @@ pub fn respond(source: &dyn MonitorSource, head: &[u8]) -> Response {
         _ => path,
     };
     match path {
-        "/" => Response::text(200, "twig monitoring: /varz /connz /healthz /metrics"),
+        "/" => Response::text(
+            200,
+            "twig monitoring: /varz /connz /leafz /healthz /jsz /metrics",
+        ),
         "/varz" => Response::json(&source.varz()),
+        "/jsz" => Response::json(&source.jsz()),
         "/connz" => match ConnzQuery::parse(query) {
             Ok(q) => Response::json(&source.connz(&q)),
             Err(message) => Response::text(400, message),
         },
+        "/leafz" => {
+            let subs = query_pairs(query).any(|(k, v)| k == "subs" && (v == "1" || v == "true"));
+            Response::json(&source.leafz(subs))
+        }
         "/healthz" => {
-            let health = source.healthz();
+            let leaf =
+                query_pairs(query).any(|(k, v)| k == "leafnodes" && (v == "1" || v == "true"));
+            let health = if leaf {
+                source.healthz_leafnodes()
+            } else {
+                source.healthz()
+            };
             // nats-server writes this one compact.
             match serde_json::to_vec(&health) {
                 Ok(body) => Response {

@@ -27,6 +27,33 @@ impl MonitorSource for Fake {
     fn healthz(&self) -> Healthz {
         Healthz::ok()
     }
+    fn leafz(&self, subs: bool) -> Leafz {
+        let leaf = LeafInfo {
+            name: "hub1".into(),
+            is_spoke: true,
+            account: "$G".into(),
+            ip: "127.0.0.1".into(),
+            port: 7422,
+            rtt: "1ms".into(),
+            in_msgs: 3,
+            out_msgs: 4,
+            in_bytes: 30,
+            out_bytes: 40,
+            subscriptions: 1,
+            subscriptions_list: subs.then(|| vec!["cloud.>".into()]),
+            compression: "off".into(),
+        };
+        Leafz {
+            server_id: "NFAKE".into(),
+            now: SystemTime::now(),
+            leafnodes: 1,
+            leafs: vec![leaf],
+            remotes: Vec::new(),
+        }
+    }
+    fn healthz_leafnodes(&self) -> Healthz {
+        Healthz::unavailable("leafnode remote 1 (127.0.0.1:7423) is not connected")
+    }
 }
 
 /// Runs the monitor with `options` while `client` talks to it.
@@ -115,6 +142,18 @@ fn every_path_answers_like_nats_server() {
             body.contains("# TYPE twig_connections gauge\ntwig_connections 2\n"),
             "{body}"
         );
+
+        let (status, _, body) = get(addr, "/leafz?subs=1");
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["leafnodes"], 1);
+        assert_eq!(v["leafs"][0]["subscriptions_list"][0], "cloud.>");
+        assert_eq!(v["leafs"][0]["is_spoke"], true);
+        let (_, _, body) = get(addr, "/leafz");
+        assert!(!body.contains("subscriptions_list"), "{body}");
+        let (status, _, body) = get(addr, "/healthz?leafnodes=true");
+        assert_eq!(status, 503);
+        assert!(body.contains("not connected"), "{body}");
 
         assert_eq!(get(addr, "/varz/").0, 200);
         assert_eq!(get(addr, "/").0, 200);

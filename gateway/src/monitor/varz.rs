@@ -79,6 +79,8 @@ pub struct Varz {
     pub connections: usize,
     /// Client connections accepted since start.
     pub total_connections: u64,
+    /// Leafnode connections (uplinks) that are up.
+    pub leafnodes: usize,
     /// Messages received from clients.
     pub in_msgs: u64,
     /// Payload bytes received.
@@ -141,6 +143,7 @@ impl Varz {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             connections: 0,
             total_connections: 0,
+            leafnodes: 0,
             in_msgs: 0,
             in_bytes: 0,
             out_msgs: 0,

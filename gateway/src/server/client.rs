@@ -1,9 +1,9 @@
 //! The part of a client connection other tasks see: its outbound buffer, the options it
 //! negotiated in CONNECT (read by publishers on other threads), its subscriptions and counters.
 //!
-//! Lock order: `subs` may be held while taking `Router::subs`? No: the reader removes a
-//! subscription from its map first, releases the map, then removes it from the router.
-//! Each lock here is taken alone.
+//! Lock order: every lock here (`subs`, `info`, the outbound buffer) is taken alone. To
+//! drop a subscription the owner removes it from `subs`, releases that lock, and only then
+//! removes it from the router (`Router::subs`), so no path holds two of them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,6 +35,9 @@ pub struct ClientShared {
     pub start: SystemTime,
     /// Bytes waiting for the writer.
     pub out: Outbound,
+    /// The plain TCP socket, for inline flushes by other readers (unset for TLS, whose
+    /// stream only the writer task may touch).
+    pub direct: std::sync::OnceLock<Arc<async_io::Async<std::net::TcpStream>>>,
     headers: AtomicBool,
     echo: AtomicBool,
     /// The client's subscriptions by sid (the reader adds and removes; monitoring reads).
@@ -61,6 +64,7 @@ impl ClientShared {
             addr,
             start: SystemTime::now(),
             out: Outbound::new(max_pending),
+            direct: std::sync::OnceLock::new(),
             // nats-server: echo defaults to true; headers to false until CONNECT says so.
             headers: AtomicBool::new(false),
             echo: AtomicBool::new(true),
@@ -71,6 +75,15 @@ impl ClientShared {
             out_msgs: AtomicU64::new(0),
             out_bytes: AtomicU64::new(0),
             last_activity: AtomicU64::new(now_nanos()),
+        }
+    }
+
+    /// Sends queued bytes: inline from the caller's thread when the socket allows it,
+    /// else by waking the writer task.
+    pub fn flush(&self) {
+        match self.direct.get() {
+            Some(sock) => self.out.flush_inline(sock.get_ref()),
+            None => self.out.wake(),
         }
     }
 
@@ -90,16 +103,16 @@ impl ClientShared {
         self.echo.store(echo, Relaxed);
     }
 
-    /// Counts one delivered message.
-    pub fn count_out(&self, bytes: usize) {
-        self.out_msgs.fetch_add(1, Relaxed);
-        self.out_bytes.fetch_add(bytes as u64, Relaxed);
+    /// Counts delivered messages (once per batch).
+    pub fn count_out(&self, msgs: u64, bytes: u64) {
+        self.out_msgs.fetch_add(msgs, Relaxed);
+        self.out_bytes.fetch_add(bytes, Relaxed);
     }
 
-    /// Counts one received message.
-    pub fn count_in(&self, bytes: usize) {
-        self.in_msgs.fetch_add(1, Relaxed);
-        self.in_bytes.fetch_add(bytes as u64, Relaxed);
+    /// Counts received messages (once per batch).
+    pub fn count_in(&self, msgs: u64, bytes: u64) {
+        self.in_msgs.fetch_add(msgs, Relaxed);
+        self.in_bytes.fetch_add(bytes, Relaxed);
     }
 
     /// Number of live subscriptions.

@@ -89,6 +89,10 @@ pub async fn serve(
         }
     };
 
+    if shared.tls.is_none() {
+        // Plain TCP: other readers may write this client's bytes inline.
+        let _ = client.direct.set(stream.clone());
+    }
     let mut session = Session::new(shared.clone(), client.clone(), nonce);
     let writer_task = ex.spawn(write_loop(
         shared.clone(),
@@ -186,7 +190,20 @@ async fn read_loop(
                 }
             }
         }
-        session.end_batch();
+        if let Some(uplink) = session.end_batch() {
+            // The uplink is behind: slow this publisher down a little instead of dropping.
+            uplink
+                .out
+                .wait_drained(crate::uplink::outbound::STALL_MAX)
+                .await;
+        }
+        if let Some(slow) = session.stalled_client() {
+            // A local subscriber is behind: the same pause, so it is not cut off for being
+            // merely slower than its publisher.
+            slow.out
+                .wait_drained(crate::uplink::outbound::STALL_MAX)
+                .await;
+        }
         if let Flow::Close(reason) = flow {
             return reason;
         }
@@ -226,7 +243,9 @@ async fn write_loop(
             Timer::after(deadline).await;
             Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
         };
-        match write.or(timed_out).await {
+        let result = write.or(timed_out).await;
+        client.out.written();
+        match result {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 shared.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);

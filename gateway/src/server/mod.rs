@@ -38,6 +38,9 @@ pub enum StartError {
     /// The TLS configuration is unusable.
     #[error("TLS configuration: {0}")]
     Tls(String),
+    /// A stream could not be opened.
+    #[error(transparent)]
+    Stream(#[from] crate::stream::StreamError),
 }
 
 /// A bound server, not yet accepting.
@@ -67,6 +70,11 @@ impl Server {
         let auth = Authenticator::from_config(&config.authorization)
             .map_err(|e| StartError::Auth(e.to_string()))?;
         let shared = Arc::new(Shared::new(config, port, auth, tls));
+        if !shared.config.streams.is_empty() {
+            let streams = crate::stream::Streams::start(&shared)?;
+            // Set before the first accept: no session can have looked yet.
+            let _ = shared.streams.set(streams);
+        }
         Ok(Server { listener, shared })
     }
 

@@ -9,7 +9,11 @@ use async_io::Async;
 
 use super::client::{ClientShared, lock};
 use super::state::Shared;
-use crate::monitor::{ConnInfo, Connz, ConnzQuery, Healthz, MonitorSource, SubDetail, Varz};
+use crate::monitor::leafz::go_duration;
+use crate::monitor::{
+    ConnInfo, Connz, ConnzQuery, Healthz, Jsz, LeafInfo, Leafz, MonitorSource, RemoteInfo,
+    SubDetail, Varz,
+};
 
 /// Binds the monitoring port if one is configured; returns the server future to spawn.
 pub fn bind(
@@ -46,6 +50,12 @@ impl MonitorSource for Shared {
         v.server_name = self.server_name.clone();
         v.connections = lock(&self.clients).len();
         v.subscriptions = self.router.count() as u64;
+        v.leafnodes = self
+            .router
+            .uplinks()
+            .iter()
+            .filter(|l| l.is_connected())
+            .count();
         v
     }
 
@@ -57,6 +67,99 @@ impl MonitorSource for Shared {
 
     fn healthz(&self) -> Healthz {
         Healthz::ok()
+    }
+
+    fn healthz_leafnodes(&self) -> Healthz {
+        for l in self.router.uplinks() {
+            if !l.is_connected() {
+                let st = lock(&l.status);
+                let why = st.last_error.as_deref().unwrap_or("connecting");
+                return Healthz::unavailable(format!(
+                    "leafnode remote {} ({}) is not connected: {why}",
+                    l.index, st.url
+                ));
+            }
+        }
+        Healthz::ok()
+    }
+
+    fn leafz(&self, subs: bool) -> Leafz {
+        let mut leafs = Vec::new();
+        let mut remotes = Vec::new();
+        for l in self.router.uplinks() {
+            let st = lock(&l.status).clone();
+            let connected = l.is_connected();
+            let (in_msgs, out_msgs) = (l.in_msgs.load(Relaxed), l.out_msgs.load(Relaxed));
+            let (in_bytes, out_bytes) = (l.in_bytes.load(Relaxed), l.out_bytes.load(Relaxed));
+            if connected {
+                let hub_subs = lock(&l.hub_subs);
+                let list = subs.then(|| {
+                    let mut v: Vec<String> = hub_subs
+                        .keys()
+                        .map(|(s, q)| match q {
+                            Some(q) => format!(
+                                "{} {}",
+                                String::from_utf8_lossy(s),
+                                String::from_utf8_lossy(q)
+                            ),
+                            None => String::from_utf8_lossy(s).into_owned(),
+                        })
+                        .collect();
+                    v.sort();
+                    v
+                });
+                let (ip, port) = match st.url.rsplit_once(':') {
+                    Some((h, p)) => (
+                        h.trim_matches(['[', ']']).to_string(),
+                        p.parse().unwrap_or(0),
+                    ),
+                    None => (st.url.clone(), 0),
+                };
+                leafs.push(LeafInfo {
+                    name: st.hub_name.clone(),
+                    is_spoke: true,
+                    account: st.account.clone(),
+                    ip,
+                    port,
+                    rtt: go_duration(st.rtt.unwrap_or_default()),
+                    in_msgs,
+                    out_msgs,
+                    in_bytes,
+                    out_bytes,
+                    subscriptions: hub_subs.len(),
+                    subscriptions_list: list,
+                    compression: st.compression.clone(),
+                });
+            }
+            remotes.push(RemoteInfo {
+                url: st.url.clone(),
+                connected,
+                last_error: if connected {
+                    None
+                } else {
+                    st.last_error.clone()
+                },
+                connects: st.connects,
+                attempts: st.attempts,
+                local_interest: l.local_interest_count(),
+                pending_bytes: l.out.pending(),
+                dropped_msgs: l.dropped.load(Relaxed),
+            });
+        }
+        Leafz {
+            server_id: self.server_id.clone(),
+            now: SystemTime::now(),
+            leafnodes: leafs.len(),
+            leafs,
+            remotes,
+        }
+    }
+
+    fn jsz(&self) -> Jsz {
+        Jsz {
+            server_id: self.server_id.clone(),
+            streams: self.streams.get().map(|s| s.states()).unwrap_or_default(),
+        }
     }
 }
 

@@ -65,12 +65,21 @@ struct State {
     buf: Vec<u8>,
     /// Set once; after it the buffer only drains what was queued before (for a final -ERR).
     closed: Option<CloseReason>,
+    /// Someone (the writer task, or a reader flushing inline) owns the socket's write side.
+    /// Only one writes at a time, so bytes never interleave.
+    writing: bool,
 }
+
+/// Buffers larger than this are not kept for reuse after an inline flush.
+const RECYCLE_LIMIT: usize = 64 * 1024;
 
 /// The bounded outbound buffer of one connection.
 pub struct Outbound {
     state: Mutex<State>,
     ready: Event,
+    /// Notified whenever the writer (or an inline flush) took the queued bytes, for
+    /// publishers stalled on this buffer.
+    drained: Event,
     max_pending: usize,
 }
 
@@ -94,8 +103,10 @@ impl Outbound {
             state: Mutex::new(State {
                 buf: Vec::new(),
                 closed: None,
+                writing: false,
             }),
             ready: Event::new(),
+            drained: Event::new(),
             max_pending,
         }
     }
@@ -159,9 +170,10 @@ impl Outbound {
         self.lock().buf.len()
     }
 
-    /// The writer's side: waits until there are bytes or the buffer is closed, then swaps
-    /// the queued bytes into `spare` (which must be empty). Returns `Err(reason)` once closed
-    /// and drained.
+    /// The writer's side: waits until there are bytes (and no reader is flushing inline) or
+    /// the buffer is closed, then swaps the queued bytes into `spare` (which must be empty)
+    /// and owns the socket until [`Outbound::written`]. Returns `Err(reason)` once closed and
+    /// drained.
     pub async fn take(&self, spare: &mut Vec<u8>) -> Result<(), CloseReason> {
         loop {
             // Register interest before looking, so a push between the look and the wait
@@ -169,16 +181,99 @@ impl Outbound {
             let listener = self.ready.listen();
             {
                 let mut st = self.lock();
-                if !st.buf.is_empty() {
-                    std::mem::swap(&mut st.buf, spare);
-                    return Ok(());
-                }
-                if let Some(reason) = st.closed {
-                    return Err(reason);
+                if !st.writing {
+                    if !st.buf.is_empty() {
+                        std::mem::swap(&mut st.buf, spare);
+                        st.writing = true;
+                        drop(st);
+                        self.drained.notify(usize::MAX);
+                        return Ok(());
+                    }
+                    if let Some(reason) = st.closed {
+                        return Err(reason);
+                    }
                 }
             }
             listener.await;
         }
+    }
+
+    /// Whether publishers feeding this client should wait a little: its unwritten bytes are
+    /// past 3/4 of `max_pending` (nats-server's stall mark), so without a pause it would soon
+    /// be cut off as a slow consumer while it is merely slower than its publisher.
+    pub fn stalled(&self) -> bool {
+        let st = self.lock();
+        st.closed.is_none() && st.buf.len() > self.max_pending / 4 * 3
+    }
+
+    /// Waits until the buffer is below the stall mark, or `max` passed.
+    pub async fn wait_drained(&self, max: std::time::Duration) {
+        let wait = async {
+            loop {
+                let listener = self.drained.listen();
+                if !self.stalled() {
+                    return;
+                }
+                listener.await;
+            }
+        };
+        futures_lite::FutureExt::or(wait, async {
+            async_io::Timer::after(max).await;
+        })
+        .await;
+    }
+
+    /// The writer finished writing what [`Outbound::take`] gave it.
+    pub fn written(&self) {
+        self.lock().writing = false;
+    }
+
+    /// Writes the queued bytes straight to `sock` from the caller's thread, without blocking,
+    /// if nobody else is writing: a reader that just routed a message saves the hand-off to
+    /// the writer task (nats-server flushes inline the same way). What the socket does not
+    /// take goes back in front of anything queued meanwhile, and the writer is woken for it.
+    pub fn flush_inline(&self, mut sock: &std::net::TcpStream) {
+        let mut bytes = {
+            let mut st = self.lock();
+            if st.writing || st.buf.is_empty() || st.closed.is_some() {
+                drop(st);
+                self.wake();
+                return;
+            }
+            st.writing = true;
+            std::mem::take(&mut st.buf)
+        };
+        // The socket is non-blocking (async-io), so this returns at once either way.
+        let sent = match std::io::Write::write(&mut sock, &bytes) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            // A broken socket: leave the bytes to the writer, which will fail and close.
+            Err(_) => 0,
+        };
+        self.drained.notify(usize::MAX);
+        let mut st = self.lock();
+        st.writing = false;
+        if sent == bytes.len() {
+            if st.buf.is_empty() {
+                // Keep the allocation for the next batch.
+                if bytes.capacity() <= RECYCLE_LIMIT {
+                    bytes.clear();
+                    st.buf = bytes;
+                }
+                return;
+            }
+            // Others queued bytes while we wrote, and their wake found us writing: the
+            // writer must take them now or nobody would.
+            drop(st);
+            self.wake();
+            return;
+        }
+        bytes.drain(..sent);
+        bytes.extend_from_slice(&st.buf);
+        st.buf = bytes;
+        drop(st);
+        self.wake();
     }
 
     /// Blocks the calling thread like [`Outbound::take`]; for tests.
@@ -190,6 +285,7 @@ impl Outbound {
                 let mut st = self.lock();
                 if !st.buf.is_empty() {
                     std::mem::swap(&mut st.buf, spare);
+                    st.writing = true;
                     return Ok(());
                 }
                 if let Some(reason) = st.closed {

@@ -2,6 +2,13 @@
 //! subscription (one member per queue group) by encoding it into the subscriber's outbound
 //! buffer.
 //!
+//! The sublist holds two kinds of entries ([`SubRef`]): local clients' subscriptions and the
+//! hub's interest learnt over an uplink ([`HubInterest`]). A local publish that matches hub
+//! interest goes up that link once (as one `LMSG` naming the queue groups it was picked for);
+//! a message from the hub goes to local subscribers and to one local member of each queue
+//! group it names, never back up. Local subscribe/unsubscribe also tells every uplink, which
+//! turns it into `LS+`/`LS-`.
+//!
 //! Lock order: `Router::subs` is taken alone (never while an outbound or a client's subs map
 //! is held). Readers avoid it on the hot path with a per-reader [`MatchCache`] that is
 //! invalidated by [`Router::generation`], bumped on every subscription change.
@@ -15,6 +22,7 @@ use twig_core::wire;
 
 use super::client::ClientShared;
 use super::outbound::Push;
+use crate::uplink::link::{HubInterest, Link, Picks};
 
 /// One subscription of a local client.
 pub struct Subscription {
@@ -34,21 +42,48 @@ pub struct Subscription {
     pub closed: AtomicBool,
 }
 
-/// A subscription as the sublist stores it: equal and hashed by identity, so two
-/// subscriptions on the same subject from the same client are still two entries.
+/// An entry as the sublist stores it: equal and hashed by identity, so two subscriptions on
+/// the same subject from the same client are still two entries.
 #[derive(Clone)]
-pub struct SubRef(pub Arc<Subscription>);
+pub enum SubRef {
+    /// A local client's subscription.
+    Local(Arc<Subscription>),
+    /// Interest the hub advertised over an uplink.
+    Hub(Arc<HubInterest>),
+}
+
+impl SubRef {
+    fn addr(&self) -> usize {
+        match self {
+            SubRef::Local(s) => Arc::as_ptr(s) as usize,
+            SubRef::Hub(h) => Arc::as_ptr(h) as usize,
+        }
+    }
+}
 
 impl PartialEq for SubRef {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.addr() == other.addr()
     }
 }
 impl Eq for SubRef {}
 impl Hash for SubRef {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.0) as usize).hash(state);
+        self.addr().hash(state);
     }
+}
+
+/// Who published a message, which decides where it may go.
+#[derive(Clone, Copy)]
+pub enum Origin<'a> {
+    /// A local client (for `echo`): local subscribers and the hub.
+    Client(&'a ClientShared),
+    /// The hub, over an uplink: local subscribers, and of the queue groups only those named
+    /// in the `LMSG` (an `LMSG` without queue names reaches no queue subscriber, reference
+    /// §2.6). Never back to any hub.
+    Hub(wire::Queues<'a>),
+    /// The server itself (e.g. a stream's PubAck): wherever there is interest.
+    Internal,
 }
 
 /// A message on its way through the router, borrowed from the publisher's read buffer.
@@ -64,27 +99,41 @@ pub struct Message<'a> {
     pub payload: &'a [u8],
 }
 
-/// The subscription index and its change counter.
+/// The subscription index, its change counter, and the uplinks told of local interest.
 pub struct Router {
     subs: Mutex<Sublist<SubRef>>,
     generation: AtomicU64,
+    uplinks: Box<[Arc<Link>]>,
 }
 
 impl Router {
     /// An empty router whose sublist caches up to `cache_size` match results.
     pub fn new(cache_size: usize) -> Self {
+        Self::with_uplinks(cache_size, Vec::new())
+    }
+
+    /// An empty router that reports local interest changes to `uplinks`.
+    pub fn with_uplinks(cache_size: usize, uplinks: Vec<Arc<Link>>) -> Self {
         Router {
             subs: Mutex::new(Sublist::with_cache_capacity(cache_size)),
             generation: AtomicU64::new(1),
+            uplinks: uplinks.into_boxed_slice(),
         }
     }
 
     /// Adds a subscription. The subject and queue were validated by the caller.
     pub fn insert(&self, sub: &Arc<Subscription>) -> Result<(), SublistError> {
-        let r = self
-            .lock()
-            .insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone()));
+        let r = self.lock().insert(
+            &sub.subject,
+            sub.queue.as_deref(),
+            SubRef::Local(sub.clone()),
+        );
         self.generation.fetch_add(1, Ordering::Release);
+        if r.is_ok() {
+            for l in &self.uplinks {
+                l.local_interest(&sub.subject, sub.queue.as_deref(), true);
+            }
+        }
         r.map(|_| ())
     }
 
@@ -93,10 +142,45 @@ impl Router {
         sub.closed.store(true, Ordering::Release);
         let removed = self
             .lock()
-            .remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone()))
+            .remove(
+                &sub.subject,
+                sub.queue.as_deref(),
+                &SubRef::Local(sub.clone()),
+            )
             .is_ok();
         self.generation.fetch_add(1, Ordering::Release);
+        if removed {
+            for l in &self.uplinks {
+                l.local_interest(&sub.subject, sub.queue.as_deref(), false);
+            }
+        }
         removed
+    }
+
+    /// Adds interest the hub advertised (validated here: the hub is not trusted).
+    pub fn insert_hub(&self, h: &Arc<HubInterest>) -> Result<(), SublistError> {
+        let r = self
+            .lock()
+            .insert(&h.subject, h.queue.as_deref(), SubRef::Hub(h.clone()));
+        self.generation.fetch_add(1, Ordering::Release);
+        r.map(|_| ())
+    }
+
+    /// Removes hub interest (withdrawn, or the link went down).
+    pub fn remove_hub(&self, hubs: &[Arc<HubInterest>]) {
+        {
+            let mut sl = self.lock();
+            for h in hubs {
+                h.closed.store(true, Ordering::Release);
+                let _ = sl.remove(&h.subject, h.queue.as_deref(), &SubRef::Hub(h.clone()));
+            }
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The uplinks.
+    pub fn uplinks(&self) -> &[Arc<Link>] {
+        &self.uplinks
     }
 
     /// The number of subscriptions.
@@ -104,24 +188,25 @@ impl Router {
         self.lock().len()
     }
 
-    /// The subscriptions matching `subject`, through the caller's cache.
-    pub fn lookup(&self, cache: &mut MatchCache, subject: &[u8]) -> Arc<MatchResult<SubRef>> {
+    /// The subscriptions matching `subject`, through the caller's cache. The result is
+    /// borrowed from the cache: no reference count is touched on a hit, so readers on
+    /// different threads publishing to one subject do not fight over a cache line.
+    pub fn lookup<'c>(&self, cache: &'c mut MatchCache, subject: &[u8]) -> &'c MatchResult<SubRef> {
         let generation = self.generation.load(Ordering::Acquire);
         if cache.generation != generation {
             cache.entries.clear();
             cache.generation = generation;
         }
-        if let Some(r) = cache.entries.get(subject) {
-            return r.clone();
+        if !cache.entries.contains_key(subject) {
+            let r = self.lock().lookup(subject);
+            if cache.entries.len() >= MatchCache::MAX_ENTRIES {
+                // Cheap and good enough: a reader that sees this many subjects is a fan-in
+                // point whose working set the shared sublist cache already holds.
+                cache.entries.clear();
+            }
+            cache.entries.insert(subject.into(), r);
         }
-        let r = self.lock().lookup(subject);
-        if cache.entries.len() >= MatchCache::MAX_ENTRIES {
-            // Cheap and good enough: a reader that sees this many subjects is a fan-in
-            // point whose working set the shared sublist cache already holds.
-            cache.entries.clear();
-        }
-        cache.entries.insert(subject.into(), r.clone());
-        r
+        cache.entries.get(subject).map_or(&EMPTY, |r| &**r)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sublist<SubRef>> {
@@ -129,11 +214,16 @@ impl Router {
     }
 }
 
-/// A reader's private cache of match results, valid for one router generation.
+/// What a lookup that cannot happen (the entry was just inserted) answers.
+static EMPTY: std::sync::LazyLock<MatchResult<SubRef>> =
+    std::sync::LazyLock::new(MatchResult::default);
+
+/// A reader's private cache of match results, valid for one router generation. Hashed with
+/// foldhash: subjects are short and this runs once per message.
 #[derive(Default)]
 pub struct MatchCache {
     generation: u64,
-    entries: std::collections::HashMap<Box<[u8]>, Arc<MatchResult<SubRef>>>,
+    entries: hashbrown::HashMap<Box<[u8]>, Arc<MatchResult<SubRef>>>,
 }
 
 impl MatchCache {
@@ -145,28 +235,54 @@ impl MatchCache {
 /// auto-unsubscribe limit, and a small RNG for queue-group picks.
 #[derive(Default)]
 pub struct Batch {
-    touched: Vec<Arc<ClientShared>>,
+    /// Clients that got bytes, with the messages and bytes delivered to each (counted into
+    /// their atomics once per batch rather than once per message).
+    touched: Vec<(Arc<ClientShared>, u64, u64)>,
+    /// Messages on their way to uplinks, and the links to wake.
+    pub uplinks: Picks,
+    /// Messages and bytes received in this batch (the reader's own counters).
+    pub in_msgs: u64,
+    /// Bytes received in this batch.
+    pub in_bytes: u64,
+    /// Deliveries made in this batch (server-wide counter).
+    pub out_msgs: u64,
+    /// Bytes delivered in this batch.
+    pub out_bytes: u64,
     /// Subscriptions that reached their `max` and must be removed.
     pub expired: Vec<Arc<Subscription>>,
+    /// A local client this batch filled past its stall mark: the publisher waits on it.
+    pub stalled_client: Option<Arc<ClientShared>>,
     /// Slow consumers cut off during this batch.
     pub slow: Vec<Arc<ClientShared>>,
     rng: u64,
 }
 
 impl Batch {
-    /// Wakes every client that got bytes in this batch.
-    pub fn flush(&mut self) {
-        for c in self.touched.drain(..) {
-            c.out.wake();
+    /// Wakes every client and uplink that got bytes in this batch and adds up the clients'
+    /// counters. Returns an uplink whose backlog is past its stall mark: the publisher should
+    /// wait for it to drain a little.
+    pub fn flush(&mut self) -> Option<Arc<Link>> {
+        for (c, msgs, bytes) in self.touched.drain(..) {
+            if msgs > 0 {
+                c.count_out(msgs, bytes);
+            }
+            c.flush();
+            if self.stalled_client.is_none() && c.out.stalled() {
+                self.stalled_client = Some(c);
+            }
         }
+        self.uplinks.flush()
     }
 
-    /// Marks `c` to be woken when the batch ends.
-    pub fn touch(&mut self, c: &Arc<ClientShared>) {
-        // Fan-out per batch is usually small; a linear scan beats hashing here.
-        if !self.touched.iter().any(|t| Arc::ptr_eq(t, c)) {
-            self.touched.push(c.clone());
+    /// Marks `c` to be woken when the batch ends; returns its slot for counting.
+    pub fn touch(&mut self, c: &Arc<ClientShared>) -> usize {
+        // Fan-out per batch is usually small and the last client touched is the likeliest
+        // again; a backwards linear scan beats hashing here.
+        if let Some(i) = self.touched.iter().rposition(|t| Arc::ptr_eq(&t.0, c)) {
+            return i;
         }
+        self.touched.push((c.clone(), 0, 0));
+        self.touched.len() - 1
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -190,34 +306,73 @@ fn seed() -> u64 {
     u64::from_le_bytes(b) | 1
 }
 
-/// Delivers `msg` to the matches in `result`. `from` is the publisher (for `echo`).
-/// Returns how many subscriptions it was delivered to.
+/// Delivers `msg` to the matches in `result`, as `from` allows (see [`Origin`]).
+/// Returns how many subscriptions (and uplinks) it was delivered to.
 pub fn deliver(
     msg: &Message<'_>,
-    from: Option<&ClientShared>,
+    from: Origin<'_>,
     result: &MatchResult<SubRef>,
     batch: &mut Batch,
 ) -> usize {
+    let (client, to_hub, named) = match from {
+        Origin::Client(c) => (Some(c), true, None),
+        Origin::Hub(queues) => (None, false, Some(queues)),
+        Origin::Internal => (None, true, None),
+    };
     let mut n = 0;
     for s in result.plain() {
-        if deliver_one(msg, from, &s.0, batch) {
-            n += 1;
+        match s {
+            SubRef::Local(sub) => {
+                if deliver_one(msg, client, sub, batch) {
+                    n += 1;
+                }
+            }
+            SubRef::Hub(h) => {
+                if to_hub && !h.closed.load(Ordering::Acquire) {
+                    batch.uplinks.plain(h);
+                }
+            }
         }
     }
     for group in result.groups() {
         let members = group.members();
-        if members.is_empty() {
+        if members.is_empty() || named.is_some_and(|q| !q.iter().any(|q| q == group.name())) {
             continue;
         }
-        // Start at a random member and take the first that accepts, so a closed or
-        // echo-suppressed member does not swallow the message for the whole group.
+        // Start at a random member and take the first local one that accepts, so a closed
+        // or echo-suppressed member does not swallow the message for the whole group. Hub
+        // interest is the fallback when no local member takes it, as nats-server prefers
+        // local queue subscribers over leaf connections.
         let start = (batch.next_rand() % members.len() as u64) as usize;
+        let mut hub: Option<&Arc<HubInterest>> = None;
+        let mut done = false;
         for i in 0..members.len() {
-            let m = &members[(start + i) % members.len()];
-            if deliver_one(msg, from, &m.0, batch) {
-                n += 1;
-                break;
+            match &members[(start + i) % members.len()] {
+                SubRef::Local(sub) => {
+                    if deliver_one(msg, client, sub, batch) {
+                        n += 1;
+                        done = true;
+                        break;
+                    }
+                }
+                SubRef::Hub(h) => {
+                    if to_hub && hub.is_none() && !h.closed.load(Ordering::Acquire) {
+                        hub = Some(h);
+                    }
+                }
             }
+        }
+        if let (false, Some(h)) = (done, hub) {
+            batch.uplinks.queue(h);
+        }
+    }
+    if to_hub {
+        let up = batch.uplinks.send(msg);
+        if up > 0 {
+            let bytes = (msg.payload.len() + msg.headers.map_or(0, <[u8]>::len)) as u64;
+            batch.out_msgs += up as u64;
+            batch.out_bytes += up as u64 * bytes;
+            n += up;
         }
     }
     n
@@ -275,8 +430,14 @@ fn deliver_one(
         Ok(())
     }) {
         Push::Queued => {
-            client.count_out(msg.payload.len() + hdrs.map_or(0, <[u8]>::len));
-            batch.touch(client);
+            let bytes = (msg.payload.len() + hdrs.map_or(0, <[u8]>::len)) as u64;
+            let slot = batch.touch(client);
+            if let Some(t) = batch.touched.get_mut(slot) {
+                t.1 += 1;
+                t.2 += bytes;
+            }
+            batch.out_msgs += 1;
+            batch.out_bytes += bytes;
             true
         }
         Push::SlowConsumer => {

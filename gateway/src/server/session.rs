@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use twig_core::subject;
 use twig_core::wire::Op;
@@ -11,7 +12,7 @@ use twig_core::wire::json::ClientConnect;
 
 use super::client::{ClientShared, lock, now_nanos};
 use super::outbound::CloseReason;
-use super::router::{Batch, MatchCache, Message, Subscription, deliver};
+use super::router::{Batch, MatchCache, Message, Origin, Subscription, deliver};
 use super::state::Shared;
 use crate::auth::Credentials;
 
@@ -78,9 +79,6 @@ impl Session {
 
     /// Handles one op from the client.
     pub fn handle(&mut self, op: Op<'_>) -> Flow {
-        self.client
-            .last_activity
-            .store(now_nanos(), Ordering::Relaxed);
         if !self.connected && self.shared.auth.auth_required() && !matches!(op, Op::Connect(_)) {
             self.send(err::AUTH_VIOLATION);
             return Flow::Close(CloseReason::AuthenticationViolation);
@@ -126,15 +124,36 @@ impl Session {
 
     /// Ends a batch of ops (one socket read): wakes the writers of every client that got
     /// messages, removes subscriptions that reached their auto-unsubscribe limit, and cuts
-    /// off slow consumers found on the way.
-    pub fn end_batch(&mut self) {
-        self.batch.flush();
+    /// off slow consumers found on the way. Returns an uplink this client is flooding, for
+    /// the reader to wait on briefly (flow control, see `uplink::outbound`).
+    pub fn end_batch(&mut self) -> Option<Arc<crate::uplink::link::Link>> {
+        self.batch.stalled_client = None;
+        let b = &mut self.batch;
+        if b.in_msgs > 0 {
+            self.client.count_in(b.in_msgs, b.in_bytes);
+            self.shared.stats.count_in(b.in_msgs, b.in_bytes);
+        }
+        if b.out_msgs > 0 {
+            self.shared.stats.count_out(b.out_msgs, b.out_bytes);
+        }
+        (b.in_msgs, b.in_bytes, b.out_msgs, b.out_bytes) = (0, 0, 0, 0);
+        self.client
+            .last_activity
+            .store(now_nanos(), Ordering::Relaxed);
+        let stalled = self.batch.flush();
         for sub in std::mem::take(&mut self.batch.expired) {
             self.shared.remove_sub(&sub);
         }
         for slow in std::mem::take(&mut self.batch.slow) {
             self.shared.slow_consumer(&slow);
         }
+        stalled
+    }
+
+    /// A local subscriber the last batch filled past its stall mark, for the reader to wait
+    /// on briefly (flow control, as nats-server stalls fast producers).
+    pub fn stalled_client(&mut self) -> Option<Arc<ClientShared>> {
+        self.batch.stalled_client.take()
     }
 
     fn connect(&mut self, json: &[u8]) -> Flow {
@@ -215,8 +234,8 @@ impl Session {
         // nats-server acknowledges a verbose PUB before delivering it.
         self.ok();
         let size = payload.len() + headers.map_or(0, <[u8]>::len);
-        self.client.count_in(size);
-        self.shared.stats.count_in(size);
+        self.batch.in_msgs += 1;
+        self.batch.in_bytes += size as u64;
         let msg = Message {
             subject: subj,
             reply,
@@ -226,8 +245,14 @@ impl Session {
         // A wildcard token in a published subject is matched as a literal token, as
         // nats-server does (only wildcard subscriptions match it).
         let result = self.shared.router.lookup(&mut self.cache, subj);
-        let delivered = deliver(&msg, Some(&self.client), &result, &mut self.batch);
-        self.shared.stats.count_out_n(delivered, size);
+        let delivered = deliver(&msg, Origin::Client(&self.client), result, &mut self.batch);
+        if let Some(streams) = self.shared.streams.get()
+            && let Some(stream) = streams.find(subj)
+        {
+            // Stored (and acknowledged by the stream's thread): never a no-responders case.
+            store(stream, subj, reply, headers, payload);
+            return Flow::Continue;
+        }
         if delivered == 0
             && self.no_responders
             && let Some(reply) = reply
@@ -336,8 +361,41 @@ impl Session {
         match self.client.out.push_bytes(bytes) {
             super::outbound::Push::SlowConsumer => self.batch.slow.push(self.client.clone()),
             // Woken once when the batch ends, like routed messages.
-            super::outbound::Push::Queued => self.batch.touch(&self.client),
+            super::outbound::Push::Queued => {
+                self.batch.touch(&self.client);
+            }
             super::outbound::Push::Closed | super::outbound::Push::Refused => {}
         }
+    }
+}
+
+/// Hands a message on a stream subject to the stream's thread.
+fn store(
+    stream: &crate::stream::Stream,
+    subj: &[u8],
+    reply: Option<&[u8]>,
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
+    let time_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let Some(record) = crate::stream::record::encode(time_ns, subj, headers, payload) else {
+        return;
+    };
+    let msg_id = headers
+        .and_then(|h| twig_core::wire::Headers::parse(h).ok())
+        .and_then(|h| h.get(b"Nats-Msg-Id"))
+        .map(Box::from);
+    let stored = stream.submit(crate::stream::Request {
+        record,
+        reply: reply.map(Box::from),
+        msg_id,
+    });
+    if !stored {
+        tracing::error!(
+            "stream {}: its thread has stopped; message not stored",
+            stream.config.name
+        );
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use super::client::{ClientShared, lock};
@@ -43,6 +43,9 @@ pub struct Shared {
     pub tls: Option<futures_rustls::TlsAcceptor>,
     /// Live client connections by cid.
     pub clients: Mutex<HashMap<u64, Arc<ClientShared>>>,
+    /// Flash-backed streams, set once at start when any are configured (`None` otherwise,
+    /// so sessions skip the stream lookup entirely).
+    pub streams: OnceLock<crate::stream::Streams>,
     next_cid: AtomicU64,
 }
 
@@ -55,6 +58,7 @@ impl Shared {
         tls: Option<futures_rustls::TlsAcceptor>,
     ) -> Self {
         let server_id = new_server_id();
+        let router = Router::with_uplinks(SUBLIST_CACHE, crate::uplink::links(&config.leafnodes));
         let server_name = config
             .server_name
             .clone()
@@ -67,11 +71,12 @@ impl Shared {
             port,
             http_port: AtomicU64::new(0),
             start: SystemTime::now(),
-            router: Router::new(SUBLIST_CACHE),
+            router,
             auth,
             tls,
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
+            streams: OnceLock::new(),
             next_cid: AtomicU64::new(1),
         }
     }

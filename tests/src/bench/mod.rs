@@ -6,6 +6,7 @@
 //! as the server it measures.
 
 pub mod conn;
+pub mod jspub;
 pub mod pubsub;
 pub mod report;
 pub mod reqrep;
@@ -34,6 +35,12 @@ pub struct Options {
     pub batch: usize,
     /// Subscribers give up after this long without a new message once publishing is done.
     pub idle: Duration,
+    /// `jspub`: publishes awaiting their PubAck at most.
+    pub inflight: u64,
+    /// `pubsub`: subscribers connect here instead of `url` (e.g. a hub, with the publisher on
+    /// its leaf). The interest must then cross servers before the run starts: see
+    /// [`Options::probe_subject`].
+    pub sub_url: Option<String>,
 }
 
 impl Default for Options {
@@ -48,11 +55,28 @@ impl Default for Options {
             warmup: 100,
             batch: 64 * 1024,
             idle: Duration::from_secs(2),
+            inflight: 256,
+            sub_url: None,
         }
     }
 }
 
 impl Options {
+    /// The subscribers' address (`sub_url`, else `url`).
+    pub fn sub_addr(&self) -> &str {
+        let u = self.sub_url.as_deref().unwrap_or(&self.url);
+        u.strip_prefix("nats://").unwrap_or(u)
+    }
+
+    /// With subscribers on another server, each also subscribes this subject (after the
+    /// measured one) and the publisher sends probes to it until every subscriber got one:
+    /// interest crosses a link in order, so then the measured subject's interest has too.
+    pub fn probe_subject(&self) -> Option<String> {
+        self.sub_url
+            .as_ref()
+            .map(|_| format!("{}.ready", self.subject))
+    }
+
     /// The address to connect to.
     pub fn addr(&self) -> &str {
         self.url.strip_prefix("nats://").unwrap_or(&self.url)

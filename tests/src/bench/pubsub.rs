@@ -114,10 +114,15 @@ fn subscriber(
     stop: Arc<AtomicBool>,
     progress: Arc<AtomicU64>,
     ready: mpsc::Sender<Result<(), String>>,
+    probed: Arc<AtomicU64>,
 ) -> Received {
+    let probe = o.probe_subject();
     let setup =
-        Conn::connect(o.addr(), &format!("twig-bench-sub-{id}"), deadline).and_then(|mut c| {
+        Conn::connect(o.sub_addr(), &format!("twig-bench-sub-{id}"), deadline).and_then(|mut c| {
             c.send(format!("SUB {} 1\r\n", o.subject).as_bytes(), deadline)?;
+            if let Some(p) = &probe {
+                c.send(format!("SUB {p} 2\r\n").as_bytes(), deadline)?;
+            }
             c.barrier(deadline)?;
             Ok(c)
         });
@@ -139,8 +144,17 @@ fn subscriber(
         last: None,
         error: None,
     };
+    let mut got_probe = false;
     while r.got < o.msgs {
         match conn.next(deadline) {
+            Ok(Some(Event::Msg { subject, .. }))
+                if probe.as_ref().is_some_and(|p| p.as_bytes() == subject) =>
+            {
+                if !got_probe {
+                    got_probe = true;
+                    probed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Ok(Some(Event::Msg { payload, .. })) => {
                 if payload.len() != o.size {
                     r.error = Some(format!(
@@ -176,11 +190,17 @@ pub fn run_pubsub(o: &Options) -> Result<Report, BenchError> {
     let stop = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(AtomicU64::new(0));
     let (ready_tx, ready_rx) = mpsc::channel();
+    let probed = Arc::new(AtomicU64::new(0));
     let subs: Vec<_> = (0..o.subs)
         .map(|id| {
-            let (o, stop, progress, ready) =
-                (o.clone(), stop.clone(), progress.clone(), ready_tx.clone());
-            thread::spawn(move || subscriber(&o, id, deadline, stop, progress, ready))
+            let (o, stop, progress, ready, probed) = (
+                o.clone(),
+                stop.clone(),
+                progress.clone(),
+                ready_tx.clone(),
+                probed.clone(),
+            );
+            thread::spawn(move || subscriber(&o, id, deadline, stop, progress, ready, probed))
         })
         .collect();
     let mut errors = Vec::new();
@@ -194,7 +214,13 @@ pub fn run_pubsub(o: &Options) -> Result<Report, BenchError> {
     }
     let published = if errors.is_empty() {
         match Conn::connect(o.addr(), "twig-bench-pub", deadline) {
-            Ok(mut c) => Some(publish(&mut c, o, deadline)),
+            Ok(mut c) => match await_interest(&mut c, o, &probed, deadline) {
+                Ok(()) => Some(publish(&mut c, o, deadline)),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            },
             Err(e) => {
                 errors.push(format!("publisher: {e}"));
                 None
@@ -272,6 +298,31 @@ pub fn run_pubsub(o: &Options) -> Result<Report, BenchError> {
         )
         .set("errors", Value::List(errors));
     Ok(r)
+}
+
+/// With subscribers on another server: probes until each has seen one (see
+/// [`Options::probe_subject`]), so no measured message is published before the interest is
+/// known where it is published.
+fn await_interest(
+    conn: &mut Conn,
+    o: &Options,
+    probed: &AtomicU64,
+    deadline: Instant,
+) -> Result<(), String> {
+    let Some(probe) = o.probe_subject() else {
+        return Ok(());
+    };
+    let frame = format!("PUB {probe} 0\r\n\r\n");
+    while probed.load(Ordering::Relaxed) < o.subs as u64 {
+        if Instant::now() >= deadline {
+            return Err("interest never crossed to the publisher's server".into());
+        }
+        conn.send(frame.as_bytes(), deadline)
+            .and_then(|()| conn.barrier(deadline))
+            .map_err(|e| format!("publisher probe: {e}"))?;
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// Waits until every subscriber is done, the deadline passes, or no progress for `idle`.

@@ -4,6 +4,7 @@
 //! twig-bench pub    --url 127.0.0.1:4222 --size 128 --msgs 1000000 --duration-limit 30
 //! twig-bench pubsub --subs 4 --url ... --size 128 --msgs 250000
 //! twig-bench reqrep --url ... --size 128 --msgs 20000
+//! twig-bench jspub  --url ... --size 128 --msgs 100000 --inflight 256
 //! ```
 //! Prints one sentence on stderr and one JSON line on stdout (what `tests/bench` reads).
 //! Exits 0 when the run happened (even if some messages never arrived: `"complete":false`),
@@ -16,7 +17,7 @@ use bench::Options;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: twig-bench <pub|pubsub|reqrep> [options]
+const USAGE: &str = "usage: twig-bench <pub|pubsub|reqrep|jspub> [options]
   --url HOST:PORT         server (default 127.0.0.1:4222)
   --size BYTES            payload size (default 128)
   --msgs N                messages to publish / requests to make (default 100000)
@@ -25,7 +26,9 @@ const USAGE: &str = "usage: twig-bench <pub|pubsub|reqrep> [options]
   --subject S             subject (default twig.bench)
   --warmup N              reqrep: unmeasured requests first (default 100)
   --batch BYTES           publisher: bytes of whole PUB frames per write (default 65536)
-  --idle SECS             pubsub: stop waiting after this long without progress (default 2)";
+  --idle SECS             pubsub: stop waiting after this long without progress (default 2)
+  --inflight N            jspub: publishes awaiting a PubAck at most (default 256)
+  --sub-url HOST:PORT     pubsub: subscribers connect here (e.g. a hub, publisher on its leaf)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     let result = match mode.as_str() {
         "pub" => bench::pubsub::run_pub(&opts),
         "pubsub" => bench::pubsub::run_pubsub(&opts),
+        "jspub" => bench::jspub::run_jspub(&opts),
         _ => bench::reqrep::run_reqrep(&opts),
     };
     match result {
@@ -61,7 +65,7 @@ fn main() -> ExitCode {
 fn parse(args: &[String]) -> Result<(String, Options), String> {
     let mut it = args.iter();
     let mode = match it.next().map(String::as_str) {
-        Some(m @ ("pub" | "pubsub" | "reqrep")) => m.to_string(),
+        Some(m @ ("pub" | "pubsub" | "reqrep" | "jspub")) => m.to_string(),
         None => return Err("which mode?".into()),
         Some(other) => return Err(format!("unknown mode {other:?}")),
     };
@@ -91,6 +95,8 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--warmup" => o.warmup = num()?,
             "--batch" => o.batch = size()?.max(1),
             "--idle" => o.idle = secs()?,
+            "--inflight" => o.inflight = num()?.max(1),
+            "--sub-url" => o.sub_url = Some(value.clone()),
             _ => return Err(format!("unknown option {flag}")),
         }
     }

@@ -1,6 +1,7 @@
 //! CONNECT bodies, client and leaf, without a heap.
 
 use super::JsonError;
+#[cfg(feature = "leaf")]
 use super::info::SubjectPermission;
 use super::read::{Reader, read_fields};
 use super::text::{JsonStr, StrList};
@@ -47,20 +48,26 @@ pub struct ClientConnect<'a> {
     /// `protocol`: 0 = original, 1 = accepts async INFO (and gets the `connect_info` INFO).
     pub protocol: i32,
     /// `account`: obsolete; makes authorization fail on current servers.
+    #[cfg(feature = "leaf")]
     pub account: Option<JsonStr<'a>>,
     /// `new_account`: obsolete; makes authorization fail on current servers.
+    #[cfg(feature = "leaf")]
     pub new_account: bool,
     /// `headers`: the client understands HPUB/HMSG.
     pub headers: bool,
     /// `no_responders`: ask for 503 status messages (requires `headers`).
     pub no_responders: bool,
     /// `import` (routes and leafs only).
+    #[cfg(feature = "leaf")]
     pub import: Option<SubjectPermission<'a>>,
     /// `export` (routes and leafs only).
+    #[cfg(feature = "leaf")]
     pub export: Option<SubjectPermission<'a>>,
     /// `remote_account` (leafs only).
+    #[cfg(feature = "leaf")]
     pub remote_account: Option<JsonStr<'a>>,
     /// `proxy_sig`: a trusted proxy's nonce signature (2.12+).
+    #[cfg(feature = "leaf")]
     pub proxy_sig: Option<JsonStr<'a>>,
 }
 
@@ -83,13 +90,19 @@ impl<'a> ClientConnect<'a> {
             lang: None,
             version: None,
             protocol: 1,
+            #[cfg(feature = "leaf")]
             account: None,
+            #[cfg(feature = "leaf")]
             new_account: false,
             headers: true,
             no_responders: true,
+            #[cfg(feature = "leaf")]
             import: None,
+            #[cfg(feature = "leaf")]
             export: None,
+            #[cfg(feature = "leaf")]
             remote_account: None,
+            #[cfg(feature = "leaf")]
             proxy_sig: None,
         }
     }
@@ -119,6 +132,30 @@ impl<'a> ClientConnect<'a> {
     }
 
     fn read_field(&mut self, key: &[u8], r: &mut Reader<'a>) -> Result<(), JsonError> {
+        // Server and leafnode fields: without the `leaf` feature they are skipped as unknown
+        // keys, which keeps a sensor's firmware small.
+        #[cfg(feature = "leaf")]
+        match key {
+            b"import" => return SubjectPermission::read(r).map(|p| self.import = p),
+            b"export" => return SubjectPermission::read(r).map(|p| self.export = p),
+            b"account" => {
+                self.account = r.opt_string()?;
+                return Ok(());
+            }
+            b"new_account" => {
+                self.new_account = r.bool()?;
+                return Ok(());
+            }
+            b"remote_account" => {
+                self.remote_account = r.opt_string()?;
+                return Ok(());
+            }
+            b"proxy_sig" => {
+                self.proxy_sig = r.opt_string()?;
+                return Ok(());
+            }
+            _ => {}
+        }
         read_fields!(key, r, {
             b"echo" => self.echo = r.opt_bool()?,
             b"verbose" => self.verbose = r.opt_bool()?,
@@ -134,14 +171,8 @@ impl<'a> ClientConnect<'a> {
             b"lang" => self.lang = r.opt_string()?,
             b"version" => self.version = r.opt_string()?,
             b"protocol" => self.protocol = r.i32()?,
-            b"account" => self.account = r.opt_string()?,
-            b"new_account" => self.new_account = r.bool()?,
             b"headers" => self.headers = r.bool()?,
             b"no_responders" => self.no_responders = r.bool()?,
-            b"import" => self.import = SubjectPermission::read(r)?,
-            b"export" => self.export = SubjectPermission::read(r)?,
-            b"remote_account" => self.remote_account = r.opt_string()?,
-            b"proxy_sig" => self.proxy_sig = r.opt_string()?,
         })
     }
 
@@ -162,13 +193,20 @@ impl<'a> ClientConnect<'a> {
         w.opt_str("lang", &self.lang)?;
         w.opt_str("version", &self.version)?;
         w.nonzero_int("protocol", self.protocol.into())?;
+        #[cfg(feature = "leaf")]
         w.opt_str("account", &self.account)?;
+        #[cfg(feature = "leaf")]
         w.true_bool("new_account", self.new_account)?;
         w.true_bool("headers", self.headers)?;
         w.true_bool("no_responders", self.no_responders)?;
-        w.opt_permission("import", &self.import)?;
-        w.opt_permission("export", &self.export)?;
+        #[cfg(feature = "leaf")]
+        {
+            w.opt_permission("import", &self.import)?;
+            w.opt_permission("export", &self.export)?;
+        }
+        #[cfg(feature = "leaf")]
         w.opt_str("remote_account", &self.remote_account)?;
+        #[cfg(feature = "leaf")]
         w.opt_str("proxy_sig", &self.proxy_sig)?;
         w.end()
     }

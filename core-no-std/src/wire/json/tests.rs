@@ -426,21 +426,7 @@ fn a_too_small_buffer_is_an_error_at_every_size() {
     );
 }
 
-/// xorshift64*: a fixed seed, so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::testing::Rng;
 
 /// Parses `bytes` with all three readers; whatever parses must write and re-parse to itself.
 /// Returns how many of the three accepted it.

@@ -1,0 +1,170 @@
+//! `store_dir` and `[[streams]]`: flash-backed streams (see `crate::stream`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::{ConfigError, invalid, values};
+
+/// One `[[streams]]` entry.
+///
+/// Limits and how each is enforced (the log drops or reclaims whole 64 KiB sectors only):
+/// - `max_bytes`: the size of the pre-allocated file; the ring can never hold more. When every
+///   sector holds unforwarded messages, `when_full` decides.
+/// - `max_msgs`: after each append, messages beyond the newest `max_msgs` are marked done
+///   (acknowledged: never forwarded, and their sectors become reusable). The file may still
+///   hold them until their sector is reused.
+/// - `max_age`: checked once a second by the stream's thread; messages older than it are
+///   marked done the same way.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// The stream's name (the PubAck's `stream`): no spaces, dots, `*`, `>`, or path separators.
+    pub name: String,
+    /// Subjects stored (wildcards allowed).
+    pub subjects: Vec<String>,
+    /// The file; default `<store_dir>/<name>.stream`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// File size (a multiple of 64 KiB, at least 128 KiB). Default 64 MiB.
+    #[serde(default = "default_max_bytes", deserialize_with = "values::de_size")]
+    pub max_bytes: usize,
+    /// Keep at most this many messages (0 = no limit).
+    #[serde(default)]
+    pub max_msgs: u64,
+    /// Keep messages at most this long (absent = no limit).
+    #[serde(default, deserialize_with = "values::de_opt_duration")]
+    pub max_age: Option<Duration>,
+    /// What to do when the file is full of unforwarded messages.
+    #[serde(default)]
+    pub when_full: WhenFullConfig,
+    /// When messages are made durable (and so acknowledged).
+    #[serde(default)]
+    pub sync: SyncPolicy,
+    /// `Nats-Msg-Id` de-duplication window (nats-server's default: 2 minutes).
+    #[serde(
+        default = "default_dup_window",
+        deserialize_with = "values::de_duration"
+    )]
+    pub duplicate_window: Duration,
+    /// Most `Nats-Msg-Id`s remembered (about 100 bytes of RAM each); beyond it the oldest are
+    /// forgotten before the window ends.
+    #[serde(default = "default_dup_max")]
+    pub max_duplicate_ids: usize,
+}
+
+fn default_dup_max() -> usize {
+    100_000
+}
+
+fn default_max_bytes() -> usize {
+    64 * 1024 * 1024
+}
+
+fn default_dup_window() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// `when_full`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFullConfig {
+    /// Drop the oldest sector of messages (counted in monitoring).
+    #[default]
+    DropOldest,
+    /// Refuse new messages with a JetStream-style error.
+    Refuse,
+}
+
+/// `sync`: `"always"` (group commit: fsync before acknowledging, one fsync per batch of
+/// messages that arrived together) or an interval (`"100ms"`: acknowledge once written, fsync
+/// at most that late; a power cut may lose the last interval).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Group commit.
+    #[default]
+    Always,
+    /// fsync at this interval.
+    Interval(Duration),
+}
+
+impl<'de> Deserialize<'de> for SyncPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "always" {
+            return Ok(SyncPolicy::Always);
+        }
+        values::parse_duration(&s)
+            .map(SyncPolicy::Interval)
+            .map_err(|e| serde::de::Error::custom(format!("sync: `always` or a duration: {e}")))
+    }
+}
+
+/// Checks each stream and that names are unique.
+pub fn validate(streams: &[StreamConfig]) -> Result<(), ConfigError> {
+    let sector = crate::stream::flash::SECTOR;
+    for (i, s) in streams.iter().enumerate() {
+        let opt = |f: &str| format!("streams[{i}].{f}");
+        if s.name.is_empty()
+            || s.name
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+        {
+            return Err(invalid(
+                opt("name"),
+                format!("{:?} is not a stream name", s.name),
+            ));
+        }
+        if streams[..i].iter().any(|o| o.name == s.name) {
+            return Err(invalid(
+                opt("name"),
+                format!("{:?} is declared twice", s.name),
+            ));
+        }
+        if s.subjects.is_empty() {
+            return Err(invalid(opt("subjects"), "at least one subject is needed"));
+        }
+        for subj in &s.subjects {
+            if twig_core::subject::validate(subj.as_bytes()).is_err() {
+                return Err(invalid(
+                    opt("subjects"),
+                    format!("{subj:?} is not a valid subject"),
+                ));
+            }
+        }
+        if !s.max_bytes.is_multiple_of(sector)
+            || s.max_bytes < 2 * sector
+            || s.max_bytes as u64 > 1 << 31
+        {
+            return Err(invalid(
+                opt("max_bytes"),
+                format!(
+                    "{} must be a multiple of 64 KiB, from 128 KiB to 2 GiB",
+                    s.max_bytes
+                ),
+            ));
+        }
+        if s.max_duplicate_ids == 0 {
+            return Err(invalid(opt("max_duplicate_ids"), "must be at least 1"));
+        }
+        if let SyncPolicy::Interval(d) = s.sync
+            && d.is_zero()
+        {
+            return Err(invalid(
+                opt("sync"),
+                "the interval must be above zero (or `always`)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl StreamConfig {
+    /// The stream's file.
+    pub fn path(&self, store_dir: &std::path::Path) -> PathBuf {
+        self.file
+            .clone()
+            .unwrap_or_else(|| store_dir.join(format!("{}.stream", self.name)))
+    }
+}

@@ -1,0 +1,396 @@
+//! The thread owning one stream's log: appends, group commit, PubAcks, de-duplication and the
+//! `max_msgs`/`max_age` limits.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use twig_core::log::{self, Log, WhenFull};
+
+use super::flash::{FileFlash, SECTOR};
+use super::{Request, StreamError, StreamState, record};
+use crate::config::{StreamConfig, SyncPolicy, WhenFullConfig};
+use crate::server::router::{Batch, MatchCache, Message, Origin, deliver};
+use crate::server::state::Shared;
+
+/// Most messages taken from the queue before one fsync: bounds the latency of the first
+/// message of a large burst.
+const MAX_BATCH: usize = 1024;
+/// How often the thread wakes without messages (for `max_age` and interval syncs).
+const TICK: Duration = Duration::from_millis(100);
+/// Most records `max_age` expires per tick (each is a read).
+const EXPIRE_PER_TICK: usize = 4096;
+
+/// Opens the stream's log and starts its thread.
+pub fn spawn(
+    shared: &Arc<Shared>,
+    cfg: &StreamConfig,
+    queue: usize,
+) -> Result<(SyncSender<Request>, Arc<Mutex<StreamState>>), StreamError> {
+    let path = cfg.path(&shared.config.store_dir);
+    let shown = path.display().to_string();
+    let flash =
+        FileFlash::open(&path, cfg.max_bytes as u64).map_err(|source| StreamError::File {
+            name: cfg.name.clone(),
+            path: shown.clone(),
+            source,
+        })?;
+    let when_full = match cfg.when_full {
+        WhenFullConfig::DropOldest => WhenFull::DropOldest,
+        WhenFullConfig::Refuse => WhenFull::RefuseNew,
+    };
+    let end = u32::try_from(cfg.max_bytes).unwrap_or(u32::MAX);
+    let log = Log::open(flash, log::Config::new(0, end).when_full(when_full)).map_err(|e| {
+        StreamError::Log {
+            name: cfg.name.clone(),
+            path: shown.clone(),
+            reason: format!("{e:?}"),
+        }
+    })?;
+    let (tx, rx) = sync_channel(queue);
+    let state = Arc::new(Mutex::new(StreamState {
+        name: cfg.name.clone(),
+        file: shown,
+        max_bytes: cfg.max_bytes as u64,
+        ..StreamState::default()
+    }));
+    let mut w = Worker {
+        log,
+        rx,
+        shared: shared.clone(),
+        cfg: cfg.clone(),
+        state: state.clone(),
+        counters: StreamState::default(),
+        dedup: Dedup::default(),
+        acks: Vec::new(),
+        cache: MatchCache::default(),
+        batch: Batch::default(),
+        buf: vec![0; SECTOR],
+        last_sync: Instant::now(),
+        last_expire: Instant::now(),
+    };
+    w.rebuild_dedup();
+    w.publish_state();
+    let s = w.log.stats();
+    tracing::info!(
+        "Stream {} on {}: messages {}..={}, acknowledged up to {}",
+        cfg.name,
+        path.display(),
+        s.first,
+        s.last,
+        s.acked
+    );
+    std::thread::Builder::new()
+        .name(format!("stream-{}", cfg.name))
+        .spawn(move || w.run())
+        .map_err(|source| StreamError::Thread {
+            name: cfg.name.clone(),
+            source,
+        })?;
+    Ok((tx, state))
+}
+
+/// Remembered `Nats-Msg-Id`s: id -> (seq, when), and their arrival order for expiry.
+#[derive(Default)]
+struct Dedup {
+    ids: HashMap<Box<[u8]>, u64>,
+    order: VecDeque<(Instant, Box<[u8]>, u64)>,
+}
+
+impl Dedup {
+    fn expire(&mut self, now: Instant, window: Duration, max: usize) {
+        while let Some((t, id, seq)) = self.order.front() {
+            if now.duration_since(*t) < window && self.order.len() <= max {
+                break;
+            }
+            // The id may have been stored again later under another seq; only forget ours.
+            if self.ids.get(id) == Some(seq) {
+                self.ids.remove(id);
+            }
+            self.order.pop_front();
+        }
+    }
+}
+
+struct Worker {
+    log: Log<FileFlash>,
+    rx: Receiver<Request>,
+    shared: Arc<Shared>,
+    cfg: StreamConfig,
+    state: Arc<Mutex<StreamState>>,
+    /// Counters the log does not keep (refused, duplicates, expired).
+    counters: StreamState,
+    dedup: Dedup,
+    /// PubAcks to send after the next sync: (reply subject, JSON).
+    acks: Vec<(Box<[u8]>, Vec<u8>)>,
+    cache: MatchCache,
+    batch: Batch,
+    buf: Vec<u8>,
+    last_sync: Instant,
+    last_expire: Instant,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            match self.rx.recv_timeout(TICK) {
+                Ok(req) => {
+                    self.take(req);
+                    for _ in 1..MAX_BATCH {
+                        match self.rx.try_recv() {
+                            Ok(req) => self.take(req),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.sync();
+                    return;
+                }
+            }
+            let due = match self.cfg.sync {
+                SyncPolicy::Always => true,
+                SyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
+            };
+            if due {
+                self.sync();
+            }
+            if self.last_expire.elapsed() >= Duration::from_secs(1) {
+                self.last_expire = Instant::now();
+                self.expire_age();
+                self.dedup.expire(
+                    Instant::now(),
+                    self.cfg.duplicate_window,
+                    self.cfg.max_duplicate_ids,
+                );
+            }
+            self.send_acks();
+            self.publish_state();
+        }
+    }
+
+    fn sync(&mut self) {
+        let s = self.log.stats();
+        if s.synced == s.last && s.durable_acked == s.acked {
+            return;
+        }
+        if let Err(e) = self.log.sync() {
+            // PubAcks are only sent for synced messages under `always`: drop them, the
+            // publishers time out and retry.
+            tracing::error!("stream {}: sync failed: {e:?}", self.cfg.name);
+            if self.cfg.sync == SyncPolicy::Always {
+                self.acks.clear();
+            }
+        }
+        self.last_sync = Instant::now();
+    }
+
+    fn take(&mut self, req: Request) {
+        let now = Instant::now();
+        if let Some(id) = &req.msg_id
+            && let Some(&seq) = self.dedup.ids.get(id)
+        {
+            self.counters.duplicates += 1;
+            if let Some(reply) = req.reply {
+                let json = format!(
+                    r#"{{"stream":{},"seq":{seq},"duplicate": true}}"#,
+                    json_str(&self.cfg.name)
+                );
+                self.acks.push((reply, json.into_bytes()));
+            }
+            return;
+        }
+        let json = match self.log.append(&req.record) {
+            Ok(a) => {
+                self.counters.dropped += a.dropped;
+                if let Some(id) = req.msg_id {
+                    self.dedup.ids.insert(id.clone(), a.seq);
+                    self.dedup.order.push_back((now, id, a.seq));
+                    self.dedup
+                        .expire(now, self.cfg.duplicate_window, self.cfg.max_duplicate_ids);
+                }
+                self.limit_msgs(a.seq);
+                format!(
+                    r#"{{"stream":{},"seq":{}}}"#,
+                    json_str(&self.cfg.name),
+                    a.seq
+                )
+            }
+            Err(e) => {
+                self.counters.refused += 1;
+                let (code, text) = match e {
+                    log::Error::Full => (503, "maximum bytes exceeded".to_owned()),
+                    log::Error::TooLarge => (
+                        400,
+                        "message size exceeds maximum allowed (one 64 KiB sector)".to_owned(),
+                    ),
+                    other => {
+                        tracing::error!("stream {}: append failed: {other:?}", self.cfg.name);
+                        (503, format!("stream store failed: {other:?}"))
+                    }
+                };
+                format!(
+                    r#"{{"error":{{"code":{code},"err_code":10077,"description":{}}},"stream":{},"seq":0}}"#,
+                    json_str(&text),
+                    json_str(&self.cfg.name)
+                )
+            }
+        };
+        if let Some(reply) = req.reply {
+            self.acks.push((reply, json.into_bytes()));
+        }
+    }
+
+    /// Re-learns the `Nats-Msg-Id`s stored within the duplicate window before a restart, so a
+    /// publisher retrying after a crash gets `duplicate` instead of a second copy. Finds the
+    /// window's start by binary search on the stored times (a few reads), then reads forward
+    /// (at most `max_duplicate_ids` records).
+    fn rebuild_dedup(&mut self) {
+        let s = self.log.stats();
+        if s.last < s.first {
+            return;
+        }
+        let now_ns = unix_nanos();
+        let since = now_ns.saturating_sub(self.cfg.duplicate_window.as_nanos() as u64);
+        let (mut lo, mut hi) = (s.first, s.last + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.time_of(mid) {
+                Some(t) if t >= since => hi = mid,
+                _ => lo = mid + 1,
+            }
+        }
+        let start = lo.max((s.last + 1).saturating_sub(self.cfg.max_duplicate_ids as u64));
+        let Ok(mut cur) = self.log.cursor(start) else {
+            return;
+        };
+        let now = Instant::now();
+        while let Ok(Some(r)) = self.log.read_next(&mut cur, &mut self.buf) {
+            let Some(m) = self.buf.get(..r.len).and_then(record::decode) else {
+                continue;
+            };
+            let id = m
+                .headers
+                .and_then(|h| twig_core::wire::Headers::parse(h).ok())
+                .and_then(|h| h.get(b"Nats-Msg-Id"));
+            if let Some(id) = id {
+                let age = Duration::from_nanos(now_ns.saturating_sub(m.time_ns));
+                let at = now.checked_sub(age).unwrap_or(now);
+                self.dedup.ids.insert(id.into(), r.seq);
+                self.dedup.order.push_back((at, id.into(), r.seq));
+            }
+        }
+        self.dedup
+            .expire(now, self.cfg.duplicate_window, self.cfg.max_duplicate_ids);
+    }
+
+    fn time_of(&mut self, seq: u64) -> Option<u64> {
+        let len = self.log.read(seq, &mut self.buf).ok()?;
+        self.buf
+            .get(..len)
+            .and_then(record::decode)
+            .map(|m| m.time_ns)
+    }
+
+    /// `max_msgs`: everything older than the newest `max_msgs` is done.
+    fn limit_msgs(&mut self, last: u64) {
+        if self.cfg.max_msgs == 0 || last <= self.cfg.max_msgs {
+            return;
+        }
+        let target = last - self.cfg.max_msgs;
+        let acked = self.log.stats().acked;
+        if target > acked && self.log.ack(target).is_ok() {
+            self.counters.expired += target - acked;
+        }
+    }
+
+    /// `max_age`: marks done the oldest records older than it (a bounded number per tick).
+    fn expire_age(&mut self) {
+        let Some(max_age) = self.cfg.max_age else {
+            return;
+        };
+        let limit = unix_nanos().saturating_sub(max_age.as_nanos() as u64);
+        let s = self.log.stats();
+        let Ok(mut cur) = self.log.cursor(s.acked + 1) else {
+            return;
+        };
+        let mut upto = s.acked;
+        for _ in 0..EXPIRE_PER_TICK {
+            match self.log.read_next(&mut cur, &mut self.buf) {
+                Ok(Some(r)) => {
+                    let old = self
+                        .buf
+                        .get(..r.len)
+                        .and_then(record::decode)
+                        .is_some_and(|m| m.time_ns < limit);
+                    if !old {
+                        break;
+                    }
+                    upto = r.seq;
+                }
+                _ => break,
+            }
+        }
+        if upto > s.acked && self.log.ack(upto).is_ok() {
+            self.counters.expired += upto - s.acked;
+        }
+    }
+
+    /// Routes the PubAcks to their reply subjects, like any published reply.
+    fn send_acks(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
+        for (reply, json) in std::mem::take(&mut self.acks) {
+            let msg = Message {
+                subject: &reply,
+                reply: None,
+                headers: None,
+                payload: &json,
+            };
+            let result = self.shared.router.lookup(&mut self.cache, &reply);
+            deliver(&msg, Origin::Internal, result, &mut self.batch);
+        }
+        let b = &mut self.batch;
+        if b.out_msgs > 0 {
+            self.shared.stats.count_out(b.out_msgs, b.out_bytes);
+        }
+        (b.out_msgs, b.out_bytes) = (0, 0);
+        // PubAcks are replies: an uplink they reach cannot be flooded by them.
+        let _ = self.batch.flush();
+        for sub in std::mem::take(&mut self.batch.expired) {
+            self.shared.remove_sub(&sub);
+        }
+        for slow in std::mem::take(&mut self.batch.slow) {
+            self.shared.slow_consumer(&slow);
+        }
+    }
+
+    fn publish_state(&mut self) {
+        let s = self.log.stats();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.messages = (s.last + 1).saturating_sub(s.first);
+        st.bytes = u64::from(s.sectors_used) * SECTOR as u64;
+        st.first_seq = s.first;
+        st.last_seq = s.last;
+        st.acked_seq = s.acked;
+        st.backlog = s.last.saturating_sub(s.acked);
+        st.synced_seq = s.synced;
+        st.dropped = self.counters.dropped;
+        st.refused = self.counters.refused;
+        st.duplicates = self.counters.duplicates;
+        st.expired = self.counters.expired;
+    }
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}

@@ -1,0 +1,148 @@
+//! Reaching the hub: TCP with a timeout, and TLS (rustls, ring) after the hub's first INFO,
+//! which nats-server sends in the clear before the TLS handshake on its leafnode port.
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_io::{Async, Timer};
+use futures_lite::{AsyncRead, AsyncWrite, FutureExt};
+use futures_rustls::TlsConnector;
+use futures_rustls::pki_types::ServerName;
+use futures_rustls::rustls::{ClientConfig, RootCertStore};
+
+use crate::config::{LeafUrl, RemoteTlsConfig};
+use crate::tls::{TlsError, provider, read_certs, read_key};
+
+/// The read half of a hub connection.
+pub type Reader = Pin<Box<dyn AsyncRead + Send>>;
+/// The write half of a hub connection.
+pub type Writer = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// Opens a TCP connection to `url` within `timeout` (every resolved address in turn), with
+/// at most `unsent_limit` bytes left unsent in the kernel (0 = the kernel's default).
+pub async fn tcp(
+    url: &LeafUrl,
+    timeout: Duration,
+    unsent_limit: usize,
+) -> io::Result<Arc<Async<TcpStream>>> {
+    let target = (url.host.clone(), url.port);
+    // Name resolution blocks; keep it off the executor threads.
+    let addrs: Vec<SocketAddr> =
+        smol::unblock(move || target.to_socket_addrs().map(|a| a.collect::<Vec<_>>())).await?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
+    for addr in addrs {
+        let connect = Async::<TcpStream>::connect(addr);
+        let timed_out = async {
+            Timer::after(timeout).await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect timed out after {timeout:?}"),
+            ))
+        };
+        match connect.or(timed_out).await {
+            Ok(s) => {
+                // Small messages and PONGs must not wait for Nagle.
+                let _ = s.get_ref().set_nodelay(true);
+                limit_unsent(s.get_ref(), unsent_limit);
+                return Ok(Arc::new(s));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Caps the bytes the kernel keeps unsent (`TCP_NOTSENT_LOWAT`): past it, writes wait and the
+/// backlog stays in twig's outbound, where urgent lines can overtake it. Best effort: where the
+/// option does not exist the kernel's buffer is what it is.
+pub fn limit_unsent(stream: &TcpStream, limit: usize) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if limit > 0 {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(limit) {
+            tracing::debug!("cannot set TCP_NOTSENT_LOWAT on the uplink: {e}");
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (stream, limit);
+}
+
+/// The rustls client config for a remote's `[tls]`: its CA, and a client certificate if given.
+pub fn client_config(tls: &RemoteTlsConfig) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs("CA", &tls.ca_file)? {
+        roots.add(cert).map_err(|error| TlsError::BadCa {
+            path: tls.ca_file.clone(),
+            error,
+        })?;
+    }
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            builder.with_client_auth_cert(read_certs("certificate", cert)?, read_key(key)?)?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// Runs the TLS handshake over `stream` within `timeout`, verifying the hub as `server_name`.
+pub async fn tls(
+    stream: Arc<Async<TcpStream>>,
+    config: Arc<ClientConfig>,
+    server_name: &str,
+    timeout: Duration,
+) -> io::Result<(Reader, Writer)> {
+    let name = ServerName::try_from(server_name.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let handshake = TlsConnector::from(config).connect(name, ArcIo(stream));
+    let timed_out = async {
+        Timer::after(timeout).await;
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("TLS handshake timed out after {timeout:?}"),
+        ))
+    };
+    let tls = handshake.or(timed_out).await?;
+    let (r, w) = futures_lite::io::split(tls);
+    Ok((Box::pin(r), Box::pin(w)))
+}
+
+/// Plain halves of a TCP stream.
+pub fn plain(stream: Arc<Async<TcpStream>>) -> (Reader, Writer) {
+    (Box::pin(ArcIo(stream.clone())), Box::pin(ArcIo(stream)))
+}
+
+/// `&Async<TcpStream>` reads and writes; this owns the `Arc` so halves can be `'static`.
+pub struct ArcIo(pub Arc<Async<TcpStream>>);
+
+impl AsyncRead for ArcIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ArcIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_close(cx)
+    }
+}

@@ -1,0 +1,560 @@
+//! The I/O shell of one remote: dial, handshake, read and apply, write, reconnect.
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::time::{Instant, SystemTime};
+
+use async_io::Timer;
+use futures_lite::{AsyncRead, AsyncReadExt, FutureExt};
+use twig_core::wire::{Limits, Mode, Op, ParseError, Parser, Queues};
+
+use super::backoff::{Backoff, Urls};
+use super::creds::Credentials;
+use super::dial;
+use super::interest::{Key, Permissions};
+use super::link::{HubInterest, Link};
+use super::session::{Session, SessionConfig, Step};
+use crate::config::{LeafUrl, RemoteConfig};
+use crate::server::client::lock;
+use crate::server::router::{Batch, MatchCache, Message, Origin, deliver};
+use crate::server::state::Shared;
+
+/// The read buffer starts here and grows (up to one whole op) only for large messages.
+const READ_BUF: usize = 32 * 1024;
+
+/// What a remote's task works with.
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+    pub ex: Arc<async_executor::Executor<'static>>,
+    pub link: Arc<Link>,
+    pub remote: RemoteConfig,
+    pub lds: String,
+}
+
+/// How one attempt ended.
+enum Ended {
+    /// Never got up.
+    Failed(String),
+    /// Was up, then lost.
+    Lost(String),
+    /// The hub sees a loop or the same cluster name: wait [`super::LOOP_DELAY`].
+    Loop(String),
+}
+
+/// Connects, reconnects with back-off, forever.
+pub async fn run(ctx: Ctx) {
+    let leaf = &ctx.shared.config.leafnodes;
+    let parsed: Vec<LeafUrl> = ctx
+        .remote
+        .urls
+        .iter()
+        .filter_map(|u| LeafUrl::parse(u).ok())
+        .collect();
+    let mut urls = Urls::new(parsed);
+    let mut backoff = Backoff::new(leaf.reconnect_delay_min, leaf.reconnect_delay_max);
+    let tls = match ctx.remote.tls.as_ref().map(dial::client_config).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("Leafnode remote {}: TLS configuration: {e}", ctx.link.index);
+            return;
+        }
+    };
+    let mut last_error = String::new();
+    loop {
+        let Some(url) = urls.next_url() else { return };
+        lock(&ctx.link.status).url = url.host_port();
+        let ended = attempt(&ctx, &url, &mut urls, tls.clone()).await;
+        let (delay, reason) = match ended {
+            Ended::Lost(reason) => {
+                tracing::info!("{} - Leafnode connection closed: {reason}", url.host_port());
+                backoff.reset();
+                (backoff.next_delay(super::jitter()), reason)
+            }
+            Ended::Failed(reason) => {
+                let delay = backoff.next_delay(super::jitter());
+                let n = backoff.attempts();
+                // Every failure is logged at first; a long outage then says so every 60th
+                // attempt, or when the reason changes.
+                if n <= 3 || n.is_multiple_of(60) || reason != last_error {
+                    tracing::error!(
+                        "Error trying to connect as leafnode to remote server \"{}\" (attempt {n}): {reason}; retrying in {delay:?}",
+                        url.host_port()
+                    );
+                } else {
+                    tracing::debug!(
+                        "Error trying to connect as leafnode to remote server \"{}\" (attempt {n}): {reason}",
+                        url.host_port()
+                    );
+                }
+                (delay, reason)
+            }
+            Ended::Loop(reason) => {
+                tracing::error!(
+                    "{} - Leafnode connection closed: {reason}; reconnecting in {:?}",
+                    url.host_port(),
+                    super::LOOP_DELAY
+                );
+                (super::LOOP_DELAY, reason)
+            }
+        };
+        {
+            let mut st = lock(&ctx.link.status);
+            st.last_error = Some(reason.clone());
+            st.attempts += 1;
+        }
+        last_error = reason;
+        Timer::after(delay).await;
+    }
+}
+
+/// One connection, from dial to loss.
+async fn attempt(
+    ctx: &Ctx,
+    url: &LeafUrl,
+    urls: &mut Urls,
+    tls: Option<Arc<futures_rustls::rustls::ClientConfig>>,
+) -> Ended {
+    let creds = match Credentials::load(&ctx.remote, url) {
+        Ok(c) => c,
+        Err(e) => return Ended::Failed(e.to_string()),
+    };
+    tracing::debug!(
+        "Trying to connect as leafnode to remote server on {:?}",
+        url.host_port()
+    );
+    let leaf = &ctx.shared.config.leafnodes;
+    let stream = match dial::tcp(url, ctx.remote.dial_timeout, leaf.unsent_limit).await {
+        Ok(s) => s,
+        Err(e) => return Ended::Failed(e.to_string()),
+    };
+    let ended = connected(ctx, url, urls, tls, creds, stream.clone()).await;
+    let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+    ended
+}
+
+/// The hub's bytes: a parser over a growable buffer.
+struct Inbound {
+    parser: Parser,
+    buf: Vec<u8>,
+    start: usize,
+    filled: usize,
+    max_op: usize,
+}
+
+impl Inbound {
+    fn new(limits: Limits) -> Inbound {
+        Inbound {
+            parser: Parser::new(Mode::Leaf, limits),
+            buf: vec![0; READ_BUF],
+            start: 0,
+            filled: 0,
+            max_op: limits.max_op_len().max(READ_BUF),
+        }
+    }
+
+    /// Reads more bytes (after moving the unparsed tail to the front); 0 = end of stream.
+    async fn read(&mut self, r: &mut (impl AsyncRead + Unpin)) -> io::Result<usize> {
+        self.buf.copy_within(self.start..self.filled, 0);
+        self.filled -= self.start;
+        self.start = 0;
+        if self.filled == self.buf.len() {
+            if self.buf.len() >= self.max_op {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "op too large"));
+            }
+            let grown = (self.buf.len() * 2).min(self.max_op);
+            self.buf.resize(grown, 0);
+        } else if self.filled == 0 && self.buf.len() > READ_BUF {
+            self.buf.truncate(READ_BUF);
+            self.buf.shrink_to_fit();
+        }
+        let n = r.read(&mut self.buf[self.filled..]).await?;
+        self.filled += n;
+        Ok(n)
+    }
+
+    fn next_op(&mut self) -> Result<Option<Op<'_>>, ParseError> {
+        let Inbound {
+            parser,
+            buf,
+            start,
+            filled,
+            ..
+        } = self;
+        match parser.parse(buf.get(*start..*filled).unwrap_or_default())? {
+            Some((op, used)) => {
+                *start += used;
+                Ok(Some(op))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// What the reader keeps while connected.
+struct Conn<'c> {
+    ctx: &'c Ctx,
+    url: &'c LeafUrl,
+    urls: &'c mut Urls,
+    session: Session,
+    cache: MatchCache,
+    batch: Batch,
+    hub_subs: HashMap<Key, Arc<HubInterest>>,
+    up: bool,
+}
+
+async fn connected(
+    ctx: &Ctx,
+    url: &LeafUrl,
+    urls: &mut Urls,
+    tls: Option<Arc<futures_rustls::rustls::ClientConfig>>,
+    creds: Credentials,
+    stream: Arc<async_io::Async<std::net::TcpStream>>,
+) -> Ended {
+    let shared = &ctx.shared;
+    let leaf = &shared.config.leafnodes;
+    let cfg = SessionConfig {
+        version: crate::VERSION.to_string(),
+        server_id: shared.server_id.clone(),
+        name: shared.server_name.clone(),
+        first_info_timeout: ctx.remote.first_info_timeout,
+        ping_interval: leaf.ping_interval,
+        ping_max: leaf.ping_max,
+        lds: ctx.lds.clone(),
+    };
+    let limits = Limits {
+        max_control_line: shared.config.max_control_line,
+        max_payload: shared.config.max_payload,
+    }
+    .for_server_link();
+    let mut inbound = Inbound::new(limits);
+    let mut conn = Conn {
+        ctx,
+        url,
+        urls,
+        session: Session::new(cfg, creds, Instant::now()),
+        cache: MatchCache::default(),
+        batch: Batch::default(),
+        hub_subs: HashMap::new(),
+        up: false,
+    };
+
+    // The hub's first INFO comes in the clear, before any TLS.
+    let mut plain = dial::ArcIo(stream.clone());
+    let first = loop {
+        match read_or_timer(&mut conn.session, &mut inbound, &mut plain).await {
+            Ok(true) => {}
+            Ok(false) => return Ended::Failed("connection closed by the hub".into()),
+            Err(e) => return Ended::Failed(e.to_string()),
+        }
+        match inbound.next_op() {
+            Ok(Some(op)) => match conn.session.handle(Instant::now(), op) {
+                Ok(Step::Send(line)) => break (line, false),
+                Ok(Step::SendAndConnected(line)) => break (line, true),
+                Ok(_) => return Ended::Failed("unexpected first op from the hub".into()),
+                Err(e) => return Ended::Failed(e.to_string()),
+            },
+            Ok(None) => {}
+            Err(e) => return Ended::Failed(format!("protocol error: {e}")),
+        }
+    };
+    let info = &conn.session.hub().info;
+    let (reader, writer) = if url.tls || tls.is_some() || info.tls_required {
+        let Some(config) = tls else {
+            return Ended::Failed(
+                "the hub requires TLS: give leafnodes.remotes.tls.ca_file".into(),
+            );
+        };
+        let t = ctx.remote.tls.as_ref();
+        let name = t
+            .and_then(|t| t.server_name.clone())
+            .unwrap_or_else(|| url.host.clone());
+        let timeout = t.map_or(crate::config::default_tls_timeout(), |t| t.timeout);
+        match dial::tls(stream.clone(), config, &name, timeout).await {
+            Ok(halves) => halves,
+            Err(e) => return Ended::Failed(format!("TLS handshake error: {e}")),
+        }
+    } else {
+        dial::plain(stream.clone())
+    };
+
+    let link = &ctx.link;
+    link.out.reset();
+    let writer_task = ctx.ex.spawn(super::writer::write_loop(
+        link.clone(),
+        writer,
+        leaf.write_deadline,
+        stream.clone(),
+    ));
+    link.out.push_urgent(&first.0);
+    if first.1 {
+        conn.go_up();
+    }
+    let read = conn.read_loop(&mut inbound, reader);
+    let ended = match read.or(async { Err(writer_task.await) }).await {
+        Ok(()) => "connection closed by the hub".to_string(),
+        Err(e) => e,
+    };
+    conn.go_down();
+    let was_up = conn.up;
+    classify(ended, was_up)
+}
+
+fn classify(reason: String, was_up: bool) -> Ended {
+    if reason.contains("Loop detected") || reason.contains("same cluster name") {
+        Ended::Loop(reason)
+    } else if was_up {
+        Ended::Lost(reason)
+    } else {
+        Ended::Failed(reason)
+    }
+}
+
+/// Reads more bytes, or runs the session's timers when they are due first. `Ok(false)` at
+/// end of stream; timer errors (no INFO in time, stale) come back as `Err`.
+async fn read_or_timer(
+    session: &mut Session,
+    inbound: &mut Inbound,
+    reader: &mut (impl AsyncRead + Unpin),
+) -> Result<bool, String> {
+    loop {
+        let at = session.poll_at();
+        let read = async { Some(inbound.read(reader).await) };
+        let timer = async {
+            Timer::at(at).await;
+            None
+        };
+        match read.or(timer).await {
+            Some(Ok(0)) => return Ok(false),
+            Some(Ok(_)) => return Ok(true),
+            Some(Err(e)) => return Err(format!("read error: {e}")),
+            None => match session.poll(Instant::now()) {
+                // Before the link is up the only timer is the INFO deadline.
+                Ok(_) => continue,
+                Err(e) => return Err(e.to_string()),
+            },
+        }
+    }
+}
+
+impl Conn<'_> {
+    async fn read_loop(
+        &mut self,
+        inbound: &mut Inbound,
+        mut reader: dial::Reader,
+    ) -> Result<(), String> {
+        // Whatever arrived with the first INFO is handled before reading more.
+        self.handle_ops(inbound)?;
+        loop {
+            let at = self.session.poll_at();
+            let read = async { Some(inbound.read(&mut reader).await) };
+            let timer = async {
+                Timer::at(at).await;
+                None
+            };
+            match read.or(timer).await {
+                None => match self.session.poll(Instant::now()) {
+                    Ok(step) => self.apply(step)?,
+                    Err(e) => return Err(e.to_string()),
+                },
+                Some(Ok(0)) => return Ok(()),
+                Some(Err(e)) => return Err(format!("read error: {e}")),
+                Some(Ok(_)) => self.handle_ops(inbound)?,
+            }
+        }
+    }
+
+    /// Handles every whole op in the buffer, then ends the batch (wakes who got messages).
+    fn handle_ops(&mut self, inbound: &mut Inbound) -> Result<(), String> {
+        let now = Instant::now();
+        let r = loop {
+            match inbound.next_op() {
+                Ok(Some(op)) => match self.session.handle(now, op) {
+                    Ok(step) => {
+                        if let Err(e) = self.apply(step) {
+                            break Err(e);
+                        }
+                    }
+                    Err(e) => break Err(e.to_string()),
+                },
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("protocol error: {e}")),
+            }
+        };
+        self.end_batch();
+        r
+    }
+
+    fn apply(&mut self, step: Step<'_>) -> Result<(), String> {
+        let out = &self.ctx.link.out;
+        match step {
+            Step::Nothing => {}
+            Step::Send(b) => {
+                out.push_urgent(&b);
+            }
+            Step::SendStatic(b) => {
+                out.push_urgent(b);
+            }
+            Step::SendAndConnected(b) => {
+                out.push_urgent(&b);
+                self.go_up();
+            }
+            Step::Connected => self.go_up(),
+            Step::Urls(u) => {
+                if !self.ctx.remote.ignore_discovered_servers {
+                    self.urls.update_discovered(self.url, &u);
+                }
+            }
+            Step::Data(op) => self.data(op),
+        }
+        Ok(())
+    }
+
+    fn go_up(&mut self) {
+        let hub = self.session.hub();
+        let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref());
+        let max_payload = usize::try_from(hub.info.max_payload).unwrap_or(0);
+        self.ctx
+            .link
+            .go_up(perms, hub.info.headers, max_payload, &self.ctx.lds);
+        self.up = true;
+        let account = hub.account.clone().unwrap_or_else(|| "$G".into());
+        if !self.ctx.remote.ignore_discovered_servers
+            && let Some(u) = &hub.info.leafnode_urls
+        {
+            self.urls.update_discovered(self.url, u);
+        }
+        {
+            let mut st = lock(&self.ctx.link.status);
+            st.connected = true;
+            st.hub_id.clone_from(&hub.info.server_id);
+            st.hub_name.clone_from(&hub.info.server_name);
+            st.hub_cluster.clone_from(&hub.info.cluster);
+            st.account.clone_from(&account);
+            st.compression = hub.compression.to_string();
+            st.since = Some(SystemTime::now());
+            st.connects += 1;
+            st.attempts = 0;
+            st.last_error = None;
+        }
+        tracing::info!(
+            "{} - Leafnode connection created for account: {account} (hub {})",
+            self.url.host_port(),
+            hub.info.server_name
+        );
+    }
+
+    fn go_down(&mut self) {
+        let link = &self.ctx.link;
+        link.go_down();
+        let hubs: Vec<Arc<HubInterest>> = self.hub_subs.drain().map(|(_, h)| h).collect();
+        self.ctx.shared.router.remove_hub(&hubs);
+        lock(&link.hub_subs).clear();
+        let mut st = lock(&link.status);
+        st.connected = false;
+        st.since = None;
+        st.rtt = None;
+    }
+
+    fn data(&mut self, op: Op<'_>) {
+        match op {
+            Op::LsPlus { subject, queue } => self.hub_plus(subject, queue),
+            Op::LsMinus { subject, queue } => self.hub_minus(subject, queue),
+            Op::Lmsg {
+                subject,
+                reply,
+                queues,
+                headers,
+                payload,
+            } => self.hub_msg(subject, reply, queues, headers, payload),
+            _ => {}
+        }
+    }
+
+    fn hub_plus(&mut self, subject: &[u8], queue: Option<(&[u8], u32)>) {
+        // Loop-detection subjects are interest only for loop checks, not for messages.
+        if subject.starts_with(b"$LDS.") {
+            return;
+        }
+        let key: Key = (subject.into(), queue.map(|(q, _)| q.into()));
+        if let Some(h) = self.hub_subs.get(&key) {
+            if let Some((_, w)) = queue {
+                h.weight.store(w, Relaxed);
+            }
+            return;
+        }
+        let h = Arc::new(HubInterest {
+            link: self.ctx.link.clone(),
+            subject: subject.into(),
+            queue: queue.map(|(q, _)| q.into()),
+            weight: AtomicU32::new(queue.map_or(1, |(_, w)| w)),
+            closed: AtomicBool::new(false),
+            perms: self.ctx.link.perms(),
+        });
+        match self.ctx.shared.router.insert_hub(&h) {
+            Ok(()) => {
+                lock(&self.ctx.link.hub_subs).insert(key.clone(), h.clone());
+                self.hub_subs.insert(key, h);
+            }
+            Err(e) => tracing::debug!(
+                "Leafnode: ignoring interest {:?} from the hub: {e}",
+                String::from_utf8_lossy(subject)
+            ),
+        }
+    }
+
+    fn hub_minus(&mut self, subject: &[u8], queue: Option<&[u8]>) {
+        let key: Key = (subject.into(), queue.map(Into::into));
+        if let Some(h) = self.hub_subs.remove(&key) {
+            lock(&self.ctx.link.hub_subs).remove(&key);
+            self.ctx.shared.router.remove_hub(&[h]);
+        }
+    }
+
+    fn hub_msg(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        queues: Queues<'_>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) {
+        let shared = &self.ctx.shared;
+        let size = (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
+        let link = &self.ctx.link;
+        link.in_msgs.fetch_add(1, Relaxed);
+        link.in_bytes.fetch_add(size, Relaxed);
+        self.batch.in_msgs += 1;
+        self.batch.in_bytes += size;
+        let msg = Message {
+            subject,
+            reply,
+            headers,
+            payload,
+        };
+        let result = shared.router.lookup(&mut self.cache, subject);
+        deliver(&msg, Origin::Hub(queues), result, &mut self.batch);
+    }
+
+    fn end_batch(&mut self) {
+        let b = &mut self.batch;
+        if b.in_msgs > 0 {
+            self.ctx.shared.stats.count_in(b.in_msgs, b.in_bytes);
+        }
+        if b.out_msgs > 0 {
+            self.ctx.shared.stats.count_out(b.out_msgs, b.out_bytes);
+        }
+        (b.in_msgs, b.in_bytes, b.out_msgs, b.out_bytes) = (0, 0, 0, 0);
+        // Hub messages never go back up, so no uplink can be stalled by them.
+        let _ = self.batch.flush();
+        for sub in std::mem::take(&mut self.batch.expired) {
+            self.ctx.shared.remove_sub(&sub);
+        }
+        for slow in std::mem::take(&mut self.batch.slow) {
+            self.ctx.shared.slow_consumer(&slow);
+        }
+        if let Some(rtt) = self.session.rtt() {
+            lock(&self.ctx.link.status).rtt = Some(rtt);
+        }
+    }
+}
