@@ -1,0 +1,196 @@
+//! `[[sync]]`: durable pull consumers on hub JetStream streams whose messages twig delivers to
+//! local subscribers (see `crate::sync`).
+//!
+//! ```toml
+//! [[sync]]
+//! stream = "COMMANDS"                  # the hub stream
+//! durable = "edge-17"                  # the durable pull consumer on it
+//! filter_subject = "cmd.edge-17.>"     # only when twig creates the consumer
+//! api_prefix = "$JS.hub.API"           # hub with `jetstream { domain: hub }`
+//! ```
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, invalid, values};
+
+/// One `[[sync]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// The hub stream's name.
+    pub stream: String,
+    /// The durable consumer's name.
+    pub durable: String,
+    /// Subject filter of the consumer twig creates (absent: the whole stream).
+    #[serde(default)]
+    pub filter_subject: Option<String>,
+    /// The hub's JetStream API prefix: `$JS.API` (default) or `$JS.<domain>.API` for a hub
+    /// with a JetStream domain (unambiguous when several JetStream servers are reachable).
+    #[serde(default = "default_api_prefix")]
+    pub api_prefix: String,
+    /// Messages asked for per pull request (default 100).
+    #[serde(default = "default_batch")]
+    pub batch: u32,
+    /// How long the hub keeps a pull request open (default 30s).
+    #[serde(default = "default_expires", deserialize_with = "values::de_duration")]
+    pub expires: Duration,
+    /// Which `[[leafnodes.remotes]]` entry (by position, default 0) must be up to pull.
+    #[serde(default)]
+    pub remote: usize,
+    /// Create the consumer when it is missing (default true). An existing consumer is used
+    /// as it is, whatever its configuration.
+    #[serde(default = "default_true")]
+    pub create: bool,
+    /// Where a created consumer starts: `all` (default) or `new`.
+    #[serde(default)]
+    pub deliver_policy: DeliverPolicyConfig,
+    /// `ack_wait` of a created consumer (default 30s): how long before the hub redelivers a
+    /// message whose ack it has not seen (e.g. lost with the link).
+    #[serde(default = "default_ack_wait", deserialize_with = "values::de_duration")]
+    pub ack_wait: Duration,
+    /// `max_ack_pending` of a created consumer (default 1000).
+    #[serde(default = "default_max_ack_pending")]
+    pub max_ack_pending: u32,
+    /// Time the hub has to answer the create request (default 5s).
+    #[serde(default = "default_timeout", deserialize_with = "values::de_duration")]
+    pub request_timeout: Duration,
+    /// Wait after a failed create or a refused pull before trying again (default 2s).
+    #[serde(default = "default_retry", deserialize_with = "values::de_duration")]
+    pub retry_delay: Duration,
+    /// The file remembering which stream sequences were delivered (default
+    /// `<store_dir>/sync-<stream>-<durable>.state`).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+    /// Most delivered sequences remembered while their acks are unconfirmed (default 10000);
+    /// beyond it the lowest are forgotten.
+    #[serde(default = "default_remembered")]
+    pub max_remembered: usize,
+}
+
+/// `deliver_policy` of a consumer twig creates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverPolicyConfig {
+    /// Every message the stream holds.
+    #[default]
+    All,
+    /// Only messages stored after the consumer was created.
+    New,
+}
+
+fn default_api_prefix() -> String {
+    "$JS.API".into()
+}
+fn default_batch() -> u32 {
+    100
+}
+fn default_expires() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_ack_wait() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_ack_pending() -> u32 {
+    1000
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_retry() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_remembered() -> usize {
+    10_000
+}
+
+impl SyncConfig {
+    /// The state file in force.
+    pub fn path(&self, store_dir: &Path) -> PathBuf {
+        self.state_file.clone().unwrap_or_else(|| {
+            store_dir.join(format!("sync-{}-{}.state", self.stream, self.durable))
+        })
+    }
+}
+
+/// A JetStream stream or consumer name: no blanks, `.`, `*`, `>`, or path separators.
+fn bad_name(s: &str) -> bool {
+    s.is_empty()
+        || s.chars()
+            .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+}
+
+/// Checks each entry against the remotes configured.
+pub fn validate(sync: &[SyncConfig], remotes: usize) -> Result<(), ConfigError> {
+    for (i, s) in sync.iter().enumerate() {
+        let opt = |f: &str| format!("sync[{i}].{f}");
+        if bad_name(&s.stream) {
+            return Err(invalid(opt("stream"), format!("{:?} is not a stream name", s.stream)));
+        }
+        if bad_name(&s.durable) {
+            return Err(invalid(
+                opt("durable"),
+                format!("{:?} is not a consumer name", s.durable),
+            ));
+        }
+        if sync[..i]
+            .iter()
+            .any(|o| o.stream == s.stream && o.durable == s.durable)
+        {
+            return Err(invalid(opt("durable"), "the same consumer is listed twice"));
+        }
+        if let Some(f) = &s.filter_subject
+            && twig_core::subject::validate(f.as_bytes()).is_err()
+        {
+            return Err(invalid(
+                opt("filter_subject"),
+                format!("{f:?} is not a subject"),
+            ));
+        }
+        let prefix_ok = s.api_prefix.starts_with("$JS.")
+            && s.api_prefix.ends_with(".API")
+            && twig_core::subject::validate(s.api_prefix.as_bytes()).is_ok()
+            && !s.api_prefix.contains(['*', '>']);
+        if !prefix_ok {
+            return Err(invalid(
+                opt("api_prefix"),
+                format!("{:?} is not `$JS.API` or `$JS.<domain>.API`", s.api_prefix),
+            ));
+        }
+        if s.batch == 0 || s.batch > 10_000 {
+            return Err(invalid(opt("batch"), "must be from 1 to 10000"));
+        }
+        if s.expires < Duration::from_millis(100) {
+            return Err(invalid(opt("expires"), "must be at least 100ms"));
+        }
+        if s.remote >= remotes {
+            return Err(invalid(
+                opt("remote"),
+                format!("there is no [[leafnodes.remotes]] entry number {}", s.remote),
+            ));
+        }
+        for (name, d) in [
+            ("ack_wait", s.ack_wait),
+            ("request_timeout", s.request_timeout),
+            ("retry_delay", s.retry_delay),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(opt(name), "must be longer than zero"));
+            }
+        }
+        if s.max_ack_pending == 0 {
+            return Err(invalid(opt("max_ack_pending"), "must be at least 1"));
+        }
+        if s.max_remembered < s.batch as usize {
+            return Err(invalid(
+                opt("max_remembered"),
+                "must be at least `batch`, or a batch could not be remembered",
+            ));
+        }
+    }
+    Ok(())
+}
