@@ -59,6 +59,12 @@ pub struct SyncConfig {
     /// Wait after a failed create or a refused pull before trying again (default 2s).
     #[serde(default = "default_retry", deserialize_with = "values::de_duration")]
     pub retry_delay: Duration,
+    /// A message no local subscriber takes (no client, no MQTT mapping interested at that
+    /// moment) is given back to the hub (`-NAK` with `retry_delay`) instead of being acked, so
+    /// commands wait in the hub stream until their subscriber is there (default true). With
+    /// false, such messages are acked and gone, as core NATS would drop them.
+    #[serde(default = "default_true")]
+    pub require_subscriber: bool,
     /// The file remembering which stream sequences were delivered (default
     /// `<store_dir>/sync-<stream>-<durable>.state`).
     #[serde(default)]

@@ -105,7 +105,7 @@ pub struct Send {
     /// Subject.
     pub subject: String,
     /// Reply subject.
-    pub reply: String,
+    pub reply: Option<String>,
     /// Body.
     pub payload: Vec<u8>,
 }
@@ -241,8 +241,17 @@ impl Machine {
     pub fn ack(&self, d: &Delivery) -> Send {
         Send {
             subject: String::from_utf8_lossy(&d.ack).into_owned(),
-            reply: format!("{}.a.{}", self.plan.inbox, d.stream_seq),
+            reply: Some(format!("{}.a.{}", self.plan.inbox, d.stream_seq)),
             payload: b"+ACK".to_vec(),
+        }
+    }
+
+    /// The negative ack of `d` (nobody local took it): the hub sends it again after `delay`.
+    pub fn nak(&self, d: &Delivery, delay: Duration) -> Send {
+        Send {
+            subject: String::from_utf8_lossy(&d.ack).into_owned(),
+            reply: None,
+            payload: format!("-NAK {{\"delay\":{}}}", delay.as_nanos()).into_bytes(),
         }
     }
 
@@ -366,7 +375,7 @@ impl Machine {
             self.deadline = Some(now + p.request_timeout);
             return vec![Out::Send(Send {
                 subject: format!("{}.CONSUMER.CREATE.{}.{}", p.api_prefix, p.stream, p.durable),
-                reply: format!("{}.c.{}", p.inbox, self.req),
+                reply: Some(format!("{}.c.{}", p.inbox, self.req)),
                 payload: body.clone(),
             })];
         }
@@ -383,7 +392,7 @@ impl Machine {
                 "{}.CONSUMER.MSG.NEXT.{}.{}",
                 p.api_prefix, p.stream, p.durable
             ),
-            reply: format!("{}.p.{}", p.inbox, self.req),
+            reply: Some(format!("{}.p.{}", p.inbox, self.req)),
             payload: body.into_bytes(),
         })]
     }

@@ -20,7 +20,7 @@ fn sent(outs: &[Out]) -> Vec<(String, String, String)> {
         .filter_map(|o| match o {
             Out::Send(s) => Some((
                 s.subject.clone(),
-                s.reply.clone(),
+                s.reply.clone().unwrap_or_default(),
                 String::from_utf8_lossy(&s.payload).into_owned(),
             )),
             _ => None,
@@ -91,8 +91,17 @@ fn create_then_pull_deliver_and_ack_then_pull_again() {
     assert_eq!(d.headers.as_deref(), Some(&b"NATS/1.0\r\nK: v\r\n\r\n"[..]));
     let ack = m.ack(d);
     assert_eq!(
-        (ack.subject.as_str(), ack.reply.as_str(), &ack.payload[..]),
-        ("$JS.ACK.CMD.edge.1.5.5.17.0", "_INBOX.t.a.5", &b"+ACK"[..])
+        (ack.subject.as_str(), ack.reply.as_deref(), &ack.payload[..]),
+        ("$JS.ACK.CMD.edge.1.5.5.17.0", Some("_INBOX.t.a.5"), &b"+ACK"[..])
+    );
+    let nak = m.nak(d, Duration::from_secs(2));
+    assert_eq!(
+        (nak.subject.as_str(), nak.reply, &nak.payload[..]),
+        (
+            "$JS.ACK.CMD.edge.1.5.5.17.0",
+            None,
+            &b"-NAK {\"delay\":2000000000}"[..]
+        )
     );
     // The second message fills the batch: the next request goes out at once.
     let outs = m.on_msg(t0, &data(2, 6));

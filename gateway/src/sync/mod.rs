@@ -13,16 +13,23 @@
 //!   inbox (its interest reaches the hub as `LS+` like a client's), requests and acks through
 //!   a [`Publisher`](crate::server::internal::Publisher), local delivery never back to a hub.
 //!
-//! Guarantee: at least once, each once except across a crash. Per batch of messages received
-//! together the task delivers them locally, then writes their sequences to the state file
-//! (fsync), then acks them. A crash after delivering and before the write delivers that batch
-//! again after the restart (at most one duplicate per message); a crash after the write and
-//! before the acks reach the hub is harmless (the redeliveries are recognised and only acked).
-//! Delivering after the write would turn the first window into a loss instead, so twig takes
-//! the duplicate side. Order: the hub's order, except after a link loss, when messages that
-//! were in flight come back only when the consumer's `ack_wait` ends, after newer ones.
-//! "Delivered" means handed to the local subscribers present at that moment (core NATS): a
-//! subscriber that connects later does not get it.
+//! Guarantee: at least once, and each once except across a crash of twig itself. Per batch
+//! of messages received together the task delivers them locally, then appends their stream
+//! sequences to the state file (fdatasync), then acks them. A redelivered message whose
+//! sequence is remembered (the last `max_remembered` delivered) is acked and not delivered
+//! again: an ack lost with the link, a hub that forgot an ack in a crash. Crash windows:
+//! twig dying after delivering and before the append delivers that batch again after the
+//! restart (at most one duplicate per message); dying after the append and before the acks
+//! reach the hub is harmless. Appending before delivering would turn the first window into a
+//! loss instead, so twig takes the duplicate side. Order: the hub's order, except after a
+//! link loss, when messages that were in flight come back only when the consumer's `ack_wait`
+//! ends, after newer ones. A consumer deleted and re-created on the hub starts over: messages
+//! older than the remembered window are delivered again.
+//!
+//! "Delivered" means handed to the local subscribers (clients, MQTT bridge) present at that
+//! moment, as core NATS delivers. With `require_subscriber` (the default) a message nobody
+//! takes is given back (`-NAK` with `retry_delay`) and stays in the hub stream until someone
+//! subscribes; it is neither remembered nor counted as delivered.
 pub mod ack;
 pub mod machine;
 pub mod seen;
@@ -64,12 +71,14 @@ pub struct Stats {
     pub durable: String,
     /// Messages delivered locally.
     pub delivered: AtomicU64,
-    /// Acks the hub confirmed.
+    /// Acks the hub confirmed (acks are sent with a reply subject; the answer is counted).
     pub acked: AtomicU64,
     /// Redeliveries recognised as already delivered (acked, not delivered again).
     pub skipped: AtomicU64,
     /// Messages the hub sent more than once (skipped or not).
     pub redelivered: AtomicU64,
+    /// Messages given back because no local subscriber took them (`require_subscriber`).
+    pub refused: AtomicU64,
     /// Pull requests sent.
     pub requests: AtomicU64,
     /// `pending` of the last message: what the consumer still holds for twig.
@@ -99,6 +108,8 @@ pub struct SyncState {
     pub skipped_duplicates: u64,
     /// Messages the hub sent more than once.
     pub redelivered: u64,
+    /// Messages given back (`-NAK`) because no local subscriber took them.
+    pub no_subscriber: u64,
     /// Pull requests sent.
     pub requests: u64,
     /// Messages the consumer still holds for twig (as of the last message).
@@ -124,6 +135,7 @@ impl Stats {
             acked: self.acked.load(Relaxed),
             skipped_duplicates: self.skipped.load(Relaxed),
             redelivered: self.redelivered.load(Relaxed),
+            no_subscriber: self.refused.load(Relaxed),
             requests: self.requests.load(Relaxed),
             pending: self.pending.load(Relaxed),
             last_stream_seq: self.last_seq.load(Relaxed),

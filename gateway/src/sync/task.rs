@@ -24,8 +24,21 @@ const LINK_CHECK: Duration = Duration::from_millis(50);
 /// Inbox messages handled per turn (one state-file write covers them all).
 const TURN: usize = 1024;
 
+/// What became of one delivery.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Delivered now: remember, ack.
+    Delivered,
+    /// Delivered before: ack only.
+    Skipped,
+    /// Nobody took it: give it back.
+    Refused,
+}
+
 pub(super) struct Task {
     machine: Machine,
+    require_subscriber: bool,
+    retry_delay: Duration,
     seen: Seen,
     publisher: Publisher,
     link: Arc<Link>,
@@ -84,6 +97,8 @@ impl Task {
         };
         Ok(Task {
             machine: Machine::new(plan),
+            require_subscriber: cfg.require_subscriber,
+            retry_delay: cfg.retry_delay,
             seen,
             publisher: Publisher::new(shared.clone(), owner),
             link,
@@ -159,9 +174,7 @@ impl Task {
         if deliveries.is_empty() {
             return;
         }
-        for d in &deliveries {
-            self.deliver(d);
-        }
+        let fates: Vec<Fate> = deliveries.iter().map(|d| self.deliver(d)).collect();
         self.publisher.flush();
         self.stats
             .remembered
@@ -172,31 +185,39 @@ impl Task {
                 .error(format!("cannot write the state file: {e}; not acking"));
             return;
         }
-        for d in &deliveries {
-            let ack = self.machine.ack(d);
-            self.send(&ack);
+        for (d, fate) in deliveries.iter().zip(fates) {
+            let answer = match fate {
+                Fate::Refused => self.machine.nak(d, self.retry_delay),
+                Fate::Delivered | Fate::Skipped => self.machine.ack(d),
+            };
+            self.send(&answer);
         }
         self.publisher.flush();
     }
 
-    fn deliver(&mut self, d: &Delivery) {
+    fn deliver(&mut self, d: &Delivery) -> Fate {
         if d.delivered > 1 {
             self.stats.redelivered.fetch_add(1, Relaxed);
         }
         self.stats.pending.store(d.pending, Relaxed);
         if self.seen.contains(d.stream_seq) {
             self.stats.skipped.fetch_add(1, Relaxed);
-            return;
+            return Fate::Skipped;
         }
-        self.publisher.publish_local(&Message {
+        let p = self.publisher.publish_local(&Message {
             subject: &d.subject,
             reply: None,
             headers: d.headers.as_deref(),
             payload: &d.payload,
         });
+        if p.delivered == 0 && self.require_subscriber {
+            self.stats.refused.fetch_add(1, Relaxed);
+            return Fate::Refused;
+        }
         self.seen.insert(d.stream_seq);
         self.stats.delivered.fetch_add(1, Relaxed);
         self.stats.last_seq.fetch_max(d.stream_seq, Relaxed);
+        Fate::Delivered
     }
 
     fn apply(&mut self, now: Instant, outs: Vec<Out>) {
@@ -214,7 +235,9 @@ impl Task {
                     self.publisher.flush();
                 }
                 Out::Confirmed(seq) => {
-                    self.seen.confirm(seq);
+                    // Kept remembered: a hub killed right after confirming may not have
+                    // written the ack and can send the message again.
+                    let _ = seq;
                     self.stats.acked.fetch_add(1, Relaxed);
                 }
                 Out::Error(e) => self.stats.error(e),
@@ -228,7 +251,7 @@ impl Task {
     fn send(&mut self, s: &Send) -> bool {
         let p = self.publisher.publish(&Message {
             subject: s.subject.as_bytes(),
-            reply: Some(s.reply.as_bytes()),
+            reply: s.reply.as_deref().map(str::as_bytes),
             headers: None,
             payload: &s.payload,
         });
