@@ -174,6 +174,20 @@ pub fn spawn(
     Ok(())
 }
 
+/// Subjects remote `remote` must not send twig as plain messages: each `[[sync]]` filter on
+/// it. Without this, a subscriber on twig would get a command twice while the link is up: the
+/// hub forwards the publish itself (core NATS interest over the leaf) and the consumer
+/// delivers the stored copy. nats-server checked on the wire: the deny stops the plain
+/// publish, not the consumer's delivery (it travels on the pull request's inbox).
+pub fn deny_imports(config: &crate::config::Config, remote: usize) -> Vec<String> {
+    config
+        .sync
+        .iter()
+        .filter(|s| s.remote == remote)
+        .filter_map(|s| s.filter_subject.clone())
+        .collect()
+}
+
 /// The create request's body (`"action":"create"`: made if missing, never changed).
 pub fn create_body(cfg: &SyncConfig) -> Vec<u8> {
     let mut config = serde_json::json!({
