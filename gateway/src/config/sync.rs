@@ -135,7 +135,10 @@ pub fn validate(sync: &[SyncConfig], remotes: usize) -> Result<(), ConfigError> 
     for (i, s) in sync.iter().enumerate() {
         let opt = |f: &str| format!("sync[{i}].{f}");
         if bad_name(&s.stream) {
-            return Err(invalid(opt("stream"), format!("{:?} is not a stream name", s.stream)));
+            return Err(invalid(
+                opt("stream"),
+                format!("{:?} is not a stream name", s.stream),
+            ));
         }
         if bad_name(&s.durable) {
             return Err(invalid(
@@ -176,7 +179,10 @@ pub fn validate(sync: &[SyncConfig], remotes: usize) -> Result<(), ConfigError> 
         if s.remote >= remotes {
             return Err(invalid(
                 opt("remote"),
-                format!("there is no [[leafnodes.remotes]] entry number {}", s.remote),
+                format!(
+                    "there is no [[leafnodes.remotes]] entry number {}",
+                    s.remote
+                ),
             ));
         }
         for (name, d) in [

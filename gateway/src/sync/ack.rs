@@ -115,7 +115,10 @@ mod tests {
 
         // An `@` inside the first eight tokens is part of a name, not the separator.
         let (ack, subject) = split_deliver(b"$JS.ACK.S@x.c.1.2.3.4.5@a.b");
-        assert_eq!((ack, subject), (&b"$JS.ACK.S@x.c.1.2.3.4.5"[..], Some(&b"a.b"[..])));
+        assert_eq!(
+            (ack, subject),
+            (&b"$JS.ACK.S@x.c.1.2.3.4.5"[..], Some(&b"a.b"[..]))
+        );
         assert_eq!(split_deliver(b"_INBOX.a@b"), (&b"_INBOX.a@b"[..], None));
         assert_eq!(split_deliver(b"$JS.ACK.S.c.1.2.3.4.5@").1, None);
 

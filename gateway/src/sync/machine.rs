@@ -329,7 +329,9 @@ impl Machine {
         };
         let (ack_subject, original) = ack::split_deliver(reply);
         let Some(info) = ack::parse(ack_subject) else {
-            return vec![Out::Error("a message without a $JS.ACK reply on the inbox".into())];
+            return vec![Out::Error(
+                "a message without a $JS.ACK reply on the inbox".into(),
+            )];
         };
         let delivery = Delivery {
             stream_seq: info.stream_seq,
@@ -374,7 +376,10 @@ impl Machine {
             self.phase = Phase::Creating;
             self.deadline = Some(now + p.request_timeout);
             return vec![Out::Send(Send {
-                subject: format!("{}.CONSUMER.CREATE.{}.{}", p.api_prefix, p.stream, p.durable),
+                subject: format!(
+                    "{}.CONSUMER.CREATE.{}.{}",
+                    p.api_prefix, p.stream, p.durable
+                ),
                 reply: Some(format!("{}.c.{}", p.inbox, self.req)),
                 payload: body.clone(),
             })];

@@ -73,10 +73,19 @@ fn create_then_pull_deliver_and_ack_then_pull_again() {
         )]
     );
     // Another name's answer, or a stale one, changes nothing.
-    assert!(m.on_msg(t0, &inbox("_INBOX.t.c.9", None, None, "{}")).is_empty());
-    assert!(m.on_msg(t0, &inbox("_INBOX.u.c.1", None, None, "{}")).is_empty());
+    assert!(
+        m.on_msg(t0, &inbox("_INBOX.t.c.9", None, None, "{}"))
+            .is_empty()
+    );
+    assert!(
+        m.on_msg(t0, &inbox("_INBOX.u.c.1", None, None, "{}"))
+            .is_empty()
+    );
     let outs = m.on_msg(t0, &inbox("_INBOX.t.c.1", None, None, r#"{"type":"x"}"#));
-    assert_eq!(sent(&outs), [(PULL.into(), "_INBOX.t.p.2".into(), PULL_BODY.into())]);
+    assert_eq!(
+        sent(&outs),
+        [(PULL.into(), "_INBOX.t.p.2".into(), PULL_BODY.into())]
+    );
     assert_eq!(m.phase(), Phase::Pulling);
     assert_eq!(m.poll_at(), Some(t0 + Duration::from_secs(11)));
 
@@ -92,7 +101,11 @@ fn create_then_pull_deliver_and_ack_then_pull_again() {
     let ack = m.ack(d);
     assert_eq!(
         (ack.subject.as_str(), ack.reply.as_deref(), &ack.payload[..]),
-        ("$JS.ACK.CMD.edge.1.5.5.17.0", Some("_INBOX.t.a.5"), &b"+ACK"[..])
+        (
+            "$JS.ACK.CMD.edge.1.5.5.17.0",
+            Some("_INBOX.t.a.5"),
+            &b"+ACK"[..]
+        )
     );
     let nak = m.nak(d, Duration::from_secs(2));
     assert_eq!(
@@ -106,7 +119,10 @@ fn create_then_pull_deliver_and_ack_then_pull_again() {
     // The second message fills the batch: the next request goes out at once.
     let outs = m.on_msg(t0, &data(2, 6));
     assert!(matches!(outs[0], Out::Deliver(_)));
-    assert_eq!(sent(&outs), [(PULL.into(), "_INBOX.t.p.3".into(), PULL_BODY.into())]);
+    assert_eq!(
+        sent(&outs),
+        [(PULL.into(), "_INBOX.t.p.3".into(), PULL_BODY.into())]
+    );
     assert_eq!(
         m.on_msg(t0, &inbox("_INBOX.t.a.5", None, None, "")),
         [Out::Confirmed(5)]
@@ -134,7 +150,9 @@ fn statuses_end_requests_and_stale_ones_are_ignored() {
     let outs = m.on_msg(t1, &status(3, "409 Consumer Deleted"));
     assert_eq!(
         outs,
-        [Out::Error("pull request ended: 409 Consumer Deleted".into())]
+        [Out::Error(
+            "pull request ended: 409 Consumer Deleted".into()
+        )]
     );
     assert_eq!(m.phase(), Phase::Waiting);
     assert!(m.poll(t1 + Duration::from_secs(2)).is_empty());
@@ -173,7 +191,12 @@ fn lost_requests_no_interest_and_link_loss() {
     // Exists with another config: used as it is.
     let outs = m.on_msg(
         t2,
-        &inbox("_INBOX.t.c.4", None, None, r#"{"error":{"err_code":10148}}"#),
+        &inbox(
+            "_INBOX.t.c.4",
+            None,
+            None,
+            r#"{"error":{"err_code":10148}}"#,
+        ),
     );
     assert_eq!(sent(&outs)[0].1, "_INBOX.t.p.5");
     // A pull that never gets any answer: create again, then pull.
@@ -193,9 +216,20 @@ fn odd_messages_are_reported_not_delivered() {
     m.up(t0);
     let no_ack = inbox("_INBOX.t.p.1", Some("_INBOX.x"), None, "x");
     assert!(matches!(m.on_msg(t0, &no_ack)[..], [Out::Error(_)]));
-    let no_subject = inbox("_INBOX.t.p.1", Some("$JS.ACK.CMD.edge.1.1.1.1.0"), None, "x");
+    let no_subject = inbox(
+        "_INBOX.t.p.1",
+        Some("$JS.ACK.CMD.edge.1.1.1.1.0"),
+        None,
+        "x",
+    );
     assert!(matches!(m.on_msg(t0, &no_subject)[..], [Out::Error(_)]));
-    assert!(m.on_msg(t0, &inbox("_INBOX.t.p.x", None, None, "")).is_empty());
+    assert!(
+        m.on_msg(t0, &inbox("_INBOX.t.p.x", None, None, ""))
+            .is_empty()
+    );
     assert!(m.on_msg(t0, &inbox("_INBOX.t", None, None, "")).is_empty());
-    assert!(m.on_msg(t0, &inbox("_INBOX.t.z.1", None, None, "")).is_empty());
+    assert!(
+        m.on_msg(t0, &inbox("_INBOX.t.z.1", None, None, ""))
+            .is_empty()
+    );
 }

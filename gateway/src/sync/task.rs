@@ -176,9 +176,7 @@ impl Task {
         }
         let fates: Vec<Fate> = deliveries.iter().map(|d| self.deliver(d)).collect();
         self.publisher.flush();
-        self.stats
-            .remembered
-            .store(self.seen.len() as u64, Relaxed);
+        self.stats.remembered.store(self.seen.len() as u64, Relaxed);
         if let Err(e) = self.seen.save() {
             // Not acked: the hub redelivers them after `ack_wait` and they are delivered again.
             self.stats
