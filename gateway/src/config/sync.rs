@@ -130,7 +130,7 @@ fn bad_name(s: &str) -> bool {
             .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
 }
 
-/// Checks each entry against the remotes configured.
+/// Checks each entry against the remotes configured (when there are any).
 pub fn validate(sync: &[SyncConfig], remotes: usize) -> Result<(), ConfigError> {
     for (i, s) in sync.iter().enumerate() {
         let opt = |f: &str| format!("sync[{i}].{f}");
@@ -176,7 +176,9 @@ pub fn validate(sync: &[SyncConfig], remotes: usize) -> Result<(), ConfigError> 
         if s.expires < Duration::from_millis(100) {
             return Err(invalid(opt("expires"), "must be at least 100ms"));
         }
-        if s.remote >= remotes {
+        // No remotes at all may still get one from `--leaf` (flags apply after loading);
+        // `crate::sync::spawn` refuses to start without it.
+        if remotes > 0 && s.remote >= remotes {
             return Err(invalid(
                 opt("remote"),
                 format!(
@@ -205,4 +207,86 @@ pub fn validate(sync: &[SyncConfig], remotes: usize) -> Result<(), ConfigError> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, DeliverPolicyConfig};
+
+    const REMOTE: &str = "[[leafnodes.remotes]]\nurls = [\"nats-leaf://hub:7422\"]\n";
+
+    fn parse(sync: &str) -> Result<Config, String> {
+        Config::from_toml(&format!("{REMOTE}[[sync]]\n{sync}")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_a_full_entry() {
+        let c = parse("stream = \"CMD\"\ndurable = \"gw\"\n").unwrap();
+        let s = &c.sync[0];
+        assert_eq!(s.api_prefix, "$JS.API");
+        assert_eq!((s.batch, s.remote, s.create), (100, 0, true));
+        assert_eq!(s.deliver_policy, DeliverPolicyConfig::All);
+        assert!(s.require_subscriber);
+        assert_eq!(
+            s.path(std::path::Path::new("/var/twig")),
+            std::path::Path::new("/var/twig/sync-CMD-gw.state")
+        );
+        let c = parse(
+            "stream = \"CMD\"\ndurable = \"gw\"\nfilter_subject = \"cmd.gw.>\"\n\
+             api_prefix = \"$JS.hub.API\"\ndeliver_policy = \"new\"\nbatch = 5\nexpires = \"1s\"\n\
+             state_file = \"/tmp/x.state\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sync[0].deliver_policy, DeliverPolicyConfig::New);
+        assert_eq!(crate::sync::deny_imports(&c, 0), ["cmd.gw.>"]);
+        assert!(crate::sync::deny_imports(&c, 1).is_empty());
+    }
+
+    #[test]
+    fn mistakes_name_the_option() {
+        for (entry, option) in [
+            ("stream = \"a.b\"\ndurable = \"gw\"\n", "sync[0].stream"),
+            ("stream = \"S\"\ndurable = \"\"\n", "sync[0].durable"),
+            (
+                "stream = \"S\"\ndurable = \"d\"\napi_prefix = \"JS.API\"\n",
+                "api_prefix",
+            ),
+            (
+                "stream = \"S\"\ndurable = \"d\"\napi_prefix = \"$JS.*.API\"\n",
+                "api_prefix",
+            ),
+            (
+                "stream = \"S\"\ndurable = \"d\"\nfilter_subject = \"a..b\"\n",
+                "filter_subject",
+            ),
+            (
+                "stream = \"S\"\ndurable = \"d\"\nremote = 1\n",
+                "sync[0].remote",
+            ),
+            ("stream = \"S\"\ndurable = \"d\"\nbatch = 0\n", "batch"),
+            (
+                "stream = \"S\"\ndurable = \"d\"\nexpires = \"10ms\"\n",
+                "expires",
+            ),
+            (
+                "stream = \"S\"\ndurable = \"d\"\nretry_delay = \"0s\"\n",
+                "retry_delay",
+            ),
+            (
+                "stream = \"S\"\ndurable = \"d\"\nbatch = 50\nmax_remembered = 10\n",
+                "max_remembered",
+            ),
+            (
+                "stream = \"S\"\ndurable = \"d\"\ncolour = 1\n",
+                "unknown field",
+            ),
+        ] {
+            let e = parse(entry).unwrap_err();
+            assert!(e.contains(option), "{entry}: {e}");
+        }
+        let twice = "stream = \"S\"\ndurable = \"d\"\n[[sync]]\nstream = \"S\"\ndurable = \"d\"\n";
+        assert!(parse(twice).unwrap_err().contains("twice"));
+        // Without any remote the file loads (`--leaf` may add one); starting refuses.
+        assert!(Config::from_toml("[[sync]]\nstream = \"S\"\ndurable = \"d\"\n").is_ok());
+    }
 }

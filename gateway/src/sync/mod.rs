@@ -57,6 +57,9 @@ pub enum SyncError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The remote it follows is not configured.
+    #[error("sync consumer {0}: there is no [[leafnodes.remotes]] entry number {1} (or --leaf)")]
+    NoRemote(String, usize),
     /// The inbox subscription was refused by the router.
     #[error("sync consumer {0}: cannot subscribe its inbox")]
     Subscribe(String),
@@ -163,8 +166,8 @@ pub fn spawn(
     let mut all = Vec::new();
     for cfg in &shared.config.sync {
         let Some(link) = shared.router.uplinks().get(cfg.remote).cloned() else {
-            // Validation refuses this; nothing to follow.
-            continue;
+            let name = format!("{}/{}", cfg.stream, cfg.durable);
+            return Err(SyncError::NoRemote(name, cfg.remote));
         };
         let t = task::Task::new(shared, cfg, link)?;
         all.push(t.stats());
