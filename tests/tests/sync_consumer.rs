@@ -400,6 +400,36 @@ async fn an_existing_consumer_is_used_as_it_is() {
     assert_eq!(info.config.filter_subject, "cmd.edge.only");
 }
 
+#[tokio::test]
+async fn a_missing_stream_is_reported_and_picked_up_once_it_exists() {
+    let js_store = tempfile::tempdir().unwrap();
+    let twig_store = tempfile::tempdir().unwrap();
+    let hub = js_hub(js_store.path());
+    let twig = Twig::with_config(twig_store.path(), &twig_config(&hub, twig_store.path()));
+    let tc = connect(&twig.url()).await;
+    let mut sub = tc.subscribe("cmd.edge.>").await.unwrap();
+    sync(&tc).await;
+    let deadline = Instant::now() + STEP;
+    loop {
+        let st = sync_state(&twig);
+        if st["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stream not found"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no error shown: {st}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hc = connect(&hub.client_url()).await;
+    let js = jetstream::new(hc.clone());
+    make_stream(&js).await;
+    publish_acked(&js, "cmd.edge.go", "first".into()).await;
+    let mut got = Vec::new();
+    receive(&mut sub, &mut got, 1, STEP).await;
+    assert_eq!(got, [("cmd.edge.go".to_string(), "first".to_string())]);
+}
+
 /// Waits until the hub's consumer has nothing pending or unacknowledged.
 async fn wait_all_acked(js: &jetstream::Context) {
     let deadline = Instant::now() + Duration::from_secs(30);

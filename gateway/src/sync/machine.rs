@@ -29,8 +29,12 @@ use super::ack;
 use crate::server::internal::Owned;
 
 /// Wait before re-sending a request that found no hub interest yet (the hub's `LS+` for the
-/// API subjects arrive just after the link comes up).
+/// API subjects arrive just after the link comes up); doubled per miss up to `retry_delay`.
 pub const NO_INTEREST_RETRY: Duration = Duration::from_millis(50);
+
+/// Misses in a row after which the lack of interest is reported (about 1.5 s with the
+/// defaults): the hub has no JetStream for this account, or `api_prefix` names no domain.
+const MISSES_REPORTED: u32 = 5;
 
 /// What the machine needs to know.
 #[derive(Debug, Clone)]
@@ -139,6 +143,10 @@ pub struct Machine {
     /// Messages still expected on the open pull request.
     left: u32,
     deadline: Option<Instant>,
+    /// Requests in a row that reached nobody.
+    misses: u32,
+    /// Pull requests sent (for monitoring).
+    requests: u64,
 }
 
 impl Machine {
@@ -151,7 +159,14 @@ impl Machine {
             req: 0,
             left: 0,
             deadline: None,
+            misses: 0,
+            requests: 0,
         }
+    }
+
+    /// Pull requests made so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
     }
 
     /// Where it stands.
@@ -162,6 +177,7 @@ impl Machine {
     /// The link (re)connected: start over (create, then pull).
     pub fn up(&mut self, now: Instant) -> Vec<Out> {
         self.next = Next::Create;
+        self.misses = 0;
         self.start(now)
     }
 
@@ -171,16 +187,30 @@ impl Machine {
         self.deadline = None;
     }
 
-    /// The last [`Out::Send`] reached nobody (no hub interest yet): try again shortly.
-    pub fn unsent(&mut self, now: Instant) {
-        if matches!(self.phase, Phase::Creating | Phase::Pulling) {
-            self.next = if self.phase == Phase::Creating {
-                Next::Create
-            } else {
-                Next::Pull
-            };
-            self.wait(now, NO_INTEREST_RETRY);
+    /// The last request reached nobody (no hub interest yet): try again shortly, then less
+    /// and less often; reported once when it lasts.
+    pub fn unsent(&mut self, now: Instant) -> Vec<Out> {
+        if !matches!(self.phase, Phase::Creating | Phase::Pulling) {
+            return Vec::new();
         }
+        self.next = if self.phase == Phase::Creating {
+            Next::Create
+        } else {
+            Next::Pull
+        };
+        let delay = NO_INTEREST_RETRY
+            .saturating_mul(1 << self.misses.min(10))
+            .min(self.plan.retry_delay.max(NO_INTEREST_RETRY));
+        self.wait(now, delay);
+        self.misses = self.misses.saturating_add(1);
+        if self.misses == MISSES_REPORTED {
+            return vec![Out::Error(format!(
+                "the hub shows no interest in {}.> (JetStream off for this account, or a \
+                 wrong api_prefix?)",
+                self.plan.api_prefix
+            ))];
+        }
+        Vec::new()
     }
 
     /// When [`poll`](Self::poll) wants to run.
@@ -229,6 +259,9 @@ impl Machine {
             None => return Vec::new(),
         };
         let Some(n) = n else { return Vec::new() };
+        if n == self.req && matches!(kind, b'c' | b'p') {
+            self.misses = 0;
+        }
         match kind {
             b'c' => self.on_created(now, n, &msg.payload),
             b'p' => self.on_pulled(now, n, msg),
@@ -385,6 +418,7 @@ impl Machine {
             })];
         }
         self.phase = Phase::Pulling;
+        self.requests += 1;
         self.left = p.batch;
         self.deadline = Some(now + p.expires + p.request_timeout);
         let body = format!(

@@ -166,7 +166,7 @@ fn lost_requests_no_interest_and_link_loss() {
     let mut m = Machine::new(plan(true));
     m.up(t0);
     // Nobody took the create (no hub interest yet): re-sent shortly.
-    m.unsent(t0);
+    assert!(m.unsent(t0).is_empty());
     assert_eq!(m.phase(), Phase::Waiting);
     let outs = m.poll(t0 + NO_INTEREST_RETRY);
     assert_eq!(sent(&outs)[0].1, "_INBOX.t.c.2");
@@ -232,4 +232,29 @@ fn odd_messages_are_reported_not_delivered() {
         m.on_msg(t0, &inbox("_INBOX.t.z.1", None, None, ""))
             .is_empty()
     );
+}
+
+#[test]
+fn no_interest_backs_off_and_is_reported_once() {
+    let t0 = Instant::now();
+    let mut m = Machine::new(plan(false));
+    m.up(t0);
+    let mut now = t0;
+    let mut waits = Vec::new();
+    let mut errors = 0;
+    for _ in 0..8 {
+        errors += m.unsent(now).len();
+        let at = m.poll_at().unwrap();
+        waits.push((at - now).as_millis());
+        now = at;
+        assert_eq!(sent(&m.poll(now)).len(), 1);
+    }
+    assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 3000, 3000]);
+    assert_eq!(errors, 1);
+    assert_eq!(m.requests(), 9);
+    // An answer to the open request resets the back-off.
+    let req = m.req;
+    m.on_msg(now, &status(req, "100 Idle Heartbeat"));
+    m.unsent(now);
+    assert_eq!(m.poll_at(), Some(now + NO_INTEREST_RETRY));
 }

@@ -222,20 +222,19 @@ impl Task {
         for o in outs {
             match o {
                 Out::Send(s) => {
-                    let is_pull = s.subject.contains(".CONSUMER.MSG.NEXT.");
-                    if self.send(&s) {
-                        if is_pull {
-                            self.stats.requests.fetch_add(1, Relaxed);
+                    if !self.send(&s) {
+                        for e in self.machine.unsent(now) {
+                            if let Out::Error(e) = e {
+                                self.stats.error(e);
+                            }
                         }
-                    } else {
-                        self.machine.unsent(now);
                     }
                     self.publisher.flush();
+                    self.stats.requests.store(self.machine.requests(), Relaxed);
                 }
-                Out::Confirmed(seq) => {
-                    // Kept remembered: a hub killed right after confirming may not have
-                    // written the ack and can send the message again.
-                    let _ = seq;
+                // Still remembered: a hub killed right after confirming may not have written
+                // the ack and can send the message again.
+                Out::Confirmed(_) => {
                     self.stats.acked.fetch_add(1, Relaxed);
                 }
                 Out::Error(e) => self.stats.error(e),
