@@ -17,8 +17,12 @@ use common::*;
 use futures::StreamExt;
 use twig_tests::hub::{Hub, HubOptions, HubVersion};
 
-/// A hub with JetStream (domain `hub`) whose store lives in `store` (kept across restarts).
+/// A 2.15 hub with JetStream (domain `hub`) whose store lives in `store` (kept across restarts).
 fn js_hub(store: &Path) -> Hub {
+    js_hub_version(store, HubVersion::V2_15)
+}
+
+fn js_hub_version(store: &Path, version: HubVersion) -> Hub {
     let options = HubOptions {
         extra: format!(
             "jetstream {{\n  store_dir: {:?}\n  domain: hub\n}}\n",
@@ -26,7 +30,7 @@ fn js_hub(store: &Path) -> Hub {
         ),
         ..HubOptions::default()
     };
-    Hub::start_with(HubVersion::V2_15, &options)
+    Hub::start_with(version, &options)
 }
 
 /// twig joined to `hub` with one `[[sync]]` consumer `edge` on `CMD`, filter `cmd.edge.>`.
@@ -135,9 +139,19 @@ fn sync_state(twig: &Twig) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_backlog_from_while_twig_was_away_then_live_messages_each_once_in_order() {
+    backlog_then_live(HubVersion::V2_15).await;
+}
+
+/// Debian's nats-server 2.9 as the hub: the same conversation works there too.
+#[tokio::test]
+async fn backlog_then_live_with_a_2_9_hub() {
+    backlog_then_live(HubVersion::V2_9).await;
+}
+
+async fn backlog_then_live(version: HubVersion) {
     let js_store = tempfile::tempdir().unwrap();
     let twig_store = tempfile::tempdir().unwrap();
-    let mut hub = js_hub(js_store.path());
+    let mut hub = js_hub_version(js_store.path(), version);
     let hc = connect(&hub.client_url()).await;
     let js = jetstream::new(hc.clone());
     make_stream(&js).await;
