@@ -178,7 +178,8 @@ impl Task {
         self.publisher.flush();
         self.stats.remembered.store(self.seen.len() as u64, Relaxed);
         if let Err(e) = self.seen.save() {
-            // Not acked: the hub redelivers them after `ack_wait` and they are delivered again.
+            // Not acked: the hub redelivers them after `ack_wait`; the set in memory still
+            // knows them (skipped), and the unsaved ones are written with the next save.
             self.stats
                 .error(format!("cannot write the state file: {e}; not acking"));
             return;
