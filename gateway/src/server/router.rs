@@ -91,6 +91,10 @@ pub enum Origin<'a> {
     /// A component of twig (the MQTT bridge, the cloud consumer): wherever there is interest
     /// except the component's own internal subscriptions.
     Component(Owner),
+    /// A component handing on what it got from a hub (the cloud consumer): local subscribers
+    /// and every local queue group, never any hub (the hub stream's own interest would loop
+    /// it back into the stream), never the component's own subscriptions.
+    LocalOnly(Owner),
 }
 
 /// A message on its way through the router, borrowed from the publisher's read buffer.
@@ -354,9 +358,10 @@ pub fn deliver(
         Origin::Client(c) => (Some(c), true, None),
         Origin::Hub(queues) => (None, false, Some(queues)),
         Origin::Internal | Origin::Component(_) => (None, true, None),
+        Origin::LocalOnly(_) => (None, false, None),
     };
     let owner = match from {
-        Origin::Component(o) => Some(o),
+        Origin::Component(o) | Origin::LocalOnly(o) => Some(o),
         _ => None,
     };
     let mut n = 0;
