@@ -469,10 +469,22 @@ fn deliver_one(
     }
     // A client that did not negotiate headers gets the body alone, as nats-server does.
     let hdrs = if client.headers() { msg.headers } else { None };
+    // A JetStream message that crossed a leafnode carries `@<stored subject>` after its
+    // `$JS.ACK...` reply. nats-server delivers it to a client under the stored subject with the
+    // suffix cut off (client.go, `jsAckDeliverIdx`), so a client pulling from a hub stream
+    // through twig sees what it sees connected to the hub, and its acks reach the hub's
+    // `$JS.ACK` subscription. Internal subscribers get the wire form (they route by inbox).
+    let (subject, reply) = match msg.reply {
+        Some(r) if r.starts_with(b"$JS.ACK.") => match crate::sync::ack::split_deliver(r) {
+            (ack, Some(stored)) => (stored, Some(ack)),
+            _ => (msg.subject, msg.reply),
+        },
+        _ => (msg.subject, msg.reply),
+    };
     let head = wire::MsgHead {
-        subject: msg.subject,
+        subject,
         sid: &sub.sid,
-        reply: msg.reply,
+        reply,
         header_len: hdrs.map(<[u8]>::len),
         total_len: hdrs.map_or(0, <[u8]>::len) + msg.payload.len(),
     };
