@@ -16,11 +16,13 @@ use serde::Deserialize;
 mod leaf;
 pub mod mqtt;
 mod streams;
+mod sync;
 mod values;
 
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use mqtt::MqttConfig;
 pub use streams::{StreamConfig, SyncPolicy, WhenFullConfig};
+pub use sync::{DeliverPolicyConfig, SyncConfig};
 
 pub use values::{Port, format_duration, parse_duration, parse_size};
 
@@ -93,6 +95,8 @@ pub struct Config {
     pub store_dir: PathBuf,
     /// Flash-backed streams (`[[streams]]`).
     pub streams: Vec<StreamConfig>,
+    /// Durable pull consumers on hub streams delivered locally (`[[sync]]`).
+    pub sync: Vec<SyncConfig>,
     /// `[mqtt]`: the bridge to an MQTT broker (default: none).
     pub mqtt: Option<MqttConfig>,
     // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`.
@@ -124,6 +128,7 @@ impl Default for Config {
             leafnodes: LeafConfig::default(),
             store_dir: PathBuf::from("twig-store"),
             streams: Vec::new(),
+            sync: Vec::new(),
             mqtt: None,
         }
     }
@@ -371,6 +376,7 @@ impl Config {
         }
         self.validate_auth()?;
         self.leafnodes.validate()?;
+        sync::validate(&self.sync, self.leafnodes.remotes.len())?;
         if let Some(tls) = &self.tls {
             if tls.cert_file.as_os_str().is_empty() || tls.key_file.as_os_str().is_empty() {
                 return Err(invalid("tls", "cert_file and key_file are both required"));

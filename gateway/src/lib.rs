@@ -12,6 +12,7 @@
 //!   subjects out and back, QoS 1 acknowledged once durable.
 //! - [`monitor`]: nats-server-shaped `/varz`, `/connz`, `/leafz`, `/healthz` and Prometheus
 //!   `/metrics`.
+//! - [`sync`]: durable pull consumers on hub streams, delivered locally after reconnects.
 //! - [`stats`]: counters shared by all of the above (atomics, no locks).
 
 pub mod app;
@@ -24,6 +25,7 @@ pub mod mqtt;
 pub mod server;
 pub mod stats;
 pub mod stream;
+pub mod sync;
 pub mod tls;
 pub mod uplink;
 
