@@ -68,13 +68,17 @@ const WAKE_TOPIC: &str = "$twig/bridge/wake";
 /// rumqttc's own `ack` writes and flushes each PUBACK on its own: one system call and one TCP
 /// segment per message, which the broker then reads one by one. Instead, PUBACKs go through
 /// this channel and the MQTT thread writes everything waiting with one flush, each time its
-/// event loop returns. To make it return when the connection is otherwise quiet, the sender
-/// queues one harmless request (an UNSUBSCRIBE of [`WAKE_TOPIC`]) unless a wake-up is already
-/// pending. Each PUBACK carries the connection it belongs to ([`Event::Connected`] count), and
-/// one for an older connection is dropped: the broker redelivers that message instead.
+/// event loop returns, which under load is all the time. On a quiet connection the sender
+/// makes it return: if PUBACKs are still waiting shortly after they were queued,
+/// [`AckPath::wake`] queues one harmless request (an UNSUBSCRIBE of [`WAKE_TOPIC`]) unless one
+/// is pending already. Each PUBACK carries the connection it belongs to ([`Event::Connected`]
+/// count), and one for an older connection is dropped: the broker redelivers that message.
 #[derive(Clone)]
 pub struct AckPath {
     tx: async_channel::Sender<(u64, u16)>,
+    /// PUBACKs were queued since the MQTT thread last took them.
+    waiting: Arc<AtomicBool>,
+    /// A wake-up request is queued and not yet followed by a take.
     woken: Arc<AtomicBool>,
     client: AsyncClient,
 }
@@ -83,12 +87,20 @@ impl AckPath {
     /// Queues a PUBACK for `pkid`, received on connection `epoch`. False when the channel is
     /// full (the caller keeps it and tries again).
     pub fn send(&self, epoch: u64, pkid: u16) -> bool {
-        self.tx.try_send((epoch, pkid)).is_ok()
+        let ok = self.tx.try_send((epoch, pkid)).is_ok();
+        if ok {
+            self.waiting.store(true, SeqCst);
+        }
+        ok
     }
 
-    /// Makes sure the MQTT thread comes round to write what was queued.
+    /// Makes sure the MQTT thread comes round to write what is waiting (call it a little
+    /// after [`send`](Self::send): under load the thread has taken them by then).
     pub fn wake(&self) {
-        if !self.woken.swap(true, SeqCst) && self.client.try_unsubscribe(WAKE_TOPIC).is_err() {
+        if self.waiting.load(SeqCst)
+            && !self.woken.swap(true, SeqCst)
+            && self.client.try_unsubscribe(WAKE_TOPIC).is_err()
+        {
             // The request channel is full, so the event loop is about to return anyway.
             self.woken.store(false, SeqCst);
         }
@@ -134,6 +146,7 @@ pub fn start(
     let (ack_tx, ack_rx) = async_channel::bounded(crate::config::mqtt::MAX_UNACKED + 1);
     let acks = AckPath {
         tx: ack_tx,
+        waiting: Arc::new(AtomicBool::new(false)),
         woken: Arc::new(AtomicBool::new(false)),
         client: client.clone(),
     };
@@ -150,6 +163,7 @@ pub fn start(
         client: client.clone(),
         tx,
         acks: ack_rx,
+        waiting: acks.waiting.clone(),
         woken: acks.woken.clone(),
     };
     std::thread::Builder::new()
@@ -196,6 +210,7 @@ struct Run {
     client: AsyncClient,
     tx: async_channel::Sender<Vec<Event>>,
     acks: async_channel::Receiver<(u64, u16)>,
+    waiting: Arc<AtomicBool>,
     woken: Arc<AtomicBool>,
 }
 
@@ -308,8 +323,9 @@ impl Run {
         eventloop: &mut EventLoop,
         epoch: u64,
     ) -> Result<(), rumqttc::StateError> {
-        // Cleared before draining: a PUBACK queued after the drain finds it clear and wakes us.
+        // Cleared before draining: a PUBACK queued after the drain sets `waiting` again.
         self.woken.store(false, SeqCst);
+        self.waiting.store(false, SeqCst);
         let mut written = 0u64;
         while let Ok((e, pkid)) = self.acks.try_recv() {
             let Some(net) = eventloop.network.as_mut() else {

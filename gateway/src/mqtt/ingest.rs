@@ -28,7 +28,8 @@ use crate::stream::{Notify, Request, Stored};
 /// what twig does not read meanwhile, so waiting is better than cutting the subscriber off.
 const PACE_MAX: Duration = Duration::from_millis(100);
 
-/// How soon PUBACKs that did not fit in the MQTT thread's channel are tried again.
+/// How soon PUBACKs that did not fit in the MQTT thread's channel are tried again, and how
+/// long queued PUBACKs may wait before the MQTT thread is woken for them (see `AckPath`).
 const ACK_RETRY: Duration = Duration::from_millis(1);
 
 /// What the ingest task needs besides the router.
@@ -64,14 +65,19 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
         owed: VecDeque::new(),
         epoch: 0,
         ack_path: acks,
+        wake_due: false,
         stored_tx,
         subject: Vec::new(),
         headers: vec![0; 160 + setup.client_id.len()],
         setup,
     };
+    // Kept across iterations: under load the loop turns far more often than it fires.
+    let mut timer: Option<async_io::Timer> = None;
     loop {
         let take_events = ingest.acks.len() < ingest.setup.max_unacked;
-        let retry = !ingest.owed.is_empty();
+        if timer.is_none() && (!ingest.owed.is_empty() || ingest.wake_due) {
+            timer = Some(async_io::Timer::after(ACK_RETRY));
+        }
         let stored = async { stored_rx.recv().await.map_or(Wake::Closed, Wake::Stored) };
         let more = async {
             if take_events {
@@ -80,15 +86,16 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
                 future::pending().await
             }
         };
-        let timer = async {
-            if retry {
-                async_io::Timer::after(ACK_RETRY).await;
-                Wake::Retry
-            } else {
-                future::pending().await
+        let tick = async {
+            match timer.as_mut() {
+                Some(t) => {
+                    t.await;
+                    Wake::Retry
+                }
+                None => future::pending().await,
             }
         };
-        match future::or(stored, future::or(more, timer)).await {
+        match future::or(stored, future::or(more, tick)).await {
             Wake::Events(batch) => {
                 for event in batch {
                     ingest.event(event);
@@ -104,7 +111,12 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
                 ingest.publisher.flush();
             }
             Wake::Stored(s) => ingest.stored(s),
-            Wake::Retry => {}
+            Wake::Retry => {
+                timer = None;
+                if std::mem::take(&mut ingest.wake_due) {
+                    ingest.ack_path.wake();
+                }
+            }
             Wake::Closed => return,
         }
         while let Ok(s) = stored_rx.try_recv() {
@@ -125,6 +137,8 @@ struct Ingest {
     /// Connections seen (`Event::Connected`): the PUBACKs' connection.
     epoch: u64,
     ack_path: AckPath,
+    /// PUBACKs were handed over: wake the MQTT thread at the next timer if still waiting.
+    wake_due: bool,
     stored_tx: async_channel::Sender<Stored>,
     subject: Vec<u8>,
     headers: Vec<u8>,
@@ -255,7 +269,7 @@ impl Ingest {
             sent = true;
         }
         if sent {
-            self.ack_path.wake();
+            self.wake_due = true;
         }
         self.count_pending();
     }
