@@ -117,7 +117,11 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
                     ingest.ack_path.wake();
                 }
             }
-            Wake::Closed => return,
+            Wake::Closed => {
+                tracing::error!("MQTT bridge: the MQTT thread has stopped; no more MQTT traffic");
+                ingest.setup.stats.connected.store(false, Relaxed);
+                return;
+            }
         }
         while let Ok(s) = stored_rx.try_recv() {
             ingest.stored(s);
