@@ -18,7 +18,7 @@ mod streams;
 mod values;
 
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
-pub use streams::{StreamConfig, SyncPolicy, WhenFullConfig};
+pub use streams::{ForwardMode, StreamConfig, SyncPolicy, WhenFullConfig};
 
 pub use values::{Port, format_duration, parse_duration, parse_size};
 
@@ -312,7 +312,7 @@ impl Config {
     /// Checks values and combinations the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_host("host", &self.host)?;
-        streams::validate(&self.streams)?;
+        streams::validate(&self.streams, self.leafnodes.remotes.len())?;
         if let Some(h) = &self.http_host {
             check_host("http_host", h)?;
         }

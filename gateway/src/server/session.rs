@@ -244,11 +244,14 @@ impl Session {
         };
         // A wildcard token in a published subject is matched as a literal token, as
         // nats-server does (only wildcard subscriptions match it).
+        let stream = self.shared.streams.get().and_then(|s| s.find(subj));
+        let origin = match stream {
+            Some(s) if s.forwards() => Origin::ClientLocal(&self.client),
+            _ => Origin::Client(&self.client),
+        };
         let result = self.shared.router.lookup(&mut self.cache, subj);
-        let delivered = deliver(&msg, Origin::Client(&self.client), result, &mut self.batch);
-        if let Some(streams) = self.shared.streams.get()
-            && let Some(stream) = streams.find(subj)
-        {
+        let delivered = deliver(&msg, origin, result, &mut self.batch);
+        if let Some(stream) = stream {
             // Stored (and acknowledged by the stream's thread): never a no-responders case.
             store(stream, subj, reply, headers, payload);
             return Flow::Continue;

@@ -12,13 +12,16 @@
 //! [`Streams::find`] once per message only when streams are configured; it is a linear scan of
 //! the stream filters (a gateway has a handful).
 
+pub mod drain;
 pub mod flash;
+pub mod forward;
 pub mod record;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+
+use async_channel::{Sender, TrySendError};
 
 use serde::Serialize;
 
@@ -132,13 +135,31 @@ pub struct StreamState {
     pub duplicates: u64,
     /// Messages marked done by `max_msgs` or `max_age`.
     pub expired: u64,
+    /// `forward`: `jetstream`, `core` or `off`.
+    pub forward: String,
+    /// `off`, `waiting for link`, `waiting for hub interest`, `backing off`, `draining`
+    /// or `idle`.
+    pub forward_state: String,
+    /// Messages the hub acknowledged (PubAck, duplicates included; `core`: PONG).
+    pub forwarded: u64,
+    /// Messages sent to the hub, re-sends included.
+    pub forward_sent: u64,
+    /// Sent and not yet acknowledged.
+    pub in_flight: u64,
+    /// Re-sends from the cursor after an acknowledgement did not come in time.
+    pub forward_timeouts: u64,
+    /// Error PubAcks.
+    pub forward_errors: u64,
+    /// The last error PubAck or forwarding problem.
+    pub last_forward_error: Option<String>,
 }
 
 /// One running stream.
 pub struct Stream {
     /// Its configuration.
     pub config: StreamConfig,
-    tx: SyncSender<Request>,
+    forwards: bool,
+    tx: Sender<Request>,
     state: Arc<Mutex<StreamState>>,
     /// Requests that found the queue full (the reader then waited).
     pub waits: AtomicU64,
@@ -155,13 +176,25 @@ impl Streams {
     pub fn start(shared: &Arc<Shared>) -> Result<Streams, StreamError> {
         let mut streams = Vec::new();
         let mut filters = Vec::new();
+        let remotes = shared.config.leafnodes.remotes.len();
+        let any_forward = shared
+            .config
+            .streams
+            .iter()
+            .any(|s| s.forward_mode(remotes) != crate::config::ForwardMode::Off);
+        let gateway = if any_forward {
+            drain::gateway_id(shared)?
+        } else {
+            String::new()
+        };
         for (i, cfg) in shared.config.streams.iter().enumerate() {
-            let (tx, state) = worker::spawn(shared, cfg, QUEUE)?;
+            let (tx, state) = worker::spawn(shared, cfg, QUEUE, &gateway)?;
             for s in &cfg.subjects {
                 filters.push((s.as_bytes().into(), i));
             }
             streams.push(Stream {
                 config: cfg.clone(),
+                forwards: cfg.forward_mode(remotes) != crate::config::ForwardMode::Off,
                 tx,
                 state,
                 waits: AtomicU64::new(0),
@@ -188,6 +221,12 @@ impl Streams {
 }
 
 impl Stream {
+    /// Whether the stream drains to a hub: then its forwarder is the only way its messages
+    /// go up (live publishes on its subjects stay local, see `Origin::ClientLocal`).
+    pub fn forwards(&self) -> bool {
+        self.forwards
+    }
+
     /// Hands a message to the stream's thread; blocks while its queue is full. Returns
     /// false if the thread is gone (its log failed; the failure was logged).
     pub fn submit(&self, req: Request) -> bool {
@@ -195,9 +234,9 @@ impl Stream {
             Ok(()) => true,
             Err(TrySendError::Full(req)) => {
                 self.waits.fetch_add(1, Ordering::Relaxed);
-                self.tx.send(req).is_ok()
+                self.tx.send_blocking(req).is_ok()
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Closed(_)) => false,
         }
     }
 }
