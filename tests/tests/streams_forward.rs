@@ -418,3 +418,39 @@ async fn core_mode_reaches_a_hub_subscriber_after_an_outage() {
     let s = wait_backlog_zero(&twig).await;
     assert_eq!(s["forwarded"].as_u64(), Some(m), "{s}");
 }
+
+/// A publisher far faster than the disk (no PubAcks, so nothing paces it) fills the stream's
+/// queue: its reader then waits for room instead of dropping or blocking the event loop, and
+/// every message is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_faster_than_the_disk_is_held_back_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "store_dir = {:?}\n[[streams]]\nname = \"ORDERS\"\nsubjects = [\"orders.>\"]\n",
+        dir.path().display().to_string()
+    );
+    let twig = Twig::with_config(dir.path(), &conf);
+    let c = connect(&twig.url()).await;
+    let other = connect(&twig.url()).await;
+    let n = 50_000u64;
+    for i in 0..n {
+        c.publish("orders.fast", payload(i)).await.unwrap();
+    }
+    c.flush().await.unwrap();
+    // Another connection on the same event loop is served meanwhile and afterwards.
+    common::sync(&other).await;
+    let deadline = Instant::now() + common::STEP;
+    loop {
+        let s = stream_state(&twig);
+        if s["last_seq"].as_u64() == Some(n) {
+            assert_eq!(s["forward"], "off", "{s}");
+            eprintln!(
+                "publishes that waited for room in the queue: {}",
+                s["queue_waits"]
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "stored {s}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

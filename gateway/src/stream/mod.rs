@@ -28,8 +28,9 @@ use serde::Serialize;
 use crate::config::StreamConfig;
 use crate::server::state::Shared;
 
-/// Messages waiting for a stream's thread. When full, the publishing reader blocks until the
-/// thread catches up: back-pressure to the publishers of stream subjects.
+/// Messages waiting for a stream's thread. When full, the publishing reader stops reading
+/// (asynchronously) until the thread catches up: back-pressure to the publishers of stream
+/// subjects only.
 const QUEUE: usize = 4096;
 
 /// Why streams could not start.
@@ -152,6 +153,8 @@ pub struct StreamState {
     pub forward_errors: u64,
     /// The last error PubAck or forwarding problem.
     pub last_forward_error: Option<String>,
+    /// Publishes that found the stream's queue full (their publisher waited for room).
+    pub queue_waits: u64,
 }
 
 /// One running stream.
@@ -161,7 +164,7 @@ pub struct Stream {
     forwards: bool,
     tx: Sender<Request>,
     state: Arc<Mutex<StreamState>>,
-    /// Requests that found the queue full (the reader then waited).
+    /// Requests that found the queue full (their reader then waited for room).
     pub waits: AtomicU64,
 }
 
@@ -215,7 +218,11 @@ impl Streams {
     pub fn states(&self) -> Vec<StreamState> {
         self.streams
             .iter()
-            .map(|s| s.state.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .map(|s| {
+                let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                st.queue_waits = s.waits.load(Ordering::Relaxed);
+                st
+            })
             .collect()
     }
 }
@@ -227,17 +234,45 @@ impl Stream {
         self.forwards
     }
 
-    /// Hands a message to the stream's thread; blocks while its queue is full. Returns
-    /// false if the thread is gone (its log failed; the failure was logged).
-    pub fn submit(&self, req: Request) -> bool {
+    /// Hands a message to the stream's thread without waiting. When its queue is full the
+    /// request comes back as [`Submit::Full`]: the caller (a client's reader) waits for room
+    /// with [`Full::wait`] before reading more, so only that publisher is held back, never
+    /// the executor thread it shares with other connections.
+    pub fn submit(&self, req: Request) -> Submit {
         match self.tx.try_send(req) {
-            Ok(()) => true,
+            Ok(()) => Submit::Queued,
             Err(TrySendError::Full(req)) => {
                 self.waits.fetch_add(1, Ordering::Relaxed);
-                self.tx.send_blocking(req).is_ok()
+                Submit::Full(Full {
+                    tx: self.tx.clone(),
+                    req,
+                })
             }
-            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Closed(_)) => Submit::Gone,
         }
+    }
+}
+
+/// What [`Stream::submit`] did.
+pub enum Submit {
+    /// The stream's thread has it.
+    Queued,
+    /// The queue is full: wait for room.
+    Full(Full),
+    /// The stream's thread is gone (its log failed; the failure was logged).
+    Gone,
+}
+
+/// A request waiting for room in a stream's queue.
+pub struct Full {
+    tx: Sender<Request>,
+    req: Request,
+}
+
+impl Full {
+    /// Waits until the stream's thread takes the request; false if the thread is gone.
+    pub async fn wait(self) -> bool {
+        self.tx.send(self.req).await.is_ok()
     }
 }
 
