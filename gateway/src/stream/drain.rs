@@ -196,12 +196,22 @@ impl Drain {
             }
             self.fwd.pongs(c.pongs);
         }
-        self.fwd.poll(now);
+        if self.fwd.poll(now) {
+            let what = if self.core { "PONG" } else { "PubAck" };
+            self.error(format!(
+                "no {what} for message {} in time, sending again from there (does a stream \
+                 on the hub cover its subject?)",
+                self.fwd.acked() + 1
+            ));
+        }
         self.blocked = Blocked::No;
         let mut sent = 0;
         let mut again = false;
         while let Some(seq) = self.fwd.want(now) {
-            if seq > s.last {
+            // Only what is on disk: a record lost to a power cut before its sync would have
+            // its sequence number (and so its Nats-Msg-Id) reused by the next message, which
+            // the hub would then drop as a duplicate.
+            if seq > s.synced {
                 break;
             }
             if sent == BURST {

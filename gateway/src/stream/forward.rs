@@ -211,6 +211,9 @@ impl Forwarder {
     /// Checks the timer: the oldest message in flight unacknowledged for `ack_timeout` sends
     /// everything again from the cursor. Returns whether it did.
     pub fn poll(&mut self, now: Instant) -> bool {
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = None;
+        }
         match self.slots.front() {
             Some(s) if now >= s.sent + self.cfg.ack_timeout => {
                 self.counts.timeouts += 1;
@@ -388,6 +391,8 @@ mod tests {
         assert_eq!(f.want(t), None);
         assert_eq!(f.poll_at(), Some(t + MIN_BACKOFF));
         let later = t + MIN_BACKOFF;
+        assert!(!f.poll(later));
+        assert_eq!(f.poll_at(), None, "the back-off is over: no timer left");
         assert_eq!(send_all(&mut f, later, 3), [2, 3]);
         // A second error waits twice as long.
         f.ack(later, 2, false);

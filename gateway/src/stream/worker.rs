@@ -241,7 +241,9 @@ impl Worker {
             if ack_pending {
                 at = at.min(self.last_sync + ACK_SYNC);
             }
-            if let SyncPolicy::Interval(d) = self.cfg.sync {
+            if let SyncPolicy::Interval(d) = self.cfg.sync
+                && s.synced < s.last
+            {
                 at = at.min(self.last_sync + d);
             }
             if let Some(t) = wake.and_then(|w| w.at) {
