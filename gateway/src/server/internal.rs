@@ -158,6 +158,16 @@ impl Publisher {
         Published { delivered }
     }
 
+    /// Delivers `msg` to local subscribers only: for a message the component also stored in a
+    /// stream that forwards ([`Stream::forwards`](crate::stream::Stream::forwards)), whose
+    /// forwarder is its one way to the hub.
+    pub fn publish_local(&mut self, msg: &Message<'_>) -> Published {
+        let result = self.shared.router.lookup(&mut self.cache, msg.subject);
+        let from = Origin::ComponentLocal(self.owner);
+        let delivered = deliver(msg, from, result, &mut self.batch);
+        Published { delivered }
+    }
+
     /// Ends a batch: wakes every client and uplink that got bytes, adds up counters, removes
     /// subscriptions that reached their limit, cuts off slow consumers. Never waits for a
     /// socket (an uplink past its stall mark is left to drain on its own).
@@ -214,6 +224,35 @@ mod tests {
         assert_eq!(route(&router, &msg("a.b"), Origin::Component(owner)), 0);
         assert_eq!(route(&router, &msg("b.a"), Origin::Internal), 0);
         assert_eq!(rx.len(), 1);
+    }
+
+    #[test]
+    fn local_origins_never_reach_the_hub() {
+        use crate::uplink::interest::Permissions;
+        use crate::uplink::link::{HubInterest, Link};
+        use std::sync::atomic::AtomicU32;
+        let link = Arc::new(Link::new(0, 1 << 20));
+        link.out.reset();
+        link.go_up(Permissions::default(), true, 0, "$LDS.x");
+        let router = Router::with_uplinks(16, vec![link.clone()]);
+        let hub = Arc::new(HubInterest {
+            link: link.clone(),
+            subject: b"a.>".as_slice().into(),
+            queue: None,
+            weight: AtomicU32::new(1),
+            closed: AtomicBool::new(false),
+            perms: link.perms(),
+        });
+        router.insert_hub(&hub).unwrap();
+        let before = link.out.counters().bulk_in;
+        assert_eq!(route(&router, &msg("a.b"), Origin::ComponentLocal(1)), 0);
+        assert_eq!(
+            link.out.counters().bulk_in,
+            before,
+            "nothing queued for the hub"
+        );
+        assert_eq!(route(&router, &msg("a.b"), Origin::Component(1)), 1);
+        assert!(link.out.counters().bulk_in > before);
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub enum Origin<'a> {
     /// A component of twig (the MQTT bridge, the cloud consumer): wherever there is interest
     /// except the component's own internal subscriptions.
     Component(Owner),
+    /// A component's publish on the subject of a stream that forwards (it also stored it):
+    /// local subscribers only, as [`Origin::ClientLocal`].
+    ComponentLocal(Owner),
 }
 
 /// A message on its way through the router, borrowed from the publisher's read buffer.
@@ -359,9 +362,10 @@ pub fn deliver(
         Origin::ClientLocal(c) => (Some(c), false, None),
         Origin::Hub(queues) => (None, false, Some(queues)),
         Origin::Internal | Origin::Component(_) => (None, true, None),
+        Origin::ComponentLocal(_) => (None, false, None),
     };
     let owner = match from {
-        Origin::Component(o) => Some(o),
+        Origin::Component(o) | Origin::ComponentLocal(o) => Some(o),
         _ => None,
     };
     let mut n = 0;
