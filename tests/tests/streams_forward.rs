@@ -231,12 +231,17 @@ async fn a_backlog_reaches_the_hub_exactly_once_in_order() {
     assert_eq!(s["forward_state"], "waiting for link", "{s}");
 
     hub.restart();
+    let ready = Instant::now();
     let js = jetstream::new(connect(&hub.client_url()).await);
-    let took = wait_count(&js, "EDGE", n).await;
+    twig.wait_up(1);
+    let up = ready.elapsed();
+    let took = ready.elapsed() + wait_count(&js, "EDGE", n).await;
     eprintln!(
         "drain: {n} messages of {SIZE} B published to twig in {publish_time:?}; hub ready -> \
-         hub stream holding them: {took:?} ({:.0} msg/s)",
-        n as f64 / took.as_secs_f64()
+         hub stream holding them: {took:?} ({:.0} msg/s); link up after {up:?} (reconnect \
+         back-off), then {:.0} msg/s",
+        n as f64 / took.as_secs_f64(),
+        n as f64 / (took - up).as_secs_f64()
     );
     let s = wait_backlog_zero(&twig).await;
     assert_eq!(s["forwarded"].as_u64(), Some(n), "{s}");
@@ -402,7 +407,18 @@ async fn core_mode_reaches_a_hub_subscriber_after_an_outage() {
     assert_eq!(stream_state(&twig)["forward"], "core");
 
     hub.restart();
+    twig.wait_up(2);
     // The subscriber arrives after the hub: until then the forwarder waits for interest.
+    let deadline = Instant::now() + common::STEP;
+    loop {
+        let s = stream_state(&twig);
+        if s["forward_state"] == "waiting for hub interest" {
+            assert_eq!(s["forwarded"].as_u64(), Some(0), "{s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let hc = connect(&hub.client_url()).await;
     let mut sub = hc.subscribe("orders.>").await.unwrap();
     hc.flush().await.unwrap();

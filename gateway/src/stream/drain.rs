@@ -296,6 +296,13 @@ impl Drain {
         }
         // Headers: the publisher's, with our Nats-Msg-Id (`jetstream` mode).
         let headers: Option<&[u8]> = if !self.link.headers() {
+            if !self.core {
+                self.error(
+                    "the hub did not negotiate headers: forwarding without Nats-Msg-Id, so \
+                     without de-duplication"
+                        .into(),
+                );
+            }
             None
         } else if self.core {
             m.headers
