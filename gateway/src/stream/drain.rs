@@ -266,8 +266,14 @@ impl Drain {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(false),
             Err(e) => {
-                // A damaged sector: the cursor moved past it; those records are lost.
-                self.error(format!("cannot read record {seq}: {e:?}"));
+                // A damaged sector: the cursor moved past it; its records are lost.
+                if cur.seq() > seq {
+                    self.fwd.gone(cur.seq() - 1);
+                }
+                self.error(format!(
+                    "cannot read records {seq}..{}: {e:?}; skipped",
+                    cur.seq()
+                ));
                 self.cursor = Some(cur);
                 return Ok(false);
             }

@@ -161,14 +161,14 @@ impl Forwarder {
         ready.then_some(self.next)
     }
 
-    /// `seq` was sent (it may be past [`Forwarder::next`] when the log dropped the records in
-    /// between: they and everything before are gone, so the cursor moves past them).
+    /// `seq` was sent (it may be past [`Forwarder::next`] when the records in between are
+    /// gone: see [`Forwarder::gone`]).
     pub fn sent(&mut self, now: Instant, seq: u64) {
         if seq < self.next {
             return;
         }
         if seq > self.next {
-            self.skip_to(seq - 1);
+            self.gone(seq - 1);
         }
         self.slots.push_back(Slot {
             sent: now,
@@ -176,6 +176,26 @@ impl Forwarder {
         });
         self.next = seq + 1;
         self.counts.sent += 1;
+    }
+
+    /// The records from [`Forwarder::next`] to `upto` cannot be read (a damaged sector): they
+    /// count as done once everything sent before them is acknowledged.
+    pub fn gone(&mut self, upto: u64) {
+        if upto < self.next {
+            return;
+        }
+        if self.slots.is_empty() {
+            self.skip_to(upto);
+            return;
+        }
+        // Bounded by the records of one sector: the thread skips dropped sectors up front.
+        for _ in self.next..=upto {
+            self.slots.push_back(Slot {
+                sent: self.slots.back().map_or_else(Instant::now, |s| s.sent),
+                done: true,
+            });
+        }
+        self.next = upto + 1;
     }
 
     /// The hub answered for `seq`: stored (or a duplicate) when `stored`, else refused (sent
@@ -412,16 +432,28 @@ mod tests {
         let mut f = js(8);
         f.link_up();
         send_all(&mut f, t, 3);
-        // The file dropped 1..=9 while they were in flight: the next read returns 10.
+        // 4..=9 cannot be read (a damaged sector): the next read returns 10. They count as
+        // done, but only once 1..=3 are acknowledged.
         f.sent(t, 10);
-        assert_eq!((f.acked(), f.next(), f.in_flight()), (9, 11, 1));
+        assert_eq!((f.acked(), f.next(), f.in_flight()), (0, 11, 4));
+        for s in 1..=3 {
+            f.ack(t, s, true);
+        }
+        assert_eq!(f.acked(), 9);
         f.ack(t, 10, true);
         assert_eq!(f.acked(), 10);
-        // max_age marked up to 12 done before it was sent.
-        f.skip_to(12);
-        assert_eq!(f.want(t), Some(13));
+        // Nothing in flight: a gap moves the cursor at once.
+        f.gone(11);
+        assert_eq!((f.acked(), f.next()), (11, 12));
+        // The file dropped the oldest records, in flight or not.
+        send_all(&mut f, t, 14);
+        f.skip_to(20);
+        assert_eq!((f.acked(), f.next(), f.in_flight()), (20, 21, 0));
+        // max_age marked up to 22 done before it was sent.
+        f.skip_to(22);
+        assert_eq!(f.want(t), Some(23));
         f.skip_to(5);
-        assert_eq!(f.acked(), 12);
+        assert_eq!(f.acked(), 22);
     }
 
     #[test]
