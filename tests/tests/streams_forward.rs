@@ -470,3 +470,44 @@ async fn a_publisher_faster_than_the_disk_is_held_back_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A message the hub's stream refuses for good (larger than its `max_msg_size`: error 400)
+/// is skipped and counted; the ones around it go on, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_hub_refuses_for_good_is_skipped_and_counted() {
+    let (hub, _store) = js_hub();
+    let js = jetstream::new(connect(&hub.client_url()).await);
+    js.create_stream(stream::Config {
+        name: "EDGE".into(),
+        subjects: vec!["orders.>".into()],
+        max_message_size: 512,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let twig = Twig::with_config(dir.path(), &twig_config(dir.path(), &hub, ""));
+    let tj = jetstream::new(connect(&twig.url()).await);
+    for i in 0..5u64 {
+        let mut p = payload(i).to_vec();
+        if i == 2 {
+            p.resize(1000, b'y');
+        }
+        tj.publish("orders.x", p.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    wait_count(&js, "EDGE", 4).await;
+    let got = read_back(&js, "EDGE").await;
+    assert_exactly(&got, [0, 1, 3, 4].into_iter());
+    let s = wait_backlog_zero(&twig).await;
+    assert_eq!(
+        (s["forward_skipped"].as_u64(), s["forwarded"].as_u64()),
+        (Some(1), Some(4)),
+        "{s}"
+    );
+    let err = s["last_forward_error"].as_str().unwrap_or_default();
+    assert!(err.contains("message 3") && err.contains("400"), "{s}");
+}

@@ -86,6 +86,8 @@ pub struct Drain {
     pub blocked: Blocked,
     /// The last error PubAck or forwarding problem.
     pub last_error: Option<String>,
+    /// Messages the hub refused for good (or that could never be sent): skipped.
+    pub skipped: u64,
 }
 
 impl Drain {
@@ -143,6 +145,7 @@ impl Drain {
             cache: MatchCache::default(),
             blocked: Blocked::No,
             last_error: None,
+            skipped: 0,
         })
     }
 
@@ -291,6 +294,7 @@ impl Drain {
     fn queue_record(&mut self, rec: &[u8], seq: u64, now: Instant) -> Result<(), Blocked> {
         let Some(m) = record::decode(rec) else {
             self.error(format!("record {seq} is not a message"));
+            self.skipped += 1;
             self.fwd.sent(now, seq);
             self.fwd.ack(now, seq, true);
             return Ok(());
@@ -322,7 +326,9 @@ impl Drain {
                 Ok(mut w) => {
                     let _ = w.push(b"Nats-Msg-Id", id.as_bytes());
                     for (k, v) in old.iter().flat_map(Headers::iter) {
-                        if k != b"Nats-Msg-Id" {
+                        // Expectations (`Nats-Expected-Last-Sequence`...) were about twig's
+                        // stream, where they were already checked.
+                        if k != b"Nats-Msg-Id" && !k.starts_with(b"Nats-Expected-") {
                             let _ = w.push(k, v);
                         }
                     }
@@ -357,6 +363,7 @@ impl Drain {
                 String::from_utf8_lossy(m.subject)
             );
             self.error(text);
+            self.skipped += 1;
             self.fwd.sent(now, seq);
             self.fwd.ack(now, seq, true);
             return Ok(());
@@ -394,11 +401,24 @@ impl Drain {
         else {
             return;
         };
+        let current = seq > self.fwd.acked() && seq < self.fwd.next();
         match parse_puback(m) {
             Ok(()) => self.fwd.ack(now, seq, true),
-            Err(e) => {
-                if seq > self.fwd.acked() && seq < self.fwd.next() {
-                    self.error(format!("the hub refused message {seq}: {e}"));
+            Err(Refusal { code, text }) if permanent(code) => {
+                // Sending it again would be refused again, and stop the stream for good.
+                if current {
+                    self.skipped += 1;
+                    self.error(format!(
+                        "the hub refused message {seq} for good ({code}: {text}); skipped"
+                    ));
+                }
+                self.fwd.ack(now, seq, true);
+            }
+            Err(Refusal { code, text }) => {
+                if current {
+                    self.error(format!(
+                        "the hub refused message {seq} ({code}: {text}); sending again"
+                    ));
                 }
                 self.fwd.ack(now, seq, false);
             }
@@ -441,29 +461,55 @@ fn hub_interest(result: &MatchResult<SubRef>, link: &Arc<Link>, queues: &mut Vec
     any
 }
 
+/// Why the hub did not store a message: its status or error code (0 when it sent none) and
+/// description.
+#[derive(Debug, PartialEq, Eq)]
+struct Refusal {
+    code: u16,
+    text: String,
+}
+
+/// A refusal that a re-send would meet again: a 4xx error of the stream (e.g. a message
+/// larger than the hub stream's `max_msg_size`), except timeouts (408) and overload (429).
+/// 503 (e.g. a full `discard: new` stream) and unknown answers are retried.
+fn permanent(code: u16) -> bool {
+    (400..500).contains(&code) && code != 408 && code != 429
+}
+
 /// `Ok` for a PubAck that says stored (or duplicate), else why not.
-fn parse_puback(m: &Owned) -> Result<(), String> {
+fn parse_puback(m: &Owned) -> Result<(), Refusal> {
     if let Some(h) = m.headers.as_deref().and_then(|h| Headers::parse(h).ok())
         && let Some(status) = h.status()
         && status >= 300
     {
-        return Err(format!(
-            "status {status} {}",
-            String::from_utf8_lossy(h.description().unwrap_or_default())
-        ));
+        return Err(Refusal {
+            code: status,
+            text: String::from_utf8_lossy(h.description().unwrap_or_default()).into_owned(),
+        });
     }
+    let not_puback = |what: String| Refusal {
+        code: 0,
+        text: format!("not a PubAck: {what}"),
+    };
     let v: serde_json::Value = serde_json::from_slice(&m.payload)
-        .map_err(|_| format!("not a PubAck: {}", String::from_utf8_lossy(&m.payload)))?;
+        .map_err(|_| not_puback(String::from_utf8_lossy(&m.payload).into_owned()))?;
     if let Some(e) = v.get("error") {
-        return Err(e
-            .get("description")
-            .and_then(|d| d.as_str())
-            .map_or_else(|| e.to_string(), str::to_owned));
+        return Err(Refusal {
+            code: e
+                .get("code")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .unwrap_or(0),
+            text: e
+                .get("description")
+                .and_then(|d| d.as_str())
+                .map_or_else(|| e.to_string(), str::to_owned),
+        });
     }
     if v.get("seq").is_some() {
         Ok(())
     } else {
-        Err(format!("not a PubAck: {v}"))
+        Err(not_puback(v.to_string()))
     }
 }
 
@@ -532,15 +578,21 @@ mod tests {
         assert_eq!(ok(r#"{"stream":"EDGE","seq":1}"#), Ok(()));
         assert_eq!(ok(r#"{"stream":"EDGE","domain":"hub","seq":2}"#), Ok(()));
         assert_eq!(ok(r#"{"stream":"EDGE","seq":2,"duplicate": true}"#), Ok(()));
+        let full = ok(
+            r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"EDGE","seq":0}"#,
+        )
+        .unwrap_err();
         assert_eq!(
-            ok(
-                r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"EDGE","seq":0}"#
-            ),
-            Err("maximum messages exceeded".into())
+            (full.code, full.text.as_str()),
+            (503, "maximum messages exceeded")
         );
-        assert!(ok("garbage").is_err());
+        assert!(!permanent(full.code), "a full stream may take it later");
+        let big = ok(r#"{"error":{"code":400,"err_code":10054,"description":"message size exceeds maximum allowed"},"stream":"EDGE","seq":0}"#).unwrap_err();
+        assert!(permanent(big.code));
+        assert!(!permanent(0) && !permanent(429) && !permanent(408));
+        assert_eq!(ok("garbage").unwrap_err().code, 0);
         let no_responders = parse_puback(&owned("x", Some("NATS/1.0 503\r\n\r\n"), ""));
-        assert!(no_responders.unwrap_err().contains("503"));
+        assert_eq!(no_responders.unwrap_err().code, 503);
     }
 
     #[test]

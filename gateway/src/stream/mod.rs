@@ -151,6 +151,10 @@ pub struct StreamState {
     pub forward_timeouts: u64,
     /// Error PubAcks.
     pub forward_errors: u64,
+    /// Messages never forwarded: refused by the hub for good (a 4xx error such as a size
+    /// limit of the hub's stream), or unsendable (larger than the hub's `max_payload`, not
+    /// allowed by its permissions).
+    pub forward_skipped: u64,
     /// The last error PubAck or forwarding problem.
     pub last_forward_error: Option<String>,
     /// Publishes that found the stream's queue full (their publisher waited for room).

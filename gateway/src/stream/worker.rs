@@ -536,10 +536,11 @@ impl Worker {
         st.expired = self.counters.expired;
         if let Some(d) = &self.drain {
             let c = d.fwd.counts;
-            st.forwarded = c.forwarded;
+            st.forwarded = c.forwarded.saturating_sub(d.skipped);
             st.forward_sent = c.sent;
             st.forward_timeouts = c.timeouts;
             st.forward_errors = c.errors;
+            st.forward_skipped = d.skipped;
             st.in_flight = d.fwd.in_flight() as u64;
             st.forward_state = d.state(Instant::now(), s.last > s.acked).to_owned();
             st.last_forward_error.clone_from(&d.last_error);
