@@ -158,13 +158,11 @@ impl Publisher {
         Published { delivered }
     }
 
-    /// Delivers `msg` to local subscribers only: for a message the component also stored in a
-    /// stream that forwards ([`Stream::forwards`](crate::stream::Stream::forwards)), whose
-    /// forwarder is its one way to the hub.
+    /// Delivers `msg` to local subscribers only (never to a hub, never to the owner's own
+    /// subscriptions): for what a component received from a hub.
     pub fn publish_local(&mut self, msg: &Message<'_>) -> Published {
         let result = self.shared.router.lookup(&mut self.cache, msg.subject);
-        let from = Origin::ComponentLocal(self.owner);
-        let delivered = deliver(msg, from, result, &mut self.batch);
+        let delivered = deliver(msg, Origin::LocalOnly(self.owner), result, &mut self.batch);
         Published { delivered }
     }
 
@@ -245,7 +243,7 @@ mod tests {
         });
         router.insert_hub(&hub).unwrap();
         let before = link.out.counters().bulk_in;
-        assert_eq!(route(&router, &msg("a.b"), Origin::ComponentLocal(1)), 0);
+        assert_eq!(route(&router, &msg("a.b"), Origin::LocalOnly(1)), 0);
         assert_eq!(
             link.out.counters().bulk_in,
             before,
