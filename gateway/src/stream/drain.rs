@@ -181,6 +181,13 @@ impl Drain {
         if connected && !self.fwd.is_up() {
             self.fwd.link_up();
             self.epoch = c.epoch;
+            if !self.core && !self.link.perms().can_subscribe(&self.sub.subject) {
+                self.error(format!(
+                    "the hub does not let this gateway subscribe to {} (leafnode import \
+                     permissions): its PubAcks cannot come back",
+                    String::from_utf8_lossy(&self.sub.subject)
+                ));
+            }
         }
         let s = log.stats();
         // Expired by a limit, or dropped from a full file: done without the hub.
