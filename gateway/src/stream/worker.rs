@@ -205,6 +205,10 @@ impl Worker {
             if due {
                 self.sync();
             }
+            if took > 0 {
+                // Before the PubAcks: a publisher that got one and asks /jsz sees its message.
+                self.publish_state();
+            }
             self.send_acks();
             let now = Instant::now();
             let wake = match &mut self.drain {
