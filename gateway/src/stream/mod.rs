@@ -15,6 +15,7 @@
 pub mod drain;
 pub mod flash;
 pub mod forward;
+pub mod hub;
 pub mod record;
 mod worker;
 
@@ -190,7 +191,7 @@ impl Streams {
             .iter()
             .any(|s| s.forward_mode(remotes) != crate::config::ForwardMode::Off);
         let gateway = if any_forward {
-            drain::gateway_id(shared)?
+            hub::gateway_id(shared)?
         } else {
             String::new()
         };
