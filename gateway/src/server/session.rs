@@ -409,7 +409,7 @@ fn store(
         msg_id,
         notify: None,
     };
-    match stream.submit(req) {
+    match stream.try_submit(req) {
         crate::stream::Submit::Queued => None,
         crate::stream::Submit::Full(full) => Some(full),
         crate::stream::Submit::Gone => {

@@ -243,7 +243,7 @@ impl Stream {
     /// request comes back as [`Submit::Full`]: the caller (a client's reader) waits for room
     /// with [`Full::wait`] before reading more, so only that publisher is held back, never
     /// the executor thread it shares with other connections.
-    pub fn submit(&self, req: Request) -> Submit {
+    pub fn try_submit(&self, req: Request) -> Submit {
         match self.tx.try_send(req) {
             Ok(()) => Submit::Queued,
             Err(TrySendError::Full(req)) => {
@@ -256,9 +256,30 @@ impl Stream {
             Err(TrySendError::Closed(_)) => Submit::Gone,
         }
     }
+
+    /// Hands a message to the stream's thread, waiting (asynchronously) while its queue is
+    /// full. Returns false if the thread is gone (its log failed; the failure was logged).
+    pub async fn submit_async(&self, req: Request) -> bool {
+        match self.try_submit(req) {
+            Submit::Queued => true,
+            Submit::Full(full) => full.wait().await,
+            Submit::Gone => false,
+        }
+    }
+
+    /// Hands a message to the stream's thread, blocking the calling thread while its queue
+    /// is full: only for callers that cannot wait asynchronously (on the executor, prefer
+    /// [`Stream::submit_async`] or [`Stream::try_submit`]). False if the thread is gone.
+    pub fn submit(&self, req: Request) -> bool {
+        match self.try_submit(req) {
+            Submit::Queued => true,
+            Submit::Full(full) => full.tx.send_blocking(full.req).is_ok(),
+            Submit::Gone => false,
+        }
+    }
 }
 
-/// What [`Stream::submit`] did.
+/// What [`Stream::try_submit`] did.
 pub enum Submit {
     /// The stream's thread has it.
     Queued,
@@ -268,7 +289,7 @@ pub enum Submit {
     Gone,
 }
 
-/// A request waiting for room in a stream's queue.
+/// A request waiting for room in a stream's queue (see [`Stream::try_submit`]).
 pub struct Full {
     tx: Sender<Request>,
     req: Request,
