@@ -565,7 +565,7 @@ async fn live_traffic_and_the_drain_share_the_link() {
         while !flooding.load(std::sync::atomic::Ordering::Relaxed) && sent < 20_000_000 {
             flooder.publish("live.flood", payload(sent)).await.unwrap();
             sent += 1;
-            if sent % 1000 == 0 {
+            if sent.is_multiple_of(1000) {
                 tokio::task::yield_now().await;
             }
         }
