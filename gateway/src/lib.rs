@@ -20,6 +20,7 @@ pub mod config;
 pub mod logging;
 pub mod monitor;
 pub mod server;
+pub mod stall;
 pub mod stats;
 pub mod stream;
 pub mod sync;
