@@ -23,6 +23,7 @@ pub mod logging;
 pub mod monitor;
 pub mod mqtt;
 pub mod server;
+pub mod stall;
 pub mod stats;
 pub mod stream;
 pub mod sync;

@@ -3,8 +3,10 @@
 //! headers, handed to its stream when one stores the subject, and acknowledged to the broker
 //! in arrival order once done ([`AckQueue`]).
 //!
-//! The same path as a client's PUB in `server/session.rs`: deliver, then store; a stream
-//! subject is acknowledged by its stream's thread (here: a [`Notify`] instead of a PubAck).
+//! The same path as a client's PUB in `server/session.rs`: deliver (locally only when the
+//! stream forwards its subjects to the hub), then store, waiting for room when the stream's
+//! queue is full; a stream subject is acknowledged by its stream's thread (here: a [`Notify`]
+//! instead of a PubAck).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use super::stats::Stats;
 use crate::server::internal::{Owner, Publisher};
 use crate::server::router::Message;
 use crate::server::state::Shared;
-use crate::stream::{Notify, Request, Stored};
+use crate::stream::{Full, Notify, Request, Stored, Submit};
 
 /// Longest pause per batch while a NATS subscriber or the uplink catches up. The broker keeps
 /// what twig does not read meanwhile, so waiting is better than cutting the subscriber off.
@@ -44,6 +46,12 @@ pub struct Setup {
     pub max_unacked: usize,
     /// Counters.
     pub stats: Arc<Stats>,
+}
+
+/// A message waiting for room in its stream's queue.
+struct Waiting {
+    full: Full,
+    token: Option<u64>,
 }
 
 enum Wake {
@@ -97,16 +105,12 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
         };
         match future::or(stored, future::or(more, tick)).await {
             Wake::Events(batch) => {
-                for event in batch {
-                    ingest.event(event);
-                }
+                ingest.batch(batch).await;
                 // Everything else already waiting, while there is room to hold its acks.
                 while ingest.acks.len() < ingest.setup.max_unacked
                     && let Ok(batch) = events.try_recv()
                 {
-                    for event in batch {
-                        ingest.event(event);
-                    }
+                    ingest.batch(batch).await;
                 }
                 ingest.publisher.flush();
             }
@@ -149,19 +153,31 @@ struct Ingest {
 }
 
 impl Ingest {
-    fn event(&mut self, event: Event) {
+    fn event(&mut self, event: Event) -> Option<Waiting> {
         match event {
             Event::Connected { .. } => {
                 // Whatever was owed on the old connection is void: the broker redelivers it.
                 self.acks.clear();
                 self.owed.clear();
                 self.epoch += 1;
+                None
             }
             Event::Publish(p) => self.publish(&p),
         }
     }
 
-    fn publish(&mut self, p: &Publish) {
+    /// Handles a batch of events, waiting for room in a stream's queue where needed.
+    async fn batch(&mut self, batch: Vec<Event>) {
+        for event in batch {
+            if let Some(w) = self.event(event)
+                && !w.full.wait().await
+            {
+                self.gone(w.token);
+            }
+        }
+    }
+
+    fn publish(&mut self, p: &Publish) -> Option<Waiting> {
         let st = &self.setup.stats;
         st.in_msgs.fetch_add(1, Relaxed);
         st.in_bytes.fetch_add(p.payload.len() as u64, Relaxed);
@@ -179,7 +195,7 @@ impl Ingest {
             st.unmapped.fetch_add(1, Relaxed);
             tracing::debug!("MQTT bridge: topic {:?} maps to no import", p.topic);
             self.ack_now(qos1, p.pkid);
-            return;
+            return None;
         }
         let shared = self.shared.clone();
         let stream = shared.streams.get().and_then(|s| s.find(&self.subject));
@@ -187,7 +203,7 @@ impl Ingest {
         let Some(hlen) = headers(&mut self.headers, p, msg_id.as_deref()) else {
             st.unmapped.fetch_add(1, Relaxed);
             self.ack_now(qos1, p.pkid);
-            return;
+            return None;
         };
         let headers = &self.headers[..hlen];
         let msg = Message {
@@ -196,10 +212,15 @@ impl Ingest {
             headers: Some(headers),
             payload: &p.payload,
         };
-        self.publisher.publish(&msg);
+        // As a client's PUB (server/session.rs): a stream that forwards to the hub is the only
+        // way its subjects go up, so the live copy stays local.
+        match stream {
+            Some(s) if s.forwards() => self.publisher.publish_local(&msg),
+            _ => self.publisher.publish(&msg),
+        };
         let Some(stream) = stream else {
             self.ack_now(qos1, p.pkid);
-            return;
+            return None;
         };
         let time_ns = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -209,7 +230,7 @@ impl Ingest {
         else {
             st.store_failed.fetch_add(1, Relaxed);
             self.ack_now(qos1, p.pkid);
-            return;
+            return None;
         };
         let token = if qos1 {
             // `None` is not reached: the loop stops taking events while the queue is full.
@@ -218,8 +239,7 @@ impl Ingest {
             None
         };
         st.stored.fetch_add(1, Relaxed);
-        // Blocks while the stream's queue is full, as a client's PUB does (back-pressure).
-        let ok = stream.submit(Request {
+        let req = Request {
             record,
             reply: None,
             msg_id: msg_id.map(|m| m.into_bytes().into_boxed_slice()),
@@ -227,18 +247,27 @@ impl Ingest {
                 tx: self.stored_tx.clone(),
                 token,
             }),
-        });
-        if !ok {
-            tracing::error!(
-                "stream {}: its thread has stopped; MQTT message not stored",
-                stream.config.name
-            );
-            st.store_failed.fetch_add(1, Relaxed);
-            if let Some(t) = token {
-                self.acks.done(t);
+        };
+        self.count_pending();
+        match stream.try_submit(req) {
+            Submit::Queued => None,
+            // The caller waits for room before the next message: back-pressure to the broker.
+            Submit::Full(full) => Some(Waiting { full, token }),
+            Submit::Gone => {
+                self.gone(token);
+                None
             }
         }
-        self.count_pending();
+    }
+
+    /// A stream's thread is gone (its failure was logged): counted, and acknowledged, since
+    /// it will never store the message.
+    fn gone(&mut self, token: Option<u64>) {
+        tracing::error!("MQTT bridge: a stream's thread has stopped; message not stored");
+        self.setup.stats.store_failed.fetch_add(1, Relaxed);
+        if let Some(t) = token {
+            self.acks.done(t);
+        }
     }
 
     /// A stream's answer: durable (or refused: counted, and acknowledged anyway, since MQTT
