@@ -7,7 +7,8 @@
 //! - mosquitto restarted mid-stream while it holds messages for a frozen twig: the bridge
 //!   reconnects, no QoS 1 message is lost;
 //! - twig killed (-9) with QoS 1 messages in flight and restarted: every message arrives, each
-//!   exactly once in the stream (redeliveries de-duplicated by `Nats-Msg-Id`);
+//!   exactly once in twig's stream (redeliveries de-duplicated by `Nats-Msg-Id`) and in the
+//!   hub's JetStream stream it forwards to;
 //! - the mapping edge cases (`.` in topics, empty levels, `$`-topics, wildcard characters)
 //!   behave as nats-server's, row by row from twig-core's tables.
 //!
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
-use twig_tests::hub::{Hub, HubVersion};
+use twig_tests::hub::{Hub, HubOptions, HubVersion};
 use twig_tests::mosquitto::Mosquitto;
 
 /// A device: an rumqttc client whose event loop runs in a task, reconnecting on errors.
@@ -443,12 +444,33 @@ fn stream_payloads(path: &std::path::Path, size: u64) -> Vec<String> {
 
 #[tokio::test]
 async fn twig_killed_with_qos1_in_flight_loses_nothing_and_stores_each_once() {
+    // A hub with JetStream and a stream on the same subjects: twig's stream forwards to it.
+    let hub_store = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(
+        HubVersion::V2_15,
+        &HubOptions {
+            extra: format!(
+                "jetstream {{\n  store_dir: {:?}\n}}\n",
+                hub_store.path().display().to_string()
+            ),
+            ..HubOptions::default()
+        },
+    );
+    let hjs = async_nats::jetstream::new(connect(&hub.client_url()).await);
+    hjs.create_stream(async_nats::jetstream::stream::Config {
+        name: "HUBMETERS".into(),
+        subjects: vec!["meter.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create the hub stream");
     let broker = Mosquitto::start();
     let file = broker.dir().join("meters.stream");
     let size: u64 = 1024 * 1024;
     let conf = format!(
-        "store_dir = {:?}\n[[streams]]\nname = \"METERS\"\nsubjects = [\"meter.>\"]\nfile = {:?}\nmax_bytes = \"1MiB\"\n{}",
+        "server_name = \"gw-mqtt\"\nstore_dir = {:?}\n{}[[streams]]\nname = \"METERS\"\nsubjects = [\"meter.>\"]\nfile = {:?}\nmax_bytes = \"1MiB\"\n{}",
         broker.dir().display().to_string(),
+        leaf_section(&hub),
         file.display().to_string(),
         mqtt_section(
             &broker,
@@ -495,6 +517,26 @@ async fn twig_killed_with_qos1_in_flight_loses_nothing_and_stores_each_once() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The hub's stream: every message once (twig's forwarder de-duplicates by its own ids,
+    // and twig's stream held each MQTT message once).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = match hjs.get_stream("HUBMETERS").await {
+            Ok(mut st) => st.info().await.map_or(0, |i| i.state.messages),
+            Err(_) => 0,
+        };
+        assert!(n <= N as u64, "the hub stream holds {n} > {N} messages");
+        if n == N as u64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the hub stream holds {n} of {N}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at_hub = hub_payloads(&hjs, "HUBMETERS", N).await;
+    for i in 0..N {
+        let c = at_hub.get(&format!("n-{i}")).copied().unwrap_or(0);
+        assert_eq!(c, 1, "message n-{i} is {c} times in the hub stream");
+    }
     let jsz = twig.monitor("/jsz");
     twig.sut.stop();
     let payloads = stream_payloads(&file, size);
@@ -507,6 +549,34 @@ async fn twig_killed_with_qos1_in_flight_loses_nothing_and_stores_each_once() {
         assert_eq!(c, 1, "message n-{i} stored {c} times; {jsz}");
     }
     publisher.abort();
+}
+
+/// How often each payload is in a hub stream of `total` messages (read with an ordered
+/// consumer).
+async fn hub_payloads(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    total: usize,
+) -> BTreeMap<String, usize> {
+    use futures::StreamExt;
+    let stream = js.get_stream(name).await.unwrap();
+    let c = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut msgs = c.messages().await.unwrap();
+    let mut counts = BTreeMap::new();
+    for _ in 0..total {
+        let m = tokio::time::timeout(STEP, msgs.next())
+            .await
+            .expect("next hub message in time")
+            .expect("stream open")
+            .expect("message");
+        *counts
+            .entry(String::from_utf8_lossy(&m.payload).into_owned())
+            .or_default() += 1;
+    }
+    counts
 }
 
 #[tokio::test]
