@@ -10,7 +10,8 @@
 //!   exactly once in twig's stream (redeliveries de-duplicated by `Nats-Msg-Id`) and in the
 //!   hub's JetStream stream it forwards to;
 //! - the mapping edge cases (`.` in topics, empty levels, `$`-topics, wildcard characters)
-//!   behave as nats-server's, row by row from twig-core's tables.
+//!   behave as nats-server's, row by row from twig-core's tables;
+//! - the bridge over TLS (`mqtts://`) with a client certificate.
 //!
 //! Run: `cargo test -p twig-tests --test mqtt_bridge` (needs `mosquitto`; tests/run installs it).
 
