@@ -767,4 +767,21 @@ async fn the_bridge_connects_over_tls_with_a_client_certificate() {
         (m.subject.as_str(), &m.payload[..]),
         ("secure.door", &b"locked"[..])
     );
+
+    // A broker certificate that does not chain to the configured CA is refused.
+    let wrong = conf
+        .replacen(&q(&ca), &q(&cert), 1)
+        .replace("twig-tls", "twig-wrong-ca");
+    let other = Twig::with_config(broker.dir(), &wrong);
+    eventually("the bridge reports the failed handshake", || {
+        let z = other.monitor("/mqttz");
+        z["disconnects"].as_u64().unwrap_or(0) >= 2 && z["last_error"].is_string()
+    })
+    .await;
+    let z = other.monitor("/mqttz");
+    assert_eq!(
+        (&z["connected"], &z["connects"]),
+        (&false.into(), &0.into()),
+        "{z}"
+    );
 }
