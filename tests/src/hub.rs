@@ -155,7 +155,13 @@ impl Hub {
 
     /// The config file, with `-1` for ports not known yet.
     fn write_config(&self) {
-        let p = |n: u16| if n == 0 { "-1".to_string() } else { n.to_string() };
+        let p = |n: u16| {
+            if n == 0 {
+                "-1".to_string()
+            } else {
+                n.to_string()
+            }
+        };
         let text = format!(
             "server_name: {}\nlisten: \"127.0.0.1:{}\"\nhttp: \"127.0.0.1:{}\"\n\
              leafnodes {{\n  listen: \"127.0.0.1:{}\"\n{}\n}}\n{}\n",
