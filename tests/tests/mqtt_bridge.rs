@@ -785,3 +785,98 @@ async fn the_bridge_connects_over_tls_with_a_client_certificate() {
         "{z}"
     );
 }
+
+/// A stream that refuses new messages when full (`when_full = "refuse"`) while the hub is
+/// away: the bridge holds the PUBACKs of what its stream refused (the broker keeps those and
+/// everything after them) and offers them again; once the hub is back and the forwarder has
+/// made room, every message reaches the hub stream exactly once. Acknowledging a refused
+/// message would have lost it.
+#[tokio::test]
+async fn a_full_refusing_stream_holds_pubacks_until_the_forwarder_makes_room() {
+    let hub_store = tempfile::tempdir().unwrap();
+    let mut hub = Hub::start_with(
+        HubVersion::V2_15,
+        &HubOptions {
+            extra: format!(
+                "jetstream {{\n  store_dir: {:?}\n}}\n",
+                hub_store.path().display().to_string()
+            ),
+            ..HubOptions::default()
+        },
+    );
+    let hjs = async_nats::jetstream::new(connect(&hub.client_url()).await);
+    hjs.create_stream(async_nats::jetstream::stream::Config {
+        name: "HUBFULL".into(),
+        subjects: vec!["full.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create the hub stream");
+    hub.stop();
+
+    let broker = Mosquitto::start();
+    let conf = format!(
+        "server_name = \"gw-full\"\nstore_dir = {:?}\n[leafnodes]\nreconnect_delay_max = \"250ms\"\n\
+         [[leafnodes.remotes]]\nurls = [\"{}\"]\n\
+         [[streams]]\nname = \"FULL\"\nsubjects = [\"full.>\"]\nmax_bytes = \"256KiB\"\nwhen_full = \"refuse\"\n{}",
+        broker.dir().display().to_string(),
+        hub.leaf_url(),
+        mqtt_section(
+            &broker,
+            "twig-full",
+            "[[mqtt.import]]\ntopic = \"full/#\"\nqos = 1\n"
+        )
+    );
+    let twig = Twig::with_config(broker.dir(), &conf);
+    bridge_up(&twig, 1).await;
+    let device = Device::connect(broker.port, "meter-full", false).await;
+
+    // About 2.5 times what the stream file holds.
+    const N: usize = 1500;
+    let pad = "x".repeat(400);
+    for i in 0..N {
+        device
+            .publish("full/w", QoS::AtLeastOnce, false, format!("f-{i}-{pad}"))
+            .await;
+    }
+    eventually(
+        "the stream refused messages and the bridge held their PUBACKs",
+        || {
+            let z = twig.monitor("/mqttz");
+            let s = twig.monitor("/jsz")["streams"][0].clone();
+            z["store_failed"].as_u64().unwrap_or(0) > 0
+                && z["pending_acks"].as_u64().unwrap_or(0) > 0
+                && s["refused"].as_u64().unwrap_or(0) > 0
+        },
+    )
+    .await;
+
+    hub.restart();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let n = match hjs.get_stream("HUBFULL").await {
+            Ok(mut st) => st.info().await.map_or(0, |i| i.state.messages),
+            Err(_) => 0,
+        };
+        assert!(n <= N as u64, "the hub stream holds {n} > {N} messages");
+        if n == N as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hub stream holds {n} of {N}; twig: {} {}",
+            twig.monitor("/mqttz"),
+            twig.monitor("/jsz")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at_hub = hub_payloads(&hjs, "HUBFULL", N).await;
+    for i in 0..N {
+        let c = at_hub.get(&format!("f-{i}-{pad}")).copied().unwrap_or(0);
+        assert_eq!(c, 1, "message f-{i} is {c} times in the hub stream");
+    }
+    eventually("every PUBACK sent", || {
+        twig.monitor("/mqttz")["pending_acks"].as_u64() == Some(0)
+    })
+    .await;
+}

@@ -8,10 +8,10 @@
 //! queue is full; a stream subject is acknowledged by its stream's thread (here: a [`Notify`]
 //! instead of a PubAck).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::future;
 use rumqttc::{Publish, QoS};
@@ -33,6 +33,19 @@ const PACE_MAX: Duration = Duration::from_millis(100);
 /// How soon PUBACKs that did not fit in the MQTT thread's channel are tried again, and how
 /// long queued PUBACKs may wait before the MQTT thread is woken for them (see `AckPath`).
 const ACK_RETRY: Duration = Duration::from_millis(1);
+
+/// How long a QoS 1 message its stream refused (full with `when_full = "refuse"`, or its thread
+/// stopped) waits before it is offered again. Its PUBACK is held meanwhile, and with it every
+/// later one (MQTT acknowledges in order): the broker keeps the rest, nothing is lost.
+const STORE_RETRY: Duration = Duration::from_millis(500);
+
+/// A QoS 1 message handed to a stream and not yet durable: kept to offer it again if the
+/// stream refuses it (at most `max_unacked` of them).
+struct Held {
+    subject: Box<[u8]>,
+    record: Box<[u8]>,
+    msg_id: Option<Box<[u8]>>,
+}
 
 /// What the ingest task needs besides the router.
 pub struct Setup {
@@ -77,6 +90,8 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
         stored_tx,
         subject: Vec::new(),
         headers: vec![0; 160 + setup.client_id.len()],
+        held: HashMap::new(),
+        retry: VecDeque::new(),
         setup,
     };
     // Kept across iterations: under load the loop turns far more often than it fires.
@@ -85,6 +100,10 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
         let take_events = ingest.acks.len() < ingest.setup.max_unacked;
         if timer.is_none() && (!ingest.owed.is_empty() || ingest.wake_due) {
             timer = Some(async_io::Timer::after(ACK_RETRY));
+        } else if timer.is_none()
+            && let Some((due, _)) = ingest.retry.front()
+        {
+            timer = Some(async_io::Timer::at(*due));
         }
         let stored = async { stored_rx.recv().await.map_or(Wake::Closed, Wake::Stored) };
         let more = async {
@@ -120,6 +139,7 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
                 if std::mem::take(&mut ingest.wake_due) {
                     ingest.ack_path.wake();
                 }
+                ingest.offer_again().await;
             }
             Wake::Closed => {
                 tracing::error!("MQTT bridge: the MQTT thread has stopped; no more MQTT traffic");
@@ -150,6 +170,10 @@ struct Ingest {
     stored_tx: async_channel::Sender<Stored>,
     subject: Vec<u8>,
     headers: Vec<u8>,
+    /// Stream messages not yet durable, by token.
+    held: HashMap<u64, Held>,
+    /// Refused ones waiting to be offered again: (when, token), in order.
+    retry: VecDeque<(Instant, u64)>,
 }
 
 impl Ingest {
@@ -159,6 +183,8 @@ impl Ingest {
                 // Whatever was owed on the old connection is void: the broker redelivers it.
                 self.acks.clear();
                 self.owed.clear();
+                self.held.clear();
+                self.retry.clear();
                 self.epoch += 1;
                 None
             }
@@ -239,6 +265,16 @@ impl Ingest {
             None
         };
         st.stored.fetch_add(1, Relaxed);
+        if let Some(t) = token {
+            self.held.insert(
+                t,
+                Held {
+                    subject: self.subject.as_slice().into(),
+                    record: record.as_slice().into(),
+                    msg_id: msg_id.as_ref().map(|m| m.as_bytes().into()),
+                },
+            );
+        }
         let req = Request {
             record,
             reply: None,
@@ -260,24 +296,65 @@ impl Ingest {
         }
     }
 
-    /// A stream's thread is gone (its failure was logged): counted, and acknowledged, since
-    /// it will never store the message.
+    /// A stream's thread is gone (its failure was logged): counted; a QoS 1 message is offered
+    /// again later and its PUBACK held, so the broker keeps it (and what follows) until twig is
+    /// restarted, rather than twig acknowledging what it did not store.
     fn gone(&mut self, token: Option<u64>) {
         tracing::error!("MQTT bridge: a stream's thread has stopped; message not stored");
         self.setup.stats.store_failed.fetch_add(1, Relaxed);
         if let Some(t) = token {
-            self.acks.done(t);
+            self.retry.push_back((Instant::now() + STORE_RETRY, t));
         }
     }
 
-    /// A stream's answer: durable (or refused: counted, and acknowledged anyway, since MQTT
-    /// 3.1.1 has no negative acknowledgement and holding it would stall every later PUBACK).
+    /// A stream's answer: durable, or refused (full with `when_full = "refuse"`). A refused
+    /// message is counted and offered again after [`STORE_RETRY`]; its PUBACK waits (MQTT 3.1.1
+    /// has no negative acknowledgement: holding it is how the broker is told to keep it).
     fn stored(&mut self, s: Stored) {
-        if !s.ok {
+        if s.ok {
+            self.held.remove(&s.token);
+            self.acks.done(s.token);
+        } else if self.held.contains_key(&s.token) {
             self.setup.stats.store_failed.fetch_add(1, Relaxed);
-            tracing::warn!("MQTT bridge: a stream refused a QoS 1 message; acknowledging it");
+            tracing::warn!("MQTT bridge: a stream refused a QoS 1 message; holding its PUBACK");
+            self.retry
+                .push_back((Instant::now() + STORE_RETRY, s.token));
         }
-        self.acks.done(s.token);
+    }
+
+    /// Offers the refused messages whose wait is over to their streams again.
+    async fn offer_again(&mut self) {
+        let now = Instant::now();
+        while let Some(&(due, token)) = self.retry.front() {
+            if due > now {
+                break;
+            }
+            self.retry.pop_front();
+            let Some(h) = self.held.get(&token) else {
+                continue;
+            };
+            let shared = self.shared.clone();
+            let Some(stream) = shared.streams.get().and_then(|s| s.find(&h.subject)) else {
+                continue;
+            };
+            let req = Request {
+                record: h.record.to_vec(),
+                reply: None,
+                msg_id: h.msg_id.clone(),
+                notify: Some(Notify {
+                    tx: self.stored_tx.clone(),
+                    token,
+                }),
+            };
+            let taken = match stream.try_submit(req) {
+                Submit::Queued => true,
+                Submit::Full(full) => full.wait().await,
+                Submit::Gone => false,
+            };
+            if !taken {
+                self.retry.push_back((Instant::now() + STORE_RETRY, token));
+            }
+        }
     }
 
     /// A QoS 1 message that needs nothing more: in line for its PUBACK.

@@ -26,8 +26,9 @@ pub struct Stats {
     pub pending_acks: AtomicU64,
     /// Messages handed to a stream (QoS 1 ones are acknowledged after it stored them).
     pub stored: AtomicU64,
-    /// Messages a stream refused (full with `when_full = "refuse"`, or its thread stopped);
-    /// still acknowledged, so the broker's window does not shrink for good.
+    /// Times a stream refused a message (full with `when_full = "refuse"`, or its thread
+    /// stopped). A QoS 1 one is offered again every 500 ms with its PUBACK held, so the broker
+    /// keeps it and everything after it: nothing is acknowledged that twig did not store.
     pub store_failed: AtomicU64,
     /// PUBLISHes on topics no import maps (not valid as subjects, or from a subscription the
     /// persistent session kept from an older configuration).
