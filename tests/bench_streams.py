@@ -6,7 +6,8 @@ JetStream, each as the leaf of a nats-server hub with JetStream (domain `hub`).
 - `streams publish`: durable publish rate with PubAcks (twig-bench jspub, 256 in flight, 128 B)
   into twig with a stream (`sync = "always"`) and a leafnode remote to the hub, against a
   nats-server leaf (JetStream domain `leaf`, `sync_interval: always`) with a file stream on
-  the same subject.
+  the same subject. The hub stream AGG takes the leaf's messages as they come (twig forwards,
+  the nats-server hub sources EDGE), so the whole edge pattern runs while publishing.
 - `streams drain`: the hub is down while N messages are published (with PubAcks) into the leaf's
   stream; then the hub starts: seconds from the hub being ready ("Server is ready") until the
   hub stream holds them. twig forwards its stream to the hub stream AGG (`forward =
@@ -204,7 +205,8 @@ def twig_forwards(twig_bin, tmpdir):
     conf = os.path.join(tmpdir, "forward-probe.toml")
     with open(conf, "w") as f:
         f.write(f'[[streams]]\nname = "P"\nsubjects = ["p"]\nfile = "{tmpdir}/p.stream"\n'
-                f'max_bytes = "128KiB"\nforward = "jetstream"\n')
+                f'max_bytes = "128KiB"\nforward = "jetstream"\n\n'
+                f'[[leafnodes.remotes]]\nurls = ["nats-leaf://127.0.0.1:7422"]\n')
     try:
         p = subprocess.run([twig_bin, "-c", conf, "-t"], capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
@@ -284,15 +286,31 @@ def status_kib(pid, field):
 
 # ---------------------------------------------------------------- scenarios
 
+def create_agg(hub, target):
+    """The hub stream AGG: twig's forwarder publishes into it; for nats-server it sources the
+    leaf's EDGE (the edge pattern)."""
+    conn = Nats(hub.port, "bench-setup")
+    try:
+        cfg = ({"name": "AGG", "subjects": [SUBJECT], "storage": "file"} if is_twig(target) else
+               {"name": "AGG", "storage": "file",
+                "sources": [{"name": "EDGE", "external": {"api": "$JS.leaf.API"}}]})
+        js(conn, "$JS.API.STREAM.CREATE.AGG", cfg, "hub stream")
+    finally:
+        conn.close()
+
+
 def publish_setup(b):
+    """A hub with AGG taking the leaf's messages as they come (twig forwarding, nats-server
+    sourcing: the whole edge pattern runs while publishing, as in production)."""
     @contextlib.contextmanager
     def setup(target, ctx):
         hub = JsHub(b, ctx)
         hub.up()
         try:
-            leaf = start_leaf(b, target, ctx, hub.leaf_port, sync_always=True, forward=False,
-                              max_bytes="64MiB", wait_link=True)
+            leaf = start_leaf(b, target, ctx, hub.leaf_port, sync_always=True,
+                              forward=ctx.twig_forwards, max_bytes="64MiB", wait_link=True)
             try:
+                create_agg(hub, target)
                 yield leaf.url
             finally:
                 leaf.stop()
@@ -313,14 +331,7 @@ def drain_run(b):
         try:
             leaf = start_leaf(b, target, ctx, hub.leaf_port, sync_always=twig, forward=True,
                               max_bytes="64MiB", wait_link=True)
-            conn = Nats(hub.port, "bench-setup")
-            try:
-                cfg = ({"name": "AGG", "subjects": [SUBJECT], "storage": "file"} if twig else
-                       {"name": "AGG", "storage": "file",
-                        "sources": [{"name": "EDGE", "external": {"api": "$JS.leaf.API"}}]})
-                js(conn, "$JS.API.STREAM.CREATE.AGG", cfg, "hub stream")
-            finally:
-                conn.close()
+            create_agg(hub, target)
             # One message through with the hub up: the path works before it is timed.
             jspub(ctx, leaf.port, 1, 30)
             wait_msgs(hub.port, "AGG", 1, 60, "first message")
@@ -345,7 +356,8 @@ def rss_run(b):
     def run(sc, _unused, ctx):
         target, n = ctx.current, sc.count
         dead = b.free_port()  # the hub is down: nothing listens there
-        leaf = start_leaf(b, target, ctx, dead, sync_always=is_twig(target), forward=False,
+        leaf = start_leaf(b, target, ctx, dead, sync_always=is_twig(target),
+                          forward=ctx.twig_forwards,
                           max_bytes="256MiB", wait_link=False)
         try:
             before = status_kib(leaf.pid, "VmRSS")
