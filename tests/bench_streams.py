@@ -24,7 +24,7 @@ interval in the drain and RSS scenarios (what is measured there is not the fill;
 `sync_interval: always` a 1,000,000-message fill takes minutes); twig always uses
 `sync = "always"`. This module gets tests/bench's own module as `b` (servers, Scenario, ...).
 """
-import contextlib, json, os, socket, subprocess, time
+import contextlib, datetime, json, os, re, socket, subprocess, time
 
 SUBJECT = "twig.bench"
 START_TIMEOUT = 30.0   # a leaf pre-allocating a 256 MiB stream file, a JetStream hub recovering
@@ -278,6 +278,21 @@ def jspub(ctx, port, msgs, limit, size=128):
     return r
 
 
+LOG_TIME = re.compile(r"^\[\d+\] (\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+) ")
+
+
+def last_logged(path, text):
+    """The time stamp (seconds since the epoch) of the last log line containing `text`; both
+    servers log like nats-server: `[PID] 2026/11/22 08:49:06.934499 [INF] ...`."""
+    when = None
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = LOG_TIME.match(line)
+            if m and text in line:
+                when = datetime.datetime.strptime(m.group(1), "%Y/%m/%d %H:%M:%S.%f").timestamp()
+    return when
+
+
 def status_kib(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -347,16 +362,25 @@ def drain_run(b):
             fill = jspub(ctx, leaf.port, n, sc.limit)
             ready = hub.up()
             done, got = wait_msgs(hub.port, "AGG", n + 1, DRAIN_LIMIT, "drain")
+            # How much of it was the leaf reconnecting (both log in local time, same clock).
+            hub_log, leaf_log = hub.srv.log_path, leaf.log_path
         finally:
             if leaf is not None:
                 leaf.stop()
             hub.down()
         secs = done - ready
+        t_ready = last_logged(hub_log, "Server is ready")
+        t_link = last_logged(leaf_log, "Leafnode connection created")
+        link = t_link - t_ready if t_ready and t_link and t_link >= t_ready else None
         errors = [] if got == n + 1 else [f"hub stream holds {got} messages, not {n + 1}"]
-        return {"drain_secs": secs, "msgs": n, "hub_msgs": got, "complete": not errors,
-                "errors": errors, "fill_msgs_per_sec": fill["msgs_per_sec"],
-                "human": f"drain {n} msgs: hub ready -> AGG holds them in {secs:.2f} s "
-                         f"(filled at {b.rate_fmt(fill['msgs_per_sec'])} msgs/s)"}
+        r = {"drain_secs": secs, "msgs": n, "hub_msgs": got, "complete": not errors,
+             "errors": errors, "fill_msgs_per_sec": fill["msgs_per_sec"],
+             "human": f"drain {n} msgs: hub ready -> AGG holds them in {secs:.2f} s "
+                      f"(leaf link up after {'?' if link is None else f'{link:.2f}'} s; "
+                      f"filled at {b.rate_fmt(fill['msgs_per_sec'])} msgs/s)"}
+        if link is not None:
+            r["link_secs"] = link
+        return r
     return run
 
 
@@ -403,6 +427,8 @@ def scenarios(b, quick):
                               ("streams publish, hub stream following", True))]
     drain = b.Scenario("streams drain", 128, [],
                        [b.Metric("drain_secs", "hub ready -> hub stream holds the backlog (s)",
+                                 False, secs),
+                        b.Metric("link_secs", "of which: hub ready -> leaf link up again (s)",
                                  False, secs)],
                        setup=nothing, limit=300.0, run=drain_run(b), count=n["drain"],
                        what=f"{n['drain']:,} x 128 B")
