@@ -78,6 +78,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
         ex.spawn(m).detach();
     }
     crate::uplink::spawn(&server.shared(), &ex);
+    crate::sync::spawn(&server.shared(), &ex).map_err(|e| e.to_string())?;
     async_io::block_on(ex.run(server.run(ex.clone(), shutdown)));
     // Give writers a moment to flush the close to each client, then stop the workers.
     async_io::block_on(

@@ -15,10 +15,12 @@ use serde::Deserialize;
 
 mod leaf;
 mod streams;
+mod sync;
 mod values;
 
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use streams::{StreamConfig, SyncPolicy, WhenFullConfig};
+pub use sync::{DeliverPolicyConfig, SyncConfig};
 
 pub use values::{Port, format_duration, parse_duration, parse_size};
 
@@ -91,6 +93,8 @@ pub struct Config {
     pub store_dir: PathBuf,
     /// Flash-backed streams (`[[streams]]`).
     pub streams: Vec<StreamConfig>,
+    /// Durable pull consumers on hub streams delivered locally (`[[sync]]`).
+    pub sync: Vec<SyncConfig>,
     // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`:
     // `[[streams]]` (flash-backed streams), `[mqtt]` (bridge).
 }
@@ -121,6 +125,7 @@ impl Default for Config {
             leafnodes: LeafConfig::default(),
             store_dir: PathBuf::from("twig-store"),
             streams: Vec::new(),
+            sync: Vec::new(),
         }
     }
 }
@@ -364,6 +369,7 @@ impl Config {
         }
         self.validate_auth()?;
         self.leafnodes.validate()?;
+        sync::validate(&self.sync, self.leafnodes.remotes.len())?;
         if let Some(tls) = &self.tls {
             if tls.cert_file.as_os_str().is_empty() || tls.key_file.as_os_str().is_empty() {
                 return Err(invalid("tls", "cert_file and key_file are both required"));

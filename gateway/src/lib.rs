@@ -10,6 +10,7 @@
 //!   `LMSG`/`HMSG`, keepalive ahead of bulk data, reconnect with back-off over several URLs.
 //! - [`monitor`]: nats-server-shaped `/varz`, `/connz`, `/leafz`, `/healthz` and Prometheus
 //!   `/metrics`.
+//! - [`sync`]: durable pull consumers on hub streams, delivered locally after reconnects.
 //! - [`stats`]: counters shared by all of the above (atomics, no locks).
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod monitor;
 pub mod server;
 pub mod stats;
 pub mod stream;
+pub mod sync;
 pub mod tls;
 pub mod uplink;
 

@@ -197,4 +197,7 @@ pub struct Jsz {
     pub server_id: String,
     /// Every configured stream.
     pub streams: Vec<crate::stream::StreamState>,
+    /// The `[[sync]]` pull consumers on hub streams.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<crate::sync::SyncState>,
 }

@@ -158,6 +158,14 @@ impl Publisher {
         Published { delivered }
     }
 
+    /// Delivers `msg` to local subscribers only (never to a hub, never to the owner's own
+    /// subscriptions): for what a component received from a hub.
+    pub fn publish_local(&mut self, msg: &Message<'_>) -> Published {
+        let result = self.shared.router.lookup(&mut self.cache, msg.subject);
+        let delivered = deliver(msg, Origin::LocalOnly(self.owner), result, &mut self.batch);
+        Published { delivered }
+    }
+
     /// Ends a batch: wakes every client and uplink that got bytes, adds up counters, removes
     /// subscriptions that reached their limit, cuts off slow consumers. Never waits for a
     /// socket (an uplink past its stall mark is left to drain on its own).

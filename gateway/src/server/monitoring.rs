@@ -159,6 +159,10 @@ impl MonitorSource for Shared {
         Jsz {
             server_id: self.server_id.clone(),
             streams: self.streams.get().map(|s| s.states()).unwrap_or_default(),
+            consumers: self
+                .sync
+                .get()
+                .map_or_else(Vec::new, |v| v.iter().map(|s| s.snapshot()).collect()),
         }
     }
 }

@@ -91,6 +91,10 @@ pub enum Origin<'a> {
     /// A component of twig (the MQTT bridge, the cloud consumer): wherever there is interest
     /// except the component's own internal subscriptions.
     Component(Owner),
+    /// A component handing on what it got from a hub (the cloud consumer): local subscribers
+    /// and every local queue group, never any hub (the hub stream's own interest would loop
+    /// it back into the stream), never the component's own subscriptions.
+    LocalOnly(Owner),
 }
 
 /// A message on its way through the router, borrowed from the publisher's read buffer.
@@ -354,9 +358,10 @@ pub fn deliver(
         Origin::Client(c) => (Some(c), true, None),
         Origin::Hub(queues) => (None, false, Some(queues)),
         Origin::Internal | Origin::Component(_) => (None, true, None),
+        Origin::LocalOnly(_) => (None, false, None),
     };
     let owner = match from {
-        Origin::Component(o) => Some(o),
+        Origin::Component(o) | Origin::LocalOnly(o) => Some(o),
         _ => None,
     };
     let mut n = 0;
@@ -464,10 +469,22 @@ fn deliver_one(
     }
     // A client that did not negotiate headers gets the body alone, as nats-server does.
     let hdrs = if client.headers() { msg.headers } else { None };
+    // A JetStream message that crossed a leafnode carries `@<stored subject>` after its
+    // `$JS.ACK...` reply. nats-server delivers it to a client under the stored subject with the
+    // suffix cut off (client.go, `jsAckDeliverIdx`), so a client pulling from a hub stream
+    // through twig sees what it sees connected to the hub, and its acks reach the hub's
+    // `$JS.ACK` subscription. Internal subscribers get the wire form (they route by inbox).
+    let (subject, reply) = match msg.reply {
+        Some(r) if r.starts_with(b"$JS.ACK.") => match crate::sync::ack::split_deliver(r) {
+            (ack, Some(stored)) => (stored, Some(ack)),
+            _ => (msg.subject, msg.reply),
+        },
+        _ => (msg.subject, msg.reply),
+    };
     let head = wire::MsgHead {
-        subject: msg.subject,
+        subject,
         sid: &sub.sid,
-        reply: msg.reply,
+        reply,
         header_len: hdrs.map(<[u8]>::len),
         total_len: hdrs.map_or(0, <[u8]>::len) + msg.payload.len(),
     };

@@ -46,6 +46,8 @@ pub struct Shared {
     /// Flash-backed streams, set once at start when any are configured (`None` otherwise,
     /// so sessions skip the stream lookup entirely).
     pub streams: OnceLock<crate::stream::Streams>,
+    /// The `[[sync]]` consumers' counters, set once when their tasks start.
+    pub sync: OnceLock<Vec<Arc<crate::sync::Stats>>>,
     next_cid: AtomicU64,
 }
 
@@ -77,6 +79,7 @@ impl Shared {
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
             streams: OnceLock::new(),
+            sync: OnceLock::new(),
             next_cid: AtomicU64::new(1),
         }
     }

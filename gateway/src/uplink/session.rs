@@ -45,6 +45,9 @@ pub struct SessionConfig {
     /// twig's loop-detection subject (`$LDS.<random>`); seeing it come back from the hub as
     /// interest means the hub reaches twig through another path.
     pub lds: String,
+    /// Subjects the hub must not send as plain messages (CONNECT `deny_pub`, nats-server's
+    /// `deny_imports`): the `[[sync]]` filters, whose messages come through the consumer.
+    pub deny_imports: Vec<String>,
 }
 
 /// Why the session ended. Each renders as a sentence for the log.
@@ -278,6 +281,7 @@ impl Session {
             compress_mode: Some(compression.to_string()),
             remote_account: Some("$G".to_string()),
             protocol: 1,
+            deny_pub: (!self.cfg.deny_imports.is_empty()).then(|| self.cfg.deny_imports.clone()),
             ..LeafConnect::default()
         };
         self.creds.fill(info.nonce.as_deref(), &mut connect);

@@ -15,6 +15,7 @@ fn cfg() -> SessionConfig {
         ping_interval: Duration::from_secs(30),
         ping_max: 2,
         lds: "$LDS.abc".into(),
+        deny_imports: Vec::new(),
     }
 }
 

@@ -221,6 +221,7 @@ async fn connected(
         ping_interval: leaf.ping_interval,
         ping_max: leaf.ping_max,
         lds: ctx.lds.clone(),
+        deny_imports: crate::sync::deny_imports(&shared.config, ctx.link.index),
     };
     let limits = Limits {
         max_control_line: shared.config.max_control_line,
