@@ -19,7 +19,7 @@ mod sync;
 mod values;
 
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
-pub use streams::{StreamConfig, SyncPolicy, WhenFullConfig};
+pub use streams::{ForwardMode, StreamConfig, SyncPolicy, WhenFullConfig};
 pub use sync::{DeliverPolicyConfig, SyncConfig};
 
 pub use values::{Port, format_duration, parse_duration, parse_size};
@@ -317,7 +317,7 @@ impl Config {
     /// Checks values and combinations the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_host("host", &self.host)?;
-        streams::validate(&self.streams)?;
+        streams::validate(&self.streams, self.leafnodes.remotes.len())?;
         if let Some(h) = &self.http_host {
             check_host("http_host", h)?;
         }

@@ -190,7 +190,7 @@ async fn read_head(stream: &mut Async<TcpStream>, max: usize) -> io::Result<Opti
 mod tests;
 
 /// `/jsz`: twig's flash-backed streams. Not nats-server's `/jsz` shape (twig has no JetStream
-/// accounts or consumers); one entry per stream with its log's counters.
+/// accounts or consumers); one entry per stream with its log's and its forwarder's counters.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Jsz {
     /// The server's id.

@@ -52,6 +52,47 @@ pub struct StreamConfig {
     /// forgotten before the window ends.
     #[serde(default = "default_dup_max")]
     pub max_duplicate_ids: usize,
+    /// How the stream drains upstream (see [`ForwardMode`]); absent = `jetstream` when
+    /// `[leafnodes]` has a remote, else `off`. Resolve with [`StreamConfig::forward_mode`].
+    #[serde(default)]
+    pub forward: Option<ForwardMode>,
+    /// Messages sent to the hub and not yet acknowledged, at most (default 1024): bounds what
+    /// a reconnect re-sends and how much of the link the backlog takes from live traffic.
+    #[serde(default = "default_forward_window")]
+    pub forward_window: usize,
+    /// A message unacknowledged this long is re-sent, with everything after it (default 5s).
+    #[serde(
+        default = "default_forward_ack_timeout",
+        deserialize_with = "values::de_duration"
+    )]
+    pub forward_ack_timeout: Duration,
+    /// Which `[[leafnodes.remotes]]` entry (by position, from 0) the stream drains to.
+    #[serde(default)]
+    pub forward_remote: usize,
+}
+
+/// `forward`: how a stream's messages reach the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardMode {
+    /// Published to the hub's JetStream with `Nats-Msg-Id` = `<gateway>.<stream>.<seq>`;
+    /// a message is done once the hub's PubAck says it is stored (or a duplicate): exactly
+    /// once within the hub stream's duplicate window.
+    Jetstream,
+    /// Core publish to a hub without JetStream, acknowledged by a PING/PONG round trip once
+    /// written: the hub has processed it (delivered to whoever was interested). At least
+    /// once: after a crash or a lost link the unacknowledged tail is sent again.
+    Core,
+    /// Kept locally only; live publishes still reach the hub where it has interest.
+    Off,
+}
+
+fn default_forward_window() -> usize {
+    1024
+}
+
+fn default_forward_ack_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 fn default_dup_max() -> usize {
@@ -101,8 +142,9 @@ impl<'de> Deserialize<'de> for SyncPolicy {
     }
 }
 
-/// Checks each stream and that names are unique.
-pub fn validate(streams: &[StreamConfig]) -> Result<(), ConfigError> {
+/// Checks each stream and that names are unique; `remotes` is the number of configured
+/// `[[leafnodes.remotes]]` (a forwarding stream needs its remote).
+pub fn validate(streams: &[StreamConfig], remotes: usize) -> Result<(), ConfigError> {
     let sector = crate::stream::flash::SECTOR;
     for (i, s) in streams.iter().enumerate() {
         let opt = |f: &str| format!("streams[{i}].{f}");
@@ -148,6 +190,21 @@ pub fn validate(streams: &[StreamConfig]) -> Result<(), ConfigError> {
         if s.max_duplicate_ids == 0 {
             return Err(invalid(opt("max_duplicate_ids"), "must be at least 1"));
         }
+        if s.forward_window == 0 || s.forward_window > 65_536 {
+            return Err(invalid(opt("forward_window"), "must be from 1 to 65536"));
+        }
+        if s.forward_ack_timeout.is_zero() {
+            return Err(invalid(opt("forward_ack_timeout"), "must be above zero"));
+        }
+        if s.forward_mode(remotes) != ForwardMode::Off && s.forward_remote >= remotes {
+            return Err(invalid(
+                opt("forward"),
+                format!(
+                    "forwarding needs [[leafnodes.remotes]] entry {} (there are {remotes})",
+                    s.forward_remote
+                ),
+            ));
+        }
         if let SyncPolicy::Interval(d) = s.sync
             && d.is_zero()
         {
@@ -161,6 +218,15 @@ pub fn validate(streams: &[StreamConfig]) -> Result<(), ConfigError> {
 }
 
 impl StreamConfig {
+    /// The forwarding mode in force given the number of configured remotes.
+    pub fn forward_mode(&self, remotes: usize) -> ForwardMode {
+        self.forward.unwrap_or(if remotes > 0 {
+            ForwardMode::Jetstream
+        } else {
+            ForwardMode::Off
+        })
+    }
+
     /// The stream's file.
     pub fn path(&self, store_dir: &std::path::Path) -> PathBuf {
         self.file

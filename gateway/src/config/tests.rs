@@ -313,3 +313,43 @@ fn streams_parse_with_defaults_and_checks() {
     );
     assert!(twice.contains("declared twice"), "{twice}");
 }
+
+#[test]
+fn stream_forwarding_defaults_follow_the_remotes() {
+    use super::ForwardMode;
+    let alone = Config::from_toml("[[streams]]\nname = \"A\"\nsubjects = [\"a\"]\n").unwrap();
+    let a = &alone.streams[0];
+    assert_eq!(a.forward_mode(0), ForwardMode::Off);
+    assert_eq!(
+        (a.forward_window, a.forward_ack_timeout, a.forward_remote),
+        (1024, Duration::from_secs(5), 0)
+    );
+    let remote = "[[leafnodes.remotes]]\nurls = [\"nats-leaf://h:7422\"]\n";
+    let c = Config::from_toml(&format!(
+        "{remote}[[streams]]\nname = \"A\"\nsubjects = [\"a\"]\n\
+         [[streams]]\nname = \"B\"\nsubjects = [\"b\"]\nforward = \"core\"\nforward_window = 8\n\
+         forward_ack_timeout = \"250ms\"\n[[streams]]\nname = \"C\"\nsubjects = [\"c\"]\nforward = \"off\"\n"
+    ))
+    .unwrap();
+    let modes: Vec<_> = c.streams.iter().map(|s| s.forward_mode(1)).collect();
+    assert_eq!(
+        modes,
+        [ForwardMode::Jetstream, ForwardMode::Core, ForwardMode::Off]
+    );
+    assert_eq!(c.streams[1].forward_window, 8);
+    assert_eq!(c.streams[1].forward_ack_timeout, Duration::from_millis(250));
+
+    let s = |body: &str| {
+        err(&format!(
+            "[[streams]]\nname = \"A\"\nsubjects = [\"x\"]\n{body}\n"
+        ))
+    };
+    assert!(s("forward = \"jetstream\"").contains("streams[0].forward"));
+    assert!(s("forward = \"smoke\"").contains("jetstream"));
+    assert!(s("forward = \"off\"\nforward_window = 0").contains("forward_window"));
+    assert!(s("forward = \"off\"\nforward_ack_timeout = \"0s\"").contains("forward_ack_timeout"));
+    let far = err(&format!(
+        "{remote}[[streams]]\nname = \"A\"\nsubjects = [\"x\"]\nforward_remote = 1\n"
+    ));
+    assert!(far.contains("entry 1 (there are 1)"), "{far}");
+}

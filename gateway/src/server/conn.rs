@@ -169,27 +169,43 @@ async fn read_loop(
         };
         filled += n;
         let mut start = 0;
-        let mut flow = Flow::Continue;
-        while flow == Flow::Continue {
-            match parser.parse(&buf[start..filled]) {
-                Ok(Some((op, used))) => {
-                    flow = session.handle(op);
-                    start += used;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    if let Some(text) = e.server_err() {
-                        let line = format!("-ERR '{text}'\r\n");
-                        client.out.push_bytes(line.as_bytes());
+        let flow = loop {
+            let mut flow = Flow::Continue;
+            while flow == Flow::Continue {
+                match parser.parse(&buf[start..filled]) {
+                    Ok(Some((op, used))) => {
+                        flow = session.handle(op);
+                        start += used;
                     }
-                    tracing::debug!("cid:{} - protocol error: {e}", client.cid);
-                    flow = Flow::Close(match e {
-                        twig_core::wire::ParseError::MaxPayload => CloseReason::MaxPayloadExceeded,
-                        _ => CloseReason::ProtocolViolation,
-                    });
+                    Ok(None) => break,
+                    Err(e) => {
+                        if let Some(text) = e.server_err() {
+                            let line = format!("-ERR '{text}'\r\n");
+                            client.out.push_bytes(line.as_bytes());
+                        }
+                        tracing::debug!("cid:{} - protocol error: {e}", client.cid);
+                        flow = Flow::Close(match e {
+                            twig_core::wire::ParseError::MaxPayload => {
+                                CloseReason::MaxPayloadExceeded
+                            }
+                            _ => CloseReason::ProtocolViolation,
+                        });
+                    }
                 }
             }
-        }
+            if flow != Flow::Wait {
+                break flow;
+            }
+            // A stream's queue is full: deliver what this batch routed, then wait for room
+            // (this publisher only; the executor thread serves others meanwhile) and go on
+            // with the ops already in the buffer.
+            let _ = session.end_batch();
+            if let Some(full) = session.take_full_stream()
+                && !full.wait().await
+            {
+                tracing::error!("a stream's thread has stopped; message not stored");
+            }
+        };
         if let Some(uplink) = session.end_batch() {
             // The uplink is behind: slow this publisher down a little instead of dropping.
             uplink

@@ -225,6 +225,35 @@ mod tests {
     }
 
     #[test]
+    fn local_origins_never_reach_the_hub() {
+        use crate::uplink::interest::Permissions;
+        use crate::uplink::link::{HubInterest, Link};
+        use std::sync::atomic::AtomicU32;
+        let link = Arc::new(Link::new(0, 1 << 20));
+        link.out.reset();
+        link.go_up(Permissions::default(), true, 0, "$LDS.x");
+        let router = Router::with_uplinks(16, vec![link.clone()]);
+        let hub = Arc::new(HubInterest {
+            link: link.clone(),
+            subject: b"a.>".as_slice().into(),
+            queue: None,
+            weight: AtomicU32::new(1),
+            closed: AtomicBool::new(false),
+            perms: link.perms(),
+        });
+        router.insert_hub(&hub).unwrap();
+        let before = link.out.counters().bulk_in;
+        assert_eq!(route(&router, &msg("a.b"), Origin::LocalOnly(1)), 0);
+        assert_eq!(
+            link.out.counters().bulk_in,
+            before,
+            "nothing queued for the hub"
+        );
+        assert_eq!(route(&router, &msg("a.b"), Origin::Component(1)), 1);
+        assert!(link.out.counters().bulk_in > before);
+    }
+
+    #[test]
     fn a_full_channel_drops_and_counts_and_removal_stops_delivery() {
         let router = Router::new(16);
         let (sub, rx) = InternalSub::new(new_owner(), b"x", Some(b"q"), 2);

@@ -82,6 +82,10 @@ impl Hash for SubRef {
 pub enum Origin<'a> {
     /// A local client (for `echo`): local subscribers and the hub.
     Client(&'a ClientShared),
+    /// A local client's publish on the subject of a stream that forwards: local subscribers
+    /// only. The stream's forwarder is its one way up (sent live as well, the hub's stream
+    /// would store it twice).
+    ClientLocal(&'a ClientShared),
     /// The hub, over an uplink: local subscribers, and of the queue groups only those named
     /// in the `LMSG` (an `LMSG` without queue names reaches no queue subscriber, reference
     /// §2.6). Never back to any hub.
@@ -356,6 +360,7 @@ pub fn deliver(
 ) -> usize {
     let (client, to_hub, named) = match from {
         Origin::Client(c) => (Some(c), true, None),
+        Origin::ClientLocal(c) => (Some(c), false, None),
         Origin::Hub(queues) => (None, false, Some(queues)),
         Origin::Internal | Origin::Component(_) => (None, true, None),
         Origin::LocalOnly(_) => (None, false, None),

@@ -23,6 +23,9 @@ pub enum Flow {
     Continue,
     /// Close the connection (anything queued, e.g. a final `-ERR`, is still written).
     Close(CloseReason),
+    /// A stream's queue is full: end the batch, wait for room
+    /// ([`Session::take_full_stream`]), then go on with the ops already read.
+    Wait,
 }
 
 /// nats-server's exact error texts (reference §1.6).
@@ -49,6 +52,8 @@ pub struct Session {
     no_responders: bool,
     protocol: i64,
     sent_connect_info: bool,
+    /// A stream request that found its queue full (see [`Flow::Wait`]).
+    full_stream: Option<crate::stream::Full>,
     cache: MatchCache,
     batch: Batch,
     /// PINGs sent by the server and not yet answered (shared with the ping timer).
@@ -70,6 +75,7 @@ impl Session {
             no_responders: false,
             protocol: 0,
             sent_connect_info: false,
+            full_stream: None,
             cache: MatchCache::default(),
             batch: Batch::default(),
             pings_out: Arc::new(AtomicU64::new(0)),
@@ -154,6 +160,11 @@ impl Session {
     /// on briefly (flow control, as nats-server stalls fast producers).
     pub fn stalled_client(&mut self) -> Option<Arc<ClientShared>> {
         self.batch.stalled_client.take()
+    }
+
+    /// The stream request to wait for after [`Flow::Wait`].
+    pub fn take_full_stream(&mut self) -> Option<crate::stream::Full> {
+        self.full_stream.take()
     }
 
     fn connect(&mut self, json: &[u8]) -> Flow {
@@ -244,13 +255,19 @@ impl Session {
         };
         // A wildcard token in a published subject is matched as a literal token, as
         // nats-server does (only wildcard subscriptions match it).
+        let stream = self.shared.streams.get().and_then(|s| s.find(subj));
+        let origin = match stream {
+            Some(s) if s.forwards() => Origin::ClientLocal(&self.client),
+            _ => Origin::Client(&self.client),
+        };
         let result = self.shared.router.lookup(&mut self.cache, subj);
-        let delivered = deliver(&msg, Origin::Client(&self.client), result, &mut self.batch);
-        if let Some(streams) = self.shared.streams.get()
-            && let Some(stream) = streams.find(subj)
-        {
+        let delivered = deliver(&msg, origin, result, &mut self.batch);
+        if let Some(stream) = stream {
             // Stored (and acknowledged by the stream's thread): never a no-responders case.
-            store(stream, subj, reply, headers, payload);
+            if let Some(full) = store(stream, subj, reply, headers, payload) {
+                self.full_stream = Some(full);
+                return Flow::Wait;
+            }
             return Flow::Continue;
         }
         if delivered == 0
@@ -369,34 +386,38 @@ impl Session {
     }
 }
 
-/// Hands a message on a stream subject to the stream's thread.
+/// Hands a message on a stream subject to the stream's thread; returns it when the stream's
+/// queue is full (the reader waits for room).
 fn store(
     stream: &crate::stream::Stream,
     subj: &[u8],
     reply: Option<&[u8]>,
     headers: Option<&[u8]>,
     payload: &[u8],
-) {
+) -> Option<crate::stream::Full> {
     let time_ns = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let Some(record) = crate::stream::record::encode(time_ns, subj, headers, payload) else {
-        return;
-    };
+    let record = crate::stream::record::encode(time_ns, subj, headers, payload)?;
     let msg_id = headers
         .and_then(|h| twig_core::wire::Headers::parse(h).ok())
         .and_then(|h| h.get(b"Nats-Msg-Id"))
         .map(Box::from);
-    let stored = stream.submit(crate::stream::Request {
+    let req = crate::stream::Request {
         record,
         reply: reply.map(Box::from),
         msg_id,
         notify: None,
-    });
-    if !stored {
-        tracing::error!(
-            "stream {}: its thread has stopped; message not stored",
-            stream.config.name
-        );
+    };
+    match stream.try_submit(req) {
+        crate::stream::Submit::Queued => None,
+        crate::stream::Submit::Full(full) => Some(full),
+        crate::stream::Submit::Gone => {
+            tracing::error!(
+                "stream {}: its thread has stopped; message not stored",
+                stream.config.name
+            );
+            None
+        }
     }
 }

@@ -12,21 +12,26 @@
 //! [`Streams::find`] once per message only when streams are configured; it is a linear scan of
 //! the stream filters (a gateway has a handful).
 
+pub mod drain;
 pub mod flash;
+pub mod forward;
+pub mod hub;
 pub mod record;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+
+use async_channel::{Sender, TrySendError};
 
 use serde::Serialize;
 
 use crate::config::StreamConfig;
 use crate::server::state::Shared;
 
-/// Messages waiting for a stream's thread. When full, the publishing reader blocks until the
-/// thread catches up: back-pressure to the publishers of stream subjects.
+/// Messages waiting for a stream's thread. When full, the publishing reader stops reading
+/// (asynchronously) until the thread catches up: back-pressure to the publishers of stream
+/// subjects only.
 const QUEUE: usize = 4096;
 
 /// Why streams could not start.
@@ -132,15 +137,39 @@ pub struct StreamState {
     pub duplicates: u64,
     /// Messages marked done by `max_msgs` or `max_age`.
     pub expired: u64,
+    /// `forward`: `jetstream`, `core` or `off`.
+    pub forward: String,
+    /// `off`, `waiting for link`, `waiting for hub interest`, `backing off`, `draining`
+    /// or `idle`.
+    pub forward_state: String,
+    /// Messages the hub acknowledged (PubAck, duplicates included; `core`: PONG).
+    pub forwarded: u64,
+    /// Messages sent to the hub, re-sends included.
+    pub forward_sent: u64,
+    /// Sent and not yet acknowledged.
+    pub in_flight: u64,
+    /// Re-sends from the cursor after an acknowledgement did not come in time.
+    pub forward_timeouts: u64,
+    /// Error PubAcks.
+    pub forward_errors: u64,
+    /// Messages never forwarded: refused by the hub for good (a 4xx error such as a size
+    /// limit of the hub's stream), or unsendable (larger than the hub's `max_payload`, not
+    /// allowed by its permissions).
+    pub forward_skipped: u64,
+    /// The last error PubAck or forwarding problem.
+    pub last_forward_error: Option<String>,
+    /// Publishes that found the stream's queue full (their publisher waited for room).
+    pub queue_waits: u64,
 }
 
 /// One running stream.
 pub struct Stream {
     /// Its configuration.
     pub config: StreamConfig,
-    tx: SyncSender<Request>,
+    forwards: bool,
+    tx: Sender<Request>,
     state: Arc<Mutex<StreamState>>,
-    /// Requests that found the queue full (the reader then waited).
+    /// Requests that found the queue full (their reader then waited for room).
     pub waits: AtomicU64,
 }
 
@@ -155,13 +184,25 @@ impl Streams {
     pub fn start(shared: &Arc<Shared>) -> Result<Streams, StreamError> {
         let mut streams = Vec::new();
         let mut filters = Vec::new();
+        let remotes = shared.config.leafnodes.remotes.len();
+        let any_forward = shared
+            .config
+            .streams
+            .iter()
+            .any(|s| s.forward_mode(remotes) != crate::config::ForwardMode::Off);
+        let gateway = if any_forward {
+            hub::gateway_id(shared)?
+        } else {
+            String::new()
+        };
         for (i, cfg) in shared.config.streams.iter().enumerate() {
-            let (tx, state) = worker::spawn(shared, cfg, QUEUE)?;
+            let (tx, state) = worker::spawn(shared, cfg, QUEUE, &gateway)?;
             for s in &cfg.subjects {
                 filters.push((s.as_bytes().into(), i));
             }
             streams.push(Stream {
                 config: cfg.clone(),
+                forwards: cfg.forward_mode(remotes) != crate::config::ForwardMode::Off,
                 tx,
                 state,
                 waits: AtomicU64::new(0),
@@ -182,23 +223,82 @@ impl Streams {
     pub fn states(&self) -> Vec<StreamState> {
         self.streams
             .iter()
-            .map(|s| s.state.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .map(|s| {
+                let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                st.queue_waits = s.waits.load(Ordering::Relaxed);
+                st
+            })
             .collect()
     }
 }
 
 impl Stream {
-    /// Hands a message to the stream's thread; blocks while its queue is full. Returns
-    /// false if the thread is gone (its log failed; the failure was logged).
-    pub fn submit(&self, req: Request) -> bool {
+    /// Whether the stream drains to a hub: then its forwarder is the only way its messages
+    /// go up (live publishes on its subjects stay local, see `Origin::ClientLocal`).
+    pub fn forwards(&self) -> bool {
+        self.forwards
+    }
+
+    /// Hands a message to the stream's thread without waiting. When its queue is full the
+    /// request comes back as [`Submit::Full`]: the caller (a client's reader) waits for room
+    /// with [`Full::wait`] before reading more, so only that publisher is held back, never
+    /// the executor thread it shares with other connections.
+    pub fn try_submit(&self, req: Request) -> Submit {
         match self.tx.try_send(req) {
-            Ok(()) => true,
+            Ok(()) => Submit::Queued,
             Err(TrySendError::Full(req)) => {
                 self.waits.fetch_add(1, Ordering::Relaxed);
-                self.tx.send(req).is_ok()
+                Submit::Full(Full {
+                    tx: self.tx.clone(),
+                    req,
+                })
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Closed(_)) => Submit::Gone,
         }
+    }
+
+    /// Hands a message to the stream's thread, waiting (asynchronously) while its queue is
+    /// full. Returns false if the thread is gone (its log failed; the failure was logged).
+    pub async fn submit_async(&self, req: Request) -> bool {
+        match self.try_submit(req) {
+            Submit::Queued => true,
+            Submit::Full(full) => full.wait().await,
+            Submit::Gone => false,
+        }
+    }
+
+    /// Hands a message to the stream's thread, blocking the calling thread while its queue
+    /// is full: only for callers that cannot wait asynchronously (on the executor, prefer
+    /// [`Stream::submit_async`] or [`Stream::try_submit`]). False if the thread is gone.
+    pub fn submit(&self, req: Request) -> bool {
+        match self.try_submit(req) {
+            Submit::Queued => true,
+            Submit::Full(full) => full.tx.send_blocking(full.req).is_ok(),
+            Submit::Gone => false,
+        }
+    }
+}
+
+/// What [`Stream::try_submit`] did.
+pub enum Submit {
+    /// The stream's thread has it.
+    Queued,
+    /// The queue is full: wait for room.
+    Full(Full),
+    /// The stream's thread is gone (its log failed; the failure was logged).
+    Gone,
+}
+
+/// A request waiting for room in a stream's queue (see [`Stream::try_submit`]).
+pub struct Full {
+    tx: Sender<Request>,
+    req: Request,
+}
+
+impl Full {
+    /// Waits until the stream's thread takes the request; false if the thread is gone.
+    pub async fn wait(self) -> bool {
+        self.tx.send(self.req).await.is_ok()
     }
 }
 

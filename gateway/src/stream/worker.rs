@@ -2,15 +2,19 @@
 //! `max_msgs`/`max_age` limits.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use async_channel::{Receiver, Sender, TryRecvError};
+use futures_lite::FutureExt;
+
 use twig_core::log::{self, Log, WhenFull};
 
+use super::drain::Drain;
 use super::flash::{FileFlash, SECTOR};
 use super::{Notify, Request, Stored, StreamError, StreamState, record};
 use crate::config::{StreamConfig, SyncPolicy, WhenFullConfig};
+use crate::server::internal::Owned;
 use crate::server::router::{Batch, MatchCache, Message, Origin, deliver};
 use crate::server::state::Shared;
 
@@ -21,13 +25,20 @@ const MAX_BATCH: usize = 1024;
 const TICK: Duration = Duration::from_millis(100);
 /// Most records `max_age` expires per tick (each is a read).
 const EXPIRE_PER_TICK: usize = 4096;
+/// The forwarder's acknowledged cursor is made durable at most this late (one fsync each):
+/// after a crash the drain resumes from the last durable cursor and the hub's
+/// de-duplication drops what is sent twice.
+const ACK_SYNC: Duration = Duration::from_millis(50);
+/// Fallback wake-up while waiting for the link's writer (it also notifies).
+const PROGRESS_POLL: Duration = Duration::from_millis(20);
 
 /// Opens the stream's log and starts its thread.
 pub fn spawn(
     shared: &Arc<Shared>,
     cfg: &StreamConfig,
     queue: usize,
-) -> Result<(SyncSender<Request>, Arc<Mutex<StreamState>>), StreamError> {
+    gateway: &str,
+) -> Result<(Sender<Request>, Arc<Mutex<StreamState>>), StreamError> {
     let path = cfg.path(&shared.config.store_dir);
     let shown = path.display().to_string();
     let flash =
@@ -48,13 +59,16 @@ pub fn spawn(
             reason: format!("{e:?}"),
         }
     })?;
-    let (tx, rx) = sync_channel(queue);
+    let (tx, rx) = async_channel::bounded(queue);
+    let mode = cfg.forward_mode(shared.config.leafnodes.remotes.len());
     let state = Arc::new(Mutex::new(StreamState {
         name: cfg.name.clone(),
         file: shown,
         max_bytes: cfg.max_bytes as u64,
+        forward: format!("{mode:?}").to_lowercase(),
         ..StreamState::default()
     }));
+    let drain = Drain::start(shared, cfg, gateway, log.stats().acked);
     let mut w = Worker {
         log,
         rx,
@@ -70,6 +84,8 @@ pub fn spawn(
         buf: vec![0; SECTOR],
         last_sync: Instant::now(),
         last_expire: Instant::now(),
+        drain,
+        pending: None,
     };
     w.rebuild_dedup();
     w.publish_state();
@@ -132,32 +148,84 @@ struct Worker {
     buf: Vec<u8>,
     last_sync: Instant,
     last_expire: Instant,
+    /// The forwarder, for a stream that forwards.
+    drain: Option<Drain>,
+    /// A request taken while waiting, handled first in the next round.
+    pending: Option<Request>,
+}
+
+/// What ended a wait of the stream's thread.
+enum Event {
+    Request(Option<Request>),
+    PubAck(Option<Owned>),
+    Wake,
 }
 
 impl Worker {
     fn run(mut self) {
+        async_io::block_on(self.run_loop());
+    }
+
+    /// Each round: take what publishers sent (up to [`MAX_BATCH`]), sync per the policy,
+    /// send PubAcks, let the forwarder follow the link and send, then wait for the next
+    /// request, PubAck, link change or timer. The log's calls block this thread (never the
+    /// executor).
+    async fn run_loop(&mut self) {
         loop {
-            match self.rx.recv_timeout(TICK) {
-                Ok(req) => {
-                    self.take(req);
-                    for _ in 1..MAX_BATCH {
-                        match self.rx.try_recv() {
-                            Ok(req) => self.take(req),
-                            Err(_) => break,
-                        }
+            // Listeners before the step, so a change during it ends the wait below.
+            let listeners = self
+                .drain
+                .as_ref()
+                .map(|d| (d.link.listen_change(), d.link.out.listen_progress()));
+            let mut took = 0;
+            if let Some(req) = self.pending.take() {
+                self.take(req);
+                took += 1;
+            }
+            while took < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(req) => {
+                        self.take(req);
+                        took += 1;
                     }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.sync();
-                    return;
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Closed) => {
+                        if took == 0 {
+                            self.sync();
+                            return;
+                        }
+                        break;
+                    }
                 }
             }
             let due = match self.cfg.sync {
-                SyncPolicy::Always => true,
+                SyncPolicy::Always => self.log.stats().synced < self.log.stats().last,
                 SyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
             };
             if due {
+                self.sync();
+            }
+            if took > 0 {
+                // Before the PubAcks: a publisher that got one and asks /jsz sees its message.
+                self.publish_state();
+            }
+            self.send_acks();
+            let now = Instant::now();
+            let wake = match &mut self.drain {
+                Some(d) => {
+                    let w = d.step(&mut self.log, now);
+                    let target = d.fwd.acked();
+                    if target > self.log.stats().acked {
+                        // Only a sequence number the log has: cannot fail.
+                        let _ = self.log.ack(target);
+                    }
+                    Some(w)
+                }
+                None => None,
+            };
+            let s = self.log.stats();
+            let ack_pending = s.durable_acked < s.acked;
+            if ack_pending && self.last_sync.elapsed() >= ACK_SYNC {
                 self.sync();
             }
             if self.last_expire.elapsed() >= Duration::from_secs(1) {
@@ -169,8 +237,70 @@ impl Worker {
                     self.cfg.max_duplicate_ids,
                 );
             }
-            self.send_acks();
             self.publish_state();
+            if took == MAX_BATCH || wake.is_some_and(|w| w.again) {
+                continue;
+            }
+            let mut at = now + TICK;
+            if ack_pending {
+                at = at.min(self.last_sync + ACK_SYNC);
+            }
+            if let SyncPolicy::Interval(d) = self.cfg.sync
+                && s.synced < s.last
+            {
+                at = at.min(self.last_sync + d);
+            }
+            if let Some(t) = wake.and_then(|w| w.at) {
+                at = at.min(t);
+            }
+            let progress = wake.is_some_and(|w| w.progress);
+            if progress {
+                at = at.min(now + PROGRESS_POLL);
+            }
+            let event = self.wait(at, listeners, progress).await;
+            match event {
+                Event::Request(r) => self.pending = r,
+                Event::PubAck(m) => {
+                    if let Some(d) = &mut self.drain {
+                        d.pending = m;
+                    }
+                }
+                Event::Wake => {}
+            }
+        }
+    }
+
+    /// Waits for a request, a PubAck, a link change (or the writer's progress when
+    /// `progress`), or `at`.
+    async fn wait(
+        &self,
+        at: Instant,
+        listeners: Option<(event_listener::EventListener, event_listener::EventListener)>,
+        progress: bool,
+    ) -> Event {
+        let req = async { Event::Request(self.rx.recv().await.ok()) };
+        let timer = async {
+            async_io::Timer::at(at).await;
+            Event::Wake
+        };
+        match (&self.drain, listeners) {
+            (Some(d), Some((change, prog))) => {
+                let acks = async { Event::PubAck(d.acks().recv().await.ok()) };
+                let change = async {
+                    change.await;
+                    Event::Wake
+                };
+                let prog = async {
+                    if progress {
+                        prog.await;
+                    } else {
+                        futures_lite::future::pending::<()>().await;
+                    }
+                    Event::Wake
+                };
+                req.or(acks).or(change).or(prog).or(timer).await
+            }
+            _ => req.or(timer).await,
         }
     }
 
@@ -408,6 +538,19 @@ impl Worker {
         st.refused = self.counters.refused;
         st.duplicates = self.counters.duplicates;
         st.expired = self.counters.expired;
+        if let Some(d) = &self.drain {
+            let c = d.fwd.counts;
+            st.forwarded = c.forwarded.saturating_sub(d.skipped);
+            st.forward_sent = c.sent;
+            st.forward_timeouts = c.timeouts;
+            st.forward_errors = c.errors;
+            st.forward_skipped = d.skipped;
+            st.in_flight = d.fwd.in_flight() as u64;
+            st.forward_state = d.state(Instant::now(), s.last > s.acked).to_owned();
+            st.last_forward_error.clone_from(&d.last_error);
+        } else {
+            "off".clone_into(&mut st.forward_state);
+        }
     }
 }
 

@@ -75,6 +75,9 @@ pub struct Link {
     pub out_bytes: AtomicU64,
     /// Messages dropped because the backlog to the hub was at `max_pending`.
     pub dropped: AtomicU64,
+    /// Notified when the link goes up or down and when the hub's interest changes: stream
+    /// forwarders wait on it instead of polling.
+    changed: event_listener::Event,
 }
 
 impl Link {
@@ -97,7 +100,18 @@ impl Link {
             out_msgs: AtomicU64::new(0),
             out_bytes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            changed: event_listener::Event::new(),
         }
+    }
+
+    /// A listener for [`Link::notify_change`] (create it before checking, then wait).
+    pub fn listen_change(&self) -> event_listener::EventListener {
+        self.changed.listen()
+    }
+
+    /// Wakes the stream forwarders: the link went up or down, or the hub's interest changed.
+    pub fn notify_change(&self) {
+        self.changed.notify(usize::MAX);
     }
 
     /// A local subscription appeared (`add`) or went (`!add`): tell the hub when that changes
@@ -149,6 +163,8 @@ impl Link {
         }
         self.out.push_proto(&lines);
         self.out.wake();
+        drop(st);
+        self.notify_change();
     }
 
     /// The connection ended: stop queueing, drop what is queued.
@@ -156,6 +172,8 @@ impl Link {
         let mut st = lock(&self.state);
         st.connected = false;
         self.out.close();
+        drop(st);
+        self.notify_change();
     }
 
     /// The permissions in force (checked when the hub's interest becomes router entries).
@@ -173,8 +191,14 @@ impl Link {
         lock(&self.state).connected
     }
 
-    fn headers(&self) -> bool {
+    /// Whether the hub negotiated headers (`HMSG`).
+    pub fn headers(&self) -> bool {
         self.headers.load(Relaxed)
+    }
+
+    /// The hub's `max_payload` (headers and body), `usize::MAX` when it did not say.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload.load(Relaxed)
     }
 }
 

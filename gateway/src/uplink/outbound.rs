@@ -50,6 +50,17 @@ struct State {
     held: usize,
     bulk_open: bool,
     closed: bool,
+    /// Per connection (zeroed by `reset`): bulk bytes queued and written so far, PINGs queued
+    /// and PONGs received. The stream forwarder's `core` mode acknowledges a batch with a PING
+    /// queued once the batch is written, and the PONG that answers it (the hub answers PINGs
+    /// in order, and every PING goes through the urgent lane, so queue order is wire order).
+    bulk_in: u64,
+    bulk_out: u64,
+    pings: u64,
+    pongs: u64,
+    /// Connections so far (bumped by `reset`), so a forwarder notices a reconnect it slept
+    /// through.
+    epoch: u64,
 }
 
 impl State {
@@ -63,7 +74,25 @@ pub struct LinkOutbound {
     state: Mutex<State>,
     ready: Event,
     drained: Event,
+    /// Notified whenever the writer wrote bulk bytes (forwarders waiting for room or for a
+    /// batch to be on the wire).
+    progress: Event,
     max_pending: usize,
+}
+
+/// The per-connection counters of a [`LinkOutbound`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Connection number (bumped on every reset).
+    pub epoch: u64,
+    /// Bulk bytes queued on this connection.
+    pub bulk_in: u64,
+    /// Bulk bytes written to the socket on this connection.
+    pub bulk_out: u64,
+    /// PINGs queued on this connection.
+    pub pings: u64,
+    /// PONGs received on this connection.
+    pub pongs: u64,
 }
 
 /// What the writer took: urgent bytes, and possibly a bulk batch with its marks.
@@ -87,6 +116,7 @@ impl LinkOutbound {
             }),
             ready: Event::new(),
             drained: Event::new(),
+            progress: Event::new(),
             max_pending,
         }
     }
@@ -95,9 +125,14 @@ impl LinkOutbound {
     /// until [`LinkOutbound::open_bulk`].
     pub fn reset(&self) {
         let mut st = self.lock();
-        *st = State::default();
+        let epoch = st.epoch + 1;
+        *st = State {
+            epoch,
+            ..State::default()
+        };
         drop(st);
         self.drained.notify(usize::MAX);
+        self.progress.notify(usize::MAX);
     }
 
     /// Opens the bulk lane (the hub confirmed CONNECT).
@@ -124,6 +159,47 @@ impl LinkOutbound {
         }
         self.ready.notify(usize::MAX);
         self.drained.notify(usize::MAX);
+        self.progress.notify(usize::MAX);
+    }
+
+    /// Queues a keepalive or barrier `PING` on the urgent lane; returns its number on this
+    /// connection (the PONG with the same number answers it), `None` when closed.
+    pub fn push_ping(&self) -> Option<u64> {
+        let n = {
+            let mut st = self.lock();
+            if st.closed {
+                return None;
+            }
+            st.urgent.extend_from_slice(b"PING\r\n");
+            st.pings += 1;
+            st.pings
+        };
+        self.ready.notify(1);
+        Some(n)
+    }
+
+    /// The hub answered a PING.
+    pub fn pong(&self) {
+        self.lock().pongs += 1;
+        self.progress.notify(usize::MAX);
+    }
+
+    /// This connection's counters.
+    pub fn counters(&self) -> Counters {
+        let st = self.lock();
+        Counters {
+            epoch: st.epoch,
+            bulk_in: st.bulk_in,
+            bulk_out: st.bulk_out,
+            pings: st.pings,
+            pongs: st.pongs,
+        }
+    }
+
+    /// A listener notified when bulk bytes are written, a PONG arrives, or the link resets
+    /// or closes (create it before checking, then wait).
+    pub fn listen_progress(&self) -> event_listener::EventListener {
+        self.progress.listen()
     }
 
     /// Queues an urgent line and wakes the writer.
@@ -177,6 +253,7 @@ impl LinkOutbound {
             return Pushed::Dropped;
         }
         let end = st.bulk.len();
+        st.bulk_in += (end - before) as u64;
         if end - st.last_mark >= CHUNK {
             st.marks.push(end);
             st.last_mark = end;
@@ -228,10 +305,14 @@ impl LinkOutbound {
         let mut st = self.lock();
         let was = st.backlog() > self.stall_mark();
         st.held = st.held.saturating_sub(n);
+        st.bulk_out += n as u64;
         let now = st.backlog() > self.stall_mark();
         drop(st);
         if was && !now {
             self.drained.notify(usize::MAX);
+        }
+        if n > 0 {
+            self.progress.notify(usize::MAX);
         }
     }
 

@@ -201,6 +201,8 @@ struct Conn<'c> {
     batch: Batch,
     hub_subs: HashMap<Key, Arc<HubInterest>>,
     up: bool,
+    /// The hub's interest changed in this batch (forwarders are told once it ends).
+    interest_changed: bool,
 }
 
 async fn connected(
@@ -238,6 +240,7 @@ async fn connected(
         batch: Batch::default(),
         hub_subs: HashMap::new(),
         up: false,
+        interest_changed: false,
     };
 
     // The hub's first INFO comes in the clear, before any TLS.
@@ -370,7 +373,7 @@ impl Conn<'_> {
         let now = Instant::now();
         let r = loop {
             match inbound.next_op() {
-                Ok(Some(op)) => match self.session.handle(now, op) {
+                Ok(Some(op)) => match self.handle_op(now, op) {
                     Ok(step) => {
                         if let Err(e) = self.apply(step) {
                             break Err(e);
@@ -386,12 +389,28 @@ impl Conn<'_> {
         r
     }
 
+    fn handle_op<'a>(
+        &mut self,
+        now: Instant,
+        op: Op<'a>,
+    ) -> Result<Step<'a>, super::session::SessionError> {
+        // Counted in order for the stream forwarder's PING barriers (`core` mode).
+        if matches!(op, Op::Pong) && self.up {
+            self.ctx.link.out.pong();
+        }
+        self.session.handle(now, op)
+    }
+
     fn apply(&mut self, step: Step<'_>) -> Result<(), String> {
         let out = &self.ctx.link.out;
         match step {
             Step::Nothing => {}
             Step::Send(b) => {
                 out.push_urgent(&b);
+            }
+            // Counted, so the stream forwarder's PING barriers know which PONG is theirs.
+            Step::SendStatic(b"PING\r\n") => {
+                out.push_ping();
             }
             Step::SendStatic(b) => {
                 out.push_urgent(b);
@@ -496,6 +515,7 @@ impl Conn<'_> {
             Ok(()) => {
                 lock(&self.ctx.link.hub_subs).insert(key.clone(), h.clone());
                 self.hub_subs.insert(key, h);
+                self.interest_changed = true;
             }
             Err(e) => tracing::debug!(
                 "Leafnode: ignoring interest {:?} from the hub: {e}",
@@ -509,6 +529,7 @@ impl Conn<'_> {
         if let Some(h) = self.hub_subs.remove(&key) {
             lock(&self.ctx.link.hub_subs).remove(&key);
             self.ctx.shared.router.remove_hub(&[h]);
+            self.interest_changed = true;
         }
     }
 
@@ -556,6 +577,9 @@ impl Conn<'_> {
         }
         if let Some(rtt) = self.session.rtt() {
             lock(&self.ctx.link.status).rtt = Some(rtt);
+        }
+        if std::mem::take(&mut self.interest_changed) {
+            self.ctx.link.notify_change();
         }
     }
 }

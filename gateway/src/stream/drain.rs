@@ -1,0 +1,520 @@
+//! The forwarder's shell, run by the stream's thread: reads records from the log from the
+//! acknowledged cursor, writes them as `LMSG`/`HMSG` into the uplink's bulk lane, and feeds
+//! the hub's PubAcks (or, in `core` mode, PONGs) into the [`Forwarder`].
+//!
+//! On the wire (`jetstream` mode) a forwarded message keeps its subject, body and the
+//! publisher's headers, except that `Nats-Msg-Id` becomes `<gateway>.<stream>.<seq>` (stable
+//! across restarts: the hub's stream drops the repeats of a resumed drain), and its reply
+//! subject is `_TWIG_FWD.<gateway>.<stream>.<seq>`. An internal subscription on
+//! `_TWIG_FWD.<gateway>.<stream>.>` sits in the router from the start, so its `LS+` reaches
+//! the hub on every (re)connect with the rest of twig's interest, and the hub's JetStream
+//! sends the PubAcks back over the link like any reply.
+//!
+//! A record goes out only while the hub has interest in its subject (a hub advertises its
+//! JetStream streams' subjects as `LS+`), only while the link's backlog is below its stall
+//! mark (live traffic keeps its share) and never blocks: a refused push is retried when the
+//! writer made progress.
+use std::sync::Arc;
+use std::time::Instant;
+
+use twig_core::log::{Cursor, Log};
+use twig_core::sublist::MatchResult;
+use twig_core::wire::{HeaderWriter, Headers, Op, Queues};
+
+use super::flash::{FileFlash, SECTOR};
+use super::forward::{Forwarder, Settings};
+use super::hub::{Refusal, parse_puback, permanent, subject_token};
+use super::record;
+use crate::config::{ForwardMode, StreamConfig};
+use crate::server::internal::{InternalSub, Owned, new_owner};
+use crate::server::router::{MatchCache, SubRef};
+use crate::server::state::Shared;
+use crate::uplink::link::Link;
+use crate::uplink::outbound::Pushed;
+
+/// Reply subjects of forwarded messages start with this.
+pub const REPLY_PREFIX: &str = "_TWIG_FWD";
+
+/// Most records sent per step, so the thread gets back to publishers in between.
+const BURST: usize = 256;
+
+/// What keeps the forwarder from sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// Nothing: everything is sent or the window is full.
+    No,
+    /// The hub has no interest in the next record's subject.
+    Interest,
+    /// The link's backlog is at its stall mark or full.
+    Room,
+}
+
+/// What a step asks of the thread's loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Wake {
+    /// More can be sent right away.
+    pub again: bool,
+    /// Wait for the link's writer (room, or a `core` batch to be written or answered).
+    pub progress: bool,
+    /// A timer of the forwarder.
+    pub at: Option<Instant>,
+}
+
+/// One stream's forwarding to its remote.
+pub struct Drain {
+    /// The link it drains to.
+    pub link: Arc<Link>,
+    sub: Arc<InternalSub>,
+    acks: async_channel::Receiver<Owned>,
+    /// A PubAck taken while waiting, handled at the next step.
+    pub pending: Option<Owned>,
+    /// The protocol state.
+    pub fwd: Forwarder,
+    shared: Arc<Shared>,
+    core: bool,
+    reply_prefix: String,
+    id_prefix: String,
+    stream: String,
+    epoch: u64,
+    cursor: Option<Cursor>,
+    buf: Vec<u8>,
+    hbuf: Vec<u8>,
+    reply: Vec<u8>,
+    queues: Vec<u8>,
+    cache: MatchCache,
+    /// Why it is not sending.
+    pub blocked: Blocked,
+    /// The last error PubAck or forwarding problem.
+    pub last_error: Option<String>,
+    /// Messages the hub refused for good (or that could never be sent): skipped.
+    pub skipped: u64,
+}
+
+impl Drain {
+    /// The drain of a stream that forwards (`None` for `forward = "off"`), resuming after
+    /// `acked`.
+    pub fn start(
+        shared: &Arc<Shared>,
+        cfg: &StreamConfig,
+        gateway: &str,
+        acked: u64,
+    ) -> Option<Drain> {
+        let remotes = shared.config.leafnodes.remotes.len();
+        let mode = cfg.forward_mode(remotes);
+        let link = shared.router.uplinks().get(cfg.forward_remote)?.clone();
+        if mode == ForwardMode::Off {
+            return None;
+        }
+        let token = subject_token(gateway);
+        let reply_prefix = format!("{REPLY_PREFIX}.{token}.{}.", cfg.name);
+        let (sub, acks) = InternalSub::new(
+            new_owner(),
+            format!("{reply_prefix}>").as_bytes(),
+            None,
+            cfg.forward_window.saturating_mul(2).saturating_add(64),
+        );
+        if let Err(e) = shared.router.insert_internal(&sub) {
+            tracing::error!("stream {}: cannot subscribe for PubAcks: {e}", cfg.name);
+            return None;
+        }
+        let core = mode == ForwardMode::Core;
+        Some(Drain {
+            link,
+            sub,
+            acks,
+            pending: None,
+            fwd: Forwarder::new(
+                Settings {
+                    window: cfg.forward_window,
+                    ack_timeout: cfg.forward_ack_timeout,
+                    core,
+                },
+                acked,
+            ),
+            shared: shared.clone(),
+            core,
+            reply_prefix,
+            id_prefix: format!("{gateway}.{}.", cfg.name),
+            stream: cfg.name.clone(),
+            epoch: 0,
+            cursor: None,
+            buf: vec![0; SECTOR],
+            hbuf: Vec::new(),
+            reply: Vec::new(),
+            queues: Vec::new(),
+            cache: MatchCache::default(),
+            blocked: Blocked::No,
+            last_error: None,
+            skipped: 0,
+        })
+    }
+
+    /// The PubAck channel (the thread's loop waits on it).
+    pub fn acks(&self) -> &async_channel::Receiver<Owned> {
+        &self.acks
+    }
+
+    /// `/jsz`'s `forward_state`.
+    pub fn state(&self, now: Instant, backlog: bool) -> &'static str {
+        if !self.fwd.is_up() {
+            "waiting for link"
+        } else if self.fwd.backing_off(now) {
+            "backing off"
+        } else if self.blocked == Blocked::Interest {
+            "waiting for hub interest"
+        } else if backlog || self.fwd.in_flight() > 0 {
+            "draining"
+        } else {
+            "idle"
+        }
+    }
+
+    /// Follows the link, takes PubAcks and PONGs, sends what the window allows. The caller
+    /// then moves the log's acknowledged cursor to [`Forwarder::acked`].
+    pub fn step(&mut self, log: &mut Log<FileFlash>, now: Instant) -> Wake {
+        let c = self.link.out.counters();
+        let connected = self.link.is_connected();
+        if self.fwd.is_up() && (!connected || c.epoch != self.epoch) {
+            self.fwd.link_down();
+            self.cursor = None;
+        }
+        if connected && !self.fwd.is_up() {
+            self.fwd.link_up();
+            self.epoch = c.epoch;
+            if !self.core && !self.link.perms().can_subscribe(&self.sub.subject) {
+                self.error(format!(
+                    "the hub does not let this gateway subscribe to {} (leafnode import \
+                     permissions): its PubAcks cannot come back",
+                    String::from_utf8_lossy(&self.sub.subject)
+                ));
+            }
+        }
+        let s = log.stats();
+        // Expired by a limit, or dropped from a full file: done without the hub.
+        self.fwd.skip_to(s.acked.max(s.first.saturating_sub(1)));
+        if let Some(m) = self.pending.take() {
+            self.puback(now, &m);
+        }
+        while let Ok(m) = self.acks.try_recv() {
+            self.puback(now, &m);
+        }
+        if self.core {
+            if self.fwd.needs_ping(c.bulk_out)
+                && let Some(n) = self.link.out.push_ping()
+            {
+                self.fwd.pinged(c.bulk_out, n);
+            }
+            self.fwd.pongs(c.pongs);
+        }
+        if self.fwd.poll(now) {
+            let what = if self.core { "PONG" } else { "PubAck" };
+            self.error(format!(
+                "no {what} for message {} in time, sending again from there (does a stream \
+                 on the hub cover its subject?)",
+                self.fwd.acked() + 1
+            ));
+        }
+        self.blocked = Blocked::No;
+        let mut sent = 0;
+        let mut again = false;
+        while let Some(seq) = self.fwd.want(now) {
+            // Only what is on disk: a record lost to a power cut before its sync would have
+            // its sequence number (and so its Nats-Msg-Id) reused by the next message, which
+            // the hub would then drop as a duplicate.
+            if seq > s.synced {
+                break;
+            }
+            if sent == BURST {
+                again = true;
+                break;
+            }
+            if self.link.out.stalled() {
+                self.blocked = Blocked::Room;
+                break;
+            }
+            match self.send(log, now, seq) {
+                Ok(true) => sent += 1,
+                Ok(false) => {
+                    // Read past the end (records dropped meanwhile) or nothing to read.
+                    break;
+                }
+                Err(b) => {
+                    self.blocked = b;
+                    self.cursor = None;
+                    break;
+                }
+            }
+        }
+        if sent > 0 {
+            self.link.out.wake();
+            if self.core {
+                self.fwd.core_batch(self.link.out.counters().bulk_in);
+            }
+        }
+        let barrier_wait = self.core && self.fwd.in_flight() > 0;
+        Wake {
+            again,
+            progress: self.blocked == Blocked::Room || barrier_wait,
+            at: self.fwd.poll_at(),
+        }
+    }
+
+    /// Reads the record at `seq` (or the next one still on file) and queues it. `Ok(false)`
+    /// when the log has nothing there.
+    fn send(&mut self, log: &mut Log<FileFlash>, now: Instant, seq: u64) -> Result<bool, Blocked> {
+        let mut cur = match self.cursor {
+            Some(c) if c.seq() == seq => c,
+            _ => match log.cursor(seq) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.error(format!("cannot read the log at {seq}: {e:?}"));
+                    return Ok(false);
+                }
+            },
+        };
+        let r = match log.read_next(&mut cur, &mut self.buf) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                // A damaged sector: the cursor moved past it; its records are lost.
+                if cur.seq() > seq {
+                    self.fwd.gone(cur.seq() - 1);
+                }
+                self.error(format!(
+                    "cannot read records {seq}..{}: {e:?}; skipped",
+                    cur.seq()
+                ));
+                self.cursor = Some(cur);
+                return Ok(false);
+            }
+        };
+        let buf = std::mem::take(&mut self.buf);
+        let res = self.queue_record(buf.get(..r.len).unwrap_or_default(), r.seq, now);
+        self.buf = buf;
+        if res.is_ok() {
+            self.cursor = Some(cur);
+        }
+        res.map(|()| true)
+    }
+
+    /// Queues one record read from the log (or skips it for good with an error).
+    fn queue_record(&mut self, rec: &[u8], seq: u64, now: Instant) -> Result<(), Blocked> {
+        let Some(m) = record::decode(rec) else {
+            self.error(format!("record {seq} is not a message"));
+            self.skipped += 1;
+            self.fwd.sent(now, seq);
+            self.fwd.ack(now, seq, true);
+            return Ok(());
+        };
+        self.queues.clear();
+        let result = self.shared.router.lookup(&mut self.cache, m.subject);
+        if !hub_interest(result, &self.link, &mut self.queues) {
+            return Err(Blocked::Interest);
+        }
+        // Headers: the publisher's, with our Nats-Msg-Id (`jetstream` mode).
+        let headers: Option<&[u8]> = if !self.link.headers() {
+            if !self.core {
+                self.error(
+                    "the hub did not negotiate headers: forwarding without Nats-Msg-Id, so \
+                     without de-duplication"
+                        .into(),
+                );
+            }
+            None
+        } else if self.core {
+            m.headers
+        } else {
+            let id = format!("{}{}", self.id_prefix, seq);
+            let old = m.headers.and_then(|h| Headers::parse(h).ok());
+            let need = m.headers.map_or(0, <[u8]>::len) + id.len() + 32;
+            self.hbuf.clear();
+            self.hbuf.resize(need, 0);
+            let len = match HeaderWriter::new(&mut self.hbuf) {
+                Ok(mut w) => {
+                    let _ = w.push(b"Nats-Msg-Id", id.as_bytes());
+                    for (k, v) in old.iter().flat_map(Headers::iter) {
+                        // Expectations (`Nats-Expected-Last-Sequence`...) were about twig's
+                        // stream, where they were already checked.
+                        if k != b"Nats-Msg-Id" && !k.starts_with(b"Nats-Expected-") {
+                            let _ = w.push(k, v);
+                        }
+                    }
+                    w.finish()
+                }
+                Err(_) => 0,
+            };
+            self.hbuf.get(..len)
+        };
+        let reply = if self.core {
+            None
+        } else {
+            self.reply.clear();
+            self.reply.extend_from_slice(self.reply_prefix.as_bytes());
+            self.reply.extend_from_slice(seq.to_string().as_bytes());
+            Some(&self.reply[..])
+        };
+        let size = headers.map_or(0, <[u8]>::len) + m.payload.len();
+        let perms = self.link.perms();
+        let refused = if size > self.link.max_payload() {
+            Some("larger than the hub's max_payload")
+        } else if perms.export_restricted() && !perms.can_publish(m.subject) {
+            Some("the hub does not allow publishing its subject")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            // It can never go up; waiting would stop the stream for good.
+            let text = format!(
+                "message {} on {} skipped: {why}",
+                seq,
+                String::from_utf8_lossy(m.subject)
+            );
+            self.error(text);
+            self.skipped += 1;
+            self.fwd.sent(now, seq);
+            self.fwd.ack(now, seq, true);
+            return Ok(());
+        }
+        let op = Op::Lmsg {
+            subject: m.subject,
+            reply,
+            queues: Queues::from_raw(&self.queues),
+            headers,
+            payload: m.payload,
+        };
+        let pushed = self.link.out.push_msg(op.encoded_len(), |b| {
+            op.encode_into(b).map(|_| ()).map_err(|_| ())
+        });
+        if pushed == Pushed::Dropped {
+            return Err(Blocked::Room);
+        }
+        self.link
+            .out_msgs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.link
+            .out_bytes
+            .fetch_add(size as u64, std::sync::atomic::Ordering::Relaxed);
+        self.fwd.sent(now, seq);
+        Ok(())
+    }
+
+    fn puback(&mut self, now: Instant, m: &Owned) {
+        let Some(seq) = m
+            .subject
+            .rsplit(|&b| b == b'.')
+            .next()
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let current = seq > self.fwd.acked() && seq < self.fwd.next();
+        match parse_puback(m) {
+            Ok(()) => self.fwd.ack(now, seq, true),
+            Err(Refusal { code, text }) if permanent(code) => {
+                // Sending it again would be refused again, and stop the stream for good.
+                if current {
+                    self.skipped += 1;
+                    self.error(format!(
+                        "the hub refused message {seq} for good ({code}: {text}); skipped"
+                    ));
+                }
+                self.fwd.ack(now, seq, true);
+            }
+            Err(Refusal { code, text }) => {
+                if current {
+                    self.error(format!(
+                        "the hub refused message {seq} ({code}: {text}); sending again"
+                    ));
+                }
+                self.fwd.ack(now, seq, false);
+            }
+        }
+    }
+
+    fn error(&mut self, text: String) {
+        if self.last_error.as_deref() != Some(text.as_str()) {
+            tracing::warn!("stream {}: forwarding: {text}", self.stream);
+        }
+        self.last_error = Some(text);
+    }
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        self.shared.router.remove_internal(&self.sub);
+    }
+}
+
+/// Whether the hub has interest in a subject over `link`; the names of the queue groups it
+/// has members in are written to `queues` (blank-separated, for the `LMSG`).
+fn hub_interest(result: &MatchResult<SubRef>, link: &Arc<Link>, queues: &mut Vec<u8>) -> bool {
+    let ours = |s: &SubRef| match s {
+        SubRef::Hub(h) => {
+            Arc::ptr_eq(&h.link, link) && !h.closed.load(std::sync::atomic::Ordering::Acquire)
+        }
+        _ => false,
+    };
+    let mut any = result.plain().iter().any(ours);
+    for g in result.groups() {
+        if g.members().iter().any(ours) {
+            if !queues.is_empty() {
+                queues.push(b' ');
+            }
+            queues.extend_from_slice(g.name());
+            any = true;
+        }
+    }
+    any
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_interest_is_that_of_the_link_plain_or_queue() {
+        use crate::server::router::Router;
+        use crate::uplink::interest::Permissions;
+        use crate::uplink::link::HubInterest;
+        use std::sync::atomic::{AtomicBool, AtomicU32};
+        let (ours, other) = (
+            Arc::new(Link::new(0, 1 << 20)),
+            Arc::new(Link::new(1, 1 << 20)),
+        );
+        let router = Router::with_uplinks(16, vec![ours.clone(), other.clone()]);
+        let entry = |link: &Arc<Link>, subject: &str, queue: Option<&str>| {
+            let h = Arc::new(HubInterest {
+                link: link.clone(),
+                subject: subject.as_bytes().into(),
+                queue: queue.map(|q| q.as_bytes().into()),
+                weight: AtomicU32::new(1),
+                closed: AtomicBool::new(false),
+                perms: Arc::new(Permissions::default()),
+            });
+            router.insert_hub(&h).unwrap();
+            h
+        };
+        entry(&other, "a.>", None);
+        entry(&ours, "q.*", Some("workers"));
+        let plain = entry(&ours, "p.>", None);
+        let mut cache = MatchCache::default();
+        let mut queues = Vec::new();
+        let mut check = |subject: &str, queues: &mut Vec<u8>| {
+            queues.clear();
+            hub_interest(router.lookup(&mut cache, subject.as_bytes()), &ours, queues)
+        };
+        assert!(
+            !check("a.b", &mut queues),
+            "another link's interest is not ours"
+        );
+        assert!(check("q.x", &mut queues));
+        assert_eq!(queues, b"workers");
+        assert!(check("p.x", &mut queues));
+        assert!(queues.is_empty());
+        plain
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        assert!(!check("p.x", &mut queues), "withdrawn");
+    }
+}
