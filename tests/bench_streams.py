@@ -134,11 +134,12 @@ def stream_msgs(conn, stream):
     return None if "error" in reply else reply["state"]["messages"]
 
 
-def wait_msgs(port, stream, want, limit, what):
+def wait_msgs(port, stream, want, limit, what, give_up=False):
     """Polls `stream` on the server at `port` until it holds `want` messages; returns
-    (monotonic time it did, count then)."""
+    (monotonic time it did, count then). At the time limit: raises, or with give_up returns
+    (None, the last count seen)."""
     deadline = time.monotonic() + limit
-    conn = None
+    conn, n, last = None, None, 0
     try:
         while time.monotonic() < deadline:
             if conn is None:
@@ -152,10 +153,13 @@ def wait_msgs(port, stream, want, limit, what):
                     conn, n = None, None
                 if n is not None and n >= want:
                     return time.monotonic(), n
+                last = n if n is not None else last
             time.sleep(POLL)
     finally:
         if conn is not None:
             conn.close()
+    if give_up:
+        return None, last
     raise RuntimeError(f"{what}: {stream} did not reach {want} messages within {limit:.0f} s")
 
 
@@ -374,21 +378,27 @@ def drain_run(b):
             hub.down()
             fill = jspub(ctx, leaf.port, n, sc.limit)
             ready = hub.up()
-            done, got = wait_msgs(hub.port, "AGG", n + 1, DRAIN_LIMIT, "drain")
+            done, got = wait_msgs(hub.port, "AGG", n + 1, DRAIN_LIMIT, "drain", give_up=True)
             # How much of it was the leaf reconnecting (both log in local time, same clock).
             hub_log, leaf_log = hub.srv.log_path, leaf.log_path
         finally:
             if leaf is not None:
                 leaf.stop()
             hub.down()
-        secs = done - ready
+        # Not there at the limit: the limit is shown as a lower bound, marked incomplete
+        # (nats-server's sourcing sometimes backs off for minutes: its own behaviour).
+        secs = DRAIN_LIMIT if done is None else done - ready
         t_ready = last_logged(hub_log, "Server is ready")
         t_link = last_logged(leaf_log, "Leafnode connection created")
         link = t_link - t_ready if t_ready and t_link and t_link >= t_ready else None
         errors = [] if got == n + 1 else [f"hub stream holds {got} messages, not {n + 1}"]
+        if done is None:
+            errors = [f"after {DRAIN_LIMIT:.0f} s the hub stream held {got} of {n + 1} messages"]
         r = {"drain_secs": secs, "msgs": n, "hub_msgs": got, "complete": not errors,
              "errors": errors, "fill_msgs_per_sec": fill["msgs_per_sec"],
-             "human": f"drain {n} msgs: hub ready -> AGG holds them in {secs:.2f} s "
+             "lower_bound": done is None and not twig,
+             "human": f"drain {n} msgs: hub ready -> AGG holds them in "
+                      f"{'more than ' if done is None else ''}{secs:.2f} s "
                       f"(leaf link up after {'?' if link is None else f'{link:.2f}'} s; "
                       f"filled at {b.rate_fmt(fill['msgs_per_sec'])} msgs/s)"}
         if link is not None:
