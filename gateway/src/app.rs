@@ -79,6 +79,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     }
     crate::uplink::spawn(&server.shared(), &ex);
     crate::sync::spawn(&server.shared(), &ex).map_err(|e| e.to_string())?;
+    crate::mqtt::spawn(&server.shared(), &ex).map_err(|e| e.to_string())?;
     async_io::block_on(ex.run(server.run(ex.clone(), shutdown)));
     // Give writers a moment to flush the close to each client, then stop the workers.
     async_io::block_on(

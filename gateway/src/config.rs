@@ -14,11 +14,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod leaf;
+pub mod mqtt;
 mod streams;
 mod sync;
 mod values;
 
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
+pub use mqtt::MqttConfig;
 pub use streams::{ForwardMode, StreamConfig, SyncPolicy, WhenFullConfig};
 pub use sync::{DeliverPolicyConfig, SyncConfig};
 
@@ -95,8 +97,9 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     /// Durable pull consumers on hub streams delivered locally (`[[sync]]`).
     pub sync: Vec<SyncConfig>,
-    // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`:
-    // `[[streams]]` (flash-backed streams), `[mqtt]` (bridge).
+    /// `[mqtt]`: the bridge to an MQTT broker (default: none).
+    pub mqtt: Option<MqttConfig>,
+    // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`.
 }
 
 impl Default for Config {
@@ -126,6 +129,7 @@ impl Default for Config {
             store_dir: PathBuf::from("twig-store"),
             streams: Vec::new(),
             sync: Vec::new(),
+            mqtt: None,
         }
     }
 }
@@ -318,6 +322,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_host("host", &self.host)?;
         streams::validate(&self.streams, self.leafnodes.remotes.len())?;
+        if let Some(m) = &self.mqtt {
+            mqtt::validate(m)?;
+        }
         if let Some(h) = &self.http_host {
             check_host("http_host", h)?;
         }

@@ -8,6 +8,8 @@
 //! - [`auth`], [`tls`]: credentials checks (token, user/password, nkey) and rustls setup.
 //! - [`uplink`]: twig as a leafnode of a cloud NATS cluster: handshake, interest both ways,
 //!   `LMSG`/`HMSG`, keepalive ahead of bulk data, reconnect with back-off over several URLs.
+//! - [`mqtt`]: the bridge to an MQTT broker (rumqttc on its own thread): topic filters in,
+//!   subjects out and back, QoS 1 acknowledged once durable.
 //! - [`monitor`]: nats-server-shaped `/varz`, `/connz`, `/leafz`, `/healthz` and Prometheus
 //!   `/metrics`.
 //! - [`sync`]: durable pull consumers on hub streams, delivered locally after reconnects.
@@ -19,7 +21,9 @@ pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod monitor;
+pub mod mqtt;
 pub mod server;
+pub mod stall;
 pub mod stats;
 pub mod stream;
 pub mod sync;

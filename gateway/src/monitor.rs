@@ -1,5 +1,5 @@
 //! Monitoring over HTTP, shaped like nats-server's so its tooling reads twig too:
-//! `/varz`, `/connz`, `/leafz`, `/healthz`, and `/metrics` in the Prometheus text format.
+//! `/varz`, `/connz`, `/leafz`, `/healthz`, `/jsz`, `/mqttz` (the MQTT bridge), and `/metrics` in the Prometheus text format.
 //!
 //! - [`varz`], [`connz`]: the bodies (serde, nats-server's field names and value formats).
 //! - [`metrics`]: Prometheus text rendered from [`Varz`].
@@ -48,6 +48,10 @@ pub trait MonitorSource: Send + Sync {
     /// The `/jsz` answer: the flash-backed streams (none by default).
     fn jsz(&self) -> Jsz {
         Jsz::default()
+    }
+    /// The `/mqttz` answer: the MQTT bridge (`enabled: false` without one).
+    fn mqttz(&self) -> crate::mqtt::stats::Mqttz {
+        crate::mqtt::stats::Mqttz::default()
     }
 }
 

@@ -141,6 +141,7 @@ pub struct ServerUnderTest {
     dir: tempfile::TempDir,
     child: Option<Child>,
     port: u16,
+    http_port: Option<u16>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -164,10 +165,16 @@ impl ServerUnderTest {
             dir,
             child: None,
             port: 0,
+            http_port: None,
             log: Arc::new(Mutex::new(Vec::new())),
         };
         s.spawn(options.port);
         s
+    }
+
+    /// The monitoring port, once bound (see [`ServerOptions::http_port`]).
+    pub fn http_port(&self) -> Option<u16> {
+        self.http_port
     }
 
     /// Which implementation this is.
@@ -242,7 +249,12 @@ impl ServerUnderTest {
         cmd.arg("-a").arg("127.0.0.1");
         cmd.arg("-p")
             .arg(port.map_or("-1".to_string(), |p| p.to_string()));
-        for a in self.options.command_line_args() {
+        let mut options = self.options.clone();
+        if options.http_port == Some(0) && self.http_port.is_some() {
+            // A restart keeps the monitoring port the first run picked.
+            options.http_port = self.http_port;
+        }
+        for a in options.command_line_args() {
             cmd.arg(a);
         }
         if let Some(conf) = self.options.render_config(self.target) {
@@ -267,7 +279,12 @@ impl ServerUnderTest {
         pump_lines(stdout, Some("[stdout] "), None, Arc::clone(&self.log));
         self.child = Some(child);
         match wait_until_ready(&rx) {
-            Ok(p) => self.port = p,
+            Ok((p, http)) => {
+                self.port = p;
+                if http.is_some() {
+                    self.http_port = http;
+                }
+            }
             Err(why) => {
                 let running = self.is_running();
                 self.stop();
@@ -324,9 +341,11 @@ fn pump_lines(
 }
 
 /// Read stderr lines until the port and `Server is ready` were seen, within [`START_DEADLINE`].
-fn wait_until_ready(rx: &Receiver<String>) -> Result<u16, String> {
+/// Also returns the monitoring port if one was logged.
+fn wait_until_ready(rx: &Receiver<String>) -> Result<(u16, Option<u16>), String> {
     let deadline = Instant::now() + START_DEADLINE;
     let mut port = None;
+    let mut http = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match rx.recv_timeout(left) {
@@ -341,15 +360,27 @@ fn wait_until_ready(rx: &Receiver<String>) -> Result<u16, String> {
         if let Some(p) = parse_listening_port(&line) {
             port = Some(p);
         }
+        if let Some(p) = parse_port_after(&line, HTTP_MONITOR) {
+            http = Some(p);
+        }
         if line.contains(READY) {
-            return port.ok_or_else(|| format!("`{READY}` logged before `{LISTENING}`"));
+            return port
+                .map(|p| (p, http))
+                .ok_or_else(|| format!("`{READY}` logged before `{LISTENING}`"));
         }
     }
 }
 
 /// The port of a `Listening for client connections on HOST:PORT` log line.
 pub fn parse_listening_port(line: &str) -> Option<u16> {
-    let (_, rest) = line.split_once(LISTENING)?;
+    parse_port_after(line, LISTENING)
+}
+
+/// What both servers log when the monitoring port is bound.
+const HTTP_MONITOR: &str = "Starting http monitor on ";
+
+fn parse_port_after(line: &str, what: &str) -> Option<u16> {
+    let (_, rest) = line.split_once(what)?;
     let addr = rest.split_whitespace().next()?;
     addr.rsplit_once(':')?.1.parse().ok()
 }

@@ -88,6 +88,8 @@ pub struct Hub {
     config: PathBuf,
     child: Option<Child>,
     starts: u32,
+    name: String,
+    options: HubOptions,
 }
 
 /// What to put in a hub's config besides ports.
@@ -107,41 +109,70 @@ impl Hub {
         Hub::start_with(version, &HubOptions::default())
     }
 
-    /// Starts a hub with `options` on free ports.
+    /// Starts a hub with `options` on ports the hub picks itself (`-1`), read back from its
+    /// log: no race with other tests' ephemeral ports, as picking free ports first would have.
+    /// A restart reuses the ports of the first start.
     pub fn start_with(version: HubVersion, options: &HubOptions) -> Hub {
-        Hub::start_on(version, options, free_port(), free_port())
-    }
-
-    fn start_on(version: HubVersion, options: &HubOptions, client: u16, leaf: u16) -> Hub {
         let dir = tempfile::Builder::new()
             .prefix("twig-hub-")
             .tempdir()
             .expect("temp dir for a hub");
-        let http = free_port();
         let name = options
             .name
             .clone()
-            .unwrap_or_else(|| format!("hub_{client}"));
-        let text = format!(
-            "server_name: {name}\nlisten: \"127.0.0.1:{client}\"\nhttp: \"127.0.0.1:{http}\"\n\
-             leafnodes {{\n  listen: \"127.0.0.1:{leaf}\"\n{}\n}}\n{}\n",
-            options.leafnodes, options.extra
-        );
-        let config = dir.path().join("hub.conf");
-        fs::write(&config, text).expect("write hub config");
+            .unwrap_or_else(|| format!("hub_{}", free_port()));
         let mut hub = Hub {
             binary: version.binary(),
             dir,
-            client_port: client,
-            leaf_port: leaf,
-            http_port: http,
+            client_port: 0,
+            leaf_port: 0,
+            http_port: 0,
             version,
-            config,
+            config: PathBuf::new(),
             child: None,
             starts: 0,
+            name,
+            options: options.clone(),
         };
+        hub.config = hub.dir.path().join("hub.conf");
+        hub.write_config();
         hub.spawn();
+        let log = hub.log();
+        let port = |what: &str| {
+            log.lines()
+                .find_map(|l| l.split_once(what))
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or_else(|| panic!("the hub did not log {what:?}:\n{log}"))
+        };
+        hub.client_port = port("Listening for client connections on ");
+        hub.leaf_port = port("Listening for leafnode connections on ");
+        hub.http_port = port("Starting http monitor on ");
+        hub.write_config();
         hub
+    }
+
+    /// The config file, with `-1` for ports not known yet.
+    fn write_config(&self) {
+        let p = |n: u16| {
+            if n == 0 {
+                "-1".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        let text = format!(
+            "server_name: {}\nlisten: \"127.0.0.1:{}\"\nhttp: \"127.0.0.1:{}\"\n\
+             leafnodes {{\n  listen: \"127.0.0.1:{}\"\n{}\n}}\n{}\n",
+            self.name,
+            p(self.client_port),
+            p(self.http_port),
+            p(self.leaf_port),
+            self.options.leafnodes,
+            self.options.extra
+        );
+        fs::write(&self.config, text).expect("write hub config");
     }
 
     /// A cluster of `n` hubs joined by routes (cluster name `hubs`).

@@ -511,3 +511,104 @@ async fn a_message_the_hub_refuses_for_good_is_skipped_and_counted() {
     let err = s["last_forward_error"].as_str().unwrap_or_default();
     assert!(err.contains("message 3") && err.contains("400"), "{s}");
 }
+
+/// Live traffic and the backlog share the link: while a backlog drains (slowed by a small
+/// window), requests to a hub responder keep being answered, and a local publisher flooding a
+/// hub subscriber the whole time does not stop the drain from finishing. Nothing here is
+/// timed: "starved" shows as no round trip completing during the drain, or the drain not
+/// finishing while the flood runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_traffic_and_the_drain_share_the_link() {
+    let n = n_messages().min(50_000);
+    let (mut hub, _store) = js_hub();
+    create_stream(&hub, "EDGE", "orders.>").await;
+    hub.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let twig = Twig::with_config(
+        dir.path(),
+        &twig_config(dir.path(), &hub, "forward_window = 32"),
+    );
+    publish(&twig.url(), 0, n).await;
+
+    hub.restart();
+    let hc = connect(&hub.client_url()).await;
+    let js = jetstream::new(hc.clone());
+    // A responder and a flood subscriber at the hub.
+    let mut requests = hc.subscribe("live.echo").await.unwrap();
+    let responder = hc.clone();
+    tokio::spawn(async move {
+        while let Some(m) = requests.next().await {
+            if let Some(r) = m.reply {
+                let _ = responder.publish(r, m.payload).await;
+            }
+        }
+    });
+    let mut flood_sub = hc.subscribe("live.flood").await.unwrap();
+    let flood_seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = flood_seen.clone();
+    tokio::spawn(async move {
+        while flood_sub.next().await.is_some() {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    hc.flush().await.unwrap();
+    twig.wait_up(1);
+    let local = connect(&twig.url()).await;
+    common::interest_ready(&hc, &local).await;
+
+    // The flood: bounded, stops once the drain is over.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = stop.clone();
+    let flooder = local.clone();
+    let flood = tokio::spawn(async move {
+        let mut sent = 0u64;
+        while !flooding.load(std::sync::atomic::Ordering::Relaxed) && sent < 20_000_000 {
+            flooder.publish("live.flood", payload(sent)).await.unwrap();
+            sent += 1;
+            if sent.is_multiple_of(1000) {
+                tokio::task::yield_now().await;
+            }
+        }
+        sent
+    });
+
+    // Round trips through the hub while the hub stream is still filling.
+    let mut during = 0u32;
+    let deadline = Instant::now() + DRAIN_DEADLINE;
+    let drained_at = loop {
+        let c = hub_count(&js, "EDGE").await;
+        if c >= n {
+            break c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drain stuck at {c} of {n} under live traffic"
+        );
+        let r = tokio::time::timeout(common::STEP, local.request("live.echo", "ping".into()))
+            .await
+            .expect("a live request answered in time during the drain")
+            .expect("reply");
+        assert_eq!(&r.payload[..], b"ping");
+        if hub_count(&js, "EDGE").await < n {
+            during += 1;
+        }
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flood.await.unwrap();
+    eprintln!(
+        "share: {during} live round trips completed during the drain of {n}; {sent} flood \
+         messages published meanwhile, {} seen at the hub so far",
+        flood_seen.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert_eq!(drained_at, n);
+    assert!(
+        during >= 3,
+        "only {during} live round trips during the drain"
+    );
+    assert!(
+        flood_seen.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "no flood message reached the hub during the drain"
+    );
+    let got = read_back(&js, "EDGE").await;
+    assert_exactly(&got, 0..n);
+}

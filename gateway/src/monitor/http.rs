@@ -124,10 +124,11 @@ pub fn respond(source: &dyn MonitorSource, head: &[u8]) -> Response {
     match path {
         "/" => Response::text(
             200,
-            "twig monitoring: /varz /connz /leafz /healthz /jsz /metrics",
+            "twig monitoring: /varz /connz /leafz /healthz /jsz /mqttz /metrics",
         ),
         "/varz" => Response::json(&source.varz()),
         "/jsz" => Response::json(&source.jsz()),
+        "/mqttz" => Response::json(&source.mqttz()),
         "/connz" => match ConnzQuery::parse(query) {
             Ok(q) => Response::json(&source.connz(&q)),
             Err(message) => Response::text(400, message),

@@ -137,6 +137,8 @@ pub struct Publisher {
     owner: Owner,
     cache: MatchCache,
     batch: Batch,
+    /// An uplink the last flush left past its stall mark (see [`Publisher::pace`]).
+    stalled_uplink: Option<Arc<crate::uplink::link::Link>>,
 }
 
 impl Publisher {
@@ -147,6 +149,7 @@ impl Publisher {
             owner,
             cache: MatchCache::default(),
             batch: Batch::default(),
+            stalled_uplink: None,
         }
     }
 
@@ -175,12 +178,26 @@ impl Publisher {
             self.shared.stats.count_out(b.out_msgs, b.out_bytes);
         }
         (b.out_msgs, b.out_bytes) = (0, 0);
-        let _ = self.batch.flush();
+        b.stalled_client = None;
+        self.stalled_uplink = self.batch.flush();
         for sub in std::mem::take(&mut self.batch.expired) {
             self.shared.remove_sub(&sub);
         }
         for slow in std::mem::take(&mut self.batch.slow) {
             self.shared.slow_consumer(&slow);
+        }
+    }
+
+    /// After a [`flush`](Self::flush): waits a little (at most `max` per subscriber or
+    /// uplink; client publishers get `uplink::outbound::STALL_MAX`) if the batch left a local subscriber or an uplink past its stall mark, the same
+    /// flow control a client publisher gets, so a component that can slow its own source (the
+    /// MQTT bridge stops reading the broker) does not get a subscriber cut off instead.
+    pub async fn pace(&mut self, max: std::time::Duration) {
+        if let Some(link) = self.stalled_uplink.take() {
+            link.out.wait_drained(max).await;
+        }
+        if let Some(client) = self.batch.stalled_client.take() {
+            client.out.wait_drained(max).await;
         }
     }
 }

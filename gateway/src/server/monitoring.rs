@@ -165,6 +165,10 @@ impl MonitorSource for Shared {
                 .map_or_else(Vec::new, |v| v.iter().map(|s| s.snapshot()).collect()),
         }
     }
+
+    fn mqttz(&self) -> crate::mqtt::stats::Mqttz {
+        self.mqtt.get().map(|b| b.mqttz()).unwrap_or_default()
+    }
 }
 
 fn conn_info(c: &ClientShared) -> ConnInfo {

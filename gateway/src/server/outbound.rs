@@ -208,19 +208,7 @@ impl Outbound {
 
     /// Waits until the buffer is below the stall mark, or `max` passed.
     pub async fn wait_drained(&self, max: std::time::Duration) {
-        let wait = async {
-            loop {
-                let listener = self.drained.listen();
-                if !self.stalled() {
-                    return;
-                }
-                listener.await;
-            }
-        };
-        futures_lite::FutureExt::or(wait, async {
-            async_io::Timer::after(max).await;
-        })
-        .await;
+        crate::stall::wait_until_drained(&self.drained, max, || self.stalled()).await;
     }
 
     /// The writer finished writing what [`Outbound::take`] gave it.

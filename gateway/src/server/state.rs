@@ -48,6 +48,8 @@ pub struct Shared {
     pub streams: OnceLock<crate::stream::Streams>,
     /// The `[[sync]]` consumers' counters, set once when their tasks start.
     pub sync: OnceLock<Vec<Arc<crate::sync::Stats>>>,
+    /// The MQTT bridge, set once at start when `[mqtt]` is configured (for monitoring).
+    pub mqtt: OnceLock<Arc<crate::mqtt::Bridge>>,
     next_cid: AtomicU64,
 }
 
@@ -80,6 +82,7 @@ impl Shared {
             clients: Mutex::new(HashMap::new()),
             streams: OnceLock::new(),
             sync: OnceLock::new(),
+            mqtt: OnceLock::new(),
             next_cid: AtomicU64::new(1),
         }
     }

@@ -285,19 +285,7 @@ impl LinkOutbound {
 
     /// Waits until the backlog is below the stall mark, or `max`.
     pub async fn wait_drained(&self, max: Duration) {
-        let wait = async {
-            loop {
-                let listener = self.drained.listen();
-                if !self.stalled() {
-                    return;
-                }
-                listener.await;
-            }
-        };
-        futures_lite::FutureExt::or(wait, async {
-            async_io::Timer::after(max).await;
-        })
-        .await;
+        crate::stall::wait_until_drained(&self.drained, max, || self.stalled()).await;
     }
 
     /// The writer wrote `n` bytes of what it took.

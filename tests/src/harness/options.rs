@@ -54,7 +54,9 @@ pub struct ServerOptions {
     pub ping_max: Option<u32>,
     /// Time a client has to send CONNECT when auth is required (whole seconds).
     pub auth_timeout: Option<Duration>,
-    /// Monitoring port (`-m`).
+    /// Monitoring port (`-m`); `Some(0)` lets the server pick a free one (`-m -1`), read back
+    /// with [`ServerUnderTest::http_port`](crate::harness::ServerUnderTest::http_port): no race
+    /// with other tests' ephemeral ports, as picking a free port and passing it would have.
     pub http_port: Option<u16>,
     /// More command-line arguments, passed as they are.
     pub extra_args: Vec<String>,
@@ -69,8 +71,10 @@ impl ServerOptions {
     /// Command-line arguments both servers share (beyond `-a`/`-p`/`-c`).
     pub fn command_line_args(&self) -> Vec<String> {
         let mut a = Vec::new();
-        if let Some(p) = self.http_port {
-            a.extend(["-m".to_string(), p.to_string()]);
+        match self.http_port {
+            Some(0) => a.extend(["-m".to_string(), "-1".to_string()]),
+            Some(p) => a.extend(["-m".to_string(), p.to_string()]),
+            None => {}
         }
         if let Some(u) = &self.user {
             a.extend(["--user".to_string(), u.clone()]);

@@ -21,16 +21,14 @@ pub struct Twig {
 impl Twig {
     /// twig with these extra arguments (e.g. `--leaf URL`, `-c FILE`).
     pub fn start(args: &[String]) -> Twig {
-        let http_port = free_port();
         let options = ServerOptions {
-            http_port: Some(http_port),
+            http_port: Some(0),
             extra_args: args.to_vec(),
             ..ServerOptions::default()
         };
-        Twig {
-            sut: ServerUnderTest::start_target(Target::Twig, &options),
-            http_port,
-        }
+        let sut = ServerUnderTest::start_target(Target::Twig, &options);
+        let http_port = sut.http_port().expect("twig logged its monitoring port");
+        Twig { sut, http_port }
     }
 
     /// twig joined to `hub` by `--leaf`.
