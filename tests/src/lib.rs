@@ -7,3 +7,4 @@ pub mod mosquitto;
 pub mod mqtt_raw;
 pub mod nats_raw;
 pub mod nats_server;
+pub mod pki;

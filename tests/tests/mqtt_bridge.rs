@@ -687,51 +687,14 @@ async fn mapping_edge_cases_behave_as_nats_server() {
     }
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`.
-fn pki(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "broker test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let leaf = |names: Vec<String>, client: bool| {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(names).unwrap();
-        if client {
-            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        } else {
-            p.subject_alt_names
-                .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
-        }
-        (p.signed_by(&key, &issuer).unwrap(), key)
-    };
-    let (server, server_key) = leaf(vec!["localhost".into()], false);
-    let (client, client_key) = leaf(vec!["twig-bridge".into()], true);
-    [
-        ("ca.pem", ca_cert.pem()),
-        ("server.pem", server.pem()),
-        ("server-key.pem", server_key.serialize_pem()),
-        ("client.pem", client.pem()),
-        ("client-key.pem", client_key.serialize_pem()),
-    ]
-    .map(|(name, pem)| {
-        let path = dir.join(name);
-        std::fs::write(&path, pem).unwrap();
-        path
-    })
-}
-
 #[tokio::test]
 async fn the_bridge_connects_over_tls_with_a_client_certificate() {
     use std::os::unix::fs::PermissionsExt;
     let certs = tempfile::tempdir().unwrap();
     // mosquitto (dropping to its own user when started as root) must read the files.
     std::fs::set_permissions(certs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let [ca, cert, key, client, client_key] = pki(certs.path());
+    let [ca, cert, key, client, client_key] =
+        twig_tests::pki::write(certs.path(), "broker test CA", "twig-bridge");
     let tls_port = twig_tests::harness::free_port();
     let broker = Mosquitto::start_with(&format!(
         "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",

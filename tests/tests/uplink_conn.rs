@@ -295,47 +295,10 @@ async fn the_client_port_is_the_wrong_port() {
     twig.wait_log("attempted to connect to wrong port", 1);
 }
 
-/// A CA, a server certificate (localhost, 127.0.0.1) and a client certificate, in `dir`.
-fn pki(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "hub test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let leaf = |names: Vec<String>, client: bool| {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(names).unwrap();
-        if client {
-            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        } else {
-            p.subject_alt_names
-                .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
-        }
-        (p.signed_by(&key, &issuer).unwrap(), key)
-    };
-    let (server, server_key) = leaf(vec!["localhost".into()], false);
-    let (client, client_key) = leaf(vec!["edge-gateway".into()], true);
-    let files = [
-        ("ca.pem", ca_cert.pem()),
-        ("server.pem", server.pem()),
-        ("server-key.pem", server_key.serialize_pem()),
-        ("client.pem", client.pem()),
-        ("client-key.pem", client_key.serialize_pem()),
-    ];
-    files.map(|(name, pem)| {
-        let path = dir.join(name);
-        std::fs::write(&path, pem).unwrap();
-        path
-    })
-}
-
 async fn tls_with_a_client_certificate_and_server_name(v: HubVersion) {
     let dir = tempfile::tempdir().unwrap();
-    let [ca, cert, key, client, client_key] = pki(dir.path());
+    let [ca, cert, key, client, client_key] =
+        twig_tests::pki::write(dir.path(), "hub test CA", "edge-gateway");
     let q = |p: &std::path::PathBuf| format!("{:?}", p.display().to_string());
     let hub = Hub::start_with(
         v,

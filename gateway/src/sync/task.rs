@@ -73,7 +73,7 @@ impl Task {
         if let Some(w) = warning {
             stats.error(w);
         }
-        let inbox = format!("_INBOX.{}", random_token());
+        let inbox = format!("_INBOX.{}", crate::uplink::random_token());
         let owner = new_owner();
         // Room for two whole batches (an old request's and the new one's) and their acks'
         // confirmations; a message dropped for lack of room is redelivered after `ack_wait`.
@@ -255,20 +255,4 @@ impl Task {
         });
         p.delivered > 0
     }
-}
-
-/// 22 random base62 characters, like a nuid, for the inbox.
-fn random_token() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut raw = [0u8; 22];
-    if getrandom::fill(&mut raw).is_err() {
-        // Without OS randomness the clock still makes the inbox unique per process.
-        let t = crate::server::client::now_nanos().to_le_bytes();
-        for (i, b) in raw.iter_mut().enumerate() {
-            *b = t[i % 8].wrapping_add(i as u8);
-        }
-    }
-    raw.iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
 }

@@ -58,8 +58,8 @@ pub fn spawn(shared: &Arc<Shared>, ex: &Arc<async_executor::Executor<'static>>) 
     }
 }
 
-/// 22 random base62 characters (like a nuid), for the loop-detection subject.
-fn random_token() -> String {
+/// 22 random base62 characters (like a nuid): the loop-detection subject, inboxes.
+pub fn random_token() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut raw = [0u8; 22];
     if getrandom::fill(&mut raw).is_err() {
