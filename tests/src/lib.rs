@@ -8,3 +8,4 @@ pub mod mqtt_raw;
 pub mod nats_raw;
 pub mod nats_server;
 pub mod pki;
+pub mod stream_file;

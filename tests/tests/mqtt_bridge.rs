@@ -422,27 +422,6 @@ fn signal(sig: &str, pid: u32) {
     assert!(ok, "kill {sig} {pid} failed");
 }
 
-/// Every record's payload in a stream file (read with twig-core's log, as twig does).
-fn stream_payloads(path: &std::path::Path, size: u64) -> Vec<String> {
-    use twig_core::log::{Config, Log, WhenFull};
-    use twig_gateway::stream::{flash::FileFlash, record};
-    let flash = FileFlash::open(path, size).unwrap();
-    let mut log = Log::open(
-        flash,
-        Config::new(0, size as u32).when_full(WhenFull::DropOldest),
-    )
-    .expect("log opens");
-    let first = log.stats().first;
-    let mut cur = log.cursor(first).unwrap();
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
-    while let Some(r) = log.read_next_vec(&mut cur, &mut buf).unwrap() {
-        let m = record::decode(&buf[..r.len]).expect("record decodes");
-        out.push(String::from_utf8_lossy(m.payload).into_owned());
-    }
-    out
-}
-
 #[tokio::test]
 async fn twig_killed_with_qos1_in_flight_loses_nothing_and_stores_each_once() {
     // A hub with JetStream and a stream on the same subjects: twig's stream forwards to it.
@@ -540,7 +519,10 @@ async fn twig_killed_with_qos1_in_flight_loses_nothing_and_stores_each_once() {
     }
     let jsz = twig.monitor("/jsz");
     twig.sut.stop();
-    let payloads = stream_payloads(&file, size);
+    let payloads: Vec<String> = twig_tests::stream_file::records(&file, size)
+        .into_iter()
+        .map(|(_, p)| String::from_utf8_lossy(&p).into_owned())
+        .collect();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for p in payloads {
         *counts.entry(p).or_default() += 1;

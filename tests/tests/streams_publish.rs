@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
@@ -73,27 +73,6 @@ async fn client(t: &Twig) -> async_nats::Client {
         .await
         .expect("connect in time")
         .expect("connect")
-}
-
-/// Every record in a stream file, read with twig-core's log as twig does after a restart.
-fn read_file(path: &Path, size: u64) -> Vec<(u64, Vec<u8>)> {
-    use twig_core::log::{Config, Log, WhenFull};
-    use twig_gateway::stream::{flash::FileFlash, record};
-    let flash = FileFlash::open(path, size).unwrap();
-    let mut log = Log::open(
-        flash,
-        Config::new(0, size as u32).when_full(WhenFull::DropOldest),
-    )
-    .expect("log opens");
-    let first = log.stats().first;
-    let mut cur = log.cursor(first).unwrap();
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
-    while let Some(r) = log.read_next_vec(&mut cur, &mut buf).unwrap() {
-        let m = record::decode(&buf[..r.len]).expect("record decodes");
-        out.push((r.seq, m.payload.to_vec()));
-    }
-    out
 }
 
 #[tokio::test]
@@ -239,7 +218,7 @@ async fn every_acked_message_survives_kill_9() {
     }
     // SIGKILL at once: nothing gets to flush anything.
     t.server.stop();
-    let on_file = read_file(&t.file, 16 << 20);
+    let on_file = twig_tests::stream_file::records(&t.file, 16 << 20);
     let by_seq: std::collections::HashMap<u64, Vec<u8>> = on_file.into_iter().collect();
     for (seq, body) in &acked {
         assert_eq!(
