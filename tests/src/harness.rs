@@ -104,7 +104,9 @@ fn twig_binary() -> PathBuf {
     )
 }
 
-fn nats_server_binary() -> PathBuf {
+/// `TWIG_NATS_SERVER`, else `nats-server` on `PATH`; panics with what to do if missing (these
+/// tests run against a real server and never skip).
+pub fn nats_server_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("TWIG_NATS_SERVER").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         assert!(

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::nats_server::free_port;
+use crate::harness::free_port;
 
 /// How long a hub may take to say `Server is ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -33,7 +33,7 @@ impl HubVersion {
     /// The binary; panics with install instructions when it is missing or the wrong version.
     pub fn binary(self) -> PathBuf {
         match self {
-            HubVersion::V2_15 => crate::nats_server::find_binary(),
+            HubVersion::V2_15 => crate::harness::nats_server_binary(),
             HubVersion::V2_9 => {
                 let path = std::env::var_os("TWIG_NATS_SERVER_29")
                     .map(PathBuf::from)

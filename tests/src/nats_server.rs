@@ -5,14 +5,11 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// The environment variable naming the nats-server binary to test against.
-pub const NATS_SERVER_ENV: &str = "TWIG_NATS_SERVER";
 
 /// How long a server may take to open its ports (JetStream and MQTT start last).
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -54,13 +51,13 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server with `options` and returns once every port it opens accepts connections.
     pub fn start(options: &Options) -> NatsServer {
-        let binary = find_binary();
+        let binary = crate::harness::nats_server_binary();
         let dir = tempfile::Builder::new()
             .prefix("twig-nats-")
             .tempdir()
             .expect("create a temp dir for nats-server");
-        let client_port = free_port();
-        let mqtt_port = options.mqtt.then(free_port);
+        let client_port = crate::harness::free_port();
+        let mqtt_port = options.mqtt.then(crate::harness::free_port);
         let log = dir.path().join("nats-server.log");
         let config = dir.path().join("nats-server.conf");
         fs::write(
@@ -140,40 +137,6 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port the OS just handed out on 127.0.0.1 (free unless someone grabs it in between).
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0 for a free port")
-        .port()
-}
-
-/// `TWIG_NATS_SERVER`, else `nats-server` on `PATH`; panics with what to do if missing.
-pub fn find_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os(NATS_SERVER_ENV) {
-        let path = PathBuf::from(path);
-        if path.is_file() {
-            return path;
-        }
-        panic!(
-            "{NATS_SERVER_ENV}={} is not a file: point it at a nats-server binary",
-            path.display()
-        );
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|dir| dir.join("nats-server"))
-        .find(|candidate| candidate.is_file());
-    on_path.unwrap_or_else(|| {
-        panic!(
-            "nats-server not found: set {NATS_SERVER_ENV} to its path or put it on PATH \
-             (these tests run against a real server and never skip)"
-        )
-    })
 }
 
 fn config_text(options: &Options, dir: &Path, client_port: u16, mqtt_port: Option<u16>) -> String {
