@@ -425,25 +425,7 @@ fn signal(sig: &str, pid: u32) {
 #[tokio::test]
 async fn twig_killed_with_qos1_in_flight_loses_nothing_and_stores_each_once() {
     // A hub with JetStream and a stream on the same subjects: twig's stream forwards to it.
-    let hub_store = tempfile::tempdir().unwrap();
-    let hub = Hub::start_with(
-        HubVersion::V2_15,
-        &HubOptions {
-            extra: format!(
-                "jetstream {{\n  store_dir: {:?}\n}}\n",
-                hub_store.path().display().to_string()
-            ),
-            ..HubOptions::default()
-        },
-    );
-    let hjs = async_nats::jetstream::new(connect(&hub.client_url()).await);
-    hjs.create_stream(async_nats::jetstream::stream::Config {
-        name: "HUBMETERS".into(),
-        subjects: vec!["meter.>".into()],
-        ..Default::default()
-    })
-    .await
-    .expect("create the hub stream");
+    let (hub, _hub_store, hjs) = js_hub_with_stream("HUBMETERS", "meter.>").await;
     let broker = Mosquitto::start();
     let file = broker.dir().join("meters.stream");
     let size: u64 = 1024 * 1024;
@@ -499,19 +481,7 @@ async fn twig_killed_with_qos1_in_flight_loses_nothing_and_stores_each_once() {
     }
     // The hub's stream: every message once (twig's forwarder de-duplicates by its own ids,
     // and twig's stream held each MQTT message once).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n = match hjs.get_stream("HUBMETERS").await {
-            Ok(mut st) => st.info().await.map_or(0, |i| i.state.messages),
-            Err(_) => 0,
-        };
-        assert!(n <= N as u64, "the hub stream holds {n} > {N} messages");
-        if n == N as u64 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the hub stream holds {n} of {N}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_hub_count(&hjs, "HUBMETERS", N, Duration::from_secs(60), &twig).await;
     let at_hub = hub_payloads(&hjs, "HUBMETERS", N).await;
     for i in 0..N {
         let c = at_hub.get(&format!("n-{i}")).copied().unwrap_or(0);
@@ -532,6 +502,61 @@ async fn twig_killed_with_qos1_in_flight_loses_nothing_and_stores_each_once() {
         assert_eq!(c, 1, "message n-{i} stored {c} times; {jsz}");
     }
     publisher.abort();
+}
+
+/// A 2.15 hub with JetStream (its store in the returned dir) and a stream `name` on `subjects`.
+async fn js_hub_with_stream(
+    name: &str,
+    subjects: &str,
+) -> (Hub, tempfile::TempDir, async_nats::jetstream::Context) {
+    let store = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(
+        HubVersion::V2_15,
+        &HubOptions {
+            extra: format!(
+                "jetstream {{\n  store_dir: {:?}\n}}\n",
+                store.path().display().to_string()
+            ),
+            ..HubOptions::default()
+        },
+    );
+    let js = async_nats::jetstream::new(connect(&hub.client_url()).await);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.into(),
+        subjects: vec![subjects.into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create the hub stream");
+    (hub, store, js)
+}
+
+/// Waits until the hub stream `name` holds `n` messages (never more), within `within`.
+async fn wait_hub_count(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    n: usize,
+    within: Duration,
+    twig: &Twig,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = match js.get_stream(name).await {
+            Ok(mut st) => st.info().await.map_or(0, |i| i.state.messages),
+            Err(_) => 0,
+        };
+        assert!(got <= n as u64, "the hub stream holds {got} > {n} messages");
+        if got == n as u64 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hub stream holds {got} of {n}; twig: {} {}",
+            twig.monitor("/mqttz"),
+            twig.monitor("/jsz")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// How often each payload is in a hub stream of `total` messages (read with an ordered
@@ -738,25 +763,7 @@ async fn the_bridge_connects_over_tls_with_a_client_certificate() {
 /// message would have lost it.
 #[tokio::test]
 async fn a_full_refusing_stream_holds_pubacks_until_the_forwarder_makes_room() {
-    let hub_store = tempfile::tempdir().unwrap();
-    let mut hub = Hub::start_with(
-        HubVersion::V2_15,
-        &HubOptions {
-            extra: format!(
-                "jetstream {{\n  store_dir: {:?}\n}}\n",
-                hub_store.path().display().to_string()
-            ),
-            ..HubOptions::default()
-        },
-    );
-    let hjs = async_nats::jetstream::new(connect(&hub.client_url()).await);
-    hjs.create_stream(async_nats::jetstream::stream::Config {
-        name: "HUBFULL".into(),
-        subjects: vec!["full.>".into()],
-        ..Default::default()
-    })
-    .await
-    .expect("create the hub stream");
+    let (mut hub, _hub_store, hjs) = js_hub_with_stream("HUBFULL", "full.>").await;
     hub.stop();
 
     let broker = Mosquitto::start();
@@ -797,24 +804,7 @@ async fn a_full_refusing_stream_holds_pubacks_until_the_forwarder_makes_room() {
     .await;
 
     hub.restart();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let n = match hjs.get_stream("HUBFULL").await {
-            Ok(mut st) => st.info().await.map_or(0, |i| i.state.messages),
-            Err(_) => 0,
-        };
-        assert!(n <= N as u64, "the hub stream holds {n} > {N} messages");
-        if n == N as u64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the hub stream holds {n} of {N}; twig: {} {}",
-            twig.monitor("/mqttz"),
-            twig.monitor("/jsz")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_hub_count(&hjs, "HUBFULL", N, Duration::from_secs(90), &twig).await;
     let at_hub = hub_payloads(&hjs, "HUBFULL", N).await;
     for i in 0..N {
         let c = at_hub.get(&format!("f-{i}-{pad}")).copied().unwrap_or(0);
