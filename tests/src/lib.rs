@@ -3,6 +3,7 @@
 pub mod harness;
 pub mod hub;
 pub mod jwt;
+pub mod link_emu;
 pub mod mosquitto;
 pub mod mqtt_raw;
 pub mod nats_raw;
