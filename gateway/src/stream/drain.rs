@@ -30,7 +30,6 @@ use crate::server::internal::{InternalSub, Owned, new_owner};
 use crate::server::router::{MatchCache, SubRef};
 use crate::server::state::Shared;
 use crate::uplink::link::Link;
-use crate::uplink::outbound::Pushed;
 
 /// Reply subjects of forwarded messages start with this.
 pub const REPLY_PREFIX: &str = "_TWIG_FWD";
@@ -192,6 +191,10 @@ impl Drain {
         let s = log.stats();
         // Expired by a limit, or dropped from a full file: done without the hub.
         self.fwd.skip_to(s.acked.max(s.first.saturating_sub(1)));
+        // What the writer wrote since the last step: the messages' clocks start now.
+        if self.fwd.is_up() {
+            self.fwd.written(now, c.bulk_out);
+        }
         if let Some(m) = self.pending.take() {
             self.puback(now, &m);
         }
@@ -204,14 +207,15 @@ impl Drain {
             {
                 self.fwd.pinged(c.bulk_out, n);
             }
-            self.fwd.pongs(c.pongs);
+            self.fwd.pongs(now, c.pongs);
         }
         if self.fwd.poll(now) {
             let what = if self.core { "PONG" } else { "PubAck" };
             self.error(format!(
-                "no {what} for message {} in time, sending again from there (does a stream \
-                 on the hub cover its subject?)",
-                self.fwd.acked() + 1
+                "no {what} for message {} within {:?}, sending it again (does a stream on the \
+                 hub cover its subject?)",
+                self.fwd.acked() + 1,
+                self.fwd.estimates().rto
             ));
         }
         self.blocked = Blocked::No;
@@ -222,6 +226,7 @@ impl Drain {
             // its sequence number (and so its Nats-Msg-Id) reused by the next message, which
             // the hub would then drop as a duplicate.
             if seq > s.synced {
+                self.fwd.idle();
                 break;
             }
             if sent == BURST {
@@ -232,7 +237,7 @@ impl Drain {
                 self.blocked = Blocked::Room;
                 break;
             }
-            match self.send(log, now, seq) {
+            match self.send(log, seq) {
                 Ok(true) => sent += 1,
                 Ok(false) => {
                     // Read past the end (records dropped meanwhile) or nothing to read.
@@ -254,14 +259,18 @@ impl Drain {
         let barrier_wait = self.core && self.fwd.in_flight() > 0;
         Wake {
             again,
-            progress: self.blocked == Blocked::Room || barrier_wait,
+            // Follow the writer while messages wait to be written: their clocks start then.
+            progress: self.blocked == Blocked::Room || barrier_wait || self.fwd.unwritten(),
             at: self.fwd.poll_at(),
         }
     }
 
     /// Reads the record at `seq` (or the next one still on file) and queues it. `Ok(false)`
     /// when the log has nothing there.
-    fn send(&mut self, log: &mut Log<FileFlash>, now: Instant, seq: u64) -> Result<bool, Blocked> {
+    fn send(&mut self, log: &mut Log<FileFlash>, seq: u64) -> Result<bool, Blocked> {
+        if seq < self.fwd.next() {
+            return self.resend(log, seq);
+        }
         let mut cur = match self.cursor {
             Some(c) if c.seq() == seq => c,
             _ => match log.cursor(seq) {
@@ -289,7 +298,7 @@ impl Drain {
             }
         };
         let buf = std::mem::take(&mut self.buf);
-        let res = self.queue_record(buf.get(..r.len).unwrap_or_default(), r.seq, now);
+        let res = self.queue_record(buf.get(..r.len).unwrap_or_default(), r.seq);
         self.buf = buf;
         if res.is_ok() {
             self.cursor = Some(cur);
@@ -297,13 +306,29 @@ impl Drain {
         res.map(|()| true)
     }
 
+    /// Sends `seq` again (presumed lost), read through a cursor of its own so the drain's
+    /// stays where it is. A record no longer on file is done.
+    fn resend(&mut self, log: &mut Log<FileFlash>, seq: u64) -> Result<bool, Blocked> {
+        let read = log
+            .cursor(seq)
+            .ok()
+            .and_then(|mut cur| log.read_next(&mut cur, &mut self.buf).ok().flatten());
+        let Some(r) = read.filter(|r| r.seq == seq) else {
+            self.fwd.skip(seq);
+            return Ok(true);
+        };
+        let buf = std::mem::take(&mut self.buf);
+        let res = self.queue_record(buf.get(..r.len).unwrap_or_default(), seq);
+        self.buf = buf;
+        res.map(|()| true)
+    }
+
     /// Queues one record read from the log (or skips it for good with an error).
-    fn queue_record(&mut self, rec: &[u8], seq: u64, now: Instant) -> Result<(), Blocked> {
+    fn queue_record(&mut self, rec: &[u8], seq: u64) -> Result<(), Blocked> {
         let Some(m) = record::decode(rec) else {
             self.error(format!("record {seq} is not a message"));
             self.skipped += 1;
-            self.fwd.sent(now, seq);
-            self.fwd.ack(now, seq, true);
+            self.fwd.skip(seq);
             return Ok(());
         };
         self.queues.clear();
@@ -371,8 +396,7 @@ impl Drain {
             );
             self.error(text);
             self.skipped += 1;
-            self.fwd.sent(now, seq);
-            self.fwd.ack(now, seq, true);
+            self.fwd.skip(seq);
             return Ok(());
         }
         let op = Op::Lmsg {
@@ -382,19 +406,21 @@ impl Drain {
             headers,
             payload: m.payload,
         };
-        let pushed = self.link.out.push_msg(op.encoded_len(), |b| {
-            op.encode_into(b).map(|_| ()).map_err(|_| ())
-        });
-        if pushed == Pushed::Dropped {
+        let len = op.encoded_len();
+        let Some(end) = self
+            .link
+            .out
+            .push_msg_at(len, |b| op.encode_into(b).map(|_| ()).map_err(|_| ()))
+        else {
             return Err(Blocked::Room);
-        }
+        };
         self.link
             .out_msgs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.link
             .out_bytes
             .fetch_add(size as u64, std::sync::atomic::Ordering::Relaxed);
-        self.fwd.sent(now, seq);
+        self.fwd.sent(seq, len as u64, end);
         Ok(())
     }
 

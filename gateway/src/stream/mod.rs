@@ -16,6 +16,7 @@ pub mod drain;
 pub mod flash;
 pub mod forward;
 pub mod hub;
+pub mod pace;
 pub mod record;
 mod worker;
 

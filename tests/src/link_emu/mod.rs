@@ -371,6 +371,21 @@ impl LinkEmulator {
         self.ctl.cut_all(kind, down);
     }
 
+    /// Adds stalls counted from now (e.g. a seeded schedule that should start with a drain).
+    pub fn stalls_from_now(&self, spans: &[Span]) {
+        let now = self.elapsed();
+        let mut stalls = lock(&self.ctl.stalls);
+        for s in spans {
+            merge(
+                &mut stalls,
+                Span {
+                    at: now + s.at,
+                    len: s.len,
+                },
+            );
+        }
+    }
+
     /// Stalls on the timeline, scheduled and started by [`LinkEmulator::stall`].
     pub fn stalls(&self) -> Vec<Span> {
         lock(&self.ctl.stalls).clone()
