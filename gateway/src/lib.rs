@@ -22,6 +22,7 @@ pub mod config;
 pub mod logging;
 pub mod monitor;
 pub mod mqtt;
+pub mod perms;
 pub mod server;
 pub mod stall;
 pub mod stats;
