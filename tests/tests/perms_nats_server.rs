@@ -96,6 +96,10 @@ const FIXED: &[&str] = &[
     r#"{"allow_responses": true}"#,
     r#"{"publish": [], "subscribe": {"allow": "a.>", "deny": ["a.b.*", "a.c q.*"]}}"#,
     r#"{"sub": {"allow": ["a.* q.>", "b.> *"]}, "PUB": "c"}"#,
+    r#"{"subscribe": {"deny": ["a.b", "b.*", "c.> q", "*.a r"]}}"#,
+    r#"{"subscribe": {"deny": ["*.*", "a.> q.*"]}, "allow_responses": true}"#,
+    r#"{"subscribe": {"deny": [">"]}}"#,
+    r#"{"subscribe": {"allow": ["*.>", "a q"], "deny": ["a.a.>", "b.c", "a.* *"]}}"#,
 ];
 
 // --- a raw client -----------------------------------------------------------------------
@@ -116,6 +120,7 @@ impl Raw {
     fn connect(port: u16, user: &str) -> Raw {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(STEP)).unwrap();
+        s.set_nodelay(true).unwrap();
         let mut raw = Raw {
             r: BufReader::new(s.try_clone().unwrap()),
             w: s,
@@ -187,7 +192,16 @@ fn published(rng: &mut Rng) -> String {
         .join(".")
 }
 
-fn check_user(port: u16, user: &str, perms_json: &str, seed: u64) {
+/// How often each kind of decision went each way, so the test shows it tried both.
+#[derive(Debug, Default)]
+struct Tally {
+    sub: [usize; 2],
+    publish: [usize; 2],
+    delivered: [usize; 2],
+    response: [usize; 2],
+}
+
+fn check_user(port: u16, user: &str, perms_json: &str, seed: u64, tally: &mut Tally) {
     let ctx = format!("user {user} permissions {perms_json}");
     let perms: Permissions =
         serde_json::from_str(perms_json).unwrap_or_else(|e| panic!("{ctx}: {e}"));
@@ -215,6 +229,7 @@ fn check_user(port: u16, user: &str, perms_json: &str, seed: u64) {
         let nats_allowed = conn.sync().errs.is_empty();
         let ours = engine.subscribe(subject.as_bytes(), queue.map(str::as_bytes));
         assert_eq!(ours.allowed(), nats_allowed, "SUB {subject}{q}: {ctx}");
+        tally.sub[usize::from(nats_allowed)] += 1;
         if ours.allowed() {
             subs.push(Sub {
                 sid,
@@ -230,11 +245,9 @@ fn check_user(port: u16, user: &str, perms_json: &str, seed: u64) {
         let s = published(&mut rng);
         conn.send(&format!("PUB {s} 1\r\nx\r\n"));
         let seen = conn.sync();
-        assert_eq!(
-            engine.publish(now, s.as_bytes()),
-            seen.errs.is_empty(),
-            "PUB {s}: {ctx}"
-        );
+        let ok = seen.errs.is_empty();
+        assert_eq!(engine.publish(now, s.as_bytes()), ok, "PUB {s}: {ctx}");
+        tally.publish[usize::from(ok)] += 1;
         if let Some(e) = seen.errs.first() {
             assert_eq!(e, &format!("Permissions Violation for Publish to \"{s}\""));
         }
@@ -257,15 +270,12 @@ fn check_user(port: u16, user: &str, perms_json: &str, seed: u64) {
             .filter(|x| twig_core::subject::matches(x.subject.as_bytes(), s.as_bytes()))
         {
             let r = reply.as_deref().map(str::as_bytes);
-            if engine.deliver(
-                now,
-                s.as_bytes(),
-                sub.queue.map(str::as_bytes),
-                r,
-                sub.filtered,
-            ) {
+            let queue = sub.queue.map(str::as_bytes);
+            let ok = engine.deliver(now, s.as_bytes(), queue, r, sub.filtered);
+            if ok {
                 want.insert((sub.sid, s.clone()));
             }
+            tally.delivered[usize::from(ok)] += 1;
         }
         assert_eq!(got, want, "deliveries of {s} (reply {reply:?}): {ctx}");
         replies.extend(reply);
@@ -280,6 +290,7 @@ fn check_user(port: u16, user: &str, perms_json: &str, seed: u64) {
             ok,
             "response to {r}: {ctx}"
         );
+        tally.response[usize::from(ok)] += 1;
     }
 }
 
@@ -287,7 +298,7 @@ fn check_user(port: u16, user: &str, perms_json: &str, seed: u64) {
 fn engine_decides_as_nats_server_does() {
     let mut rng = Rng::new(2151);
     let mut sets: Vec<String> = FIXED.iter().map(|s| s.to_string()).collect();
-    while sets.len() < 60 {
+    while sets.len() < 300 {
         sets.push(permissions_json(&mut rng));
     }
     let users: Vec<String> = sets
@@ -303,7 +314,26 @@ fn engine_decides_as_nats_server_does() {
         extra,
         ..Options::default()
     });
+    let mut tally = Tally::default();
     for (i, p) in sets.iter().enumerate() {
-        check_user(server.client_port, &format!("u{i}"), p, 1000 + i as u64);
+        check_user(
+            server.client_port,
+            &format!("u{i}"),
+            p,
+            1000 + i as u64,
+            &mut tally,
+        );
+    }
+    eprintln!("decisions (refused, allowed): {tally:?}");
+    for (what, [no, yes]) in [
+        ("SUB", tally.sub),
+        ("PUB", tally.publish),
+        ("delivery", tally.delivered),
+        ("response", tally.response),
+    ] {
+        assert!(
+            no > 20 && yes > 20,
+            "{what}: only {no} refused and {yes} allowed"
+        );
     }
 }
