@@ -101,12 +101,17 @@ fn connect_v5_reads_properties_and_will_properties() {
     assert_eq!((w.topic, w.payload), ("t", &b""[..]));
 }
 
-fn connect_v4_with(flags: u8, tail: &[u8]) -> std::vec::Vec<u8> {
-    let mut body = std::vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, flags, 0x00, 0x3C];
-    body.extend_from_slice(&[0x00, 0x01, b'c']);
-    body.extend_from_slice(tail);
-    let mut pkt = std::vec![0x10, body.len() as u8];
-    pkt.extend(body);
+type Bytes = heapless::Vec<u8, 64>;
+
+fn connect_v4_with(flags: u8, tail: &[u8]) -> Bytes {
+    let head = [
+        0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, flags, 0x00, 0x3C, 0x00, 0x01, b'c',
+    ];
+    let mut pkt = Bytes::new();
+    pkt.extend_from_slice(&[0x10, (head.len() + tail.len()) as u8])
+        .unwrap();
+    pkt.extend_from_slice(&head).unwrap();
+    pkt.extend_from_slice(tail).unwrap();
     pkt
 }
 
@@ -201,7 +206,10 @@ fn publish_v5_properties() {
     assert_eq!(p.props.u16(id::TOPIC_ALIAS), Some(3));
     assert_eq!(p.props.str(id::RESPONSE_TOPIC), Some("r"));
     assert_eq!(p.props.bin(id::CORRELATION_DATA), Some(&[0xAB, 0xCD][..]));
-    assert_eq!(p.props.user().collect::<std::vec::Vec<_>>(), [("k", "v")]);
+    assert_eq!(
+        p.props.user().collect::<heapless::Vec<_, 4>>(),
+        [("k", "v")]
+    );
     assert_eq!(p.props.str(id::CONTENT_TYPE), Some("j"));
     assert_eq!(p.payload, b"{}");
     // An empty topic is allowed in 5 (with an alias; the session checks that).
@@ -279,7 +287,7 @@ fn subscribe_options_and_rules() {
         panic!()
     };
     assert_eq!(s.pkid, 5);
-    let f: std::vec::Vec<_> = s.filters.iter().collect();
+    let f: heapless::Vec<_, 4> = s.filters.iter().collect();
     let o = SubOptions {
         qos: QoS::AtLeastOnce,
         no_local: true,
@@ -357,7 +365,7 @@ fn server_packets_encode_byte_for_byte() {
     let mut buf = [0u8; 64];
     let mut enc = |p: Packet<'_>, v: Version| {
         let n = p.encode_to_slice(v, &mut buf).unwrap();
-        buf[..n].to_vec()
+        Bytes::from_slice(&buf[..n]).unwrap()
     };
     let ack = ConnAck {
         session_present: true,
