@@ -23,12 +23,11 @@ pub mod logging;
 pub mod monitor;
 pub mod mqtt;
 pub mod server;
-pub mod stall;
 pub mod stats;
 pub mod stream;
 pub mod sync;
-pub mod tls;
 pub mod uplink;
+pub mod util;
 
 /// twig's version, reported in INFO and `/varz`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
