@@ -22,12 +22,14 @@ pub mod config;
 pub mod logging;
 pub mod monitor;
 pub mod mqtt;
+pub mod perms;
 pub mod server;
 pub mod stats;
 pub mod stream;
 pub mod sync;
 pub mod uplink;
 pub mod util;
+pub mod version;
 
-/// twig's version, reported in INFO and `/varz`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// twig's own version (INFO and `/varz` report it as `twig_version`; see [`version`]).
+pub const VERSION: &str = version::TWIG;
