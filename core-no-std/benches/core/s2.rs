@@ -45,6 +45,7 @@ fn flushes(backlog: &[u8], per_flush: usize) -> Vec<&[u8]> {
 }
 
 pub fn bench_s2() {
+    bench_s2_vs_nats_server();
     let mut rng = Rng::new(2026);
     let backlog = sensor_backlog(&mut rng, 1_000_000, MESSAGES);
     println!(
@@ -96,6 +97,61 @@ pub fn bench_s2() {
                 dec.as_secs_f64() * 1e3 / mb,
             );
         }
+    }
+}
+
+/// Streams nats-server 2.15.1 wrote at each level (`testdata/s2`): its bytes, and ours for
+/// the same plain text in one flush.
+pub fn bench_s2_vs_nats_server() {
+    let files: [(&str, &[u8]); 3] = [
+        (
+            "s2_fast-down",
+            include_bytes!("../../testdata/s2/s2_fast-down.s2"),
+        ),
+        (
+            "s2_better-up",
+            include_bytes!("../../testdata/s2/s2_better-up.s2"),
+        ),
+        (
+            "s2_best-up",
+            include_bytes!("../../testdata/s2/s2_best-up.s2"),
+        ),
+    ];
+    println!(
+        "\nnats-server 2.15.1's S2 streams (testdata/s2) re-encoded by twig-core in one flush:"
+    );
+    println!(
+        "{:<14} {:>9} {:>12} {:>9} {:>10} {:>10}",
+        "capture", "plain", "nats-server", "fast", "better", "best"
+    );
+    for (name, stream) in files {
+        let mut d = Decoder::new(vec![0u8; 1 << 20]);
+        let mut plain = Vec::new();
+        let mut input = stream;
+        loop {
+            let f = d.feed(input).expect("valid");
+            plain.extend_from_slice(f.plain);
+            input = &input[f.consumed..];
+            if f.consumed == 0 && f.plain.is_empty() {
+                break;
+            }
+        }
+        let ours: Vec<usize> = [Level::Fast, Level::Better, Level::Best]
+            .into_iter()
+            .map(|level| {
+                let mut e = Encoder::new(level, vec![0u32; tables_len(Level::Best)]);
+                let mut out = vec![0u8; e.max_output_len(plain.len())];
+                e.encode(&plain, &mut out).expect("room")
+            })
+            .collect();
+        println!(
+            "{name:<14} {:>9} {:>12} {:>9} {:>10} {:>10}",
+            plain.len(),
+            stream.len(),
+            ours[0],
+            ours[1],
+            ours[2]
+        );
     }
 }
 

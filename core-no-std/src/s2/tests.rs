@@ -528,3 +528,93 @@ fn modes_parse_and_negotiate_as_nats_server() {
         }
     );
 }
+
+/// Streams nats-server 2.15.1 wrote (`testdata/s2/`, see its README): decoded length and
+/// CRC-32C of the plain text, and how it starts.
+type Capture = (&'static str, &'static [u8], usize, u32, &'static [u8]);
+const CAPTURES: [Capture; 6] = [
+    (
+        "s2_auto-up",
+        include_bytes!("../../testdata/s2/s2_auto-up.s2"),
+        14418,
+        0x0E3E_8E08,
+        b"CONNECT {",
+    ),
+    (
+        "s2_best-down",
+        include_bytes!("../../testdata/s2/s2_best-down.s2"),
+        1130,
+        0x64BA_7509,
+        b"INFO {",
+    ),
+    (
+        "s2_best-up",
+        include_bytes!("../../testdata/s2/s2_best-up.s2"),
+        593_751,
+        0x2AF8_BDE2,
+        b"CONNECT {",
+    ),
+    (
+        "s2_better-up",
+        include_bytes!("../../testdata/s2/s2_better-up.s2"),
+        593_753,
+        0x2E36_ADDD,
+        b"CONNECT {",
+    ),
+    (
+        "s2_fast-down",
+        include_bytes!("../../testdata/s2/s2_fast-down.s2"),
+        594_391,
+        0xECAD_8179,
+        b"INFO {",
+    ),
+    (
+        "s2_fast-up",
+        include_bytes!("../../testdata/s2/s2_fast-up.s2"),
+        14410,
+        0x009E_EB72,
+        b"CONNECT {",
+    ),
+];
+
+#[test]
+fn nats_server_streams_decode() {
+    use crate::wire::{Limits, Mode as WireMode, Parser};
+    let mut rng = Rng::new(8);
+    for (name, stream, len, crc, start) in CAPTURES {
+        let plain = decode(stream).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((plain.len(), crc32c(&plain)), (len, crc), "{name}");
+        assert!(plain.starts_with(start), "{name}");
+        let mut p = Parser::new(WireMode::Leaf, Limits::default().for_server_link());
+        let mut ops = p.ops(&plain);
+        let mut n = 0;
+        for op in &mut ops {
+            op.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            n += 1;
+        }
+        assert_eq!(ops.consumed(), plain.len(), "{name}: ends inside an op");
+        assert!(n > 10, "{name}: {n} ops");
+        // Split anywhere: byte by byte for the first 3000 bytes, random pieces for all.
+        let head = &stream[..stream.len().min(3000)];
+        let mut d = Decoder::new(vec![0u8; 1 << 20]);
+        let mut out = Vec::new();
+        for b in head {
+            let f = d.feed(core::slice::from_ref(b)).unwrap();
+            assert!(f.consumed == 1);
+            out.extend_from_slice(f.plain);
+        }
+        assert!(plain.starts_with(&out), "{name}: byte by byte");
+        let pieces: Vec<usize> = (0..50).map(|_| 1 + rng.below(5000)).collect();
+        assert!(
+            decode_in_pieces(stream, &pieces, 1 << 20).unwrap() == plain,
+            "{name}"
+        );
+        // Our encoder on the same text decodes to it too, at every level.
+        for level in LEVELS {
+            assert!(
+                decode(&compress(level, &plain)).unwrap() == plain,
+                "{name} {level:?}"
+            );
+        }
+    }
+}
