@@ -7,7 +7,8 @@
 //! - [`wire`]: the NATS wire protocol. One incremental, zero-copy parser for every op in both
 //!   directions and every role (client, server, leafnode), encoders that write into a caller's
 //!   buffer, header blocks (`NATS/1.0 ...`), and INFO/CONNECT JSON without a heap.
-//! - [`mqtt`]: MQTT topic <-> NATS subject mapping, exactly as nats-server maps them.
+//! - [`mqtt`]: MQTT topic <-> NATS subject mapping, exactly as nats-server maps them, and
+//!   the MQTT 3.1.1/5.0 packet codec ([`mqtt::packet`]) the gateway's MQTT listener speaks.
 //! - [`log`]: an append-only, crash-safe record log over `embedded_storage`'s `NorFlash`: a
 //!   ring of sectors, CRC per record, `u64` sequence numbers, cursors that read without
 //!   removing, an acknowledged cursor that frees whole sectors, recovery by scan. The store

@@ -123,7 +123,7 @@ Common Options:
 
 /// The line printed by `--version` (nats-server prints `nats-server: v2.15.1`).
 pub fn version_line() -> String {
-    format!("twig: v{}", env!("CARGO_PKG_VERSION"))
+    crate::version::version_line()
 }
 
 #[derive(Clone, Copy)]

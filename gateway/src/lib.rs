@@ -22,6 +22,7 @@ pub mod config;
 pub mod logging;
 pub mod monitor;
 pub mod mqtt;
+pub mod perms;
 pub mod server;
 pub mod stall;
 pub mod stats;
@@ -29,6 +30,7 @@ pub mod stream;
 pub mod sync;
 pub mod tls;
 pub mod uplink;
+pub mod version;
 
-/// twig's version, reported in INFO and `/varz`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// twig's own version (INFO and `/varz` report it as `twig_version`; see [`version`]).
+pub const VERSION: &str = version::TWIG;

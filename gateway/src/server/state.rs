@@ -131,17 +131,30 @@ impl Shared {
     }
 
     fn info_json(&self, client: &ClientShared, nonce: Option<&str>, connect_info: bool) -> String {
-        // twig-core's owned INFO keeps nats-server's field order and omitempty rules.
+        // Every field nats-server 2.15.1 sends in the same configuration, in its order and
+        // with its omitempty rules (twig-core's owned INFO), except these, left out on purpose:
+        // - `jetstream`, `api_lvl`, `domain`: twig has no JetStream API (its streams answer
+        //   PubAcks, nothing else), so a client must not think it can manage streams here;
+        // - `xkey`: the x25519 key nats-server signs auth-callout requests for; twig has no
+        //   auth callout, and a key nobody can use would only mislead;
+        // - `tls_available`: nats-server's `allow_non_tls`, which twig does not have;
+        // - `cluster`, `cluster_dynamic`, `connect_urls`, `ws_connect_urls`: twig is never
+        //   part of a cluster, so there are no other servers to announce.
+        // `go` carries the Rust compiler that built twig (clients such as nats-core require
+        // the key), and `twig_version` follows nats-server's fields.
         let info = ServerInfo {
             server_id: self.server_id.clone(),
             server_name: self.server_name.clone(),
-            version: crate::VERSION.to_owned(),
+            version: crate::version::NATS_SERVER.to_owned(),
             proto: 1,
+            git_commit: crate::version::git_commit().map(str::to_owned),
+            go: crate::version::RUSTC.to_owned(),
             host: self.config.host.clone(),
             port: i32::from(self.port),
             headers: self.headers_supported(),
             auth_required: self.auth.auth_required(),
             tls_required: self.tls.is_some(),
+            tls_verify: self.config.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: i32::try_from(self.config.max_payload).unwrap_or(i32::MAX),
             client_id: client.cid,
             client_ip: Some(client.addr.ip().to_string()),
@@ -150,10 +163,22 @@ impl Shared {
             remote_account: connect_info.then(|| "$G".to_owned()),
             ..ServerInfo::default()
         };
-        let json = info.to_json().unwrap_or_default();
+        let json = serde_json::to_vec(&InfoWithTwigVersion {
+            info: &info,
+            twig_version: crate::version::TWIG,
+        })
+        .unwrap_or_default();
         // nats-server writes a space between the JSON and CRLF.
         format!("INFO {} \r\n", String::from_utf8_lossy(&json))
     }
+}
+
+/// twig-core's INFO with `twig_version` after nats-server's fields.
+#[derive(serde::Serialize)]
+struct InfoWithTwigVersion<'a> {
+    #[serde(flatten)]
+    info: &'a ServerInfo,
+    twig_version: &'a str,
 }
 
 /// A random id shaped like a nats-server server id: 'N' and 55 base32 characters.

@@ -216,7 +216,8 @@ async fn connected(
     let shared = &ctx.shared;
     let leaf = &shared.config.leafnodes;
     let cfg = SessionConfig {
-        version: crate::VERSION.to_string(),
+        version: crate::version::NATS_SERVER.to_string(),
+        twig_version: crate::version::TWIG.to_string(),
         server_id: shared.server_id.clone(),
         name: shared.server_name.clone(),
         first_info_timeout: ctx.remote.first_info_timeout,
