@@ -24,13 +24,13 @@ pub mod logging;
 pub mod monitor;
 pub mod mqtt;
 pub mod mqtt_server;
+pub mod perms;
 pub mod server;
-pub mod stall;
 pub mod stats;
 pub mod stream;
 pub mod sync;
-pub mod tls;
 pub mod uplink;
+pub mod util;
 pub mod version;
 
 /// twig's own version (INFO and `/varz` report it as `twig_version`; see [`version`]).
