@@ -3,9 +3,11 @@
 pub mod harness;
 pub mod hub;
 pub mod jwt;
+pub mod leaf_raw;
 pub mod mosquitto;
 pub mod mqtt_raw;
 pub mod nats_raw;
 pub mod nats_server;
 pub mod pki;
+pub mod recorder;
 pub mod stream_file;
