@@ -132,7 +132,7 @@ fn bad_frames_are_refused() {
                 "{bytes:?} in pieces of {piece}"
             );
         }
-        assert_eq!(err.close_code().code() >= 1002, true);
+        assert!(err.close_code().code() >= 1002);
     }
     // Errors stick.
     let mut d = FrameDecoder::default();
