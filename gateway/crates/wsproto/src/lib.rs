@@ -13,6 +13,14 @@
 //!
 //! The caller owns the socket, the clock and the randomness: keys and masking seeds are
 //! passed in, bytes go in and out of buffers.
+//!
+//! Layering with S2 (checked against nats-server 2.15 in `tests/tests/ws_nats.rs`): the
+//! upgrade and the hub's first INFO frame are plain; once S2 is negotiated, nats-server
+//! frames its output and then compresses the frames, and decompresses its input before
+//! parsing frames. So the wire is TCP <- S2 stream <- websocket frames <- NATS ops, and a
+//! leaf must frame, then compress (and decompress, then unframe). nats-server offers S2 on a
+//! websocket leaf connection only when websocket compression is off, which twig never asks
+//! for.
 
 pub mod frame;
 pub mod handshake;
