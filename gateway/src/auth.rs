@@ -165,7 +165,7 @@ impl Authenticator {
     /// A fresh nonce for INFO: 11 random bytes, base64url without padding (15 characters).
     pub fn new_nonce() -> Result<String, AuthError> {
         let mut raw = [0u8; NONCE_RAW_LEN];
-        getrandom::fill(&mut raw).map_err(|_| AuthError::Random)?;
+        crate::util::id::fill(&mut raw).map_err(|_| AuthError::Random)?;
         Ok(BASE64URL_NOPAD.encode(&raw))
     }
 
