@@ -21,6 +21,22 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
     }
 }
 
+/// The lines nats-server starts with, twig's version first and the one it speaks beside it.
+fn log_banner(shared: &crate::server::state::Shared) {
+    use crate::version;
+    tracing::info!("Starting twig");
+    tracing::info!(
+        "  Version:  {} (speaks nats-server {})",
+        version::TWIG,
+        version::NATS_SERVER
+    );
+    if let Some(c) = version::git_commit() {
+        tracing::info!("  Git:      [{c}]");
+    }
+    tracing::info!("  Name:     {}", shared.server_name);
+    tracing::info!("  ID:       {}", shared.server_id);
+}
+
 fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     let cli = Cli::parse(args).map_err(|e| e.to_string())?;
     if cli.help {
@@ -39,10 +55,9 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
         return Ok(());
     }
     crate::logging::init(config.debug, config.trace).map_err(|e| e.to_string())?;
-    tracing::info!("Starting twig v{}", crate::VERSION);
-
     let config_threads = config.threads;
     let server = Server::bind(config).map_err(|e| e.to_string())?;
+    log_banner(&server.shared());
     let monitor = crate::server::monitoring::bind(&server.shared()).map_err(|e| e.to_string())?;
 
     let ex = Arc::new(async_executor::Executor::new());

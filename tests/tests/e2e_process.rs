@@ -58,6 +58,8 @@ const VARZ_FIELDS: &[&str] = &[
     "server_name",
     "version",
     "proto",
+    "git_commit",
+    "go",
     "host",
     "port",
     "max_connections",
@@ -103,6 +105,13 @@ fn monitoring_endpoints_are_shaped_like_nats_servers() {
         }
         assert!(varz["in_msgs"].as_u64().unwrap() >= 1, "{target:?}: {body}");
         assert_eq!(varz["port"].as_u64(), Some(u64::from(server.port())));
+        assert!(
+            varz["version"].as_str().unwrap().starts_with("2."),
+            "{body}"
+        );
+        if target == Target::Twig {
+            assert_eq!(varz["twig_version"], env!("CARGO_PKG_VERSION"), "{body}");
+        }
 
         let (status, body) = get(http, "/connz?subs=1");
         assert_eq!(status, 200, "{target:?} /connz");

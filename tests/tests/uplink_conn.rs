@@ -409,3 +409,24 @@ async fn a_loop_through_two_hubs_is_detected_by_the_lds_subject() {
     let log = twig.log();
     assert!(log.contains("reconnecting in 30s"), "{log}");
 }
+
+/// A hub's `leafnodes { min_version }` compares the leaf CONNECT's `version`: twig reports
+/// the nats-server version it speaks (2.12.0), so a hub asking for up to that accepts it, and
+/// one asking for more refuses it with nats-server's own words.
+async fn a_hub_with_min_version_accepts_twig(v: HubVersion) {
+    let with_min = |min: &str| HubOptions {
+        leafnodes: format!("  min_version: \"{min}\""),
+        ..HubOptions::default()
+    };
+    let hub = Hub::start_with(v, &with_min("2.12.0"));
+    let twig = Twig::leaf_of(&hub);
+    twig.wait_up(1);
+    let hc = connect(&hub.client_url()).await;
+    let tc = connect(&twig.url()).await;
+    flows(&hc, &tc, "minversion").await;
+
+    let picky = Hub::start_with(v, &with_min("2.13.0"));
+    let refused = Twig::leaf_of(&picky);
+    refused.wait_log("minimum version required is \"2.13.0\"", 1);
+}
+per_version!(a_hub_with_min_version_accepts_twig);

@@ -221,6 +221,8 @@ impl fmt::Debug for Lossy<'_> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     #[test]

@@ -6,10 +6,12 @@ extern crate std;
 use std::string::String;
 use std::vec::Vec;
 
+#[cfg(feature = "alloc")]
+use super::MsgHead;
 use super::test_util::{Rng, assert_split_invariant, encode, one, run, run_whole};
 use super::{
-    CRLF, EncodeError, Limits, Mode, MsgHead, Op, Parser, Queues, encode_lmsg_head,
-    encode_msg_head, encode_pub_head,
+    CRLF, EncodeError, Limits, Mode, Op, Parser, Queues, encode_lmsg_head, encode_msg_head,
+    encode_pub_head,
 };
 
 use Mode::{FromClient, FromServer, Leaf};

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, Serializer};
 
 use crate::config::Config;
-use crate::logging::UtcTime;
 use crate::stats::Stats;
+use crate::util::clock::UtcTime;
 
 /// nats-server's client protocol level (`PROTO`), reported in INFO and `/varz`.
 pub const PROTO: u32 = 1;
@@ -20,10 +20,17 @@ pub struct Varz {
     pub server_id: String,
     /// Server name (the id unless configured).
     pub server_name: String,
-    /// twig's version.
+    /// The nats-server version twig speaks ([`crate::version::NATS_SERVER`]).
     pub version: String,
     /// Client protocol level ([`PROTO`]).
     pub proto: u32,
+    /// The commit twig was built from (omitted when the build did not know it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    /// Where nats-server names its Go version: the Rust compiler that built twig.
+    pub go: String,
+    /// twig's own version.
+    pub twig_version: String,
     /// Client listen host.
     pub host: String,
     /// Client listen port (the bound one when random).
@@ -115,8 +122,11 @@ impl Varz {
                 .server_name
                 .clone()
                 .unwrap_or_else(|| server_id.to_string()),
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: crate::version::NATS_SERVER.to_string(),
             proto: PROTO,
+            git_commit: crate::version::git_commit().map(str::to_owned),
+            go: crate::version::RUSTC.to_string(),
+            twig_version: crate::version::TWIG.to_string(),
             host: config.host.clone(),
             port,
             auth_required: config.authorization.is_enabled(),

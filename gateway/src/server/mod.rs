@@ -12,6 +12,7 @@ pub mod outbound;
 pub mod router;
 pub mod session;
 pub mod state;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -64,10 +65,13 @@ impl Server {
         let port = listener.get_ref().local_addr().map_err(bind_err)?.port();
         let tls = match &config.tls {
             Some(t) => Some(futures_rustls::TlsAcceptor::from(
-                crate::tls::server_config(t).map_err(|e| StartError::Tls(e.to_string()))?,
+                tls::server_config(t).map_err(|e| StartError::Tls(e.to_string()))?,
             )),
             None => None,
         };
+        if let Some(missing) = crate::auth::not_wired_yet(&config) {
+            return Err(StartError::Auth(missing));
+        }
         let auth = Authenticator::from_config(&config.authorization)
             .map_err(|e| StartError::Auth(e.to_string()))?;
         let shared = Arc::new(Shared::new(config, port, auth, tls));
@@ -115,7 +119,7 @@ impl Server {
         };
         futures_lite::future::or(accept, shutdown).await;
         tracing::info!("Initiating Shutdown...");
-        let clients: Vec<_> = client::lock(&self.shared.clients)
+        let clients: Vec<_> = crate::util::lock::lock(&self.shared.clients)
             .values()
             .cloned()
             .collect();

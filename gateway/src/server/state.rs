@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
-use super::client::{ClientShared, lock};
+use super::client::ClientShared;
 use super::router::{Router, Subscription};
+use crate::util::lock::lock;
 use twig_core::wire::json::full::ServerInfo;
 
 use crate::auth::Authenticator;
@@ -61,7 +62,7 @@ impl Shared {
         auth: Authenticator,
         tls: Option<futures_rustls::TlsAcceptor>,
     ) -> Self {
-        let server_id = new_server_id();
+        let server_id = crate::util::id::server_id();
         let router = Router::with_uplinks(SUBLIST_CACHE, crate::uplink::links(&config.leafnodes));
         let server_name = config
             .server_name
@@ -131,17 +132,30 @@ impl Shared {
     }
 
     fn info_json(&self, client: &ClientShared, nonce: Option<&str>, connect_info: bool) -> String {
-        // twig-core's owned INFO keeps nats-server's field order and omitempty rules.
+        // Every field nats-server 2.15.1 sends in the same configuration, in its order and
+        // with its omitempty rules (twig-core's owned INFO), except these, left out on purpose:
+        // - `jetstream`, `api_lvl`, `domain`: twig has no JetStream API (its streams answer
+        //   PubAcks, nothing else), so a client must not think it can manage streams here;
+        // - `xkey`: the x25519 key nats-server signs auth-callout requests for; twig has no
+        //   auth callout, and a key nobody can use would only mislead;
+        // - `tls_available`: nats-server's `allow_non_tls`, which twig does not have;
+        // - `cluster`, `cluster_dynamic`, `connect_urls`, `ws_connect_urls`: twig is never
+        //   part of a cluster, so there are no other servers to announce.
+        // `go` carries the Rust compiler that built twig (clients such as nats-core require
+        // the key), and `twig_version` follows nats-server's fields.
         let info = ServerInfo {
             server_id: self.server_id.clone(),
             server_name: self.server_name.clone(),
-            version: crate::VERSION.to_owned(),
+            version: crate::version::NATS_SERVER.to_owned(),
             proto: 1,
+            git_commit: crate::version::git_commit().map(str::to_owned),
+            go: crate::version::RUSTC.to_owned(),
             host: self.config.host.clone(),
             port: i32::from(self.port),
             headers: self.headers_supported(),
             auth_required: self.auth.auth_required(),
             tls_required: self.tls.is_some(),
+            tls_verify: self.config.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: i32::try_from(self.config.max_payload).unwrap_or(i32::MAX),
             client_id: client.cid,
             client_ip: Some(client.addr.ip().to_string()),
@@ -150,25 +164,20 @@ impl Shared {
             remote_account: connect_info.then(|| "$G".to_owned()),
             ..ServerInfo::default()
         };
-        let json = info.to_json().unwrap_or_default();
+        let json = serde_json::to_vec(&InfoWithTwigVersion {
+            info: &info,
+            twig_version: crate::version::TWIG,
+        })
+        .unwrap_or_default();
         // nats-server writes a space between the JSON and CRLF.
         format!("INFO {} \r\n", String::from_utf8_lossy(&json))
     }
 }
 
-/// A random id shaped like a nats-server server id: 'N' and 55 base32 characters.
-fn new_server_id() -> String {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut raw = [0u8; 55];
-    // Without OS randomness the id is still unique enough per process for monitoring.
-    if getrandom::fill(&mut raw).is_err() {
-        let t = super::client::now_nanos().to_le_bytes();
-        for (i, b) in raw.iter_mut().enumerate() {
-            *b = t[i % 8].wrapping_add(i as u8);
-        }
-    }
-    let mut id = String::with_capacity(56);
-    id.push('N');
-    id.extend(raw.iter().map(|b| ALPHABET[(b & 31) as usize] as char));
-    id
+/// twig-core's INFO with `twig_version` after nats-server's fields.
+#[derive(serde::Serialize)]
+struct InfoWithTwigVersion<'a> {
+    #[serde(flatten)]
+    info: &'a ServerInfo,
+    twig_version: &'a str,
 }

@@ -29,8 +29,12 @@ const FIRST_PING: Duration = Duration::from_secs(1);
 /// Fixed parts of twig's CONNECT and the timers.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// twig's version (`version`; hubs with `min_version` compare it).
+    /// The nats-server version twig speaks (`version`; hubs with `min_version` compare it;
+    /// see [`crate::version::NATS_SERVER`]).
     pub version: String,
+    /// twig's own version, sent next to it as `twig_version` (a hub ignores keys it does not
+    /// know, and a capture of the link still says which twig this is).
+    pub twig_version: String,
     /// Server id (`server_id`).
     pub server_id: String,
     /// Server name (`name`), also used as `cluster`: hubs never send a leaf's messages back
@@ -285,7 +289,11 @@ impl Session {
             ..LeafConnect::default()
         };
         self.creds.fill(info.nonce.as_deref(), &mut connect);
-        let json = connect.to_json().map_err(|_| SessionError::BadInfo)?;
+        let json = serde_json::to_vec(&ConnectWithTwigVersion {
+            connect: &connect,
+            twig_version: &self.cfg.twig_version,
+        })
+        .map_err(|_| SessionError::BadInfo)?;
         let mut line = Vec::with_capacity(json.len() + 10);
         line.extend_from_slice(b"CONNECT ");
         line.extend_from_slice(&json);
@@ -322,6 +330,14 @@ impl Session {
         self.deadline = None;
         self.next_ping = now + FIRST_PING.min(self.cfg.ping_interval);
     }
+}
+
+/// twig-core's `LeafConnect` with `twig_version` after its fields.
+#[derive(serde::Serialize)]
+struct ConnectWithTwigVersion<'a> {
+    #[serde(flatten)]
+    connect: &'a LeafConnect,
+    twig_version: &'a str,
 }
 
 fn urls_step(info: ServerInfo) -> Step<'static> {

@@ -8,7 +8,8 @@ const CONNECT_INFO: &[u8] = br#"INFO {"server_id":"NCHUB","server_name":"hub1","
 
 fn cfg() -> SessionConfig {
     SessionConfig {
-        version: "0.1.0".into(),
+        version: "2.12.0".into(),
+        twig_version: "0.1.0".into(),
         server_id: "NTWIG".into(),
         name: "edge1".into(),
         first_info_timeout: Duration::from_secs(1),
@@ -58,6 +59,8 @@ fn handshake_with_a_2_15_hub_declines_compression_and_waits_for_connect_info() {
     assert_eq!(c["name"], "edge1");
     assert_eq!(c["cluster"], "edge1");
     assert_eq!(c["remote_account"], "$G");
+    assert_eq!(c["version"], "2.12.0");
+    assert_eq!(c["twig_version"], "0.1.0");
     assert!(c.get("lang").is_none() && c.get("is_hub").is_none());
     assert!(c.get("hub").is_none() && c.get("compression").is_none());
     // The nonce is signed with the nkey.

@@ -42,6 +42,9 @@ pub struct ServerOptions {
     pub nkeys: Vec<String>,
     /// TLS on the client port.
     pub tls: Option<TestCerts>,
+    /// With `tls`: require and verify client certificates against the test CA
+    /// (`--tlsverify`; INFO then says `tls_verify`).
+    pub tls_verify: bool,
     /// Largest PUB payload accepted.
     pub max_payload: Option<u32>,
     /// Per-connection pending outbound bytes before the client is cut off as a slow consumer.
@@ -144,6 +147,10 @@ impl ServerOptions {
             s.push_str("tls {\n");
             let _ = writeln!(s, "  cert_file: {}", quoted(&t.cert_file));
             let _ = writeln!(s, "  key_file: {}", quoted(&t.key_file));
+            if self.tls_verify {
+                let _ = writeln!(s, "  ca_file: {}", quoted(&t.ca_file));
+                s.push_str("  verify: true\n");
+            }
             s.push_str("}\n");
         }
         s
@@ -185,6 +192,10 @@ impl ServerOptions {
             s.push_str("\n[tls]\n");
             let _ = writeln!(s, "cert_file = {}", quoted(&t.cert_file));
             let _ = writeln!(s, "key_file = {}", quoted(&t.key_file));
+            if self.tls_verify {
+                let _ = writeln!(s, "ca_file = {}", quoted(&t.ca_file));
+                s.push_str("verify = true\n");
+            }
         }
         s
     }
@@ -226,51 +237,39 @@ impl NkeyUser {
     }
 }
 
-/// A test CA and a server certificate for `localhost` and `127.0.0.1`, as PEM files.
+/// A test CA, a server certificate for `localhost` and `127.0.0.1`, and a client certificate
+/// (for `tls_verify`), as PEM files ([`crate::pki::write`]).
 #[derive(Clone, Debug)]
 pub struct TestCerts {
-    /// CA certificate (what clients trust).
+    /// CA certificate (what clients trust, and what client certificates chain to).
     pub ca_file: PathBuf,
     /// Server certificate, signed by the CA.
     pub cert_file: PathBuf,
     /// Server private key (PKCS#8).
     pub key_file: PathBuf,
+    /// A client certificate signed by the CA.
+    pub client_cert_file: PathBuf,
+    /// Its private key.
+    pub client_key_file: PathBuf,
 }
 
 impl TestCerts {
-    /// Generate a CA and a server certificate into `dir`.
+    /// Generate a CA, a server and a client certificate into `dir`.
     pub fn generate(dir: &Path) -> TestCerts {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca_params = CertificateParams::new(Vec::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "twig test CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let key = KeyPair::generate().expect("server key");
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string()]).expect("server cert params");
-        params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "localhost");
-        let cert = params.signed_by(&key, &issuer).expect("sign server cert");
-
-        let certs = TestCerts {
-            ca_file: dir.join("ca.pem"),
-            cert_file: dir.join("server-cert.pem"),
-            key_file: dir.join("server-key.pem"),
-        };
-        std::fs::write(&certs.ca_file, ca_cert.pem()).expect("write CA");
-        std::fs::write(&certs.cert_file, cert.pem()).expect("write cert");
-        std::fs::write(&certs.key_file, key.serialize_pem()).expect("write key");
-        certs
+        let [
+            ca_file,
+            cert_file,
+            key_file,
+            client_cert_file,
+            client_key_file,
+        ] = crate::pki::write(dir, "twig test CA", "twig-test-client");
+        TestCerts {
+            ca_file,
+            cert_file,
+            key_file,
+            client_cert_file,
+            client_key_file,
+        }
     }
 }
 

@@ -447,6 +447,8 @@ fn fold_key(key: JsonStr<'_>, buf: &mut [u8; KEY_CAP]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     fn skip(json: &str) -> Result<(), JsonError> {

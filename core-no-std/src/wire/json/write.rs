@@ -261,6 +261,8 @@ mod tests {
         assert_eq!(s, r#"{"s":"x.> \"q\" \\ \n\u0001é"}"#);
     }
 
+    // `opt_permission` writes leafnode permissions (feature `leaf`).
+    #[cfg(feature = "leaf")]
     #[test]
     fn nested_permissions_and_lists() {
         let perm = Some(SubjectPermission {
