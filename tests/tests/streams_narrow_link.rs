@@ -42,6 +42,9 @@ struct Case {
     stalls: Option<(u64, Pattern)>,
     /// Lines added to twig's `[leafnodes]`.
     leaf: &'static str,
+    /// Alarms (`alarms.x`, stream ALARMS with `forward_priority = 9`, hub stream ALARMS)
+    /// published before the hub starts, after the backlog.
+    alarms: u64,
 }
 
 /// What a drain did.
@@ -59,14 +62,22 @@ async fn drain(
 ) -> Drained {
     let (mut hub, store) = js_hub();
     create_stream(&hub, "EDGE", "orders.>").await;
+    if c.alarms > 0 {
+        create_stream(&hub, "ALARMS", "alarms.>").await;
+    }
     hub.stop();
     let leaf = format!("127.0.0.1:{}", hub.leaf_port).parse().unwrap();
     let link = LinkEmulator::start(LinkSpec::symmetric(c.rate, c.rtt), leaf).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("nats-leaf://127.0.0.1:{}", link.port());
-    let twig = Twig::with_config(dir.path(), &twig_config_url(dir.path(), &url, c.leaf, ""));
+    let alarm_stream = if c.alarms > 0 { ALARM_STREAM } else { "" };
+    let conf = twig_config_url(dir.path(), &url, c.leaf, alarm_stream);
+    let twig = Twig::with_config(dir.path(), &conf);
     let n = c.messages;
     publish(&twig.url(), 0, n).await;
+    for i in 0..c.alarms {
+        publish_alarm(&twig, i).await;
+    }
 
     hub.restart();
     let ready = Instant::now();
@@ -129,6 +140,20 @@ async fn drain(
     }
 }
 
+/// twig's alarm stream: drains ahead of ORDERS on the same remote.
+const ALARM_STREAM: &str = "[[streams]]\nname = \"ALARMS\"\nsubjects = [\"alarms.>\"]\n\
+                            forward_priority = 9\n";
+
+/// Publishes alarm `i` to twig and waits for twig's PubAck (stored on twig's flash).
+async fn publish_alarm(twig: &Twig, i: u64) {
+    let js = jetstream::new(connect(&twig.url()).await);
+    js.publish("alarms.x", payload(i))
+        .await
+        .unwrap()
+        .await
+        .expect("twig stores the alarm");
+}
+
 async fn nothing(_: &Twig, _: &LinkEmulator, _: &jetstream::Context) {}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,6 +164,7 @@ async fn a_backlog_over_20_kbytes_per_second_and_600_ms() {
         messages: 600 * scale(),
         stalls: None,
         leaf: "",
+        alarms: 0,
     };
     drain(&c, nothing).await;
 }
@@ -151,6 +177,7 @@ async fn a_backlog_over_1_mbit_and_200_ms() {
         messages: 2_000 * scale(),
         stalls: None,
         leaf: "",
+        alarms: 0,
     };
     drain(&c, nothing).await;
 }
@@ -163,6 +190,7 @@ async fn a_backlog_over_10_mbit_and_50_ms() {
         messages: 10_000 * scale(),
         stalls: None,
         leaf: "",
+        alarms: 0,
     };
     drain(&c, nothing).await;
 }
@@ -184,6 +212,7 @@ async fn a_backlog_over_a_link_that_stalls() {
             },
         )),
         leaf: "ping_interval = \"2s\"\nping_max = 2",
+        alarms: 0,
     };
     let d = drain(&c, nothing).await;
     let leafz = d.twig.monitor("/leafz");
@@ -206,6 +235,7 @@ async fn live_requests_and_keepalives_get_through_during_a_drain() {
         messages: 3_000 * scale(),
         stalls: None,
         leaf: "ping_interval = \"1s\"\nping_max = 2",
+        alarms: 0,
     };
     let d = drain(
         &c,
@@ -250,4 +280,66 @@ async fn live_requests_and_keepalives_get_through_during_a_drain() {
         Some(1),
         "no keepalive timed out: {leafz}"
     );
+}
+
+/// Priorities on a metered link: 100 alarms waiting with a 3,000-message telemetry backlog
+/// all reach the hub before a quarter of the telemetry, and an alarm published in the middle
+/// of the drain reaches the hub stream long before the backlog ends (its latency is printed,
+/// and compared with two round trips plus its own transfer in the benchmark).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_stream_drains_ahead_of_a_telemetry_backlog() {
+    let c = Case {
+        rate: 125_000,
+        rtt: 200 * MS,
+        messages: 3_000 * scale(),
+        stalls: None,
+        leaf: "",
+        alarms: 100,
+    };
+    let n = c.messages;
+    drain(
+        &c,
+        async |twig: &Twig, _: &LinkEmulator, js: &jetstream::Context| {
+            let mut sub = js.client().subscribe("alarms.>").await.unwrap();
+            js.client().flush().await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                assert!(Instant::now() < deadline, "the alarm backlog did not drain");
+                if hub_count(js, "ALARMS").await == 100 {
+                    break;
+                }
+                tokio::time::sleep(10 * MS).await;
+            }
+            let telemetry = hub_count(js, "EDGE").await;
+            eprintln!("all 100 waiting alarms at the hub with {telemetry} of {n} telemetry there");
+            assert!(telemetry < n / 4, "{telemetry} of {n} telemetry went first");
+            // The drain goes on; an alarm now.
+            while hub_count(js, "EDGE").await < n / 2 {
+                tokio::time::sleep(10 * MS).await;
+            }
+            let t = Instant::now();
+            publish_alarm(twig, 100).await;
+            let stored = t.elapsed();
+            let m = tokio::time::timeout(common::STEP, async {
+                loop {
+                    let m = common::next(&mut sub).await;
+                    if number(&m.payload) == 100 {
+                        return m;
+                    }
+                }
+            })
+            .await
+            .expect("the alarm reaches the hub");
+            let took = t.elapsed();
+            let left = n - hub_count(js, "EDGE").await;
+            eprintln!(
+                "alarm published mid-drain: at the hub {took:.2?} later (stored by twig after \
+             {stored:.2?}; RTT {:?}); {left} telemetry messages still to go",
+                c.rtt
+            );
+            assert_eq!(m.subject.as_str(), "alarms.x");
+            assert!(left > 0, "the alarm waited for the whole backlog");
+        },
+    )
+    .await;
 }

@@ -321,13 +321,19 @@ fn stream_forwarding_defaults_follow_the_remotes() {
     let a = &alone.streams[0];
     assert_eq!(a.forward_mode(0), ForwardMode::Off);
     assert_eq!(
-        (a.forward_window, a.forward_ack_timeout, a.forward_remote),
-        (1024, Duration::from_secs(5), 0)
+        (
+            a.forward_window,
+            a.forward_ack_timeout,
+            a.forward_remote,
+            a.forward_priority
+        ),
+        (4096, Duration::from_secs(5), 0, 0)
     );
     let remote = "[[leafnodes.remotes]]\nurls = [\"nats-leaf://h:7422\"]\n";
     let c = Config::from_toml(&format!(
         "{remote}[[streams]]\nname = \"A\"\nsubjects = [\"a\"]\n\
          [[streams]]\nname = \"B\"\nsubjects = [\"b\"]\nforward = \"core\"\nforward_window = 8\n\
+         forward_priority = 3\n\
          forward_ack_timeout = \"250ms\"\n[[streams]]\nname = \"C\"\nsubjects = [\"c\"]\nforward = \"off\"\n"
     ))
     .unwrap();
@@ -337,6 +343,7 @@ fn stream_forwarding_defaults_follow_the_remotes() {
         [ForwardMode::Jetstream, ForwardMode::Core, ForwardMode::Off]
     );
     assert_eq!(c.streams[1].forward_window, 8);
+    assert_eq!(c.streams[1].forward_priority, 3);
     assert_eq!(c.streams[1].forward_ack_timeout, Duration::from_millis(250));
 
     let s = |body: &str| {

@@ -24,6 +24,7 @@ use twig_core::wire::{HeaderWriter, Headers, Op, Queues};
 use super::flash::{FileFlash, SECTOR};
 use super::forward::{Forwarder, Settings};
 use super::hub::{Refusal, parse_puback, permanent, subject_token};
+use super::priority::Board;
 use super::record;
 use crate::config::{ForwardMode, StreamConfig};
 use crate::server::internal::{InternalSub, Owned, new_owner};
@@ -46,6 +47,8 @@ pub enum Blocked {
     Interest,
     /// The link's backlog is at its stall mark or full.
     Room,
+    /// A stream of a higher `forward_priority` has a backlog waiting.
+    Priority,
 }
 
 /// What a step asks of the thread's loop.
@@ -87,6 +90,10 @@ pub struct Drain {
     pub last_error: Option<String>,
     /// Messages the hub refused for good (or that could never be sent): skipped.
     pub skipped: u64,
+    board: Arc<Board>,
+    priority: u8,
+    /// Whether this stream's backlog is on the board.
+    waiting: bool,
 }
 
 impl Drain {
@@ -97,6 +104,7 @@ impl Drain {
         cfg: &StreamConfig,
         gateway: &str,
         acked: u64,
+        board: Arc<Board>,
     ) -> Option<Drain> {
         let remotes = shared.config.leafnodes.remotes.len();
         let mode = cfg.forward_mode(remotes);
@@ -110,7 +118,8 @@ impl Drain {
             new_owner(),
             format!("{reply_prefix}>").as_bytes(),
             None,
-            cfg.forward_window.saturating_mul(2).saturating_add(64),
+            // One answer per copy in flight, and some room for repeats.
+            cfg.forward_window.saturating_add(64),
         );
         if let Err(e) = shared.router.insert_internal(&sub) {
             tracing::error!("stream {}: cannot subscribe for PubAcks: {e}", cfg.name);
@@ -145,6 +154,9 @@ impl Drain {
             blocked: Blocked::No,
             last_error: None,
             skipped: 0,
+            board,
+            priority: cfg.forward_priority,
+            waiting: false,
         })
     }
 
@@ -161,6 +173,8 @@ impl Drain {
             "backing off"
         } else if self.blocked == Blocked::Interest {
             "waiting for hub interest"
+        } else if self.blocked == Blocked::Priority {
+            "waiting for a higher-priority stream"
         } else if backlog || self.fwd.in_flight() > 0 {
             "draining"
         } else {
@@ -237,6 +251,10 @@ impl Drain {
                 self.blocked = Blocked::Room;
                 break;
             }
+            if seq >= self.fwd.next() && self.board.higher_waiting(self.priority) {
+                self.blocked = Blocked::Priority;
+                break;
+            }
             match self.send(log, seq) {
                 Ok(true) => sent += 1,
                 Ok(false) => {
@@ -254,6 +272,17 @@ impl Drain {
             self.link.out.wake();
             if self.core {
                 self.fwd.core_batch(self.link.out.counters().bulk_in);
+            }
+        }
+        // On the board while new messages wait (a lower stream then holds back); off it, the
+        // lower streams are woken through the link's change event they all listen to.
+        let waiting = self.fwd.is_up()
+            && self.fwd.next() <= s.synced
+            && !matches!(self.blocked, Blocked::Interest | Blocked::Priority);
+        if waiting != self.waiting {
+            self.waiting = waiting;
+            if self.board.set(self.priority, waiting) {
+                self.link.notify_change();
             }
         }
         let barrier_wait = self.core && self.fwd.in_flight() > 0;
@@ -468,6 +497,9 @@ impl Drain {
 
 impl Drop for Drain {
     fn drop(&mut self) {
+        if self.waiting {
+            self.board.set(self.priority, false);
+        }
         self.shared.router.remove_internal(&self.sub);
     }
 }

@@ -39,6 +39,7 @@ pub fn spawn(
     cfg: &StreamConfig,
     queue: usize,
     gateway: &str,
+    board: Arc<super::priority::Board>,
 ) -> Result<(Sender<Request>, Arc<Mutex<StreamState>>), StreamError> {
     let path = cfg.path(&shared.config.store_dir);
     let shown = path.display().to_string();
@@ -69,7 +70,7 @@ pub fn spawn(
         forward: format!("{mode:?}").to_lowercase(),
         ..StreamState::default()
     }));
-    let drain = Drain::start(shared, cfg, gateway, log.stats().acked);
+    let drain = Drain::start(shared, cfg, gateway, log.stats().acked, board);
     let mut w = Worker {
         log,
         rx,
@@ -544,6 +545,16 @@ impl Worker {
             st.forwarded = c.forwarded.saturating_sub(d.skipped);
             st.forward_sent = c.sent;
             st.forward_timeouts = c.timeouts;
+            st.forward_lost = c.lost;
+            st.forward_priority = self.cfg.forward_priority;
+            let e = d.fwd.estimates();
+            let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            st.forward_rtt_ms = ms(e.srtt);
+            st.forward_min_rtt_ms = ms(e.min_rtt);
+            st.forward_rto_ms = ms(Some(e.rto));
+            st.forward_rate = e.rate as u64;
+            st.forward_window_bytes = e.window;
+            st.forward_inflight_bytes = e.inflight;
             st.forward_errors = c.errors;
             st.forward_skipped = d.skipped;
             st.in_flight = d.fwd.in_flight() as u64;
