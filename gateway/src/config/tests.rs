@@ -360,3 +360,25 @@ fn stream_forwarding_defaults_follow_the_remotes() {
     ));
     assert!(far.contains("entry 1 (there are 1)"), "{far}");
 }
+
+#[test]
+fn the_dial_timeout_is_set_for_all_remotes_or_per_remote() {
+    let c = Config::from_toml(
+        "[leafnodes]\ndial_timeout = \"3s\"\n\
+         [[leafnodes.remotes]]\nurls = [\"nats-leaf://a:7422\"]\n\
+         [[leafnodes.remotes]]\nurls = [\"nats-leaf://b:7422\"]\ndial_timeout = \"30s\"\n",
+    )
+    .unwrap();
+    let l = &c.leafnodes;
+    assert_eq!(l.remotes[0].dial_timeout(l), Duration::from_secs(3));
+    assert_eq!(l.remotes[1].dial_timeout(l), Duration::from_secs(30));
+    let d = Config::from_toml("[[leafnodes.remotes]]\nurls = [\"nats-leaf://a:7422\"]\n").unwrap();
+    assert_eq!(
+        d.leafnodes.remotes[0].dial_timeout(&d.leafnodes),
+        Duration::from_secs(5)
+    );
+    let e = err(
+        "[leafnodes]\ndial_timeout = \"0s\"\n[[leafnodes.remotes]]\nurls = [\"nats-leaf://a\"]",
+    );
+    assert!(e.contains("timeouts"), "{e}");
+}
