@@ -152,6 +152,12 @@ impl<F: Flush> Table<F> {
         self.index.contains_key(key)
     }
 
+    /// The length of `key`'s value, without reading it.
+    pub fn value_len(&self, key: &[u8]) -> Option<usize> {
+        let slot = self.index.get(key)?;
+        Some(slot.len.saturating_sub(3 + key.len()))
+    }
+
     /// The live keys in order.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
         self.index.keys().map(Vec::as_slice)
