@@ -660,7 +660,7 @@ pub(super) fn random_conversation(seed: u64, steps: usize) -> usize {
         topic_alias_maximum: (r.next_u64() % 3) as u16,
         ..Config::default()
     };
-    let v5 = r.next_u64() % 2 == 0;
+    let v5 = r.next_u64().is_multiple_of(2);
     let mut t = T::new(cfg.clone());
     let connect = if v5 {
         v5_connect(
@@ -699,7 +699,7 @@ pub(super) fn random_conversation(seed: u64, steps: usize) -> usize {
             0 => t.send(&connect),
             1..=3 => {
                 let mut p = packets[(r.next_u64() % packets.len() as u64) as usize].to_vec();
-                if r.next_u64() % 4 == 0 && !p.is_empty() {
+                if r.next_u64().is_multiple_of(4) && !p.is_empty() {
                     let i = (r.next_u64() % p.len() as u64) as usize;
                     p[i] ^= 1 << (r.next_u64() % 8);
                 }
@@ -716,7 +716,7 @@ pub(super) fn random_conversation(seed: u64, steps: usize) -> usize {
                 if !tickets.is_empty() {
                     let i = (r.next_u64() % tickets.len() as u64) as usize;
                     let tk = tickets.swap_remove(i);
-                    let o = if r.next_u64() % 5 == 0 {
+                    let o = if r.next_u64().is_multiple_of(5) {
                         Outcome::Refused(0x97)
                     } else {
                         Outcome::Ok
@@ -725,7 +725,7 @@ pub(super) fn random_conversation(seed: u64, steps: usize) -> usize {
                 }
             }
             7 => t.later(r.next_u64() % 8_000),
-            8 if r.next_u64() % 8 == 0 => t.input(match r.next_u64() % 4 {
+            8 if r.next_u64().is_multiple_of(8) => t.input(match r.next_u64() % 4 {
                 0 => Input::Closed,
                 1 => Input::TakenOver,
                 2 => Input::Shutdown,
