@@ -1,29 +1,27 @@
-//! The router: owns the sublist and delivers a published message to every matching
-//! subscription (one member per queue group) by encoding it into the subscriber's outbound
-//! buffer.
+//! Delivery: a published message to every matching subscription (one member per queue
+//! group), by encoding it into the subscriber's outbound buffer, handing it to an internal
+//! subscriber's channel, or queueing it once per remote.
 //!
-//! The sublist holds two kinds of entries ([`SubRef`]): local clients' subscriptions and the
-//! hub's interest learnt over an uplink ([`HubInterest`]). A local publish that matches hub
-//! interest goes up that link once (as one `LMSG` naming the queue groups it was picked for);
-//! a message from the hub goes to local subscribers and to one local member of each queue
-//! group it names, never back up. Local subscribe/unsubscribe also tells every uplink, which
-//! turns it into `LS+`/`LS-`.
-//!
-//! Lock order: `Router::subs` is taken alone (never while an outbound or a client's subs map
-//! is held). Readers avoid it on the hot path with a per-reader [`MatchCache`] that is
-//! invalidated by [`Router::generation`], bumped on every subscription change.
+//! The sublist holds three kinds of entries ([`SubRef`]): local clients' subscriptions,
+//! internal subscriptions of twig's components, and interest remotes advertised
+//! ([`RemoteInterest`]). Where a message may go is decided by its [`Origin`], plain data: who
+//! published it (echo), which component (never to its own subscriptions), whether remotes may
+//! get it, and which queue groups a remote named. A local publish that matches remote interest
+//! goes to that remote once (naming the queue groups it was picked for); a message from a
+//! remote goes to local subscribers and to one local member of each queue group it names,
+//! never back to any remote.
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
-use twig_core::sublist::{MatchResult, Sublist, SublistError};
+use twig_core::sublist::MatchResult;
 use twig_core::wire;
 
 use super::client::ClientShared;
 use super::internal::{InternalSub, Owner};
 use super::outbound::Push;
-use crate::uplink::link::{HubInterest, Link, Picks};
+use super::remote::{Picks, Remote, RemoteInterest};
 
 /// One subscription of a local client.
 pub struct Subscription {
@@ -49,8 +47,8 @@ pub struct Subscription {
 pub enum SubRef {
     /// A local client's subscription.
     Local(Arc<Subscription>),
-    /// Interest the hub advertised over an uplink.
-    Hub(Arc<HubInterest>),
+    /// Interest a remote advertised.
+    Remote(Arc<RemoteInterest>),
     /// A subscription of twig itself (see [`super::internal`]).
     Internal(Arc<InternalSub>),
 }
@@ -59,7 +57,7 @@ impl SubRef {
     fn addr(&self) -> usize {
         match self {
             SubRef::Local(s) => Arc::as_ptr(s) as usize,
-            SubRef::Hub(h) => Arc::as_ptr(h) as usize,
+            SubRef::Remote(h) => Arc::as_ptr(h) as usize,
             SubRef::Internal(s) => Arc::as_ptr(s) as usize,
         }
     }
@@ -77,28 +75,79 @@ impl Hash for SubRef {
     }
 }
 
-/// Who published a message, which decides where it may go.
+/// Where a message may go, as data: decided by who published it (see the constructors).
 #[derive(Clone, Copy)]
-pub enum Origin<'a> {
-    /// A local client (for `echo`): local subscribers and the hub.
-    Client(&'a ClientShared),
-    /// A local client's publish on the subject of a stream that forwards: local subscribers
-    /// only. The stream's forwarder is its one way up (sent live as well, the hub's stream
-    /// would store it twice).
-    ClientLocal(&'a ClientShared),
-    /// The hub, over an uplink: local subscribers, and of the queue groups only those named
-    /// in the `LMSG` (an `LMSG` without queue names reaches no queue subscriber, reference
-    /// §2.6). Never back to any hub.
-    Hub(wire::Queues<'a>),
-    /// The server itself (e.g. a stream's PubAck): wherever there is interest.
-    Internal,
-    /// A component of twig (the MQTT bridge, the cloud consumer): wherever there is interest
+pub struct Origin<'a> {
+    /// The local client that published it: it gets its own message only with `echo`.
+    pub client: Option<&'a ClientShared>,
+    /// The component that published it: never delivered to that component's own internal
+    /// subscriptions (the MQTT bridge would loop a device's message back to the device).
+    pub owner: Option<Owner>,
+    /// Whether remotes may get it.
+    pub remotes: bool,
+    /// A remote named the queue groups it was picked for (an `LMSG`): local queue groups get
+    /// it only if named (an `LMSG` without queue names reaches no queue subscriber,
+    /// reference §2.6).
+    pub named: Option<wire::Queues<'a>>,
+    /// How local clients see it, when that differs from how it was routed: (subject, reply).
+    /// Internal subscribers always get the routed form.
+    pub shown_as: Option<(&'a [u8], Option<&'a [u8]>)>,
+}
+
+impl<'a> Origin<'a> {
+    /// A local client: local subscribers and remotes.
+    pub fn client(c: &'a ClientShared) -> Self {
+        Origin {
+            client: Some(c),
+            ..Origin::internal()
+        }
+    }
+
+    /// Twig itself (e.g. a stream's PubAck): wherever there is interest.
+    pub fn internal() -> Self {
+        Origin {
+            client: None,
+            owner: None,
+            remotes: true,
+            named: None,
+            shown_as: None,
+        }
+    }
+
+    /// A component of twig (the MQTT bridge, a sync consumer): wherever there is interest
     /// except the component's own internal subscriptions.
-    Component(Owner),
-    /// A component handing on what it got from a hub (the cloud consumer): local subscribers
-    /// and every local queue group, never any hub (the hub stream's own interest would loop
-    /// it back into the stream), never the component's own subscriptions.
-    LocalOnly(Owner),
+    pub fn component(owner: Owner) -> Self {
+        Origin {
+            owner: Some(owner),
+            ..Origin::internal()
+        }
+    }
+
+    /// A remote, with the queue groups it named: local subscribers only, never back to any
+    /// remote.
+    pub fn remote(named: wire::Queues<'a>) -> Self {
+        Origin {
+            remotes: false,
+            named: Some(named),
+            ..Origin::internal()
+        }
+    }
+
+    /// The same, to local subscribers only (never to any remote).
+    pub fn local_only(self) -> Self {
+        Origin {
+            remotes: false,
+            ..self
+        }
+    }
+
+    /// The same, shown to local clients under `subject` and `reply`.
+    pub fn shown_as(self, subject: &'a [u8], reply: Option<&'a [u8]>) -> Self {
+        Origin {
+            shown_as: Some((subject, reply)),
+            ..self
+        }
+    }
 }
 
 /// A message on its way through the router, borrowed from the publisher's read buffer.
@@ -114,166 +163,6 @@ pub struct Message<'a> {
     pub payload: &'a [u8],
 }
 
-/// The subscription index, its change counter, and the uplinks told of local interest.
-pub struct Router {
-    subs: Mutex<Sublist<SubRef>>,
-    generation: AtomicU64,
-    uplinks: Box<[Arc<Link>]>,
-}
-
-impl Router {
-    /// An empty router whose sublist caches up to `cache_size` match results.
-    pub fn new(cache_size: usize) -> Self {
-        Self::with_uplinks(cache_size, Vec::new())
-    }
-
-    /// An empty router that reports local interest changes to `uplinks`.
-    pub fn with_uplinks(cache_size: usize, uplinks: Vec<Arc<Link>>) -> Self {
-        Router {
-            subs: Mutex::new(Sublist::with_cache_capacity(cache_size)),
-            generation: AtomicU64::new(1),
-            uplinks: uplinks.into_boxed_slice(),
-        }
-    }
-
-    /// Adds a subscription. The subject and queue were validated by the caller.
-    pub fn insert(&self, sub: &Arc<Subscription>) -> Result<(), SublistError> {
-        self.insert_local(
-            &sub.subject,
-            sub.queue.as_deref(),
-            SubRef::Local(sub.clone()),
-        )
-    }
-
-    /// Removes a subscription; returns whether it was present.
-    pub fn remove(&self, sub: &Arc<Subscription>) -> bool {
-        sub.closed.store(true, Ordering::Release);
-        self.remove_local(
-            &sub.subject,
-            sub.queue.as_deref(),
-            &SubRef::Local(sub.clone()),
-        )
-    }
-
-    /// Adds a subscription of twig itself; its interest reaches the uplinks like a client's.
-    pub fn insert_internal(&self, sub: &Arc<InternalSub>) -> Result<(), SublistError> {
-        self.insert_local(
-            &sub.subject,
-            sub.queue.as_deref(),
-            SubRef::Internal(sub.clone()),
-        )
-    }
-
-    /// Removes a subscription of twig itself; returns whether it was present.
-    pub fn remove_internal(&self, sub: &Arc<InternalSub>) -> bool {
-        sub.closed.store(true, Ordering::Release);
-        self.remove_local(
-            &sub.subject,
-            sub.queue.as_deref(),
-            &SubRef::Internal(sub.clone()),
-        )
-    }
-
-    fn insert_local(
-        &self,
-        subject: &[u8],
-        queue: Option<&[u8]>,
-        r: SubRef,
-    ) -> Result<(), SublistError> {
-        let res = self.lock().insert(subject, queue, r);
-        self.generation.fetch_add(1, Ordering::Release);
-        if res.is_ok() {
-            for l in &self.uplinks {
-                l.local_interest(subject, queue, true);
-            }
-        }
-        res.map(|_| ())
-    }
-
-    fn remove_local(&self, subject: &[u8], queue: Option<&[u8]>, r: &SubRef) -> bool {
-        let removed = self.lock().remove(subject, queue, r).is_ok();
-        self.generation.fetch_add(1, Ordering::Release);
-        if removed {
-            for l in &self.uplinks {
-                l.local_interest(subject, queue, false);
-            }
-        }
-        removed
-    }
-
-    /// Adds interest the hub advertised (validated here: the hub is not trusted).
-    pub fn insert_hub(&self, h: &Arc<HubInterest>) -> Result<(), SublistError> {
-        let r = self
-            .lock()
-            .insert(&h.subject, h.queue.as_deref(), SubRef::Hub(h.clone()));
-        self.generation.fetch_add(1, Ordering::Release);
-        r.map(|_| ())
-    }
-
-    /// Removes hub interest (withdrawn, or the link went down).
-    pub fn remove_hub(&self, hubs: &[Arc<HubInterest>]) {
-        {
-            let mut sl = self.lock();
-            for h in hubs {
-                h.closed.store(true, Ordering::Release);
-                let _ = sl.remove(&h.subject, h.queue.as_deref(), &SubRef::Hub(h.clone()));
-            }
-        }
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// The uplinks.
-    pub fn uplinks(&self) -> &[Arc<Link>] {
-        &self.uplinks
-    }
-
-    /// The number of subscriptions.
-    pub fn count(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// The subscriptions matching `subject`, through the caller's cache. The result is
-    /// borrowed from the cache: no reference count is touched on a hit, so readers on
-    /// different threads publishing to one subject do not fight over a cache line.
-    pub fn lookup<'c>(&self, cache: &'c mut MatchCache, subject: &[u8]) -> &'c MatchResult<SubRef> {
-        let generation = self.generation.load(Ordering::Acquire);
-        if cache.generation != generation {
-            cache.entries.clear();
-            cache.generation = generation;
-        }
-        if !cache.entries.contains_key(subject) {
-            let r = self.lock().lookup(subject);
-            if cache.entries.len() >= MatchCache::MAX_ENTRIES {
-                // Cheap and good enough: a reader that sees this many subjects is a fan-in
-                // point whose working set the shared sublist cache already holds.
-                cache.entries.clear();
-            }
-            cache.entries.insert(subject.into(), r);
-        }
-        cache.entries.get(subject).map_or(&EMPTY, |r| &**r)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Sublist<SubRef>> {
-        crate::util::lock::lock(&self.subs)
-    }
-}
-
-/// What a lookup that cannot happen (the entry was just inserted) answers.
-static EMPTY: std::sync::LazyLock<MatchResult<SubRef>> =
-    std::sync::LazyLock::new(MatchResult::default);
-
-/// A reader's private cache of match results, valid for one router generation. Hashed with
-/// foldhash: subjects are short and this runs once per message.
-#[derive(Default)]
-pub struct MatchCache {
-    generation: u64,
-    entries: hashbrown::HashMap<Box<[u8]>, Arc<MatchResult<SubRef>>>,
-}
-
-impl MatchCache {
-    const MAX_ENTRIES: usize = 1024;
-}
-
 /// Per-batch delivery bookkeeping of one reader: which clients to wake once the batch is
 /// done (one wake per client per batch, not per message), which subscriptions reached their
 /// auto-unsubscribe limit, and a small RNG for queue-group picks.
@@ -282,8 +171,8 @@ pub struct Batch {
     /// Clients that got bytes, with the messages and bytes delivered to each (counted into
     /// their atomics once per batch rather than once per message).
     touched: Vec<(Arc<ClientShared>, u64, u64)>,
-    /// Messages on their way to uplinks, and the links to wake.
-    pub uplinks: Picks,
+    /// Messages on their way to remotes, and the remotes to wake.
+    pub remotes: Picks,
     /// Messages and bytes received in this batch (the reader's own counters).
     pub in_msgs: u64,
     /// Bytes received in this batch.
@@ -302,10 +191,11 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Wakes every client and uplink that got bytes in this batch and adds up the clients'
-    /// counters. Returns an uplink whose backlog is past its stall mark: the publisher should
-    /// wait for it to drain a little.
-    pub fn flush(&mut self) -> Option<Arc<Link>> {
+    /// Wakes every client and remote that got bytes in this batch and adds up the clients'
+    /// counters. Returns a remote whose backlog is past its stall mark: the publisher should
+    /// wait for it to drain a little. ([`Router::finish`](super::Router::finish) does the
+    /// rest of a batch's end.)
+    pub(super) fn flush(&mut self) -> Option<Arc<dyn Remote>> {
         for (c, msgs, bytes) in self.touched.drain(..) {
             if msgs > 0 {
                 c.count_out(msgs, bytes);
@@ -315,7 +205,7 @@ impl Batch {
                 self.stalled_client = Some(c);
             }
         }
-        self.uplinks.flush()
+        self.remotes.flush()
     }
 
     /// Marks `c` to be woken when the batch ends; returns its slot for counting.
@@ -349,35 +239,31 @@ fn seed() -> u64 {
 }
 
 /// Delivers `msg` to the matches in `result`, as `from` allows (see [`Origin`]).
-/// Returns how many subscriptions (and uplinks) it was delivered to.
+/// Returns how many subscriptions (and remotes) it was delivered to.
 pub fn deliver(
     msg: &Message<'_>,
     from: Origin<'_>,
     result: &MatchResult<SubRef>,
     batch: &mut Batch,
 ) -> usize {
-    let (client, to_hub, named) = match from {
-        Origin::Client(c) => (Some(c), true, None),
-        Origin::ClientLocal(c) => (Some(c), false, None),
-        Origin::Hub(queues) => (None, false, Some(queues)),
-        Origin::Internal | Origin::Component(_) => (None, true, None),
-        Origin::LocalOnly(_) => (None, false, None),
-    };
-    let owner = match from {
-        Origin::Component(o) | Origin::LocalOnly(o) => Some(o),
-        _ => None,
-    };
+    let Origin {
+        client,
+        owner,
+        remotes: to_remotes,
+        named,
+        shown_as,
+    } = from;
     let mut n = 0;
     for s in result.plain() {
         match s {
             SubRef::Local(sub) => {
-                if deliver_one(msg, client, sub, batch) {
+                if deliver_one(msg, client, shown_as, sub, batch) {
                     n += 1;
                 }
             }
-            SubRef::Hub(h) => {
-                if to_hub && !h.closed.load(Ordering::Acquire) {
-                    batch.uplinks.plain(h);
+            SubRef::Remote(h) => {
+                if to_remotes && !h.closed.load(Ordering::Acquire) {
+                    batch.remotes.plain(h);
                 }
             }
             SubRef::Internal(sub) => {
@@ -393,24 +279,24 @@ pub fn deliver(
             continue;
         }
         // Start at a random member and take the first local one that accepts, so a closed
-        // or echo-suppressed member does not swallow the message for the whole group. Hub
+        // or echo-suppressed member does not swallow the message for the whole group. Remote
         // interest is the fallback when no local member takes it, as nats-server prefers
         // local queue subscribers over leaf connections.
         let start = (batch.next_rand() % members.len() as u64) as usize;
-        let mut hub: Option<&Arc<HubInterest>> = None;
+        let mut remote: Option<&Arc<RemoteInterest>> = None;
         let mut done = false;
         for i in 0..members.len() {
             match &members[(start + i) % members.len()] {
                 SubRef::Local(sub) => {
-                    if deliver_one(msg, client, sub, batch) {
+                    if deliver_one(msg, client, shown_as, sub, batch) {
                         n += 1;
                         done = true;
                         break;
                     }
                 }
-                SubRef::Hub(h) => {
-                    if to_hub && hub.is_none() && !h.closed.load(Ordering::Acquire) {
-                        hub = Some(h);
+                SubRef::Remote(h) => {
+                    if to_remotes && remote.is_none() && !h.closed.load(Ordering::Acquire) {
+                        remote = Some(h);
                     }
                 }
                 SubRef::Internal(sub) => {
@@ -422,12 +308,12 @@ pub fn deliver(
                 }
             }
         }
-        if let (false, Some(h)) = (done, hub) {
-            batch.uplinks.queue(h);
+        if let (false, Some(h)) = (done, remote) {
+            batch.remotes.queue(h);
         }
     }
-    if to_hub {
-        let up = batch.uplinks.send(msg);
+    if to_remotes {
+        let up = batch.remotes.send(msg);
         if up > 0 {
             let bytes = (msg.payload.len() + msg.headers.map_or(0, <[u8]>::len)) as u64;
             batch.out_msgs += up as u64;
@@ -440,12 +326,13 @@ pub fn deliver(
 
 /// Delivers `msg` to one subscription regardless of echo (e.g. a 503 to its requester).
 pub fn deliver_to_sub(msg: &Message<'_>, sub: &Arc<Subscription>, batch: &mut Batch) -> bool {
-    deliver_one(msg, None, sub, batch)
+    deliver_one(msg, None, None, sub, batch)
 }
 
 fn deliver_one(
     msg: &Message<'_>,
     from: Option<&ClientShared>,
+    shown_as: Option<(&[u8], Option<&[u8]>)>,
     sub: &Arc<Subscription>,
     batch: &mut Batch,
 ) -> bool {
@@ -472,18 +359,9 @@ fn deliver_one(
     }
     // A client that did not negotiate headers gets the body alone, as nats-server does.
     let hdrs = if client.headers() { msg.headers } else { None };
-    // A JetStream message that crossed a leafnode carries `@<stored subject>` after its
-    // `$JS.ACK...` reply. nats-server delivers it to a client under the stored subject with the
-    // suffix cut off (client.go, `jsAckDeliverIdx`), so a client pulling from a hub stream
-    // through twig sees what it sees connected to the hub, and its acks reach the hub's
-    // `$JS.ACK` subscription. Internal subscribers get the wire form (they route by inbox).
-    let (subject, reply) = match msg.reply {
-        Some(r) if r.starts_with(b"$JS.ACK.") => match crate::sync::ack::split_deliver(r) {
-            (ack, Some(stored)) => (stored, Some(ack)),
-            _ => (msg.subject, msg.reply),
-        },
-        _ => (msg.subject, msg.reply),
-    };
+    // The publisher may have said how clients see it (e.g. a JetStream delivery from a hub,
+    // under the subject it was stored with: see the uplink's inbound path).
+    let (subject, reply) = shown_as.unwrap_or((msg.subject, msg.reply));
     let head = wire::MsgHead {
         subject,
         sid: &sub.sid,
