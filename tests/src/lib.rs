@@ -1,5 +1,6 @@
 //! Shared helpers for twig end-to-end tests (finding real servers, free ports, deadlines).
 
+pub mod connect_proxy;
 pub mod harness;
 pub mod hub;
 pub mod jwt;
