@@ -7,12 +7,15 @@
 //! - [`wire`]: the NATS wire protocol. One incremental, zero-copy parser for every op in both
 //!   directions and every role (client, server, leafnode), encoders that write into a caller's
 //!   buffer, header blocks (`NATS/1.0 ...`), and INFO/CONNECT JSON without a heap.
-//! - [`mqtt`]: MQTT topic <-> NATS subject mapping, exactly as nats-server maps them.
+//! - [`mqtt`]: MQTT topic <-> NATS subject mapping, exactly as nats-server maps them, and
+//!   the MQTT 3.1.1/5.0 packet codec ([`mqtt::packet`]) the gateway's MQTT listener speaks.
 //! - [`log`]: an append-only, crash-safe record log over `embedded_storage`'s `NorFlash`: a
 //!   ring of sectors, CRC per record, `u64` sequence numbers, cursors that read without
 //!   removing, an acknowledged cursor that frees whole sectors, recovery by scan. The store
 //!   behind streams on an MCU's flash and on the gateway. `log::testing` (feature
 //!   `mock-flash`) is its fault injector: a NOR flash mock that cuts power anywhere.
+//! - [`s2`]: S2 compression (block and stream formats, nats-server's compression modes), as
+//!   leafnode connections use it; caller-provided buffers, CRC-checked, split reads anywhere.
 //! - [`client`]: a sans-IO NATS client session for microcontrollers: bytes in, bytes and
 //!   events out, time passed in (`handle(now, input)`, `poll_at()`, `transmit()`).
 //! - [`sublist`] (feature `alloc`): the subscription index the gateway routes with.
@@ -24,7 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(feature = "alloc")]
+#[cfg(any(test, feature = "alloc"))]
 extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
@@ -32,6 +35,7 @@ extern crate std;
 pub mod client;
 pub mod log;
 pub mod mqtt;
+pub mod s2;
 pub mod subject;
 #[cfg(feature = "alloc")]
 pub mod sublist;

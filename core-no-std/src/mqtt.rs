@@ -24,6 +24,7 @@
 //! (nats-server drops a `/` that is not followed by `.` or `/`), but
 //! `subject_to_topic(publish_topic_to_subject(t)) == t` for every topic that maps.
 
+pub mod packet;
 #[doc(hidden)]
 pub mod testdata;
 

@@ -378,7 +378,7 @@ impl Cli {
                 token: self.auth_token.clone(),
                 user: self.user.clone(),
                 password: self.pass.clone(),
-                users: Vec::new(),
+                ..AuthConfig::default()
             };
         }
         let any_tls = self.tls
@@ -392,6 +392,7 @@ impl Cli {
                 key_file: PathBuf::new(),
                 ca_file: None,
                 verify: false,
+                verify_and_map: false,
                 timeout: default_tls_timeout(),
             });
             if let Some(c) = &self.tls_cert {

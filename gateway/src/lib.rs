@@ -10,6 +10,7 @@
 //!   `LMSG`/`HMSG`, keepalive ahead of bulk data, reconnect with back-off over several URLs.
 //! - [`mqtt`]: the bridge to an MQTT broker (rumqttc on its own thread): topic filters in,
 //!   subjects out and back, QoS 1 acknowledged once durable.
+//! - [`mqtt_server`]: the sans-IO MQTT 3.1.1/5.0 server session for the device listener.
 //! - [`monitor`]: nats-server-shaped `/varz`, `/connz`, `/leafz`, `/healthz` and Prometheus
 //!   `/metrics`.
 //! - [`sync`]: durable pull consumers on hub streams, delivered locally after reconnects.
@@ -23,14 +24,15 @@ pub mod control;
 pub mod logging;
 pub mod monitor;
 pub mod mqtt;
+pub mod mqtt_server;
+pub mod perms;
 pub mod reload;
 pub mod server;
-pub mod stall;
 pub mod stats;
 pub mod stream;
 pub mod sync;
-pub mod tls;
 pub mod uplink;
+pub mod util;
 pub mod version;
 
 /// twig's own version (INFO and `/varz` report it as `twig_version`; see [`version`]).

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, Serializer};
 
 use crate::config::Config;
-use crate::logging::UtcTime;
 use crate::stats::Stats;
+use crate::util::clock::UtcTime;
 
 /// nats-server's client protocol level (`PROTO`), reported in INFO and `/varz`.
 pub const PROTO: u32 = 1;

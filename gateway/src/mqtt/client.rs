@@ -28,7 +28,7 @@ use rumqttc::{
 use super::MqttError;
 use super::stats::Stats;
 use crate::config::mqtt::{MqttConfig, MqttUrl};
-use crate::uplink::backoff::Backoff;
+use crate::util::backoff::Backoff;
 
 /// Most events in one batch to the gateway side.
 const BATCH: usize = 1024;
@@ -120,14 +120,10 @@ pub fn start(
         .map(|u| MqttUrl::parse(u).map_err(MqttError::Config))
         .collect::<Result<Vec<_>, _>>()?;
     let tls = match &cfg.tls {
-        Some(t) => Some(crate::uplink::dial::client_config(
-            &crate::config::RemoteTlsConfig {
-                ca_file: t.ca_file.clone(),
-                cert_file: t.cert_file.clone(),
-                key_file: t.key_file.clone(),
-                server_name: None,
-                timeout: cfg.connect_timeout,
-            },
+        Some(t) => Some(crate::util::tls::client_config(
+            &t.ca_file,
+            t.cert_file.as_deref(),
+            t.key_file.as_deref(),
         )?),
         None => None,
     };
@@ -285,11 +281,7 @@ impl Run {
                         if matches!(code, SubscribeReasonCode::Failure) {
                             let e = format!("broker refused the subscription {filter:?}");
                             tracing::error!("MQTT bridge: {e}");
-                            *self
-                                .stats
-                                .last_error
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner()) = Some(e);
+                            *crate::util::lock::lock(&self.stats.last_error) = Some(e);
                         }
                     }
                     continue;
@@ -300,7 +292,7 @@ impl Run {
                     let text = e.to_string();
                     tracing::warn!("MQTT bridge: {}: {text}", self.url_text(url));
                     self.stats.failed(text);
-                    let delay = backoff.next_delay(random());
+                    let delay = backoff.next_delay(crate::util::id::random_u64());
                     tokio::time::sleep(delay.max(Duration::from_millis(1))).await;
                     url = (url + 1) % self.urls.len().max(1);
                     if let Some(u) = self.urls.get(url) {
@@ -357,7 +349,7 @@ impl Run {
     }
 
     fn set_url(&self, i: usize) {
-        *self.stats.url.lock().unwrap_or_else(|e| e.into_inner()) = self.url_text(i);
+        *crate::util::lock::lock(&self.stats.url) = self.url_text(i);
     }
 }
 
@@ -368,11 +360,4 @@ pub fn qos(q: u8) -> QoS {
     } else {
         QoS::AtLeastOnce
     }
-}
-
-fn random() -> u64 {
-    let mut b = [0u8; 8];
-    // Without OS randomness the back-off is merely not spread.
-    let _ = getrandom::fill(&mut b);
-    u64::from_le_bytes(b)
 }

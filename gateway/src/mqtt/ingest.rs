@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use rumqttc::{Publish, QoS};
@@ -248,12 +248,12 @@ impl Ingest {
             self.ack_now(qos1, p.pkid);
             return None;
         };
-        let time_ns = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let Some(record) =
-            crate::stream::record::encode(time_ns, &self.subject, Some(headers), &p.payload)
-        else {
+        let Some(record) = crate::stream::record::encode(
+            crate::util::clock::unix_nanos(),
+            &self.subject,
+            Some(headers),
+            &p.payload,
+        ) else {
             st.store_failed.fetch_add(1, Relaxed);
             self.ack_now(qos1, p.pkid);
             return None;

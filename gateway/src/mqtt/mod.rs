@@ -58,7 +58,7 @@ pub enum MqttError {
     Config(String),
     /// The TLS files could not be used.
     #[error("mqtt.tls: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::util::tls::TlsError),
     /// The MQTT thread or its runtime could not be started.
     #[error("mqtt: cannot start the MQTT thread: {0}")]
     Thread(std::io::Error),

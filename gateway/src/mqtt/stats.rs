@@ -50,7 +50,7 @@ impl Stats {
     pub fn failed(&self, error: String) {
         self.connected.store(false, Relaxed);
         self.disconnects.fetch_add(1, Relaxed);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+        *crate::util::lock::lock(&self.last_error) = Some(error);
     }
 }
 

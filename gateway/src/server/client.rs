@@ -13,6 +13,8 @@ use std::time::SystemTime;
 
 use super::outbound::Outbound;
 use super::router::Subscription;
+use crate::util::clock::unix_nanos;
+use crate::util::lock::lock;
 
 /// Options from the client's CONNECT (nats-server's defaults until one arrives).
 #[derive(Clone, Debug, Default)]
@@ -77,7 +79,7 @@ impl ClientShared {
             in_bytes: AtomicU64::new(0),
             out_msgs: AtomicU64::new(0),
             out_bytes: AtomicU64::new(0),
-            last_activity: AtomicU64::new(now_nanos()),
+            last_activity: AtomicU64::new(unix_nanos()),
         }
     }
 
@@ -133,16 +135,4 @@ impl ClientShared {
     pub fn sub_count(&self) -> usize {
         lock(&self.subs).len()
     }
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Nanoseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -3,22 +3,24 @@
 //! buffer, and a timer task for the auth timeout and keepalive PINGs.
 
 use std::net::{SocketAddr, TcpStream};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_io::{Async, Timer};
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncWriteExt, FutureExt};
 use twig_core::wire::{Limits, Mode, Parser};
 
-use super::client::{ClientShared, lock};
+use super::client::ClientShared;
 use super::outbound::CloseReason;
 use super::session::{Flow, Session};
 use super::state::Shared;
+use crate::util::dial::{self, ArcIo};
+use crate::util::lock::lock;
+use crate::util::readbuf::ReadBuf;
 
-type Reader = Pin<Box<dyn AsyncRead + Send>>;
-type Writer = Pin<Box<dyn AsyncWrite + Send>>;
+type Reader = dial::Reader;
+type Writer = dial::Writer;
 
 /// The read buffer starts here and grows (up to one whole op) only for large messages.
 const READ_BUF: usize = 32 * 1024;
@@ -135,7 +137,7 @@ async fn split(
     stream: Arc<Async<TcpStream>>,
 ) -> std::io::Result<(Reader, Writer)> {
     match &shared.tls {
-        None => Ok((Box::pin(ArcIo(stream.clone())), Box::pin(ArcIo(stream)))),
+        None => Ok(dial::plain(stream)),
         Some(acceptor) => {
             let tls = acceptor.accept(ArcIo(stream)).await?;
             let (r, w) = futures_lite::io::split(tls);
@@ -156,27 +158,25 @@ async fn read_loop(
         max_payload: shared.config.max_payload,
     };
     let mut parser = Parser::new(Mode::FromClient, limits);
-    let mut buf = vec![0u8; READ_BUF];
-    let mut filled = 0;
+    // Grows only when one op needs more room, up to the largest op the limits allow.
+    let mut buf = ReadBuf::new(READ_BUF, limits.max_op_len().max(READ_BUF));
     loop {
         if let Some(reason) = client.out.closed() {
             return reason;
         }
-        let n = match reader.read(&mut buf[filled..]).await {
+        if buf.make_room().is_err() {
+            return CloseReason::ProtocolViolation;
+        }
+        match buf.read_from(&mut reader).await {
             Ok(0) => return CloseReason::ClientClosed,
-            Ok(n) => n,
+            Ok(_) => {}
             Err(_) => return CloseReason::ReadError,
-        };
-        filled += n;
-        let mut start = 0;
+        }
         let flow = loop {
             let mut flow = Flow::Continue;
             while flow == Flow::Continue {
-                match parser.parse(&buf[start..filled]) {
-                    Ok(Some((op, used))) => {
-                        flow = session.handle(op);
-                        start += used;
-                    }
+                match buf.next(|b| parser.parse(b)) {
+                    Ok(Some(op)) => flow = session.handle(op),
                     Ok(None) => break,
                     Err(e) => {
                         if let Some(text) = e.server_err() {
@@ -222,20 +222,6 @@ async fn read_loop(
         }
         if let Flow::Close(reason) = flow {
             return reason;
-        }
-        // Keep the unparsed tail at the front; grow only when one op needs more room.
-        buf.copy_within(start..filled, 0);
-        filled -= start;
-        if filled == buf.len() {
-            let cap = limits.max_op_len().max(READ_BUF);
-            if buf.len() >= cap {
-                return CloseReason::ProtocolViolation;
-            }
-            buf.resize((buf.len() * 2).min(cap), 0);
-        } else if filled == 0 && buf.len() > READ_BUF {
-            // A big message passed; give the memory back.
-            buf.truncate(READ_BUF);
-            buf.shrink_to_fit();
         }
     }
 }
@@ -320,40 +306,5 @@ async fn timers(
         pings_out.fetch_add(1, Ordering::Relaxed);
         client.out.push_bytes(b"PING\r\n");
         client.out.wake();
-    }
-}
-
-/// `&Async<TcpStream>` reads and writes; this owns the `Arc` so halves can be `'static`.
-struct ArcIo(Arc<Async<TcpStream>>);
-
-impl AsyncRead for ArcIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        Pin::new(&mut &*self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ArcIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        Pin::new(&mut &*self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        Pin::new(&mut &*self.0).poll_flush(cx)
-    }
-    fn poll_close(
-        self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        Pin::new(&mut &*self.0).poll_close(cx)
     }
 }

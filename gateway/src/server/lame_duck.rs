@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Control;
-use super::client::{ClientShared, lock};
+use super::client::ClientShared;
+use crate::util::lock::lock;
 use super::outbound::CloseReason;
 use super::state::Shared;
 

@@ -14,6 +14,7 @@ pub mod outbound;
 pub mod router;
 pub mod session;
 pub mod state;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -82,10 +83,13 @@ impl Server {
             .map_err(bind_err)?;
         let tls = match &config.tls {
             Some(t) => Some(futures_rustls::TlsAcceptor::from(
-                crate::tls::server_config(t).map_err(|e| StartError::Tls(e.to_string()))?,
+                tls::server_config(t).map_err(|e| StartError::Tls(e.to_string()))?,
             )),
             None => None,
         };
+        if let Some(missing) = crate::auth::not_wired_yet(&config) {
+            return Err(StartError::Auth(missing));
+        }
         let auth = Authenticator::from_config(&config.authorization)
             .map_err(|e| StartError::Auth(e.to_string()))?;
         let shared = Arc::new(Shared::new(config, port, auth, tls));
@@ -149,7 +153,10 @@ impl Server {
             lame_duck::run(&shared, &control).await;
         }
         tracing::info!("Initiating Shutdown...");
-        let clients: Vec<_> = client::lock(&shared.clients).values().cloned().collect();
+        let clients: Vec<_> = crate::util::lock::lock(&shared.clients)
+            .values()
+            .cloned()
+            .collect();
         for c in clients {
             c.out.close(outbound::CloseReason::ServerShutdown);
         }

@@ -7,13 +7,14 @@ use std::time::{Duration, SystemTime};
 
 use async_io::Async;
 
-use super::client::{ClientShared, lock};
+use super::client::ClientShared;
 use super::state::Shared;
 use crate::monitor::leafz::go_duration;
 use crate::monitor::{
     ConnInfo, Connz, ConnzQuery, Healthz, Jsz, LeafInfo, Leafz, MonitorSource, RemoteInfo,
     SubDetail, Varz,
 };
+use crate::util::lock::lock;
 
 /// Binds the monitoring port if one is configured; returns the server future to spawn.
 pub fn bind(

@@ -254,7 +254,7 @@ impl Router {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sublist<SubRef>> {
-        self.subs.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock::lock(&self.subs)
     }
 }
 
@@ -344,10 +344,8 @@ impl Batch {
 }
 
 fn seed() -> u64 {
-    let mut b = [0u8; 8];
     // Falls back to a fixed odd seed if the OS has no randomness: picks stay spread.
-    let _ = getrandom::fill(&mut b);
-    u64::from_le_bytes(b) | 1
+    crate::util::id::random_u64() | 1
 }
 
 /// Delivers `msg` to the matches in `result`, as `from` allows (see [`Origin`]).

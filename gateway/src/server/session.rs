@@ -4,17 +4,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::SystemTime;
 
 use twig_core::subject;
 use twig_core::wire::Op;
 use twig_core::wire::json::ClientConnect;
 
-use super::client::{ClientShared, lock, now_nanos};
+use super::client::ClientShared;
 use super::outbound::CloseReason;
 use super::router::{Batch, MatchCache, Message, Origin, Subscription, deliver};
 use super::state::Shared;
 use crate::auth::Credentials;
+use crate::util::clock::unix_nanos;
+use crate::util::lock::lock;
 
 /// What the reader does after an op.
 #[derive(Debug, PartialEq, Eq)]
@@ -145,7 +146,7 @@ impl Session {
         (b.in_msgs, b.in_bytes, b.out_msgs, b.out_bytes) = (0, 0, 0, 0);
         self.client
             .last_activity
-            .store(now_nanos(), Ordering::Relaxed);
+            .store(unix_nanos(), Ordering::Relaxed);
         let stalled = self.batch.flush();
         for sub in std::mem::take(&mut self.batch.expired) {
             self.shared.remove_sub(&sub);
@@ -396,10 +397,7 @@ fn store(
     headers: Option<&[u8]>,
     payload: &[u8],
 ) -> Option<crate::stream::Full> {
-    let time_ns = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let record = crate::stream::record::encode(time_ns, subj, headers, payload)?;
+    let record = crate::stream::record::encode(unix_nanos(), subj, headers, payload)?;
     let msg_id = headers
         .and_then(|h| twig_core::wire::Headers::parse(h).ok())
         .and_then(|h| h.get(b"Nats-Msg-Id"))

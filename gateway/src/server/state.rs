@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
-use super::client::{ClientShared, lock};
+use super::client::ClientShared;
 use super::router::{Router, Subscription};
+use crate::util::lock::lock;
 use twig_core::wire::json::full::ServerInfo;
 
 use crate::auth::Authenticator;
@@ -63,7 +64,7 @@ impl Shared {
         auth: Authenticator,
         tls: Option<futures_rustls::TlsAcceptor>,
     ) -> Self {
-        let server_id = new_server_id();
+        let server_id = crate::util::id::server_id();
         let router = Router::with_uplinks(SUBLIST_CACHE, crate::uplink::links(&config.leafnodes));
         let server_name = config
             .server_name
@@ -204,21 +205,4 @@ struct InfoWithTwigVersion<'a> {
     #[serde(flatten)]
     info: &'a ServerInfo,
     twig_version: &'a str,
-}
-
-/// A random id shaped like a nats-server server id: 'N' and 55 base32 characters.
-fn new_server_id() -> String {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut raw = [0u8; 55];
-    // Without OS randomness the id is still unique enough per process for monitoring.
-    if getrandom::fill(&mut raw).is_err() {
-        let t = super::client::now_nanos().to_le_bytes();
-        for (i, b) in raw.iter_mut().enumerate() {
-            *b = t[i % 8].wrapping_add(i as u8);
-        }
-    }
-    let mut id = String::with_capacity(56);
-    id.push('N');
-    id.extend(raw.iter().map(|b| ALPHABET[(b & 31) as usize] as char));
-    id
 }

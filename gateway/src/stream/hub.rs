@@ -93,7 +93,7 @@ pub fn gateway_id(shared: &Shared) -> Result<String, StreamError> {
         Err(e) => return Err(fail(e)),
     }
     let mut raw = [0u8; 12];
-    getrandom::fill(&mut raw).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
+    crate::util::id::fill(&mut raw).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
     let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     let id = format!("twig-{id}");
     std::fs::create_dir_all(&shared.config.store_dir).map_err(fail)?;

@@ -224,7 +224,7 @@ impl Streams {
         self.streams
             .iter()
             .map(|s| {
-                let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let mut st = crate::util::lock::lock(&s.state).clone();
                 st.queue_waits = s.waits.load(Ordering::Relaxed);
                 st
             })

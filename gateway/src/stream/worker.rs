@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender, TryRecvError};
 use futures_lite::FutureExt;
@@ -17,6 +17,7 @@ use crate::config::{StreamConfig, SyncPolicy, WhenFullConfig};
 use crate::server::internal::Owned;
 use crate::server::router::{Batch, MatchCache, Message, Origin, deliver};
 use crate::server::state::Shared;
+use crate::util::clock::unix_nanos;
 
 /// Most messages taken from the queue before one fsync: bounds the latency of the first
 /// message of a large burst.
@@ -526,7 +527,7 @@ impl Worker {
 
     fn publish_state(&mut self) {
         let s = self.log.stats();
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = crate::util::lock::lock(&self.state);
         st.messages = (s.last + 1).saturating_sub(s.first);
         st.bytes = u64::from(s.sectors_used) * SECTOR as u64;
         st.first_seq = s.first;
@@ -552,12 +553,6 @@ impl Worker {
             "off".clone_into(&mut st.forward_state);
         }
     }
-}
-
-fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn json_str(s: &str) -> String {

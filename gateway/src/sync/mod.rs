@@ -41,6 +41,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::SyncConfig;
 use crate::server::state::Shared;
+use crate::util::lock::lock;
 
 /// Why the sync consumers could not start.
 #[derive(Debug, thiserror::Error)]
@@ -213,8 +214,4 @@ pub fn create_body(cfg: &SyncConfig) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -73,7 +73,7 @@ impl Task {
         if let Some(w) = warning {
             stats.error(w);
         }
-        let inbox = format!("_INBOX.{}", crate::uplink::random_token());
+        let inbox = format!("_INBOX.{}", crate::util::id::token());
         let owner = new_owner();
         // Room for two whole batches (an old request's and the new one's) and their acks'
         // confirmations; a message dropped for lack of room is redelivered after `ack_wait`.
@@ -120,7 +120,7 @@ impl Task {
             let now = Instant::now();
             let (is_up, n) = (
                 self.link.is_connected(),
-                super::lock(&self.link.status).connects,
+                crate::util::lock::lock(&self.link.status).connects,
             );
             if is_up && (!up || n != connects) {
                 // Up, or down and up again between two looks: a new connection either way.

@@ -15,6 +15,7 @@ use twig_core::wire::{CRLF, Op, Queues, encode_lmsg_head};
 use super::interest::{Interest, Key, Permissions};
 use super::outbound::{LinkOutbound, Pushed};
 use crate::server::router::Message;
+use crate::util::lock::lock;
 
 /// What `/leafz` shows about a link.
 #[derive(Debug, Clone, Default)]
@@ -396,10 +397,6 @@ fn counted(p: &Pick, msg: &Message<'_>, headers: Option<&[u8]>, pushed: Pushed) 
             false
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -4,22 +4,22 @@
 //! Layers, pure first:
 //! - [`session`]: handshake and keepalive as a sans-IO state machine (ops and time in, steps
 //!   out); [`interest`]: local interest counts into `LS+`/`LS-`, hub permissions;
-//!   [`backoff`]: reconnect delays and URL rotation; [`creds`]: what goes into CONNECT.
+//!   [`urls`]: URL rotation (the delays are `util::backoff`'s); [`creds`]: what goes into
+//!   CONNECT.
 //! - [`outbound`]: the two-lane buffer (keepalive ahead of bulk data); [`link`]: what the
 //!   router and monitoring share with the link's task.
-//! - [`dial`]: TCP and TLS; `task`: the task per remote that dials, reads, and reconnects;
+//! - `task`: the task per remote that dials (`util::dial`), reads, and reconnects;
 //!   `writer`: the task that drains the outbound while connected.
 //!
 //! Per remote there is one task (dial, read the hub, apply what the session says, deliver hub
 //! messages to local subscribers) and, while connected, one writer task draining the link's
 //! outbound. Local publishes reach the outbound from client readers through the router.
-pub mod backoff;
 pub mod creds;
-pub mod dial;
 pub mod interest;
 pub mod link;
 pub mod outbound;
 pub mod session;
+pub mod urls;
 
 mod task;
 mod writer;
@@ -42,7 +42,7 @@ pub fn links(config: &LeafConfig) -> Vec<Arc<Link>> {
 
 /// Starts the task of every remote on `ex`; they run until the executor stops.
 pub fn spawn(shared: &Arc<Shared>, ex: &Arc<async_executor::Executor<'static>>) {
-    let lds = format!("$LDS.{}", random_token());
+    let lds = format!("$LDS.{}", crate::util::id::token());
     for link in shared.router.uplinks() {
         let Some(remote) = shared.config.leafnodes.remotes.get(link.index).cloned() else {
             continue;
@@ -56,28 +56,4 @@ pub fn spawn(shared: &Arc<Shared>, ex: &Arc<async_executor::Executor<'static>>) 
         };
         ex.spawn(task::run(ctx)).detach();
     }
-}
-
-/// 22 random base62 characters (like a nuid): the loop-detection subject, inboxes.
-pub fn random_token() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut raw = [0u8; 22];
-    if getrandom::fill(&mut raw).is_err() {
-        // Without OS randomness, the clock still makes the subject unique per process.
-        let t = crate::server::client::now_nanos().to_le_bytes();
-        for (i, b) in raw.iter_mut().enumerate() {
-            *b = t[i % 8].wrapping_add(i as u8);
-        }
-    }
-    raw.iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
-}
-
-/// A random number for back-off jitter.
-fn jitter() -> u64 {
-    let mut b = [0u8; 8];
-    // Without randomness the back-off is merely not spread.
-    let _ = getrandom::fill(&mut b);
-    u64::from_le_bytes(b)
 }

@@ -285,7 +285,7 @@ impl LinkOutbound {
 
     /// Waits until the backlog is below the stall mark, or `max`.
     pub async fn wait_drained(&self, max: Duration) {
-        crate::stall::wait_until_drained(&self.drained, max, || self.stalled()).await;
+        crate::util::stall::wait_until_drained(&self.drained, max, || self.stalled()).await;
     }
 
     /// The writer wrote `n` bytes of what it took.
@@ -343,7 +343,7 @@ impl LinkOutbound {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // Appends are whole ops, so a holder's panic leaves nothing half-written.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock::lock(&self.state)
     }
 }
 

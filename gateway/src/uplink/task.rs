@@ -6,19 +6,21 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::time::{Instant, SystemTime};
 
 use async_io::Timer;
-use futures_lite::{AsyncRead, AsyncReadExt, FutureExt};
+use futures_lite::{AsyncRead, FutureExt};
 use twig_core::wire::{Limits, Mode, Op, ParseError, Parser, Queues};
 
-use super::backoff::{Backoff, Urls};
 use super::creds::Credentials;
-use super::dial;
 use super::interest::{Key, Permissions};
 use super::link::{HubInterest, Link};
 use super::session::{Session, SessionConfig, Step};
+use super::urls::Urls;
 use crate::config::{LeafUrl, RemoteConfig};
-use crate::server::client::lock;
 use crate::server::router::{Batch, MatchCache, Message, Origin, deliver};
 use crate::server::state::Shared;
+use crate::util::backoff::Backoff;
+use crate::util::dial;
+use crate::util::lock::lock;
+use crate::util::readbuf::ReadBuf;
 
 /// The read buffer starts here and grows (up to one whole op) only for large messages.
 const READ_BUF: usize = 32 * 1024;
@@ -53,7 +55,10 @@ pub async fn run(ctx: Ctx) {
         .collect();
     let mut urls = Urls::new(parsed);
     let mut backoff = Backoff::new(leaf.reconnect_delay_min, leaf.reconnect_delay_max);
-    let tls = match ctx.remote.tls.as_ref().map(dial::client_config).transpose() {
+    let tls = ctx.remote.tls.as_ref().map(|t| {
+        crate::util::tls::client_config(&t.ca_file, t.cert_file.as_deref(), t.key_file.as_deref())
+    });
+    let tls = match tls.transpose() {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("Leafnode remote {}: TLS configuration: {e}", ctx.link.index);
@@ -69,10 +74,10 @@ pub async fn run(ctx: Ctx) {
             Ended::Lost(reason) => {
                 tracing::info!("{} - Leafnode connection closed: {reason}", url.host_port());
                 backoff.reset();
-                (backoff.next_delay(super::jitter()), reason)
+                (backoff.next_delay(crate::util::id::random_u64()), reason)
             }
             Ended::Failed(reason) => {
-                let delay = backoff.next_delay(super::jitter());
+                let delay = backoff.next_delay(crate::util::id::random_u64());
                 let n = backoff.attempts();
                 // Every failure is logged at first; a long outage then says so every 60th
                 // attempt, or when the reason changes.
@@ -124,7 +129,14 @@ async fn attempt(
         url.host_port()
     );
     let leaf = &ctx.shared.config.leafnodes;
-    let stream = match dial::tcp(url, ctx.remote.dial_timeout, leaf.unsent_limit).await {
+    let stream = match dial::tcp(
+        &url.host,
+        url.port,
+        ctx.remote.dial_timeout,
+        leaf.unsent_limit,
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => return Ended::Failed(e.to_string()),
     };
@@ -136,58 +148,28 @@ async fn attempt(
 /// The hub's bytes: a parser over a growable buffer.
 struct Inbound {
     parser: Parser,
-    buf: Vec<u8>,
-    start: usize,
-    filled: usize,
-    max_op: usize,
+    buf: ReadBuf,
 }
 
 impl Inbound {
     fn new(limits: Limits) -> Inbound {
         Inbound {
             parser: Parser::new(Mode::Leaf, limits),
-            buf: vec![0; READ_BUF],
-            start: 0,
-            filled: 0,
-            max_op: limits.max_op_len().max(READ_BUF),
+            buf: ReadBuf::new(READ_BUF, limits.max_op_len().max(READ_BUF)),
         }
     }
 
     /// Reads more bytes (after moving the unparsed tail to the front); 0 = end of stream.
     async fn read(&mut self, r: &mut (impl AsyncRead + Unpin)) -> io::Result<usize> {
-        self.buf.copy_within(self.start..self.filled, 0);
-        self.filled -= self.start;
-        self.start = 0;
-        if self.filled == self.buf.len() {
-            if self.buf.len() >= self.max_op {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "op too large"));
-            }
-            let grown = (self.buf.len() * 2).min(self.max_op);
-            self.buf.resize(grown, 0);
-        } else if self.filled == 0 && self.buf.len() > READ_BUF {
-            self.buf.truncate(READ_BUF);
-            self.buf.shrink_to_fit();
-        }
-        let n = r.read(&mut self.buf[self.filled..]).await?;
-        self.filled += n;
-        Ok(n)
+        self.buf
+            .make_room()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "op too large"))?;
+        self.buf.read_from(r).await
     }
 
     fn next_op(&mut self) -> Result<Option<Op<'_>>, ParseError> {
-        let Inbound {
-            parser,
-            buf,
-            start,
-            filled,
-            ..
-        } = self;
-        match parser.parse(buf.get(*start..*filled).unwrap_or_default())? {
-            Some((op, used)) => {
-                *start += used;
-                Ok(Some(op))
-            }
-            None => Ok(None),
-        }
+        let parser = &mut self.parser;
+        self.buf.next(|b| parser.parse(b))
     }
 }
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_io::Timer;
 use futures_lite::{AsyncWriteExt, FutureExt};
 
-use super::dial::Writer;
 use super::link::Link;
 use super::outbound::{Taken, next_chunk};
+use crate::util::dial::Writer;
 
 /// Drains the link's outbound: urgent lines first, bulk data one chunk at a time with the
 /// urgent lane looked at between chunks. Ends (with the reason) when the link closes or a
@@ -78,7 +78,7 @@ mod tests {
     use async_io::Async;
     use futures_lite::AsyncReadExt;
 
-    use crate::uplink::dial;
+    use crate::util::dial;
 
     /// nats-server #7615 on a real loopback socket: with 32 MiB of messages queued for a
     /// hub that reads slowly, a PONG queued later is on the wire long before the backlog ends.

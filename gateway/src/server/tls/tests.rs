@@ -1,6 +1,9 @@
 //! A throwaway CA signs a server and a client certificate (rcgen); real handshakes run over
 //! loopback TCP with futures-rustls on both ends.
 use super::*;
+use std::path::PathBuf;
+
+use futures_rustls::rustls::RootCertStore;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -84,6 +87,7 @@ impl Pki {
             key_file: self.server_key.clone(),
             ca_file: Some(self.ca.clone()),
             verify,
+            verify_and_map: false,
             timeout: Duration::from_secs(2),
         }
     }

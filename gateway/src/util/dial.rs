@@ -1,5 +1,6 @@
-//! Reaching the hub: TCP with a timeout, and TLS (rustls, ring) after the hub's first INFO,
-//! which nats-server sends in the clear before the TLS handshake on its leafnode port.
+//! Reaching a server: TCP with a timeout (every resolved address in turn), TLS (rustls, ring)
+//! on an open stream (the uplink starts it after the hub's first INFO, which nats-server sends
+//! in the clear on its leafnode port), and `'static` read and write halves of either.
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::pin::Pin;
@@ -11,24 +12,22 @@ use async_io::{Async, Timer};
 use futures_lite::{AsyncRead, AsyncWrite, FutureExt};
 use futures_rustls::TlsConnector;
 use futures_rustls::pki_types::ServerName;
-use futures_rustls::rustls::{ClientConfig, RootCertStore};
+use futures_rustls::rustls::ClientConfig;
 
-use crate::config::{LeafUrl, RemoteTlsConfig};
-use crate::tls::{TlsError, provider, read_certs, read_key};
-
-/// The read half of a hub connection.
+/// The read half of a connection.
 pub type Reader = Pin<Box<dyn AsyncRead + Send>>;
-/// The write half of a hub connection.
+/// The write half of a connection.
 pub type Writer = Pin<Box<dyn AsyncWrite + Send>>;
 
-/// Opens a TCP connection to `url` within `timeout` (every resolved address in turn), with
-/// at most `unsent_limit` bytes left unsent in the kernel (0 = the kernel's default).
+/// Opens a TCP connection to `host:port` within `timeout` (every resolved address in turn),
+/// with at most `unsent_limit` bytes left unsent in the kernel (0 = the kernel's default).
 pub async fn tcp(
-    url: &LeafUrl,
+    host: &str,
+    port: u16,
     timeout: Duration,
     unsent_limit: usize,
 ) -> io::Result<Arc<Async<TcpStream>>> {
-    let target = (url.host.clone(), url.port);
+    let target = (host.to_owned(), port);
     // Name resolution blocks; keep it off the executor threads.
     let addrs: Vec<SocketAddr> =
         smol::unblock(move || target.to_socket_addrs().map(|a| a.collect::<Vec<_>>())).await?;
@@ -63,35 +62,15 @@ pub fn limit_unsent(stream: &TcpStream, limit: usize) {
     if limit > 0 {
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
         if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(limit) {
-            tracing::debug!("cannot set TCP_NOTSENT_LOWAT on the uplink: {e}");
+            tracing::debug!("cannot set TCP_NOTSENT_LOWAT: {e}");
         }
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = (stream, limit);
 }
 
-/// The rustls client config for a remote's `[tls]`: its CA, and a client certificate if given.
-pub fn client_config(tls: &RemoteTlsConfig) -> Result<Arc<ClientConfig>, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs("CA", &tls.ca_file)? {
-        roots.add(cert).map_err(|error| TlsError::BadCa {
-            path: tls.ca_file.clone(),
-            error,
-        })?;
-    }
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
-    let config = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            builder.with_client_auth_cert(read_certs("certificate", cert)?, read_key(key)?)?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
-}
-
-/// Runs the TLS handshake over `stream` within `timeout`, verifying the hub as `server_name`.
+/// Runs the TLS handshake over `stream` within `timeout`, verifying the server as
+/// `server_name`.
 pub async fn tls(
     stream: Arc<Async<TcpStream>>,
     config: Arc<ClientConfig>,

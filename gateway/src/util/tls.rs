@@ -1,4 +1,5 @@
-//! rustls setup for the client port.
+//! rustls setup, one way for every TLS end of twig: the client port (server side), the uplink
+//! and the MQTT bridge (client side).
 //!
 //! The crypto provider is ring, named explicitly rather than taken from a process default, so
 //! the binary never depends on aws-lc (which needs cmake and a C toolchain per ARM target);
@@ -9,10 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use futures_rustls::rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
-use futures_rustls::rustls::{self, RootCertStore, ServerConfig, crypto::CryptoProvider};
-
-use crate::config::TlsConfig;
+use futures_rustls::rustls::server::VerifierBuilderError;
+use futures_rustls::rustls::{self, ClientConfig, RootCertStore, crypto::CryptoProvider};
 
 /// Why TLS could not be set up. Each renders as one sentence naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -73,29 +72,35 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the server-side TLS config from `[tls]`.
-pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
-    let chain = read_certs("certificate", &config.cert_file)?;
-    let key = read_key(&config.key_file)?;
-    let provider = provider();
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let builder = if config.verify {
-        let ca_path = config.ca_file.as_ref().ok_or(TlsError::VerifyWithoutCa)?;
-        let mut roots = RootCertStore::empty();
-        for cert in read_certs("CA", ca_path)? {
-            roots.add(cert).map_err(|error| TlsError::BadCa {
-                path: ca_path.clone(),
-                error,
-            })?;
+/// A client config trusting the CAs in `ca_file`, with a client certificate when `cert` and
+/// `key` are both given.
+pub fn client_config(
+    ca_file: &Path,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(ca_file)?);
+    let config = match (cert, key) {
+        (Some(cert), Some(key)) => {
+            builder.with_client_auth_cert(read_certs("certificate", cert)?, read_key(key)?)?
         }
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
-        builder.with_client_cert_verifier(verifier)
-    } else {
-        builder.with_no_client_auth()
+        _ => builder.with_no_client_auth(),
     };
-    Ok(Arc::new(builder.with_single_cert(chain, key)?))
+    Ok(Arc::new(config))
+}
+
+/// The CA certificates in `path` as a root store.
+pub fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs("CA", path)? {
+        roots.add(cert).map_err(|error| TlsError::BadCa {
+            path: path.to_path_buf(),
+            error,
+        })?;
+    }
+    Ok(roots)
 }
 
 fn open(what: &'static str, path: &Path) -> Result<BufReader<File>, TlsError> {
@@ -108,7 +113,8 @@ fn open(what: &'static str, path: &Path) -> Result<BufReader<File>, TlsError> {
         })
 }
 
-pub(crate) fn read_certs(
+/// The certificates in a PEM file (`what` names it in errors: "certificate", "CA").
+pub fn read_certs(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -128,7 +134,8 @@ pub(crate) fn read_certs(
     Ok(certs)
 }
 
-pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+/// The private key in a PEM file.
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let mut reader = open("key", path)?;
     rustls_pemfile::private_key(&mut reader)
         .map_err(|error| TlsError::Pem {
@@ -140,6 +147,3 @@ pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> 
             path: path.to_path_buf(),
         })
 }
-
-#[cfg(test)]
-mod tests;
