@@ -233,7 +233,8 @@ impl RawLeaf {
                 leaf.write_plain(format!("INFO {ours}\r\n").as_bytes())
                     .await;
                 leaf.enc = Some(Encoder::new(level, vec![0u32; tables_len(Level::Best)]));
-                leaf.dec = Some(Decoder::new(vec![0u8; NATS_BLOCK_SIZE * 4]));
+                // 1 MiB: the largest block nats-server writes (its writer's block size).
+                leaf.dec = Some(Decoder::new(vec![0u8; NATS_BLOCK_SIZE]));
                 // The hub answers with its INFO again, compressed.
                 match leaf.next(deadline).await {
                     Got::Info(_) => {}
