@@ -1,7 +1,7 @@
 //! S2 compression (klauspost/compress `s2`), the codec nats-server 2.10+ uses on leafnode and
 //! route connections: both formats, no heap, no `unsafe`.
 //!
-//! - [`block`]-level format: Snappy's literals and copies plus S2's repeat offsets
+//! - Block format: Snappy's literals and copies plus S2's repeat offsets
 //!   (a copy1 with offset 0) and longer copies; [`decode_block`] decodes one block.
 //! - Stream (framing) format: a stream identifier chunk (`ff 06 00 00 "S2sTwO"`; Snappy's
 //!   `"sNaPpY"` is read too), then data chunks, each a type byte, a 24-bit length, the masked
