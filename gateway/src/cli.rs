@@ -347,7 +347,7 @@ impl Cli {
                 token: self.auth_token.clone(),
                 user: self.user.clone(),
                 password: self.pass.clone(),
-                users: Vec::new(),
+                ..AuthConfig::default()
             };
         }
         let any_tls = self.tls
@@ -361,6 +361,7 @@ impl Cli {
                 key_file: PathBuf::new(),
                 ca_file: None,
                 verify: false,
+                verify_and_map: false,
                 timeout: default_tls_timeout(),
             });
             if let Some(c) = &self.tls_cert {

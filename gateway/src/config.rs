@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::perms::Permissions;
+
 mod leaf;
 pub mod mqtt;
 mod streams;
@@ -142,11 +144,19 @@ pub struct AuthConfig {
     pub token: Option<String>,
     /// A single user's name (needs `password`).
     pub user: Option<String>,
-    /// That user's password (plain text; bcrypt hashes are not supported).
+    /// That user's password (plain text, or a bcrypt hash `$2a$...` as nats-server takes).
     #[serde(alias = "pass")]
     pub password: Option<String>,
-    /// Several users, each `{ user, password }` or `{ nkey }`.
+    /// Several users, each `{ user, password }`, `{ nkey }`, or (with `tls.verify_and_map`)
+    /// `{ user }` named by a client certificate.
     pub users: Vec<UserConfig>,
+    /// Permissions for every user in `users` that has none of its own (nats-server's
+    /// `default_permissions`; `permissions` here means the same, as there).
+    #[serde(alias = "default_permission", alias = "permissions")]
+    pub default_permissions: Option<Permissions>,
+    /// A user (name or nkey) that clients sending no credentials are logged in as (nats-server's
+    /// `no_auth_user`).
+    pub no_auth_user: Option<String>,
 }
 
 impl AuthConfig {
@@ -164,12 +174,14 @@ impl fmt::Debug for AuthConfig {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("users", &self.users)
+            .field("default_permissions", &self.default_permissions)
+            .field("no_auth_user", &self.no_auth_user)
             .finish()
     }
 }
 
 /// One entry of `authorization.users`.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// User name (with `password`).
@@ -181,6 +193,16 @@ pub struct UserConfig {
     /// A user public nkey (`U...`, 56 characters), checked by signing the INFO nonce.
     #[serde(default)]
     pub nkey: Option<String>,
+    /// The name permission templates use (`{{name()}}`): defaults to `user`; an nkey user has
+    /// none unless given here.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `key:value` tags for `{{tag(key)}}` templates.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// This user's permissions (default: `authorization.default_permissions`).
+    #[serde(default, alias = "permission")]
+    pub permissions: Option<Permissions>,
 }
 
 impl fmt::Debug for UserConfig {
@@ -189,6 +211,9 @@ impl fmt::Debug for UserConfig {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("nkey", &self.nkey)
+            .field("name", &self.name)
+            .field("tags", &self.tags)
+            .field("permissions", &self.permissions)
             .finish()
     }
 }
@@ -207,6 +232,11 @@ pub struct TlsConfig {
     /// Require and verify client certificates (default false).
     #[serde(default)]
     pub verify: bool,
+    /// Verify client certificates and log each client in as the user its certificate names
+    /// (SAN email, DNS name or URI, or subject DN), as nats-server's `verify_and_map`;
+    /// implies `verify` (default false).
+    #[serde(default)]
+    pub verify_and_map: bool,
     /// Time allowed for the TLS handshake (default 2s, as nats-server).
     #[serde(
         default = "default_tls_timeout",
@@ -413,6 +443,7 @@ impl Config {
             check_name("authorization.user", u)?;
             check_secret("authorization.password", p)?;
         }
+        let tls_map = self.tls.as_ref().is_some_and(|t| t.verify_and_map);
         let mut seen: Vec<&str> = Vec::new();
         for (i, u) in a.users.iter().enumerate() {
             let at = |field: &str| format!("authorization.users[{i}]{field}");
@@ -421,6 +452,18 @@ impl Config {
                     check_name(&at(".user"), name)?;
                     check_secret(&at(".password"), pass)?;
                     name.as_str()
+                }
+                // A user without a password is one a client certificate names.
+                (Some(name), None, None) if tls_map => {
+                    check_name(&at(".user"), name)?;
+                    name.as_str()
+                }
+                (Some(_), None, None) => {
+                    return Err(invalid(
+                        at(""),
+                        "a user without a password needs tls.verify_and_map (the client \
+                         certificate names the user); else give a password",
+                    ));
                 }
                 (None, None, Some(nkey)) => {
                     check_user_nkey(&at(".nkey"), nkey)?;
@@ -434,6 +477,30 @@ impl Config {
                 return Err(invalid(at(""), format!("{id:?} is listed twice")));
             }
             seen.push(id);
+            if let Some(n) = &u.name {
+                check_name(&at(".name"), n)?;
+            }
+            if let Some(p) = &u.permissions {
+                check_permissions(&at(".permissions"), p)?;
+            }
+        }
+        if let Some(p) = &a.default_permissions {
+            check_permissions("authorization.default_permissions", p)?;
+        }
+        if let Some(n) = &a.no_auth_user {
+            // nats-server's validateNoAuthUser.
+            if a.users.is_empty() {
+                return Err(invalid(
+                    "authorization.no_auth_user",
+                    format!("{n:?} present, but users/nkeys are not defined"),
+                ));
+            }
+            if !seen.contains(&n.as_str()) {
+                return Err(invalid(
+                    "authorization.no_auth_user",
+                    format!("{n:?} not present as user or nkey in authorization.users"),
+                ));
+            }
         }
         Ok(())
     }
@@ -473,15 +540,28 @@ fn check_name(option: &str, name: &str) -> Result<(), ConfigError> {
 
 fn check_secret(option: &str, secret: &str) -> Result<(), ConfigError> {
     check_name(option, secret)?;
-    // nats-server treats `$2a$...` as a bcrypt hash; comparing it as plain text would lock
-    // every client out without a word, so say so up front.
-    if secret.starts_with("$2a$") || secret.starts_with("$2b$") || secret.starts_with("$2y$") {
+    // nats-server checks a secret shaped like a bcrypt hash (`$2a$11$...`) with bcrypt and
+    // only finds a broken one when every login fails: say so up front. (The shape test is
+    // nats-server's `isBcrypt`, as `auth::password::is_bcrypt`; config imports no component.)
+    let b = secret.as_bytes();
+    let bcrypt_shaped = b.len() >= 7
+        && b.starts_with(b"$2")
+        && matches!(b[2], b'a' | b'b' | b'x' | b'y')
+        && b[3] == b'$'
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit()
+        && b[6] == b'$';
+    if bcrypt_shaped && secret.parse::<bcrypt::HashParts>().is_err() {
         return Err(invalid(
             option,
-            "bcrypt hashes are not supported; give the plain secret",
+            "looks like a bcrypt hash but is not a valid one (60 characters, cost 04 to 31)",
         ));
     }
     Ok(())
+}
+
+fn check_permissions(option: &str, p: &Permissions) -> Result<(), ConfigError> {
+    p.validate().map_err(|e| invalid(option, e.to_string()))
 }
 
 fn check_user_nkey(option: &str, nkey: &str) -> Result<(), ConfigError> {

@@ -69,6 +69,9 @@ impl Server {
             )),
             None => None,
         };
+        if let Some(missing) = crate::auth::not_wired_yet(&config) {
+            return Err(StartError::Auth(missing));
+        }
         let auth = Authenticator::from_config(&config.authorization)
             .map_err(|e| StartError::Auth(e.to_string()))?;
         let shared = Arc::new(Shared::new(config, port, auth, tls));

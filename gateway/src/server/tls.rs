@@ -15,7 +15,8 @@ pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> 
     let provider = provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
-    let builder = if config.verify {
+    // verify_and_map needs a verified certificate to map (nats-server: it implies verify).
+    let builder = if config.verify || config.verify_and_map {
         let ca_path = config.ca_file.as_ref().ok_or(TlsError::VerifyWithoutCa)?;
         let verifier =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_path)?), provider)

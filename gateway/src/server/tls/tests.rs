@@ -87,6 +87,7 @@ impl Pki {
             key_file: self.server_key.clone(),
             ca_file: Some(self.ca.clone()),
             verify,
+            verify_and_map: false,
             timeout: Duration::from_secs(2),
         }
     }
