@@ -127,7 +127,7 @@ impl Varz {
             git_commit: crate::version::git_commit().map(str::to_owned),
             go: crate::version::RUSTC.to_string(),
             twig_version: crate::version::TWIG.to_string(),
-            host: config.host.clone(),
+            host: config.listen_host().to_string(),
             port,
             auth_required: config.authorization.is_enabled(),
             tls_required: config.tls.is_some(),

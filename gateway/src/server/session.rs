@@ -363,6 +363,7 @@ impl Session {
             self.sent_connect_info = true;
             let info = self.shared.connect_info_line(&self.client);
             self.send(info.as_bytes());
+            self.client.set_takes_async_info();
         }
         Flow::Continue
     }

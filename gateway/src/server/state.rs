@@ -4,7 +4,7 @@
 //! Lock order: `clients` is taken alone; a client's own locks are never held while taking it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -51,6 +51,8 @@ pub struct Shared {
     pub sync: OnceLock<Vec<Arc<crate::sync::Stats>>>,
     /// The MQTT bridge, set once at start when `[mqtt]` is configured (for monitoring).
     pub mqtt: OnceLock<Arc<crate::mqtt::Bridge>>,
+    /// Lame duck mode was entered (SIGUSR2): no new clients, the others are being closed.
+    lame_duck: AtomicBool,
     next_cid: AtomicU64,
 }
 
@@ -84,6 +86,7 @@ impl Shared {
             streams: OnceLock::new(),
             sync: OnceLock::new(),
             mqtt: OnceLock::new(),
+            lame_duck: AtomicBool::new(false),
             next_cid: AtomicU64::new(1),
         }
     }
@@ -123,15 +126,36 @@ impl Shared {
 
     /// The INFO line sent on accept.
     pub fn info_line(&self, client: &ClientShared, nonce: Option<&str>) -> String {
-        self.info_json(client, nonce, false)
+        self.info_json(client, nonce, false, false)
     }
 
     /// The INFO nats-server 2.12+ sends after the first PONG to a protocol-1 client.
     pub fn connect_info_line(&self, client: &ClientShared) -> String {
-        self.info_json(client, None, true)
+        self.info_json(client, None, true, false)
     }
 
-    fn info_json(&self, client: &ClientShared, nonce: Option<&str>, connect_info: bool) -> String {
+    /// The async INFO that announces lame duck mode (`"ldm":true`; no nonce, as nats-server).
+    pub fn lame_duck_info_line(&self, client: &ClientShared) -> String {
+        self.info_json(client, None, false, true)
+    }
+
+    /// Marks lame duck mode (see [`super::lame_duck`]).
+    pub fn enter_lame_duck(&self) {
+        self.lame_duck.store(true, Relaxed);
+    }
+
+    /// Whether lame duck mode was entered.
+    pub fn in_lame_duck(&self) -> bool {
+        self.lame_duck.load(Relaxed)
+    }
+
+    fn info_json(
+        &self,
+        client: &ClientShared,
+        nonce: Option<&str>,
+        connect_info: bool,
+        ldm: bool,
+    ) -> String {
         // Every field nats-server 2.15.1 sends in the same configuration, in its order and
         // with its omitempty rules (twig-core's owned INFO), except these, left out on purpose:
         // - `jetstream`, `api_lvl`, `domain`: twig has no JetStream API (its streams answer
@@ -150,7 +174,7 @@ impl Shared {
             proto: 1,
             git_commit: crate::version::git_commit().map(str::to_owned),
             go: crate::version::RUSTC.to_owned(),
-            host: self.config.host.clone(),
+            host: self.config.listen_host().to_owned(),
             port: i32::from(self.port),
             headers: self.headers_supported(),
             auth_required: self.auth.auth_required(),
@@ -162,6 +186,7 @@ impl Shared {
             nonce: nonce.map(str::to_owned),
             connect_info,
             remote_account: connect_info.then(|| "$G".to_owned()),
+            ldm,
             ..ServerInfo::default()
         };
         let json = serde_json::to_vec(&InfoWithTwigVersion {
