@@ -49,7 +49,8 @@ mod encoder;
 mod error;
 pub mod mode;
 
-#[cfg(test)]
+// The tests build streams with `Encoder::encode_to_vec` (feature `alloc`).
+#[cfg(all(test, feature = "alloc"))]
 mod tests;
 
 pub use block::decode_block;

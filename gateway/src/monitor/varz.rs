@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, Serializer};
 
 use crate::config::Config;
-use crate::stats::Stats;
+use crate::router::stats::Stats;
 use crate::util::clock::UtcTime;
 
 /// nats-server's client protocol level (`PROTO`), reported in INFO and `/varz`.

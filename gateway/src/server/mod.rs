@@ -4,14 +4,10 @@
 //! every connection is three tasks on it (reader, writer, timers). Nothing blocks a thread
 //! but the short locks documented beside each type.
 
-pub mod client;
 pub mod conn;
-pub mod internal;
 pub mod lame_duck;
 pub mod listen;
 pub mod monitoring;
-pub mod outbound;
-pub mod router;
 pub mod session;
 pub mod state;
 pub mod tls;
@@ -94,8 +90,9 @@ impl Server {
             .map_err(|e| StartError::Auth(e.to_string()))?;
         let shared = Arc::new(Shared::new(config, port, auth, tls));
         if !shared.config.streams.is_empty() {
-            let streams = crate::stream::Streams::start(&shared)?;
+            let streams = Arc::new(crate::stream::Streams::start(&shared)?);
             // Set before the first accept: no session can have looked yet.
+            shared.router.set_store(streams.clone());
             let _ = shared.streams.set(streams);
         }
         Ok(Server { listeners, shared })
@@ -158,7 +155,8 @@ impl Server {
             .cloned()
             .collect();
         for c in clients {
-            c.out.close(outbound::CloseReason::ServerShutdown);
+            c.out
+                .close(crate::router::outbound::CloseReason::ServerShutdown);
         }
         tracing::info!("Server Exiting..");
     }

@@ -8,14 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
-use super::client::ClientShared;
-use super::router::{Router, Subscription};
-use crate::util::lock::lock;
 use twig_core::wire::json::full::ServerInfo;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::stats::Stats;
+use crate::router::Router;
+use crate::router::client::ClientShared;
+use crate::uplink::link::Link;
 
 /// The sublist's shared result cache size (nats-server uses 1024 too).
 const SUBLIST_CACHE: usize = 1024;
@@ -34,19 +33,19 @@ pub struct Shared {
     pub http_port: AtomicU64,
     /// When the server started.
     pub start: SystemTime,
-    /// Subscriptions and delivery.
-    pub router: Router,
+    /// Subscriptions and delivery (and the server-wide counters).
+    pub router: Arc<Router>,
+    /// The uplinks, also plugged into the router (for monitoring and their tasks).
+    pub links: Vec<Arc<Link>>,
     /// Credentials checks.
     pub auth: Authenticator,
-    /// Server-wide counters.
-    pub stats: Stats,
     /// TLS for the client port, when configured.
     pub tls: Option<futures_rustls::TlsAcceptor>,
     /// Live client connections by cid.
     pub clients: Mutex<HashMap<u64, Arc<ClientShared>>>,
     /// Flash-backed streams, set once at start when any are configured (`None` otherwise,
     /// so sessions skip the stream lookup entirely).
-    pub streams: OnceLock<crate::stream::Streams>,
+    pub streams: OnceLock<Arc<crate::stream::Streams>>,
     /// The `[[sync]]` consumers' counters, set once when their tasks start.
     pub sync: OnceLock<Vec<Arc<crate::sync::Stats>>>,
     /// The MQTT bridge, set once at start when `[mqtt]` is configured (for monitoring).
@@ -65,7 +64,8 @@ impl Shared {
         tls: Option<futures_rustls::TlsAcceptor>,
     ) -> Self {
         let server_id = crate::util::id::server_id();
-        let router = Router::with_uplinks(SUBLIST_CACHE, crate::uplink::links(&config.leafnodes));
+        let links = crate::uplink::links(&config.leafnodes);
+        let router = Arc::new(Router::with_links(SUBLIST_CACHE, links.clone()));
         let server_name = config
             .server_name
             .clone()
@@ -79,9 +79,9 @@ impl Shared {
             http_port: AtomicU64::new(0),
             start: SystemTime::now(),
             router,
+            links,
             auth,
             tls,
-            stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
             streams: OnceLock::new(),
             sync: OnceLock::new(),
@@ -99,29 +99,6 @@ impl Shared {
     /// Whether headers are on for this server.
     pub fn headers_supported(&self) -> bool {
         !self.config.no_header_support
-    }
-
-    /// Removes a subscription from its client and from the router.
-    pub fn remove_sub(&self, sub: &Arc<Subscription>) {
-        {
-            let mut subs = lock(&sub.client.subs);
-            if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
-                subs.remove(&sub.sid);
-            }
-        }
-        self.router.remove(sub);
-    }
-
-    /// Cuts off a client whose outbound buffer overflowed (already closed by the push).
-    pub fn slow_consumer(&self, client: &ClientShared) {
-        self.stats.slow_consumers.fetch_add(1, Relaxed);
-        tracing::info!(
-            "{}:{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
-            client.addr.ip(),
-            client.addr.port(),
-            client.cid,
-            self.config.max_pending
-        );
     }
 
     /// The INFO line sent on accept.
