@@ -16,6 +16,8 @@
 //!   `mock-flash`) is its fault injector: a NOR flash mock that cuts power anywhere.
 //! - [`s2`]: S2 compression (block and stream formats, nats-server's compression modes), as
 //!   leafnode connections use it; caller-provided buffers, CRC-checked, split reads anywhere.
+//! - [`kv`] (feature `alloc`): a crash-safe key-value table on the log (log-structured, index
+//!   in RAM, compaction): MQTT retained messages, persistent sessions, QoS 2 state.
 //! - [`client`]: a sans-IO NATS client session for microcontrollers: bytes in, bytes and
 //!   events out, time passed in (`handle(now, input)`, `poll_at()`, `transmit()`).
 //! - [`sublist`] (feature `alloc`): the subscription index the gateway routes with.
@@ -33,6 +35,8 @@ extern crate alloc;
 extern crate std;
 
 pub mod client;
+#[cfg(feature = "alloc")]
+pub mod kv;
 pub mod log;
 pub mod mqtt;
 pub mod s2;

@@ -37,8 +37,10 @@ pub const MAX_CONTROL_LINE_LIMIT: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address to listen on for clients (default `127.0.0.1`; `0.0.0.0` for every interface).
-    pub host: String,
+    /// Address to listen on for clients. Default (`None`): both loopbacks, `127.0.0.1` and
+    /// `::1`; `0.0.0.0` or `::` for every interface of both families, as nats-server
+    /// (see [`crate::server::listen`]).
+    pub host: Option<String>,
     /// Client port (default 4222; `-1` or `0` = a random free port, logged once bound).
     #[serde(deserialize_with = "values::de_port")]
     pub port: Port,
@@ -87,6 +89,19 @@ pub struct Config {
     pub authorization: AuthConfig,
     /// TLS on the client port (default: off).
     pub tls: Option<TlsConfig>,
+    /// Write the log to this file instead of stderr (default: stderr). SIGUSR1 (`twig
+    /// --signal reopen`) reopens it, for logrotate.
+    pub log_file: Option<PathBuf>,
+    /// Write twig's process id to this file at start (default: none); `twig --signal` reads it.
+    pub pid_file: Option<PathBuf>,
+    /// Lame duck mode (SIGUSR2) closes the clients spread over this (default 2m, at least
+    /// 30s, as nats-server).
+    #[serde(deserialize_with = "values::de_duration")]
+    pub lame_duck_duration: Duration,
+    /// Lame duck mode waits this long after telling clients before closing the first
+    /// (default 10s; shorter than `lame_duck_duration`).
+    #[serde(deserialize_with = "values::de_duration")]
+    pub lame_duck_grace_period: Duration,
     /// Log debug lines (default false).
     pub debug: bool,
     /// Log protocol traces (default false).
@@ -107,7 +122,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            host: "127.0.0.1".into(),
+            host: None,
             port: Port::Fixed(4222),
             server_name: None,
             http_host: None,
@@ -125,6 +140,10 @@ impl Default for Config {
             no_header_support: false,
             authorization: AuthConfig::default(),
             tls: None,
+            log_file: None,
+            pid_file: None,
+            lame_duck_duration: Duration::from_secs(120),
+            lame_duck_grace_period: Duration::from_secs(10),
             debug: false,
             trace: false,
             leafnodes: LeafConfig::default(),
@@ -350,7 +369,9 @@ impl Config {
 
     /// Checks values and combinations the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_host("host", &self.host)?;
+        if let Some(h) = &self.host {
+            check_host("host", h)?;
+        }
         streams::validate(&self.streams, self.leafnodes.remotes.len())?;
         if let Some(m) = &self.mqtt {
             mqtt::validate(m)?;
@@ -402,6 +423,26 @@ impl Config {
         for (option, d) in durations {
             if d == Some(Duration::ZERO) {
                 return Err(invalid(option, "must be longer than zero"));
+            }
+        }
+        if self.lame_duck_duration < Duration::from_secs(30) {
+            return Err(invalid(
+                "lame_duck_duration",
+                format!(
+                    "{} is too short, the minimum is 30s (as nats-server)",
+                    values::format_duration(self.lame_duck_duration)
+                ),
+            ));
+        }
+        if self.lame_duck_grace_period >= self.lame_duck_duration {
+            return Err(invalid(
+                "lame_duck_grace_period",
+                "must be shorter than lame_duck_duration",
+            ));
+        }
+        for (option, path) in [("log_file", &self.log_file), ("pid_file", &self.pid_file)] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(invalid(option, "must not be empty"));
             }
         }
         self.validate_auth()?;
@@ -515,9 +556,17 @@ impl Config {
         }
     }
 
-    /// The monitoring host in force (`http_host`, else `host`).
+    /// The client listen host as INFO, `/varz` and the log name it (`127.0.0.1` for the
+    /// default, which listens on both loopbacks).
+    pub fn listen_host(&self) -> &str {
+        self.host
+            .as_deref()
+            .unwrap_or(crate::server::listen::DEFAULT_HOST)
+    }
+
+    /// The monitoring host in force (`http_host`, else `host`, else `127.0.0.1`).
     pub fn effective_http_host(&self) -> &str {
-        self.http_host.as_deref().unwrap_or(&self.host)
+        self.http_host.as_deref().unwrap_or(self.listen_host())
     }
 }
 

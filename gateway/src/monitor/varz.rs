@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, Serializer};
 
 use crate::config::Config;
-use crate::stats::Stats;
+use crate::router::stats::Stats;
 use crate::util::clock::UtcTime;
 
 /// nats-server's client protocol level (`PROTO`), reported in INFO and `/varz`.
@@ -127,7 +127,7 @@ impl Varz {
             git_commit: crate::version::git_commit().map(str::to_owned),
             go: crate::version::RUSTC.to_string(),
             twig_version: crate::version::TWIG.to_string(),
-            host: config.host.clone(),
+            host: config.listen_host().to_string(),
             port,
             auth_required: config.authorization.is_enabled(),
             tls_required: config.tls.is_some(),

@@ -45,7 +45,7 @@ pub mod stats;
 
 use std::sync::Arc;
 
-use crate::server::internal::{InternalSub, Owner, new_owner};
+use crate::router::internal::{InternalSub, Owner, new_owner};
 use crate::server::state::Shared;
 use mapping::{Export, Import};
 use stats::{ExportInfo, Mqttz, Stats};

@@ -7,13 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use async_io::Async;
 
-use super::client::ClientShared;
 use super::state::Shared;
 use crate::monitor::leafz::go_duration;
 use crate::monitor::{
     ConnInfo, Connz, ConnzQuery, Healthz, Jsz, LeafInfo, Leafz, MonitorSource, RemoteInfo,
     SubDetail, Varz,
 };
+use crate::router::client::ClientShared;
 use crate::util::lock::lock;
 
 /// Binds the monitoring port if one is configured; returns the server future to spawn.
@@ -47,16 +47,11 @@ impl MonitorSource for Shared {
             self.http_port.load(Relaxed) as u16,
             self.start,
         )
-        .with_stats(&self.stats);
+        .with_stats(&self.router.stats);
         v.server_name = self.server_name.clone();
         v.connections = lock(&self.clients).len();
         v.subscriptions = self.router.count() as u64;
-        v.leafnodes = self
-            .router
-            .uplinks()
-            .iter()
-            .filter(|l| l.is_connected())
-            .count();
+        v.leafnodes = self.links.iter().filter(|l| l.is_connected()).count();
         v
     }
 
@@ -71,7 +66,7 @@ impl MonitorSource for Shared {
     }
 
     fn healthz_leafnodes(&self) -> Healthz {
-        for l in self.router.uplinks() {
+        for l in &self.links {
             if !l.is_connected() {
                 let st = lock(&l.status);
                 let why = st.last_error.as_deref().unwrap_or("connecting");
@@ -87,7 +82,7 @@ impl MonitorSource for Shared {
     fn leafz(&self, subs: bool) -> Leafz {
         let mut leafs = Vec::new();
         let mut remotes = Vec::new();
-        for l in self.router.uplinks() {
+        for l in &self.links {
             let st = lock(&l.status).clone();
             let connected = l.is_connected();
             let (in_msgs, out_msgs) = (l.in_msgs.load(Relaxed), l.out_msgs.load(Relaxed));

@@ -2,7 +2,7 @@
 //! the gateway's stable name in message ids and reply subjects.
 
 use super::StreamError;
-use crate::server::internal::Owned;
+use crate::router::internal::Owned;
 use crate::server::state::Shared;
 use twig_core::wire::Headers;
 

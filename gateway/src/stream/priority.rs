@@ -8,30 +8,40 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use event_listener::{Event, EventListener};
+
 /// Which priorities have a backlog waiting, on one remote.
 #[derive(Debug, Default)]
 pub struct Board {
     /// Priority -> streams of that priority with a backlog waiting.
     waiting: Mutex<BTreeMap<u8, usize>>,
+    /// Notified when a stream leaves the board (lower ones may then send).
+    left: Event,
 }
 
 impl Board {
     /// A stream of `priority` has a backlog waiting (`true`) or no longer (`false`); called
-    /// on changes only. Returns whether that may let lower streams send (then wake them).
-    pub fn set(&self, priority: u8, waiting: bool) -> bool {
-        let mut w = crate::util::lock::lock(&self.waiting);
-        if waiting {
-            *w.entry(priority).or_default() += 1;
-            false
-        } else {
+    /// on changes only. Leaving wakes the streams waiting on [`Board::listen`].
+    pub fn set(&self, priority: u8, waiting: bool) {
+        {
+            let mut w = crate::util::lock::lock(&self.waiting);
+            if waiting {
+                *w.entry(priority).or_default() += 1;
+                return;
+            }
             if let Some(n) = w.get_mut(&priority) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
                     w.remove(&priority);
                 }
             }
-            true
         }
+        self.left.notify(usize::MAX);
+    }
+
+    /// A listener notified when a stream leaves the board.
+    pub fn listen(&self) -> EventListener {
+        self.left.listen()
     }
 
     /// Whether a stream of a higher priority than `priority` has a backlog waiting.
@@ -44,6 +54,7 @@ impl Board {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use event_listener::Listener;
 
     #[test]
     fn a_lower_stream_waits_while_a_higher_one_has_a_backlog() {
@@ -56,7 +67,9 @@ mod tests {
         assert!(!b.higher_waiting(9));
         b.set(5, false);
         assert!(b.higher_waiting(0), "one of the two still waits");
-        assert!(b.set(5, false));
+        let l = b.listen();
+        b.set(5, false);
+        assert!(l.wait_timeout(std::time::Duration::ZERO).is_some(), "woken");
         assert!(!b.higher_waiting(0));
         b.set(255, true);
         assert!(!b.higher_waiting(255) && b.higher_waiting(254));

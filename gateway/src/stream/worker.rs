@@ -14,8 +14,8 @@ use super::drain::Drain;
 use super::flash::{FileFlash, SECTOR};
 use super::{Notify, Request, Stored, StreamError, StreamState, record};
 use crate::config::{StreamConfig, SyncPolicy, WhenFullConfig};
-use crate::server::internal::Owned;
-use crate::server::router::{Batch, MatchCache, Message, Origin, deliver};
+use crate::router::internal::Owned;
+use crate::router::{Batch, MatchCache, Message, Origin, deliver};
 use crate::server::state::Shared;
 use crate::util::clock::unix_nanos;
 
@@ -175,10 +175,13 @@ impl Worker {
     async fn run_loop(&mut self) {
         loop {
             // Listeners before the step, so a change during it ends the wait below.
-            let listeners = self
-                .drain
-                .as_ref()
-                .map(|d| (d.link.listen_change(), d.link.out.listen_progress()));
+            let listeners = self.drain.as_ref().map(|d| {
+                (
+                    d.link.listen_change(),
+                    d.link.listen_progress(),
+                    d.listen_board(),
+                )
+            });
             let mut took = 0;
             if let Some(req) = self.pending.take() {
                 self.take(req);
@@ -272,12 +275,16 @@ impl Worker {
         }
     }
 
-    /// Waits for a request, a PubAck, a link change (or the writer's progress when
-    /// `progress`), or `at`.
+    /// Waits for a request, a PubAck, a link change, a higher-priority stream letting go (or
+    /// the writer's progress when `progress`), or `at`.
     async fn wait(
         &self,
         at: Instant,
-        listeners: Option<(event_listener::EventListener, event_listener::EventListener)>,
+        listeners: Option<(
+            event_listener::EventListener,
+            event_listener::EventListener,
+            event_listener::EventListener,
+        )>,
         progress: bool,
     ) -> Event {
         let req = async { Event::Request(self.rx.recv().await.ok()) };
@@ -286,10 +293,10 @@ impl Worker {
             Event::Wake
         };
         match (&self.drain, listeners) {
-            (Some(d), Some((change, prog))) => {
+            (Some(d), Some((change, prog, board))) => {
                 let acks = async { Event::PubAck(d.acks().recv().await.ok()) };
                 let change = async {
-                    change.await;
+                    change.or(board).await;
                     Event::Wake
                 };
                 let prog = async {
@@ -509,21 +516,11 @@ impl Worker {
                 payload: &json,
             };
             let result = self.shared.router.lookup(&mut self.cache, &reply);
-            deliver(&msg, Origin::Internal, result, &mut self.batch);
+            deliver(&msg, Origin::internal(), result, &mut self.batch);
         }
-        let b = &mut self.batch;
-        if b.out_msgs > 0 {
-            self.shared.stats.count_out(b.out_msgs, b.out_bytes);
-        }
-        (b.out_msgs, b.out_bytes) = (0, 0);
-        // PubAcks are replies: an uplink they reach cannot be flooded by them.
-        let _ = self.batch.flush();
-        for sub in std::mem::take(&mut self.batch.expired) {
-            self.shared.remove_sub(&sub);
-        }
-        for slow in std::mem::take(&mut self.batch.slow) {
-            self.shared.slow_consumer(&slow);
-        }
+        // PubAcks are replies: a remote they reach cannot be flooded by them, and the stream
+        // thread never waits for a subscriber.
+        let _ = self.shared.router.finish(&mut self.batch);
     }
 
     fn publish_state(&mut self) {

@@ -11,7 +11,7 @@
 //! - [`seen`]: the delivered-but-unconfirmed stream sequences, in a small fsynced file;
 //! - `task`: the shell, one task per entry on the executor: an internal subscription on its
 //!   inbox (its interest reaches the hub as `LS+` like a client's), requests and acks through
-//!   a [`Publisher`](crate::server::internal::Publisher), local delivery never back to a hub.
+//!   a [`Publisher`](crate::router::internal::Publisher), local delivery never back to a hub.
 //!
 //! Guarantee: at least once, and each once except across a crash of twig itself. Per batch
 //! of messages received together the task delivers them locally, then appends their stream
@@ -166,7 +166,7 @@ pub fn spawn(
 ) -> Result<(), SyncError> {
     let mut all = Vec::new();
     for cfg in &shared.config.sync {
-        let Some(link) = shared.router.uplinks().get(cfg.remote).cloned() else {
+        let Some(link) = shared.router.remote(cfg.remote).cloned() else {
             let name = format!("{}/{}", cfg.stream, cfg.durable);
             return Err(SyncError::NoRemote(name, cfg.remote));
         };

@@ -12,10 +12,10 @@ use super::machine::{Delivery, Machine, Out, Plan, Send};
 use super::seen::Seen;
 use super::{Stats, SyncError, create_body};
 use crate::config::SyncConfig;
-use crate::server::internal::{InternalSub, Owned, Publisher, new_owner};
-use crate::server::router::Message;
+use crate::router::Message;
+use crate::router::internal::{InternalSub, Owned, Publisher, new_owner};
+use crate::router::remote::Remote;
 use crate::server::state::Shared;
-use crate::uplink::link::Link;
 
 /// How often the link's state is looked at (there is no event for it; the check is a lock
 /// and two loads).
@@ -41,7 +41,7 @@ pub(super) struct Task {
     retry_delay: Duration,
     seen: Seen,
     publisher: Publisher,
-    link: Arc<Link>,
+    link: Arc<dyn Remote>,
     sub: Arc<InternalSub>,
     rx: async_channel::Receiver<Owned>,
     stats: Arc<Stats>,
@@ -52,7 +52,7 @@ impl Task {
     pub(super) fn new(
         shared: &Arc<Shared>,
         cfg: &SyncConfig,
-        link: Arc<Link>,
+        link: Arc<dyn Remote>,
     ) -> Result<Task, SyncError> {
         let path = cfg.path(&shared.config.store_dir);
         let (seen, warning) =
@@ -100,7 +100,7 @@ impl Task {
             require_subscriber: cfg.require_subscriber,
             retry_delay: cfg.retry_delay,
             seen,
-            publisher: Publisher::new(shared.clone(), owner),
+            publisher: Publisher::new(shared.router.clone(), owner),
             link,
             sub,
             rx,
@@ -118,10 +118,8 @@ impl Task {
         let mut connects = 0;
         loop {
             let now = Instant::now();
-            let (is_up, n) = (
-                self.link.is_connected(),
-                crate::util::lock::lock(&self.link.status).connects,
-            );
+            // The connection number changes with every new connection (up or not).
+            let (is_up, n) = (self.link.is_up(), self.link.counters().epoch);
             if is_up && (!up || n != connects) {
                 // Up, or down and up again between two looks: a new connection either way.
                 let outs = self.machine.up(now);

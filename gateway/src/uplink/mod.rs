@@ -43,7 +43,7 @@ pub fn links(config: &LeafConfig) -> Vec<Arc<Link>> {
 /// Starts the task of every remote on `ex`; they run until the executor stops.
 pub fn spawn(shared: &Arc<Shared>, ex: &Arc<async_executor::Executor<'static>>) {
     let lds = format!("$LDS.{}", crate::util::id::token());
-    for link in shared.router.uplinks() {
+    for link in &shared.links {
         let Some(remote) = shared.config.leafnodes.remotes.get(link.index).cloned() else {
             continue;
         };
