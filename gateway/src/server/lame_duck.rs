@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use super::Control;
 use super::client::ClientShared;
-use crate::util::lock::lock;
 use super::outbound::CloseReason;
 use super::state::Shared;
+use crate::util::lock::lock;
 
 /// When the clients are closed: the pause before the first, and between later ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

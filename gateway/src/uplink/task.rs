@@ -206,7 +206,13 @@ async fn connected(
         ping_interval: leaf.ping_interval,
         ping_max: leaf.ping_max,
         lds: ctx.lds.clone(),
-        deny_imports: crate::sync::deny_imports(&shared.config, ctx.link.index),
+        deny_imports: {
+            // The remote's own `deny_imports`, then the `[[sync]]` filters (their messages
+            // come through the consumer, never as plain publishes).
+            let mut d = ctx.remote.deny_imports.clone();
+            d.extend(crate::sync::deny_imports(&shared.config, ctx.link.index));
+            d
+        },
     };
     let limits = Limits {
         max_control_line: shared.config.max_control_line,
@@ -415,7 +421,9 @@ impl Conn<'_> {
 
     fn go_up(&mut self) {
         let hub = self.session.hub();
-        let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref());
+        // The hub's permissions with this remote's own denies merged in, as nats-server does.
+        let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref())
+            .with_denies(&self.ctx.remote.deny_imports, &self.ctx.remote.deny_exports);
         let max_payload = usize::try_from(hub.info.max_payload).unwrap_or(0);
         self.ctx
             .link
