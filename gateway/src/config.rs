@@ -1,11 +1,15 @@
-//! The gateway's configuration: one TOML file (`configs/gateway.toml` documents every option),
-//! built-in defaults for everything, command-line flags on top ([`crate::cli`]).
+//! Layer 1, `config`: the gateway's configuration as plain data plus validation. It uses
+//! `util`, `perms` (permission lists are config data) and twig-core, and names no component:
+//! every component reads its own section from here.
+//!
+//! One TOML file (`configs/gateway.toml` documents every option), built-in defaults for
+//! everything, command-line flags on top (the app's `cli`).
 //!
 //! Option names and defaults follow nats-server where it has the same option, so a reader of
 //! nats-server's docs is not surprised. Unknown keys are errors (a typo must not silently fall
 //! back to a default). Errors name the file, the line and column, and what is wrong.
 //!
-//! Order of use: [`Config::load`] (parses and validates), then [`crate::cli::Cli::apply`], then
+//! Order of use: [`Config::load`] (parses and validates), then the app's `Cli::apply`, then
 //! [`Config::validate`] again because flags can create invalid combinations (`--user` alone).
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,7 +28,9 @@ mod values;
 
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use mqtt::MqttConfig;
+pub use streams::SECTOR as STREAM_SECTOR;
 pub use streams::{ForwardMode, StreamConfig, SyncPolicy, WhenFullConfig};
+pub use sync::deny_imports;
 pub use sync::{DeliverPolicyConfig, SyncConfig};
 
 pub use values::{Port, format_duration, parse_duration, parse_size};
@@ -40,7 +46,7 @@ pub const MAX_CONTROL_LINE_LIMIT: usize = 1024 * 1024;
 pub struct Config {
     /// Address to listen on for clients. Default (`None`): both loopbacks, `127.0.0.1` and
     /// `::1`; `0.0.0.0` or `::` for every interface of both families, as nats-server
-    /// (see [`crate::server::listen`]).
+    /// (see the client listener, `listen`).
     pub host: Option<String>,
     /// Client port (default 4222; `-1` or `0` = a random free port, logged once bound).
     #[serde(deserialize_with = "values::de_port")]
@@ -607,9 +613,7 @@ impl Config {
     /// The client listen host as INFO, `/varz` and the log name it (`127.0.0.1` for the
     /// default, which listens on both loopbacks).
     pub fn listen_host(&self) -> &str {
-        self.host
-            .as_deref()
-            .unwrap_or(crate::server::listen::DEFAULT_HOST)
+        self.host.as_deref().unwrap_or(DEFAULT_HOST)
     }
 
     /// The monitoring host in force (`http_host`, else `host`, else `127.0.0.1`).
@@ -617,6 +621,10 @@ impl Config {
         self.http_host.as_deref().unwrap_or(self.listen_host())
     }
 }
+
+/// What INFO and the log call the client listen host when none is configured (twig then
+/// listens on both loopbacks, see the client listener).
+pub const DEFAULT_HOST: &str = "127.0.0.1";
 
 fn check_host(option: &str, host: &str) -> Result<(), ConfigError> {
     if host.is_empty() || host.chars().any(char::is_whitespace) {

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Control;
-use super::client::ClientShared;
-use super::outbound::CloseReason;
 use super::state::Shared;
+use crate::router::client::ClientShared;
+use crate::router::outbound::CloseReason;
 use crate::util::lock::lock;
 
 /// When the clients are closed: the pause before the first, and between later ones.

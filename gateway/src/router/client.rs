@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::deliver::Subscription;
 use super::outbound::Outbound;
-use super::router::Subscription;
 use crate::util::clock::unix_nanos;
 use crate::util::lock::lock;
 
