@@ -1,8 +1,14 @@
-//! The binary's shell: parse flags, load the config, start logging, run the server on a small
-//! executor, and handle signals as nats-server does: SIGINT/SIGTERM stop, SIGUSR2 lame duck
-//! mode, SIGHUP reload ([`crate::reload`]), SIGUSR1 reopen the log file. `--signal` sends
-//! one of those to a running twig instead ([`crate::control`]). Every startup failure is one
-//! line on stderr and exit code 1.
+//! Layer 4, `app`: the binary's shell and the one place the components are wired together.
+//! Parse flags, load the config, start logging; build the router with the uplink's links
+//! plugged in, start the streams and register them as its store, bind the client port and
+//! the monitor ([`monitor`] answers it from each component's snapshots), start the uplink,
+//! the sync consumers and the MQTT bridge; run everything on a small executor and handle
+//! signals as nats-server does: SIGINT/SIGTERM stop, SIGUSR2 lame duck mode, SIGHUP reload
+//! ([`crate::reload`]), SIGUSR1 reopen the log file. `--signal` sends one of those to a
+//! running twig instead ([`crate::control`]). Every startup failure is one line on stderr and
+//! exit code 1.
+
+pub mod monitor;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +20,12 @@ use crate::cli::Cli;
 use crate::config::Config;
 use crate::logging::Logger;
 use crate::reload::Reloader;
+use crate::router::Router;
 use crate::server::{Control, Server};
+use crate::util::id::Identity;
+
+/// The sublist's shared result cache size (nats-server uses 1024 too).
+const SUBLIST_CACHE: usize = 1024;
 
 /// Runs `twig` with the given arguments (without the program name).
 pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
@@ -28,8 +39,8 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
 }
 
 /// The lines nats-server starts with, twig's version first and the one it speaks beside it.
-fn log_banner(shared: &crate::server::state::Shared) {
-    use crate::version;
+fn log_banner(identity: &Identity) {
+    use crate::util::version;
     tracing::info!("Starting twig");
     tracing::info!(
         "  Version:  {} (speaks nats-server {})",
@@ -39,8 +50,8 @@ fn log_banner(shared: &crate::server::state::Shared) {
     if let Some(c) = version::git_commit() {
         tracing::info!("  Git:      [{c}]");
     }
-    tracing::info!("  Name:     {}", shared.server_name);
-    tracing::info!("  ID:       {}", shared.server_id);
+    tracing::info!("  Name:     {}", identity.server_name);
+    tracing::info!("  ID:       {}", identity.server_id);
 }
 
 fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
@@ -62,11 +73,19 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
         let pid_file = cli.pid_file.clone().or_else(from_config);
         return crate::control::send(req, pid_file.as_deref());
     }
-    let mut config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    let (mut config, format) =
+        Config::load_with_format(cli.config.as_deref()).map_err(|e| e.to_string())?;
     cli.apply(&mut config);
     config.validate().map_err(|e| e.to_string())?;
     if cli.test_config {
-        println!("twig: configuration is valid");
+        match &cli.config {
+            Some(p) => println!(
+                "twig: configuration file {} is valid ({})",
+                p.display(),
+                format.name()
+            ),
+            None => println!("twig: configuration is valid (built-in defaults)"),
+        }
         return Ok(());
     }
     let logger = crate::logging::init(config.debug, config.trace, config.log_file.as_deref())
@@ -77,9 +96,35 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     }
     let reloader = Reloader::new(cli.clone(), config.clone());
     let config_threads = config.threads;
-    let server = Server::bind(config).map_err(|e| e.to_string())?;
-    log_banner(&server.shared());
-    let monitor = crate::server::monitoring::bind(&server.shared()).map_err(|e| e.to_string())?;
+    let config = Arc::new(config);
+    let identity = Identity::new(config.server_name.as_deref());
+
+    // The router first, with the uplink's links plugged in (as remotes and interest
+    // observers); then the store, set before the first client can publish.
+    let links = crate::uplink::links(&config.leafnodes);
+    let router = Arc::new(Router::with_links(SUBLIST_CACHE, links.clone()));
+    let streams = if config.streams.is_empty() {
+        None
+    } else {
+        let streams =
+            Arc::new(crate::stream::Streams::start(&router, &config).map_err(|e| e.to_string())?);
+        router.set_store(streams.clone());
+        Some(streams)
+    };
+    let server = Server::bind(config.clone(), router.clone(), identity.clone())
+        .map_err(|e| e.to_string())?;
+    log_banner(&identity);
+    let sources = Arc::new(monitor::Sources {
+        config: config.clone(),
+        router: router.clone(),
+        clients: server.shared(),
+        links: links.clone(),
+        http_port: std::sync::atomic::AtomicU64::new(0),
+        streams,
+        sync: std::sync::OnceLock::new(),
+        mqtt: std::sync::OnceLock::new(),
+    });
+    let monitor = monitor::bind(&sources)?;
 
     let ex = Arc::new(async_executor::Executor::new());
     // `threads` executor threads in all: the main thread runs the accept loop and a share of
@@ -115,9 +160,12 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     if let Some(m) = monitor {
         ex.spawn(m).detach();
     }
-    crate::uplink::spawn(&server.shared(), &ex);
-    crate::sync::spawn(&server.shared(), &ex).map_err(|e| e.to_string())?;
-    crate::mqtt::spawn(&server.shared(), &ex).map_err(|e| e.to_string())?;
+    crate::uplink::spawn(&router, &config, &identity, &links, &ex);
+    let sync = crate::sync::spawn(&router, &config, &ex).map_err(|e| e.to_string())?;
+    let _ = sources.sync.set(sync);
+    if let Some(bridge) = crate::mqtt::spawn(&router, &config, &ex).map_err(|e| e.to_string())? {
+        let _ = sources.mqtt.set(bridge);
+    }
     async_io::block_on(ex.run(server.run(ex.clone(), control_rx)));
     // Give writers a moment to flush the close to each client, then stop the workers.
     async_io::block_on(

@@ -135,7 +135,7 @@ Common Options:
 
 /// The line printed by `--version` (nats-server prints `nats-server: v2.15.1`).
 pub fn version_line() -> String {
-    crate::version::version_line()
+    crate::util::version::version_line()
 }
 
 #[derive(Clone, Copy)]

@@ -1,11 +1,15 @@
-//! The gateway's configuration: one TOML file (`configs/gateway.toml` documents every option),
-//! built-in defaults for everything, command-line flags on top ([`crate::cli`]).
+//! Layer 1, `config`: the gateway's configuration as plain data plus validation. It uses
+//! `util`, `perms` (permission lists are config data) and twig-core, and names no component:
+//! every component reads its own section from here.
+//!
+//! One TOML file (`configs/gateway.toml` documents every option), built-in defaults for
+//! everything, command-line flags on top (the app's `cli`).
 //!
 //! Option names and defaults follow nats-server where it has the same option, so a reader of
 //! nats-server's docs is not surprised. Unknown keys are errors (a typo must not silently fall
 //! back to a default). Errors name the file, the line and column, and what is wrong.
 //!
-//! Order of use: [`Config::load`] (parses and validates), then [`crate::cli::Cli::apply`], then
+//! Order of use: [`Config::load`] (parses and validates), then the app's `Cli::apply`, then
 //! [`Config::validate`] again because flags can create invalid combinations (`--user` alone).
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,13 +21,16 @@ use crate::perms::Permissions;
 
 mod leaf;
 pub mod mqtt;
+pub mod natsconf;
 mod streams;
 mod sync;
 mod values;
 
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use mqtt::MqttConfig;
+pub use streams::SECTOR as STREAM_SECTOR;
 pub use streams::{ForwardMode, StreamConfig, SyncPolicy, WhenFullConfig};
+pub use sync::deny_imports;
 pub use sync::{DeliverPolicyConfig, SyncConfig};
 
 pub use values::{Port, format_duration, parse_duration, parse_size};
@@ -39,7 +46,7 @@ pub const MAX_CONTROL_LINE_LIMIT: usize = 1024 * 1024;
 pub struct Config {
     /// Address to listen on for clients. Default (`None`): both loopbacks, `127.0.0.1` and
     /// `::1`; `0.0.0.0` or `::` for every interface of both families, as nats-server
-    /// (see [`crate::server::listen`]).
+    /// (see the client listener, `listen`).
     pub host: Option<String>,
     /// Client port (default 4222; `-1` or `0` = a random free port, logged once bound).
     #[serde(deserialize_with = "values::de_port")]
@@ -269,6 +276,37 @@ pub fn default_tls_timeout() -> Duration {
     Duration::from_secs(2)
 }
 
+/// The two config formats twig reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// twig's TOML (`configs/gateway.toml`).
+    Toml,
+    /// nats-server's format (`leaf.conf`), mapped by [`natsconf`].
+    NatsServer,
+}
+
+impl Format {
+    /// By extension (`.toml`; `.conf`, `.cfg`), else by content: text that is valid TOML is
+    /// TOML (the formats share `key = value` lines, and those mean the same in both);
+    /// anything else (`key: value`, `block { }`, `include`) is nats-server's.
+    pub fn of(path: &Path, text: &str) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Format::Toml,
+            Some("conf" | "cfg") => Format::NatsServer,
+            _ if text.parse::<toml::Table>().is_ok() => Format::Toml,
+            _ => Format::NatsServer,
+        }
+    }
+
+    /// A name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Toml => "TOML",
+            Format::NatsServer => "nats-server format",
+        }
+    }
+}
+
 /// Why a configuration could not be used. Each renders as one sentence.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -318,35 +356,51 @@ fn invalid(option: impl Into<String>, reason: impl Into<String>) -> ConfigError 
 }
 
 impl Config {
-    /// Loads and validates the file at `path`; with `None`, the built-in defaults.
+    /// Loads and validates the file at `path` (TOML or nats-server's format, see
+    /// [`Format::of`]); with `None`, the built-in defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Ok(Config::load_with_format(path)?.0)
+    }
+
+    /// [`Config::load`], also saying which format the file was in.
+    pub fn load_with_format(path: Option<&Path>) -> Result<(Config, Format), ConfigError> {
         let Some(path) = path else {
-            return Ok(Config::default());
+            return Ok((Config::default(), Format::Toml));
         };
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
         })?;
+        let format = Format::of(path, &text);
         let with_path = |e: ConfigError| match e {
             ConfigError::Parse {
+                path: None,
                 line,
                 column,
                 message,
-                ..
             } => ConfigError::Parse {
                 path: Some(path.to_path_buf()),
                 line,
                 column,
                 message,
             },
-            ConfigError::Invalid { option, reason, .. } => ConfigError::Invalid {
+            ConfigError::Invalid {
+                path: None,
+                option,
+                reason,
+            } => ConfigError::Invalid {
                 path: Some(path.to_path_buf()),
                 option,
                 reason,
             },
             other => other,
         };
-        Config::from_toml(&text).map_err(with_path)
+        let config = match format {
+            Format::Toml => Config::from_toml(&text),
+            Format::NatsServer => natsconf::from_nats_conf(&text, Some(path)),
+        }
+        .map_err(with_path)?;
+        Ok((config, format))
     }
 
     /// Parses and validates TOML text (errors carry no path).
@@ -559,9 +613,7 @@ impl Config {
     /// The client listen host as INFO, `/varz` and the log name it (`127.0.0.1` for the
     /// default, which listens on both loopbacks).
     pub fn listen_host(&self) -> &str {
-        self.host
-            .as_deref()
-            .unwrap_or(crate::server::listen::DEFAULT_HOST)
+        self.host.as_deref().unwrap_or(DEFAULT_HOST)
     }
 
     /// The monitoring host in force (`http_host`, else `host`, else `127.0.0.1`).
@@ -569,6 +621,10 @@ impl Config {
         self.http_host.as_deref().unwrap_or(self.listen_host())
     }
 }
+
+/// What INFO and the log call the client listen host when none is configured (twig then
+/// listens on both loopbacks, see the client listener).
+pub const DEFAULT_HOST: &str = "127.0.0.1";
 
 fn check_host(option: &str, host: &str) -> Result<(), ConfigError> {
     if host.is_empty() || host.chars().any(char::is_whitespace) {

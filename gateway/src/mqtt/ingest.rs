@@ -21,10 +21,9 @@ use super::acks::AckQueue;
 use super::client::{AckPath, Event, MqttThread};
 use super::mapping::Import;
 use super::stats::Stats;
-use crate::router::Message;
 use crate::router::internal::{Owner, Publisher};
 use crate::router::store::{Full, Notify, Stored, Submit};
-use crate::server::state::Shared;
+use crate::router::{Message, Router};
 use crate::util::clock::unix_nanos;
 
 /// Longest pause per batch while a NATS subscriber or the uplink catches up. The broker keeps
@@ -77,13 +76,13 @@ enum Wake {
 }
 
 /// Runs until the MQTT thread stops.
-pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
+pub async fn run(router: Arc<Router>, setup: Setup, thread: MqttThread) {
     let MqttThread { events, acks, .. } = thread;
     // Sized for every message that can wait: a stream thread never blocks on it.
     let (stored_tx, stored_rx) = async_channel::bounded(setup.max_unacked.max(1));
     let mut ingest = Ingest {
-        publisher: Publisher::new(shared.router.clone(), setup.owner),
-        shared,
+        publisher: Publisher::new(router.clone(), setup.owner),
+        router,
         acks: AckQueue::new(setup.max_unacked),
         owed: VecDeque::new(),
         epoch: 0,
@@ -158,7 +157,7 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
 }
 
 struct Ingest {
-    shared: Arc<Shared>,
+    router: Arc<Router>,
     setup: Setup,
     publisher: Publisher,
     acks: AckQueue,
@@ -225,7 +224,7 @@ impl Ingest {
             self.ack_now(qos1, p.pkid);
             return None;
         }
-        let router = self.shared.router.clone();
+        let router = self.router.clone();
         let stream = router.store(&self.subject);
         let msg_id = (qos1 && stream.is_some()).then(|| msg_id(&self.setup.client_id, p));
         let Some(hlen) = headers(&mut self.headers, p, msg_id.as_deref()) else {
@@ -329,7 +328,7 @@ impl Ingest {
             let Some(h) = self.held.get(&token) else {
                 continue;
             };
-            let router = self.shared.router.clone();
+            let router = self.router.clone();
             let Some(stream) = router.store(&h.subject) else {
                 continue;
             };

@@ -41,7 +41,7 @@ pub async fn serve(
         .fetch_add(1, Ordering::Relaxed);
     let client = Arc::new(ClientShared::new(cid, addr, shared.config.max_pending));
     let nonce = if shared.auth.needs_nonce() {
-        match crate::auth::Authenticator::new_nonce() {
+        match crate::server::auth::Authenticator::new_nonce() {
             Ok(n) => Some(n),
             Err(e) => {
                 tracing::error!("cid:{cid} - cannot make a nonce: {e}");

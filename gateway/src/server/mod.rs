@@ -4,10 +4,10 @@
 //! every connection is three tasks on it (reader, writer, timers). Nothing blocks a thread
 //! but the short locks documented beside each type.
 
+pub mod auth;
 pub mod conn;
 pub mod lame_duck;
 pub mod listen;
-pub mod monitoring;
 pub mod session;
 pub mod state;
 pub mod tls;
@@ -17,8 +17,10 @@ use std::sync::Arc;
 
 use async_io::Async;
 
-use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::router::Router;
+use crate::server::auth::Authenticator;
+use crate::util::id::Identity;
 use state::Shared;
 
 /// Why the server could not start: one clear sentence each.
@@ -38,9 +40,6 @@ pub enum StartError {
     /// The TLS configuration is unusable.
     #[error("TLS configuration: {0}")]
     Tls(String),
-    /// A stream could not be opened.
-    #[error(transparent)]
-    Stream(#[from] crate::stream::StreamError),
 }
 
 /// A bound server, not yet accepting.
@@ -61,8 +60,13 @@ pub enum Control {
 }
 
 impl Server {
-    /// Binds the client port (port -1 picks a free one) and prepares the shared state.
-    pub fn bind(config: Config) -> Result<Server, StartError> {
+    /// Binds the client port (port -1 picks a free one) and prepares the shared state; the
+    /// connections publish and subscribe through `router`.
+    pub fn bind(
+        config: Arc<Config>,
+        router: Arc<Router>,
+        identity: Identity,
+    ) -> Result<Server, StartError> {
         let port = config.port.bind_port();
         let addr = display_addr(config.listen_host(), port);
         let bind_err = |source| StartError::Bind {
@@ -83,22 +87,16 @@ impl Server {
             )),
             None => None,
         };
-        if let Some(missing) = crate::auth::not_wired_yet(&config) {
+        if let Some(missing) = crate::server::auth::not_wired_yet(&config) {
             return Err(StartError::Auth(missing));
         }
         let auth = Authenticator::from_config(&config.authorization)
             .map_err(|e| StartError::Auth(e.to_string()))?;
-        let shared = Arc::new(Shared::new(config, port, auth, tls));
-        if !shared.config.streams.is_empty() {
-            let streams = Arc::new(crate::stream::Streams::start(&shared)?);
-            // Set before the first accept: no session can have looked yet.
-            shared.router.set_store(streams.clone());
-            let _ = shared.streams.set(streams);
-        }
+        let shared = Arc::new(Shared::new(config, identity, router, port, auth, tls));
         Ok(Server { listeners, shared })
     }
 
-    /// The shared state (for monitoring).
+    /// The shared state (for monitoring: the app reads its connections).
     pub fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
     }

@@ -10,11 +10,11 @@ use twig_core::wire::Op;
 use twig_core::wire::json::ClientConnect;
 
 use super::state::Shared;
-use crate::auth::Credentials;
 use crate::router::client::ClientShared;
 use crate::router::outbound::{CloseReason, Push};
 use crate::router::store::{Durable, Full, Submit};
 use crate::router::{Batch, MatchCache, Message, Origin, Stalled, Subscription};
+use crate::server::auth::Credentials;
 use crate::util::clock::unix_nanos;
 use crate::util::lock::lock;
 

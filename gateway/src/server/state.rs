@@ -1,91 +1,67 @@
-//! State shared by every connection of one server: configuration, identity, the router, the
-//! live connections (for monitoring) and the counters.
+//! State shared by every client connection of one server: configuration, identity, the
+//! router, credentials, TLS, and the live connections (for monitoring and shutdown).
 //!
 //! Lock order: `clients` is taken alone; a client's own locks are never held while taking it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use twig_core::wire::json::full::ServerInfo;
 
-use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::router::Router;
 use crate::router::client::ClientShared;
-use crate::uplink::link::Link;
-
-/// The sublist's shared result cache size (nats-server uses 1024 too).
-const SUBLIST_CACHE: usize = 1024;
+use crate::server::auth::Authenticator;
+use crate::util::id::Identity;
+use crate::util::lock::lock;
 
 /// Everything connections share.
 pub struct Shared {
     /// The configuration the server runs with (after flags were applied).
-    pub config: Config,
+    pub config: Arc<Config>,
     /// `server_id`: an nkey-shaped random id, as nats-server's.
     pub server_id: String,
     /// `server_name` (the configured name, or the id).
     pub server_name: String,
     /// The port actually bound (differs from the config when it asked for -1).
     pub port: u16,
-    /// The monitoring port actually bound (0 = none).
-    pub http_port: AtomicU64,
     /// When the server started.
     pub start: SystemTime,
     /// Subscriptions and delivery (and the server-wide counters).
     pub router: Arc<Router>,
-    /// The uplinks, also plugged into the router (for monitoring and their tasks).
-    pub links: Vec<Arc<Link>>,
     /// Credentials checks.
     pub auth: Authenticator,
     /// TLS for the client port, when configured.
     pub tls: Option<futures_rustls::TlsAcceptor>,
     /// Live client connections by cid.
     pub clients: Mutex<HashMap<u64, Arc<ClientShared>>>,
-    /// Flash-backed streams, set once at start when any are configured (`None` otherwise,
-    /// so sessions skip the stream lookup entirely).
-    pub streams: OnceLock<Arc<crate::stream::Streams>>,
-    /// The `[[sync]]` consumers' counters, set once when their tasks start.
-    pub sync: OnceLock<Vec<Arc<crate::sync::Stats>>>,
-    /// The MQTT bridge, set once at start when `[mqtt]` is configured (for monitoring).
-    pub mqtt: OnceLock<Arc<crate::mqtt::Bridge>>,
     /// Lame duck mode was entered (SIGUSR2): no new clients, the others are being closed.
     lame_duck: AtomicBool,
     next_cid: AtomicU64,
 }
 
 impl Shared {
-    /// Shared state for a server bound to `port`.
+    /// Shared state for a server bound to `port`, delivering through `router`.
     pub fn new(
-        config: Config,
+        config: Arc<Config>,
+        identity: Identity,
+        router: Arc<Router>,
         port: u16,
         auth: Authenticator,
         tls: Option<futures_rustls::TlsAcceptor>,
     ) -> Self {
-        let server_id = crate::util::id::server_id();
-        let links = crate::uplink::links(&config.leafnodes);
-        let router = Arc::new(Router::with_links(SUBLIST_CACHE, links.clone()));
-        let server_name = config
-            .server_name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| server_id.clone());
         Shared {
             config,
-            server_id,
-            server_name,
+            server_id: identity.server_id,
+            server_name: identity.server_name,
             port,
-            http_port: AtomicU64::new(0),
             start: SystemTime::now(),
             router,
-            links,
             auth,
             tls,
             clients: Mutex::new(HashMap::new()),
-            streams: OnceLock::new(),
-            sync: OnceLock::new(),
-            mqtt: OnceLock::new(),
             lame_duck: AtomicBool::new(false),
             next_cid: AtomicU64::new(1),
         }
@@ -94,6 +70,11 @@ impl Shared {
     /// The next connection id.
     pub fn next_cid(&self) -> u64 {
         self.next_cid.fetch_add(1, Relaxed)
+    }
+
+    /// The live connections (a snapshot of the set, for monitoring).
+    pub fn connections(&self) -> Vec<Arc<ClientShared>> {
+        lock(&self.clients).values().cloned().collect()
     }
 
     /// Whether headers are on for this server.
@@ -147,10 +128,10 @@ impl Shared {
         let info = ServerInfo {
             server_id: self.server_id.clone(),
             server_name: self.server_name.clone(),
-            version: crate::version::NATS_SERVER.to_owned(),
+            version: crate::util::version::NATS_SERVER.to_owned(),
             proto: 1,
-            git_commit: crate::version::git_commit().map(str::to_owned),
-            go: crate::version::RUSTC.to_owned(),
+            git_commit: crate::util::version::git_commit().map(str::to_owned),
+            go: crate::util::version::RUSTC.to_owned(),
             host: self.config.listen_host().to_owned(),
             port: i32::from(self.port),
             headers: self.headers_supported(),
@@ -168,7 +149,7 @@ impl Shared {
         };
         let json = serde_json::to_vec(&InfoWithTwigVersion {
             info: &info,
-            twig_version: crate::version::TWIG,
+            twig_version: crate::util::version::TWIG,
         })
         .unwrap_or_default();
         // nats-server writes a space between the JSON and CRLF.

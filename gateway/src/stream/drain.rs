@@ -25,11 +25,11 @@ use super::forward::{Forwarder, Settings};
 use super::hub::{Refusal, parse_puback, permanent, subject_token};
 use super::priority::Board;
 use super::record;
+use crate::config::Config;
 use crate::config::{ForwardMode, StreamConfig};
 use crate::router::internal::{InternalSub, Owned, new_owner};
 use crate::router::remote::{Remote, remote_interest};
-use crate::router::{MatchCache, Message};
-use crate::server::state::Shared;
+use crate::router::{MatchCache, Message, Router};
 
 /// Reply subjects of forwarded messages start with this.
 pub const REPLY_PREFIX: &str = "_TWIG_FWD";
@@ -71,7 +71,7 @@ pub struct Drain {
     pub pending: Option<Owned>,
     /// The protocol state.
     pub fwd: Forwarder,
-    shared: Arc<Shared>,
+    router: Arc<Router>,
     core: bool,
     reply_prefix: String,
     id_prefix: String,
@@ -99,15 +99,16 @@ impl Drain {
     /// The drain of a stream that forwards (`None` for `forward = "off"`), resuming after
     /// `acked`.
     pub fn start(
-        shared: &Arc<Shared>,
+        router: &Arc<Router>,
+        config: &Config,
         cfg: &StreamConfig,
         gateway: &str,
         acked: u64,
         board: Arc<Board>,
     ) -> Option<Drain> {
-        let remotes = shared.config.leafnodes.remotes.len();
+        let remotes = config.leafnodes.remotes.len();
         let mode = cfg.forward_mode(remotes);
-        let link = shared.router.remote(cfg.forward_remote)?.clone();
+        let link = router.remote(cfg.forward_remote)?.clone();
         if mode == ForwardMode::Off {
             return None;
         }
@@ -120,7 +121,7 @@ impl Drain {
             // One answer per copy in flight, and some room for repeats.
             cfg.forward_window.saturating_add(64),
         );
-        if let Err(e) = shared.router.insert_internal(&sub) {
+        if let Err(e) = router.insert_internal(&sub) {
             tracing::error!("stream {}: cannot subscribe for PubAcks: {e}", cfg.name);
             return None;
         }
@@ -138,7 +139,7 @@ impl Drain {
                 },
                 acked,
             ),
-            shared: shared.clone(),
+            router: router.clone(),
             core,
             reply_prefix,
             id_prefix: format!("{gateway}.{}.", cfg.name),
@@ -364,7 +365,7 @@ impl Drain {
             return Ok(());
         };
         self.queues.clear();
-        let result = self.shared.router.lookup(&mut self.cache, m.subject);
+        let result = self.router.lookup(&mut self.cache, m.subject);
         if !remote_interest(result, &self.link, &mut self.queues) {
             return Err(Blocked::Interest);
         }
@@ -501,6 +502,6 @@ impl Drop for Drain {
         if self.waiting {
             self.board.set(self.priority, false);
         }
-        self.shared.router.remove_internal(&self.sub);
+        self.router.remove_internal(&self.sub);
     }
 }

@@ -29,11 +29,11 @@ use async_channel::{Sender, TrySendError};
 
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::config::StreamConfig;
-use crate::router::Message;
 use crate::router::store::{Durable, Store};
 pub use crate::router::store::{Full, Notify, Stored, Submit};
-use crate::server::state::Shared;
+use crate::router::{Message, Router};
 
 /// Messages waiting for a stream's thread. When full, the publishing reader stops reading
 /// (asynchronously) until the thread catches up: back-pressure to the publishers of stream
@@ -177,18 +177,18 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// Opens every configured stream's file and starts its thread.
-    pub fn start(shared: &Arc<Shared>) -> Result<Streams, StreamError> {
+    /// Opens every configured stream's file and starts its thread; PubAcks and forwarded
+    /// messages go through `router` (register the result with `Router::set_store`).
+    pub fn start(router: &Arc<Router>, config: &Config) -> Result<Streams, StreamError> {
         let mut streams = Vec::new();
         let mut filters = Vec::new();
-        let remotes = shared.config.leafnodes.remotes.len();
-        let any_forward = shared
-            .config
+        let remotes = config.leafnodes.remotes.len();
+        let any_forward = config
             .streams
             .iter()
             .any(|s| s.forward_mode(remotes) != crate::config::ForwardMode::Off);
         let gateway = if any_forward {
-            hub::gateway_id(shared)?
+            hub::gateway_id(config)?
         } else {
             String::new()
         };
@@ -196,9 +196,9 @@ impl Streams {
         let boards: Vec<Arc<priority::Board>> = (0..remotes.max(1))
             .map(|_| Arc::new(priority::Board::default()))
             .collect();
-        for (i, cfg) in shared.config.streams.iter().enumerate() {
+        for (i, cfg) in config.streams.iter().enumerate() {
             let board = boards[cfg.forward_remote.min(boards.len() - 1)].clone();
-            let (tx, state) = worker::spawn(shared, cfg, QUEUE, &gateway, board)?;
+            let (tx, state) = worker::spawn(router, config, cfg, QUEUE, &gateway, board)?;
             for s in &cfg.subjects {
                 filters.push((s.as_bytes().into(), i));
             }

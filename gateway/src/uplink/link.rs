@@ -58,6 +58,35 @@ struct State {
     perms: Arc<Permissions>,
 }
 
+/// What monitoring sees of a link at one moment (`/leafz`, `/healthz?leafnodes=true`, `/varz`).
+#[derive(Debug, Clone, Default)]
+pub struct LinkSnapshot {
+    /// Position in `[[leafnodes.remotes]]`.
+    pub index: usize,
+    /// The link is up.
+    pub connected: bool,
+    /// Status: URL, hub, errors, attempts.
+    pub status: LinkStatus,
+    /// Messages received from the hub.
+    pub in_msgs: u64,
+    /// Payload bytes received from the hub.
+    pub in_bytes: u64,
+    /// Messages sent to the hub.
+    pub out_msgs: u64,
+    /// Payload bytes sent to the hub.
+    pub out_bytes: u64,
+    /// The hub's interest entries (while connected).
+    pub hub_interest: usize,
+    /// The hub's interest as `subject` or `subject queue`, sorted, when asked for.
+    pub hub_subs: Option<Vec<String>>,
+    /// Local subjects and queue groups advertised (or to be, once up).
+    pub local_interest: usize,
+    /// Bytes queued or being written.
+    pub pending_bytes: usize,
+    /// Messages dropped because the backlog was full (or too large for the hub).
+    pub dropped: u64,
+}
+
 /// One uplink, shared by its task, the router and monitoring.
 pub struct Link {
     /// Position in `[[leafnodes.remotes]]`.
@@ -200,6 +229,45 @@ impl Link {
     /// Whether the link is up.
     pub fn is_connected(&self) -> bool {
         lock(&self.state).connected
+    }
+
+    /// A snapshot for monitoring; `subs` lists the hub's interest.
+    pub fn snapshot(&self, subs: bool) -> LinkSnapshot {
+        let status = lock(&self.status).clone();
+        let connected = self.is_connected();
+        let (hub_interest, hub_subs) = {
+            let hub = lock(&self.hub_subs);
+            let list = (connected && subs).then(|| {
+                let mut v: Vec<String> = hub
+                    .keys()
+                    .map(|(s, q)| match q {
+                        Some(q) => format!(
+                            "{} {}",
+                            String::from_utf8_lossy(s),
+                            String::from_utf8_lossy(q)
+                        ),
+                        None => String::from_utf8_lossy(s).into_owned(),
+                    })
+                    .collect();
+                v.sort();
+                v
+            });
+            (hub.len(), list)
+        };
+        LinkSnapshot {
+            index: self.index,
+            connected,
+            status,
+            in_msgs: self.in_msgs.load(Relaxed),
+            in_bytes: self.in_bytes.load(Relaxed),
+            out_msgs: self.out_msgs.load(Relaxed),
+            out_bytes: self.out_bytes.load(Relaxed),
+            hub_interest,
+            hub_subs,
+            local_interest: self.local_interest_count(),
+            pending_bytes: self.out.pending(),
+            dropped: self.dropped.load(Relaxed),
+        }
     }
 
     /// Whether the hub negotiated headers (`HMSG`).

@@ -14,12 +14,14 @@ use super::interest::{Key, Permissions};
 use super::link::Link;
 use super::session::{Session, SessionConfig, Step};
 use super::urls::Urls;
+use crate::config::Config;
 use crate::config::{LeafUrl, RemoteConfig};
+use crate::router::Router;
 use crate::router::remote::{Remote, RemoteInterest};
 use crate::router::{Batch, MatchCache, Message, Origin, deliver};
-use crate::server::state::Shared;
 use crate::util::backoff::Backoff;
 use crate::util::dial;
+use crate::util::id::Identity;
 use crate::util::lock::lock;
 use crate::util::readbuf::ReadBuf;
 
@@ -28,7 +30,9 @@ const READ_BUF: usize = 32 * 1024;
 
 /// What a remote's task works with.
 pub struct Ctx {
-    pub shared: Arc<Shared>,
+    pub router: Arc<Router>,
+    pub config: Arc<Config>,
+    pub identity: Identity,
     pub ex: Arc<async_executor::Executor<'static>>,
     pub link: Arc<Link>,
     pub remote: RemoteConfig,
@@ -47,7 +51,7 @@ enum Ended {
 
 /// Connects, reconnects with back-off, forever.
 pub async fn run(ctx: Ctx) {
-    let leaf = &ctx.shared.config.leafnodes;
+    let leaf = &ctx.config.leafnodes;
     let parsed: Vec<LeafUrl> = ctx
         .remote
         .urls
@@ -129,7 +133,7 @@ async fn attempt(
         "Trying to connect as leafnode to remote server on {:?}",
         url.host_port()
     );
-    let leaf = &ctx.shared.config.leafnodes;
+    let leaf = &ctx.config.leafnodes;
     let stream = match dial::tcp(
         &url.host,
         url.port,
@@ -196,22 +200,28 @@ async fn connected(
     creds: Credentials,
     stream: Arc<async_io::Async<std::net::TcpStream>>,
 ) -> Ended {
-    let shared = &ctx.shared;
-    let leaf = &shared.config.leafnodes;
+    let config = &ctx.config;
+    let leaf = &config.leafnodes;
     let cfg = SessionConfig {
-        version: crate::version::NATS_SERVER.to_string(),
-        twig_version: crate::version::TWIG.to_string(),
-        server_id: shared.server_id.clone(),
-        name: shared.server_name.clone(),
+        version: crate::util::version::NATS_SERVER.to_string(),
+        twig_version: crate::util::version::TWIG.to_string(),
+        server_id: ctx.identity.server_id.clone(),
+        name: ctx.identity.server_name.clone(),
         first_info_timeout: ctx.remote.first_info_timeout,
         ping_interval: leaf.ping_interval,
         ping_max: leaf.ping_max,
         lds: ctx.lds.clone(),
-        deny_imports: crate::sync::deny_imports(&shared.config, ctx.link.index),
+        deny_imports: {
+            // The remote's own `deny_imports`, then the `[[sync]]` filters (their messages
+            // come through the consumer, never as plain publishes).
+            let mut d = ctx.remote.deny_imports.clone();
+            d.extend(crate::config::deny_imports(config, ctx.link.index));
+            d
+        },
     };
     let limits = Limits {
-        max_control_line: shared.config.max_control_line,
-        max_payload: shared.config.max_payload,
+        max_control_line: config.max_control_line,
+        max_payload: config.max_payload,
     }
     .for_server_link();
     let mut inbound = Inbound::new(limits);
@@ -433,7 +443,9 @@ impl Conn<'_> {
 
     fn go_up(&mut self) {
         let hub = self.session.hub();
-        let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref());
+        // The hub's permissions with this remote's own denies merged in, as nats-server does.
+        let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref())
+            .with_denies(&self.ctx.remote.deny_imports, &self.ctx.remote.deny_exports);
         let max_payload = usize::try_from(hub.info.max_payload).unwrap_or(0);
         self.ctx
             .link
@@ -469,7 +481,7 @@ impl Conn<'_> {
         let link = &self.ctx.link;
         link.go_down();
         let hubs: Vec<Arc<RemoteInterest>> = self.hub_subs.drain().map(|(_, h)| h).collect();
-        self.ctx.shared.router.remove_remote(&hubs);
+        self.ctx.router.remove_remote(&hubs);
         lock(&link.hub_subs).clear();
         let mut st = lock(&link.status);
         st.connected = false;
@@ -511,7 +523,7 @@ impl Conn<'_> {
             queue.map(|(q, _)| q),
             queue.map_or(1, |(_, w)| w),
         );
-        match self.ctx.shared.router.insert_remote(&h) {
+        match self.ctx.router.insert_remote(&h) {
             Ok(()) => {
                 lock(&self.ctx.link.hub_subs).insert(key.clone(), h.clone());
                 self.hub_subs.insert(key, h);
@@ -528,7 +540,7 @@ impl Conn<'_> {
         let key: Key = (subject.into(), queue.map(Into::into));
         if let Some(h) = self.hub_subs.remove(&key) {
             lock(&self.ctx.link.hub_subs).remove(&key);
-            self.ctx.shared.router.remove_remote(&[h]);
+            self.ctx.router.remove_remote(&[h]);
             self.interest_changed = true;
         }
     }
@@ -541,7 +553,6 @@ impl Conn<'_> {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) {
-        let shared = &self.ctx.shared;
         let size = (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
         let link = &self.ctx.link;
         link.in_msgs.fetch_add(1, Relaxed);
@@ -566,14 +577,14 @@ impl Conn<'_> {
         {
             from = from.shown_as(stored, Some(ack));
         }
-        let result = shared.router.lookup(&mut self.cache, subject);
+        let result = self.ctx.router.lookup(&mut self.cache, subject);
         deliver(&msg, from, result, &mut self.batch);
     }
 
     fn end_batch(&mut self) {
         // Hub messages never go back up, so no uplink can be stalled by them; a slow local
         // subscriber is not waited for either (the hub would see a stale leaf).
-        let _ = self.ctx.shared.router.finish(&mut self.batch);
+        let _ = self.ctx.router.finish(&mut self.batch);
         if let Some(rtt) = self.session.rtt() {
             lock(&self.ctx.link.status).rtt = Some(rtt);
         }
