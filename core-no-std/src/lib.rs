@@ -16,6 +16,8 @@
 //!   `mock-flash`) is its fault injector: a NOR flash mock that cuts power anywhere.
 //! - [`s2`]: S2 compression (block and stream formats, nats-server's compression modes), as
 //!   leafnode connections use it; caller-provided buffers, CRC-checked, split reads anywhere.
+//! - [`nkey`]: nkey seeds and public keys (base32, CRC-16) and, with feature `nkey`, Ed25519
+//!   signatures of the server's nonce, for the client's `CONNECT`.
 //! - [`client`]: a sans-IO NATS client session for microcontrollers: bytes in, bytes and
 //!   events out, time passed in (`handle(now, input)`, `poll_at()`, `transmit()`).
 //! - [`sublist`] (feature `alloc`): the subscription index the gateway routes with.
@@ -35,6 +37,7 @@ extern crate std;
 pub mod client;
 pub mod log;
 pub mod mqtt;
+pub mod nkey;
 pub mod s2;
 pub mod subject;
 #[cfg(feature = "alloc")]
