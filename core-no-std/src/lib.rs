@@ -16,6 +16,8 @@
 //!   `mock-flash`) is its fault injector: a NOR flash mock that cuts power anywhere.
 //! - [`s2`]: S2 compression (block and stream formats, nats-server's compression modes), as
 //!   leafnode connections use it; caller-provided buffers, CRC-checked, split reads anywhere.
+//! - [`kv`] (feature `alloc`): a crash-safe key-value table on the log (log-structured, index
+//!   in RAM, compaction): MQTT retained messages, persistent sessions, QoS 2 state.
 //! - [`nkey`]: nkey seeds and public keys (base32, CRC-16) and, with feature `nkey`, Ed25519
 //!   signatures of the server's nonce, for the client's `CONNECT`.
 //! - [`client`]: a sans-IO NATS client session for microcontrollers: bytes in, bytes and
@@ -35,6 +37,8 @@ extern crate alloc;
 extern crate std;
 
 pub mod client;
+#[cfg(feature = "alloc")]
+pub mod kv;
 pub mod log;
 pub mod mqtt;
 pub mod nkey;

@@ -41,6 +41,12 @@ pub struct Cli {
     pub tls_ca: Option<PathBuf>,
     /// `--leaf URL[,URL…]` (repeatable): each adds one leafnode remote with these URLs.
     pub leaf: Vec<Vec<String>>,
+    /// `-l/--log FILE`: log to this file (nats-server's `log_file`).
+    pub log_file: Option<PathBuf>,
+    /// `-P/--pid FILE`: write the process id here (nats-server's `pid_file`).
+    pub pid_file: Option<PathBuf>,
+    /// `-sl/--signal CMD[=PID|PIDFILE]`: signal a running twig and exit.
+    pub signal: Option<crate::control::SignalRequest>,
     /// `-D/--debug` (or `-DV`).
     pub debug: bool,
     /// `-V/--trace` (or `-DV`).
@@ -87,15 +93,21 @@ Usage: twig [options]
 twig serves NATS clients as nats-server does; flags override the config file.
 
 Server Options:
-    -a, --addr, --net <host>         Bind to host address (default: 127.0.0.1)
+    -a, --addr, --net <host>         Bind to host address (default: 127.0.0.1 and ::1;
+                                     0.0.0.0 or :: = every interface, both families)
     -p, --port <port>                Use port for clients (default: 4222, -1 = random)
     -n, --name,
         --server_name <server_name>  Server name (default: the server id)
     -m, --http_port <port>           Use port for http monitoring (-1 = random, 0 = off)
-    -c, --config <file>              Configuration file (TOML)
+    -P, --pid <file>                 File to store PID
+    -c, --config <file>              Configuration file (TOML, or nats-server's format)
     -t                               Test configuration and exit
+    -sl,--signal <signal>[=<pid>]    Send signal to twig process (ldm, stop, quit, term,
+                                     reopen, reload); <pid> can be a PID or a PID file
+                                     (default: --pid, or the config's pid_file)
 
 Logging Options:
+    -l, --log <file>                 File to redirect log output
     -D, --debug                      Enable debugging output
     -V, --trace                      Trace the raw protocol
     -DV                              Debug and trace
@@ -123,7 +135,7 @@ Common Options:
 
 /// The line printed by `--version` (nats-server prints `nats-server: v2.15.1`).
 pub fn version_line() -> String {
-    crate::version::version_line()
+    crate::util::version::version_line()
 }
 
 #[derive(Clone, Copy)]
@@ -142,6 +154,9 @@ enum Flag {
     TlsVerify,
     TlsCa,
     Leaf,
+    LogFile,
+    PidFile,
+    Signal,
     Debug,
     Trace,
     DebugTrace,
@@ -166,6 +181,9 @@ fn lookup(name: &str) -> Option<Flag> {
         "tlsverify" => Flag::TlsVerify,
         "tlscacert" => Flag::TlsCa,
         "leaf" => Flag::Leaf,
+        "l" | "log" => Flag::LogFile,
+        "P" | "pid" => Flag::PidFile,
+        "sl" | "signal" => Flag::Signal,
         "D" | "debug" => Flag::Debug,
         // nats-server's -VV also traces the system account; twig has none, so it is -V.
         "V" | "trace" | "VV" => Flag::Trace,
@@ -280,6 +298,13 @@ impl Cli {
             Flag::TlsCert => self.tls_cert = Some(non_empty(value)?.into()),
             Flag::TlsKey => self.tls_key = Some(non_empty(value)?.into()),
             Flag::TlsCa => self.tls_ca = Some(non_empty(value)?.into()),
+            Flag::LogFile => self.log_file = Some(non_empty(value)?.into()),
+            Flag::PidFile => self.pid_file = Some(non_empty(value)?.into()),
+            Flag::Signal => {
+                self.signal = Some(
+                    crate::control::SignalRequest::parse(&value).map_err(|r| invalid(r, &value))?,
+                );
+            }
             Flag::Leaf => {
                 let urls: Vec<String> = value
                     .split(',')
@@ -323,7 +348,7 @@ impl Cli {
     /// [`Config::validate`] afterwards: `--user` without `--pass` is caught there.
     pub fn apply(&self, config: &mut Config) {
         if let Some(h) = &self.host {
-            config.host.clone_from(h);
+            config.host = Some(h.clone());
         }
         if let Some(p) = self.port {
             config.port = p;
@@ -336,6 +361,12 @@ impl Cli {
         }
         config.debug |= self.debug;
         config.trace |= self.trace;
+        if let Some(f) = &self.log_file {
+            config.log_file = Some(f.clone());
+        }
+        if let Some(f) = &self.pid_file {
+            config.pid_file = Some(f.clone());
+        }
         for urls in &self.leaf {
             config
                 .leafnodes
@@ -466,6 +497,10 @@ mod tests {
             "--tlsverify",
             "--tlscacert",
             "--leaf",
+            "--log",
+            "--pid",
+            "--signal",
+            "-sl",
             "--help",
             "--version",
         ] {

@@ -1,11 +1,15 @@
-//! The gateway's configuration: one TOML file (`configs/gateway.toml` documents every option),
-//! built-in defaults for everything, command-line flags on top ([`crate::cli`]).
+//! Layer 1, `config`: the gateway's configuration as plain data plus validation. It uses
+//! `util`, `perms` (permission lists are config data) and twig-core, and names no component:
+//! every component reads its own section from here.
+//!
+//! One TOML file (`configs/gateway.toml` documents every option), built-in defaults for
+//! everything, command-line flags on top (the app's `cli`).
 //!
 //! Option names and defaults follow nats-server where it has the same option, so a reader of
 //! nats-server's docs is not surprised. Unknown keys are errors (a typo must not silently fall
 //! back to a default). Errors name the file, the line and column, and what is wrong.
 //!
-//! Order of use: [`Config::load`] (parses and validates), then [`crate::cli::Cli::apply`], then
+//! Order of use: [`Config::load`] (parses and validates), then the app's `Cli::apply`, then
 //! [`Config::validate`] again because flags can create invalid combinations (`--user` alone).
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,13 +21,16 @@ use crate::perms::Permissions;
 
 mod leaf;
 pub mod mqtt;
+pub mod natsconf;
 mod streams;
 mod sync;
 mod values;
 
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use mqtt::MqttConfig;
+pub use streams::SECTOR as STREAM_SECTOR;
 pub use streams::{ForwardMode, StreamConfig, SyncPolicy, WhenFullConfig};
+pub use sync::deny_imports;
 pub use sync::{DeliverPolicyConfig, SyncConfig};
 
 pub use values::{Port, format_duration, parse_duration, parse_size};
@@ -37,8 +44,10 @@ pub const MAX_CONTROL_LINE_LIMIT: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address to listen on for clients (default `127.0.0.1`; `0.0.0.0` for every interface).
-    pub host: String,
+    /// Address to listen on for clients. Default (`None`): both loopbacks, `127.0.0.1` and
+    /// `::1`; `0.0.0.0` or `::` for every interface of both families, as nats-server
+    /// (see the client listener, `listen`).
+    pub host: Option<String>,
     /// Client port (default 4222; `-1` or `0` = a random free port, logged once bound).
     #[serde(deserialize_with = "values::de_port")]
     pub port: Port,
@@ -87,6 +96,19 @@ pub struct Config {
     pub authorization: AuthConfig,
     /// TLS on the client port (default: off).
     pub tls: Option<TlsConfig>,
+    /// Write the log to this file instead of stderr (default: stderr). SIGUSR1 (`twig
+    /// --signal reopen`) reopens it, for logrotate.
+    pub log_file: Option<PathBuf>,
+    /// Write twig's process id to this file at start (default: none); `twig --signal` reads it.
+    pub pid_file: Option<PathBuf>,
+    /// Lame duck mode (SIGUSR2) closes the clients spread over this (default 2m, at least
+    /// 30s, as nats-server).
+    #[serde(deserialize_with = "values::de_duration")]
+    pub lame_duck_duration: Duration,
+    /// Lame duck mode waits this long after telling clients before closing the first
+    /// (default 10s; shorter than `lame_duck_duration`).
+    #[serde(deserialize_with = "values::de_duration")]
+    pub lame_duck_grace_period: Duration,
     /// Log debug lines (default false).
     pub debug: bool,
     /// Log protocol traces (default false).
@@ -107,7 +129,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            host: "127.0.0.1".into(),
+            host: None,
             port: Port::Fixed(4222),
             server_name: None,
             http_host: None,
@@ -125,6 +147,10 @@ impl Default for Config {
             no_header_support: false,
             authorization: AuthConfig::default(),
             tls: None,
+            log_file: None,
+            pid_file: None,
+            lame_duck_duration: Duration::from_secs(120),
+            lame_duck_grace_period: Duration::from_secs(10),
             debug: false,
             trace: false,
             leafnodes: LeafConfig::default(),
@@ -250,6 +276,37 @@ pub fn default_tls_timeout() -> Duration {
     Duration::from_secs(2)
 }
 
+/// The two config formats twig reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// twig's TOML (`configs/gateway.toml`).
+    Toml,
+    /// nats-server's format (`leaf.conf`), mapped by [`natsconf`].
+    NatsServer,
+}
+
+impl Format {
+    /// By extension (`.toml`; `.conf`, `.cfg`), else by content: text that is valid TOML is
+    /// TOML (the formats share `key = value` lines, and those mean the same in both);
+    /// anything else (`key: value`, `block { }`, `include`) is nats-server's.
+    pub fn of(path: &Path, text: &str) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Format::Toml,
+            Some("conf" | "cfg") => Format::NatsServer,
+            _ if text.parse::<toml::Table>().is_ok() => Format::Toml,
+            _ => Format::NatsServer,
+        }
+    }
+
+    /// A name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Toml => "TOML",
+            Format::NatsServer => "nats-server format",
+        }
+    }
+}
+
 /// Why a configuration could not be used. Each renders as one sentence.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -299,35 +356,51 @@ fn invalid(option: impl Into<String>, reason: impl Into<String>) -> ConfigError 
 }
 
 impl Config {
-    /// Loads and validates the file at `path`; with `None`, the built-in defaults.
+    /// Loads and validates the file at `path` (TOML or nats-server's format, see
+    /// [`Format::of`]); with `None`, the built-in defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Ok(Config::load_with_format(path)?.0)
+    }
+
+    /// [`Config::load`], also saying which format the file was in.
+    pub fn load_with_format(path: Option<&Path>) -> Result<(Config, Format), ConfigError> {
         let Some(path) = path else {
-            return Ok(Config::default());
+            return Ok((Config::default(), Format::Toml));
         };
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
         })?;
+        let format = Format::of(path, &text);
         let with_path = |e: ConfigError| match e {
             ConfigError::Parse {
+                path: None,
                 line,
                 column,
                 message,
-                ..
             } => ConfigError::Parse {
                 path: Some(path.to_path_buf()),
                 line,
                 column,
                 message,
             },
-            ConfigError::Invalid { option, reason, .. } => ConfigError::Invalid {
+            ConfigError::Invalid {
+                path: None,
+                option,
+                reason,
+            } => ConfigError::Invalid {
                 path: Some(path.to_path_buf()),
                 option,
                 reason,
             },
             other => other,
         };
-        Config::from_toml(&text).map_err(with_path)
+        let config = match format {
+            Format::Toml => Config::from_toml(&text),
+            Format::NatsServer => natsconf::from_nats_conf(&text, Some(path)),
+        }
+        .map_err(with_path)?;
+        Ok((config, format))
     }
 
     /// Parses and validates TOML text (errors carry no path).
@@ -350,7 +423,9 @@ impl Config {
 
     /// Checks values and combinations the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_host("host", &self.host)?;
+        if let Some(h) = &self.host {
+            check_host("host", h)?;
+        }
         streams::validate(&self.streams, self.leafnodes.remotes.len())?;
         if let Some(m) = &self.mqtt {
             mqtt::validate(m)?;
@@ -402,6 +477,26 @@ impl Config {
         for (option, d) in durations {
             if d == Some(Duration::ZERO) {
                 return Err(invalid(option, "must be longer than zero"));
+            }
+        }
+        if self.lame_duck_duration < Duration::from_secs(30) {
+            return Err(invalid(
+                "lame_duck_duration",
+                format!(
+                    "{} is too short, the minimum is 30s (as nats-server)",
+                    values::format_duration(self.lame_duck_duration)
+                ),
+            ));
+        }
+        if self.lame_duck_grace_period >= self.lame_duck_duration {
+            return Err(invalid(
+                "lame_duck_grace_period",
+                "must be shorter than lame_duck_duration",
+            ));
+        }
+        for (option, path) in [("log_file", &self.log_file), ("pid_file", &self.pid_file)] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(invalid(option, "must not be empty"));
             }
         }
         self.validate_auth()?;
@@ -515,11 +610,21 @@ impl Config {
         }
     }
 
-    /// The monitoring host in force (`http_host`, else `host`).
+    /// The client listen host as INFO, `/varz` and the log name it (`127.0.0.1` for the
+    /// default, which listens on both loopbacks).
+    pub fn listen_host(&self) -> &str {
+        self.host.as_deref().unwrap_or(DEFAULT_HOST)
+    }
+
+    /// The monitoring host in force (`http_host`, else `host`, else `127.0.0.1`).
     pub fn effective_http_host(&self) -> &str {
-        self.http_host.as_deref().unwrap_or(&self.host)
+        self.http_host.as_deref().unwrap_or(self.listen_host())
     }
 }
+
+/// What INFO and the log call the client listen host when none is configured (twig then
+/// listens on both loopbacks, see the client listener).
+pub const DEFAULT_HOST: &str = "127.0.0.1";
 
 fn check_host(option: &str, host: &str) -> Result<(), ConfigError> {
     if host.is_empty() || host.chars().any(char::is_whitespace) {

@@ -7,37 +7,88 @@
 //! Levels print as `[ERR]`, `[WRN]`, `[INF]`, `[DBG]`, `[TRC]`. The message is printed as
 //! given (client test harnesses match `Listening for client connections on HOST:PORT` and
 //! `Server is ready` exactly); extra event fields follow as ` key=value`. Lines go to stderr,
-//! as nats-server's do. Timestamps are UTC (nats-server's `--logtime_utc`): local time would
+//! as nats-server's do, or to `log_file` (reopened on SIGUSR1, see [`Sink`]). Timestamps are UTC (nats-server's `--logtime_utc`): local time would
 //! need the C library's time zone code, which twig does without.
 //!
 //! Like nats-server, `-D` adds debug lines and `-V` adds trace lines, each independently.
 //! Debug and trace lines come only from twig's own crates (targets `twig*`), so dependencies'
 //! internal tracing never floods the log.
 use std::fmt;
+use std::path::Path;
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::{LevelFilter, filter_fn};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::Registry;
+use tracing_subscriber::filter::{FilterFn, LevelFilter, filter_fn};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::reload;
+
+mod sink;
+pub use sink::Sink;
 
 use crate::util::clock::UtcTime;
 
 /// Why logging could not start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
     /// Something installed a global tracing subscriber before.
     #[error("a global logger is already installed")]
     AlreadyInstalled,
+    /// `log_file` could not be opened.
+    #[error("cannot open log file {}: {error}", path.display())]
+    LogFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
 }
 
-/// Installs the global logger, writing to stderr. `debug`/`trace` are `-D`/`-V`.
-pub fn init(debug: bool, trace: bool) -> Result<(), LoggingError> {
-    tracing::subscriber::set_global_default(subscriber(debug, trace, std::io::stderr))
-        .map_err(|_| LoggingError::AlreadyInstalled)
+/// Which lines pass: always info and up, debug and trace from twig's crates when switched on.
+type LevelFn = Box<dyn Fn(&Metadata<'_>) -> bool + Send + Sync>;
+type Levels = FilterFn<LevelFn>;
+
+/// The installed logger: reopens its file (SIGUSR1) and changes levels (SIGHUP reload).
+pub struct Logger {
+    sink: Sink,
+    levels: reload::Handle<Levels, Registry>,
+}
+
+impl Logger {
+    /// Reopens `log_file` at its path (logrotate). `Ok(false)`: the log goes to stderr.
+    pub fn reopen(&self) -> std::io::Result<bool> {
+        self.sink.reopen()
+    }
+
+    /// Switches debug and trace lines on or off.
+    pub fn set_levels(&self, debug: bool, trace: bool) {
+        // Fails only if the subscriber was dropped, and the global one never is.
+        let _ = self.levels.reload(levels(debug, trace));
+    }
+
+    /// The log file, when there is one.
+    pub fn file(&self) -> Option<&Path> {
+        self.sink.path()
+    }
+}
+
+/// Installs the global logger, writing to `log_file` or stderr. `debug`/`trace` are `-D`/`-V`.
+pub fn init(debug: bool, trace: bool, log_file: Option<&Path>) -> Result<Logger, LoggingError> {
+    let sink = match log_file {
+        Some(path) => Sink::file(path).map_err(|error| LoggingError::LogFile {
+            path: path.to_path_buf(),
+            error,
+        })?,
+        None => Sink::stderr(),
+    };
+    let (subscriber, levels) = subscriber_with_handle(debug, trace, sink.clone());
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|_| LoggingError::AlreadyInstalled)?;
+    Ok(Logger { sink, levels })
 }
 
 /// The subscriber [`init`] installs, writing to any `writer` (tests capture lines with it).
@@ -45,6 +96,31 @@ pub fn subscriber<W>(debug: bool, trace: bool, writer: W) -> impl Subscriber + S
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    subscriber_with_handle(debug, trace, writer).0
+}
+
+fn subscriber_with_handle<W>(
+    debug: bool,
+    trace: bool,
+    writer: W,
+) -> (
+    impl Subscriber + Send + Sync,
+    reload::Handle<Levels, Registry>,
+)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let (filter, handle) = reload::Layer::new(levels(debug, trace));
+    let layer = tracing_subscriber::fmt::layer()
+        .event_format(NatsFormat)
+        .with_ansi(false)
+        .with_writer(writer);
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_subscriber::Layer::with_filter(layer, filter));
+    (subscriber, handle)
+}
+
+fn levels(debug: bool, trace: bool) -> Levels {
     let max = if trace {
         LevelFilter::TRACE
     } else if debug {
@@ -52,20 +128,16 @@ where
     } else {
         LevelFilter::INFO
     };
-    let filter = filter_fn(move |meta| {
+    let pass: LevelFn = Box::new(move |meta| {
         let level = *meta.level();
         let ours = || meta.target().starts_with("twig");
         level <= Level::INFO
             || (level == Level::DEBUG && debug && ours())
             || (level == Level::TRACE && trace && ours())
-    })
-    // Lets tracing skip disabled callsites without calling the filter at all.
-    .with_max_level_hint(max);
-    let layer = tracing_subscriber::fmt::layer()
-        .event_format(NatsFormat)
-        .with_ansi(false)
-        .with_writer(writer);
-    tracing_subscriber::registry().with(tracing_subscriber::Layer::with_filter(layer, filter))
+    });
+    // Lets tracing skip disabled callsites without calling the filter at all (a reload
+    // rebuilds that cache).
+    filter_fn(pass).with_max_level_hint(max)
 }
 
 /// The event formatter: `[PID] YYYY/MM/DD hh:mm:ss.uuuuuu [LVL] message key=value...`.
@@ -236,6 +308,22 @@ mod tests {
             log_lines(true, true, everything),
             [&plain[..], &["[DBG] d", "[TRC] t"]].concat()
         );
+    }
+
+    #[test]
+    fn levels_change_on_reload() {
+        let capture = Capture::default();
+        let (sub, handle) = subscriber_with_handle(false, false, capture.clone());
+        tracing::subscriber::with_default(sub, || {
+            tracing::debug!("hidden");
+            handle.reload(levels(true, false)).unwrap();
+            tracing::debug!("shown");
+            handle.reload(levels(false, false)).unwrap();
+            tracing::debug!("hidden again");
+        });
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("[DBG] shown"), "{text}");
+        assert!(!text.contains("hidden"), "{text}");
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Monitoring over HTTP, shaped like nats-server's so its tooling reads twig too:
-//! `/varz`, `/connz`, `/leafz`, `/healthz`, `/jsz`, `/mqttz` (the MQTT bridge), and `/metrics` in the Prometheus text format.
+//! The `monitor` component: monitoring over HTTP, shaped like nats-server's so its tooling
+//! reads twig too: `/varz`, `/connz`, `/leafz`, `/healthz`, `/jsz`, `/mqttz` (the MQTT
+//! bridge), and `/metrics` in the Prometheus text format. It uses `router` (the counters),
+//! `config` and `util`, never another component: the app answers [`MonitorSource`] from the
+//! snapshots the components expose.
 //!
 //! - [`varz`], [`connz`]: the bodies (serde, nats-server's field names and value formats).
 //! - [`metrics`]: Prometheus text rendered from [`Varz`].
@@ -8,7 +11,7 @@
 //!   loop bounds everything a client could grow: request size, time per connection, and how
 //!   many connections are served at once (the rest wait in the listen backlog).
 //!
-//! The server's state is reached only through [`MonitorSource`], which the server implements.
+//! The server's state is reached only through [`MonitorSource`], which the app implements.
 use std::future::Future;
 use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -45,13 +48,14 @@ pub trait MonitorSource: Send + Sync {
     fn healthz_leafnodes(&self) -> Healthz {
         self.healthz()
     }
-    /// The `/jsz` answer: the flash-backed streams (none by default).
-    fn jsz(&self) -> Jsz {
-        Jsz::default()
+    /// The `/jsz` answer (twig's streams and sync consumers; the app composes it from their
+    /// snapshots). An empty object by default.
+    fn jsz(&self) -> http::Response {
+        http::Response::json(&serde_json::Map::new())
     }
-    /// The `/mqttz` answer: the MQTT bridge (`enabled: false` without one).
-    fn mqttz(&self) -> crate::mqtt::stats::Mqttz {
-        crate::mqtt::stats::Mqttz::default()
+    /// The `/mqttz` answer (the MQTT bridge's snapshot). An empty object by default.
+    fn mqttz(&self) -> http::Response {
+        http::Response::json(&serde_json::Map::new())
     }
 }
 
@@ -192,16 +196,3 @@ async fn read_head(stream: &mut Async<TcpStream>, max: usize) -> io::Result<Opti
 
 #[cfg(test)]
 mod tests;
-
-/// `/jsz`: twig's flash-backed streams. Not nats-server's `/jsz` shape (twig has no JetStream
-/// accounts or consumers); one entry per stream with its log's and its forwarder's counters.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Jsz {
-    /// The server's id.
-    pub server_id: String,
-    /// Every configured stream.
-    pub streams: Vec<crate::stream::StreamState>,
-    /// The `[[sync]]` pull consumers on hub streams.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub consumers: Vec<crate::sync::SyncState>,
-}

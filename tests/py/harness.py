@@ -5,6 +5,9 @@ TWIG_TEST_TARGET=twig|nats-server (default twig). Binaries: TWIG_BIN, else
 PATH. A missing binary is an error, never a skip. The port is read from the
 `Listening for client connections on HOST:PORT` log line, then `Server is ready` is awaited,
 both within START_DEADLINE seconds.
+
+Used by the nats-py suite (tests/py, the default python3) and the nats-core suite
+(tests/py313, Python 3.13): only the standard library here.
 """
 
 import os
@@ -64,24 +67,70 @@ def parse_listening_port(line):
         return None
 
 
+def test_binary(name):
+    """A helper binary of twig-tests (e.g. twig-test-pki), built by `cargo build --bins`."""
+    for profile in ("release", "debug"):
+        p = WORKSPACE / "target" / profile / name
+        if p.is_file():
+            return str(p)
+    raise RuntimeError(f"{name} not found: run `cargo build --release -p twig-tests --bins`")
+
+
+def make_certs(directory):
+    """A test CA, server and client certificates in `directory` (dict of paths)."""
+    subprocess.run([test_binary("twig-test-pki"), str(directory)], check=True)
+    d = Path(directory)
+    return {"ca": str(d / "ca.pem"), "cert": str(d / "server.pem"), "key": str(d / "server-key.pem"),
+            "client_cert": str(d / "client.pem"), "client_key": str(d / "client-key.pem")}
+
+
 def render_config(which, opts):
-    """Options without a command-line flag, as nats-server conf or twig TOML (see options.rs)."""
+    """Options without a command-line flag, as nats-server conf or twig TOML (see options.rs).
+
+    opts: max_payload, max_pending, max_connections, ping_interval, ping_max (plain);
+    auth_timeout; nkeys (list of public user keys); tls (make_certs' dict) with tls_verify;
+    lame_duck (duration, grace) in seconds."""
     keys = ("max_payload", "max_pending", "max_connections", "ping_interval", "ping_max")
     plain = {k: opts[k] for k in keys if k in opts}
     auth_timeout = opts.get("auth_timeout")
-    if not plain and auth_timeout is None:
+    nkeys = opts.get("nkeys") or []
+    tls = opts.get("tls")
+    lame_duck = opts.get("lame_duck")
+    if not plain and auth_timeout is None and not nkeys and not tls and not lame_duck:
         return None
+    nats = which == "nats-server"
     lines = ["# rendered by tests/py/harness.py"]
     for k, v in plain.items():
-        if which == "nats-server":
+        if nats:
             lines.append(f'{k}: "{v}s"' if k == "ping_interval" else f"{k}: {v}")
         else:
             lines.append(f"{k} = {v}")
-    if auth_timeout is not None:
-        if which == "nats-server":
-            lines.append(f"authorization {{\n  timeout: {auth_timeout}\n}}")
+    if lame_duck:
+        duration, grace = lame_duck
+        sep = ": " if nats else " = "
+        lines.append(f'lame_duck_duration{sep}"{int(duration * 1000)}ms"')
+        lines.append(f'lame_duck_grace_period{sep}"{int(grace * 1000)}ms"')
+    if tls:
+        entries = [("cert_file", f'"{tls["cert"]}"'), ("key_file", f'"{tls["key"]}"')]
+        if opts.get("tls_verify"):
+            entries += [("ca_file", f'"{tls["ca"]}"'), ("verify", "true")]
+        if nats:
+            lines.append("tls {\n" + "".join(f"  {k}: {v}\n" for k, v in entries) + "}")
         else:
-            lines.append(f"\n[authorization]\ntimeout = {auth_timeout}")
+            lines.append("\n[tls]\n" + "".join(f"{k} = {v}\n" for k, v in entries))
+    if auth_timeout is not None or nkeys:
+        if nats:
+            body = f"  timeout: {auth_timeout}\n" if auth_timeout is not None else ""
+            if nkeys:
+                body += "  users: [\n" + "".join(f"    {{ nkey: {k} }}\n" for k in nkeys) + "  ]\n"
+            lines.append("authorization {\n" + body + "}")
+        else:
+            # twig keeps the auth timeout at the top level (nats-server: authorization.timeout).
+            if auth_timeout is not None:
+                lines.insert(1, f"auth_timeout = {auth_timeout}")
+            if nkeys:
+                lines.append("\n[authorization]\nusers = [\n"
+                             + "".join(f'  {{ nkey = "{k}" }},\n' for k in nkeys) + "]")
     return "\n".join(lines) + "\n"
 
 
@@ -102,8 +151,34 @@ class ServerUnderTest:
     def url(self):
         return f"nats://127.0.0.1:{self.port}"
 
+    @property
+    def url_v6(self):
+        """nats://[::1]:PORT (start with ipv6_loopback=True)."""
+        return f"nats://[::1]:{self.port}"
+
+    @property
+    def tls_url(self):
+        return f"tls://127.0.0.1:{self.port}"
+
+    def signal(self, command):
+        """`<binary> --signal command=PID`, as an operator signals nats-server or twig."""
+        subprocess.run([self.binary, "--signal", f"{command}={self.proc.pid}"], check=True,
+                       timeout=START_DEADLINE)
+
+    def wait_exit(self, timeout):
+        """The exit code once the process ended (None if it still runs after `timeout`)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def _start(self, port):
-        args = [self.binary, "-a", "127.0.0.1", "-p", str(port if port else -1)]
+        if self.opts.get("ipv6_loopback"):
+            # twig's default listens on both loopbacks; nats-server's would be every interface.
+            host = [] if self.which == "twig" else ["-a", "::1"]
+        else:
+            host = ["-a", "127.0.0.1"]
+        args = [self.binary, *host, "-p", str(port if port else -1)]
         for flag, key in (("--user", "user"), ("--pass", "password"), ("--auth", "token")):
             if key in self.opts:
                 args += [flag, self.opts[key]]
@@ -146,6 +221,10 @@ class ServerUnderTest:
 
     def restart(self):
         self.stop()
+        self._start(self.port)
+
+    def start_again(self):
+        """Start after the process ended by itself (e.g. lame duck mode), on the same port."""
         self._start(self.port)
 
     def stop(self):

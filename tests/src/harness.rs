@@ -199,6 +199,56 @@ impl ServerUnderTest {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// `nats://[::1]:PORT` (with [`ServerOptions::ipv6_loopback`]).
+    pub fn url_v6(&self) -> String {
+        format!("nats://[::1]:{}", self.port)
+    }
+
+    /// Sends `command` (`ldm`, `reload`, `reopen`, `quit`, ...) the way an operator does:
+    /// `<the server's own binary> --signal command=PID`, which twig and nats-server share.
+    pub fn signal(&self, command: &str) {
+        let out = Command::new(&self.binary)
+            .arg("--signal")
+            .arg(format!("{command}={}", self.pid()))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {} --signal: {e}", self.binary.display()));
+        assert!(
+            out.status.success(),
+            "{} --signal {command} failed: {}{}",
+            self.target.name(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code, or `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return Some(status.code().unwrap_or(-1));
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until the log holds `needle` (within [`START_DEADLINE`]).
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + START_DEADLINE;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not log {needle:?}:\n{}",
+                self.target.name(),
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The options it was started with.
     pub fn options(&self) -> &ServerOptions {
         &self.options
@@ -248,7 +298,16 @@ impl ServerUnderTest {
 
     fn spawn(&mut self, port: Option<u16>) {
         let mut cmd = Command::new(&self.binary);
-        cmd.arg("-a").arg("127.0.0.1");
+        match (self.options.ipv6_loopback, self.target) {
+            // twig's default listens on both loopbacks: pass no address at all.
+            (true, Target::Twig) => {}
+            (true, Target::NatsServer) => {
+                cmd.arg("-a").arg("::1");
+            }
+            (false, _) => {
+                cmd.arg("-a").arg("127.0.0.1");
+            }
+        }
         cmd.arg("-p")
             .arg(port.map_or("-1".to_string(), |p| p.to_string()));
         let mut options = self.options.clone();
@@ -268,6 +327,7 @@ impl ServerUnderTest {
             std::fs::write(&path, conf).expect("write server config");
             cmd.arg("-c").arg(path);
         }
+        cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -14,8 +14,12 @@
 
 use std::time::Instant as StdInstant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// Any byte stream a leaf can run over: TCP, or TLS on TCP (`wss://`).
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 use tokio::time::{Instant, timeout_at};
 use twig_core::s2::mode::{LeafPlan, Mode, Thresholds, leaf_plan};
 use twig_core::s2::{Decoder, Encoder, Level, NATS_BLOCK_SIZE, tables_len};
@@ -37,7 +41,7 @@ pub struct WsLink {
 /// Reads an HTTP head byte by byte (so nothing after it is consumed) until `done` says it
 /// is complete; returns all bytes read.
 async fn read_head<T>(
-    stream: &mut TcpStream,
+    stream: &mut (impl Conn + ?Sized),
     deadline: Instant,
     mut done: impl FnMut(&[u8]) -> Option<T>,
 ) -> (Vec<u8>, T) {
@@ -83,7 +87,7 @@ pub async fn dial_via_proxy(
 /// The websocket upgrade for a leafnode connection on `stream` (`leftover`: bytes already
 /// read past a proxy's answer).
 pub async fn ws_upgrade(
-    stream: &mut TcpStream,
+    stream: &mut (impl Conn + ?Sized),
     url: &RemoteUrl,
     no_masking: bool,
     deadline: Instant,
@@ -135,7 +139,7 @@ pub enum Got {
 
 /// One raw leaf connection.
 pub struct RawLeaf {
-    stream: TcpStream,
+    stream: Box<dyn Conn>,
     ws: Option<WsLink>,
     enc: Option<Encoder<Vec<u32>>>,
     dec: Option<Decoder<Vec<u8>>>,
@@ -171,12 +175,13 @@ impl RawLeaf {
             .await
             .expect("leaf connect timed out")
             .expect("leaf connect");
-        RawLeaf::handshake(stream, None, mode, name, read_size, deadline).await
+        stream.set_nodelay(true).expect("nodelay");
+        RawLeaf::handshake(Box::new(stream), None, mode, name, read_size, deadline).await
     }
 
     /// The same on an open connection, over `ws` if given.
     pub async fn handshake(
-        stream: TcpStream,
+        stream: Box<dyn Conn>,
         ws: Option<WsLink>,
         mode: Mode,
         name: &str,
@@ -184,7 +189,6 @@ impl RawLeaf {
         deadline: Instant,
     ) -> RawLeaf {
         let started = StdInstant::now();
-        stream.set_nodelay(true).expect("nodelay");
         let mut leaf = RawLeaf {
             stream,
             ws,
@@ -233,7 +237,8 @@ impl RawLeaf {
                 leaf.write_plain(format!("INFO {ours}\r\n").as_bytes())
                     .await;
                 leaf.enc = Some(Encoder::new(level, vec![0u32; tables_len(Level::Best)]));
-                leaf.dec = Some(Decoder::new(vec![0u8; NATS_BLOCK_SIZE * 4]));
+                // 1 MiB: the largest block nats-server writes (its writer's block size).
+                leaf.dec = Some(Decoder::new(vec![0u8; NATS_BLOCK_SIZE]));
                 // The hub answers with its INFO again, compressed.
                 match leaf.next(deadline).await {
                     Got::Info(_) => {}

@@ -1,5 +1,5 @@
-//! Throwaway certificates for TLS tests: a CA, a server certificate for `localhost` and
-//! 127.0.0.1, and a client certificate (for mutual TLS), written as PEM files.
+//! Throwaway certificates for TLS tests: a CA, a server certificate for `localhost`,
+//! 127.0.0.1 and ::1, and a client certificate (for mutual TLS), written as PEM files.
 
 use std::path::{Path, PathBuf};
 
@@ -22,11 +22,15 @@ pub fn write(dir: &Path, ca_name: &str, client_name: &str) -> [PathBuf; 5] {
     let leaf = |names: Vec<String>, client: bool| {
         let key = KeyPair::generate().expect("key");
         let mut p = CertificateParams::new(names).expect("params");
+        // Python 3.13's default TLS context (VERIFY_X509_STRICT) wants it.
+        p.use_authority_key_identifier_extension = true;
         if client {
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         } else {
             p.subject_alt_names
                 .push(SanType::IpAddress([127, 0, 0, 1].into()));
+            p.subject_alt_names
+                .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
         }
         (p.signed_by(&key, &issuer).expect("signed"), key)
     };

@@ -35,8 +35,8 @@ struct Sent {
     payload: Vec<u8>,
 }
 
-/// Small, empty, JSON-ish, random, large compressible and large random messages, some with
-/// headers, on `prefix.<n>`.
+/// Small, empty, JSON-ish, random, large compressible and large random messages, one of
+/// almost max_payload, some with headers, on `prefix.<n>`.
 fn messages(prefix: &str, seed: u64) -> Vec<Sent> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
@@ -67,6 +67,11 @@ fn messages(prefix: &str, seed: u64) -> Vec<Sent> {
         Some(vec![("Kind".into(), "backlog".into())]),
     );
     push((0..200_000).map(|_| rng.next_u64() as u8).collect(), None);
+    // Just under the hub's max_payload (1 MiB with the header block): more than one block
+    // of any writer, ours (64 KiB) and nats-server's (1 MiB).
+    let mut big = sensor_backlog(&mut rng, 10_000, 4500);
+    big.truncate(1_048_000);
+    push(big, Some(vec![("Size".into(), "max".into())]));
     push(b"last".to_vec(), None);
     out
 }

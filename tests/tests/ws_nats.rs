@@ -24,17 +24,23 @@ use twig_wsproto::{HandshakeError, ProxyError, RemoteUrl};
 
 /// A 2.15 hub with a plain-text websocket listener; returns it and the websocket port.
 fn ws_hub() -> (Hub, u16) {
+    ws_hub_with("no_tls: true", "ws")
+}
+
+/// A hub whose websocket block has `tls` (config text) and logs `scheme://` for it.
+fn ws_hub_with(tls: &str, scheme: &str) -> (Hub, u16) {
     let hub = Hub::start_with(
         HubVersion::V2_15,
         &HubOptions {
-            extra: "websocket {\n  listen: \"127.0.0.1:-1\"\n  no_tls: true\n}\n".into(),
+            extra: format!("websocket {{\n  listen: \"127.0.0.1:-1\"\n  {tls}\n}}\n"),
             ..HubOptions::default()
         },
     );
     let log = hub.log();
+    let needle = format!("Listening for websocket clients on {scheme}://");
     let port = log
         .lines()
-        .find_map(|l| l.split_once("Listening for websocket clients on ws://"))
+        .find_map(|l| l.split_once(needle.as_str()))
         .and_then(|(_, a)| a.trim().rsplit_once(':'))
         .and_then(|(_, p)| p.parse().ok())
         .unwrap_or_else(|| panic!("the hub did not log its websocket port:\n{log}"));
@@ -120,7 +126,8 @@ async fn leaf_over(
     deadline: Instant,
 ) -> RawLeaf {
     let name = format!("wsleaf_{}", twig_tests::harness::free_port());
-    RawLeaf::handshake(stream, Some(ws), mode, &name, read_size, deadline).await
+    stream.set_nodelay(true).unwrap();
+    RawLeaf::handshake(Box::new(stream), Some(ws), mode, &name, read_size, deadline).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,4 +257,55 @@ async fn nats_server_leaf_through_the_test_proxy() {
         .await
         .unwrap();
     assert_eq!(next(&mut s).await.payload, "via proxy");
+}
+
+/// `wss://`: TLS (the hub's certificate, signed by the test CA), then the same upgrade and
+/// S2 inside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaf_over_secure_websocket() {
+    use std::sync::Arc;
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::rustls::{self, RootCertStore, pki_types::ServerName};
+
+    let dir = tempfile::tempdir().unwrap();
+    let certs = twig_tests::harness::TestCerts::generate(dir.path());
+    let tls = format!(
+        "tls {{ cert_file: {:?}, key_file: {:?} }}",
+        certs.cert_file.display().to_string(),
+        certs.key_file.display().to_string()
+    );
+    let (hub, port) = ws_hub_with(&tls, "wss");
+    let mut roots = RootCertStore::empty();
+    let pem = std::fs::read(&certs.ca_file).unwrap();
+    for c in rustls_pemfile::certs(&mut &pem[..]) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let deadline = Instant::now() + STEP * 3;
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let mut stream = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS to the hub's websocket port");
+    let url = RemoteUrl::parse(&format!("wss://localhost:{port}")).unwrap();
+    assert!(url.tls);
+    let ws = ws_upgrade(&mut stream, &url, true, deadline).await.unwrap();
+    let name = format!("wssleaf_{}", twig_tests::harness::free_port());
+    let mut leaf = RawLeaf::handshake(
+        Box::new(stream),
+        Some(ws),
+        Mode::Better,
+        &name,
+        999,
+        deadline,
+    )
+    .await;
+    assert_eq!(leaf.level(), Some(Level::Better));
+    traffic(&hub, &mut leaf, deadline).await;
 }

@@ -63,8 +63,8 @@ impl fmt::Display for DecodeError {
 /// Why a block could not be encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncodeError {
-    /// The output buffer is smaller than [`max_encoded_len`](super::max_encoded_len) of the
-    /// input.
+    /// The output buffer is smaller than [`Encoder::max_output_len`](super::Encoder::max_output_len)
+    /// of the input.
     OutputTooSmall {
         /// Bytes needed in the worst case.
         needed: usize,

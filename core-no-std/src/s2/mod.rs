@@ -1,7 +1,7 @@
 //! S2 compression (klauspost/compress `s2`), the codec nats-server 2.10+ uses on leafnode and
 //! route connections: both formats, no heap, no `unsafe`.
 //!
-//! - [`block`]-level format: Snappy's literals and copies plus S2's repeat offsets
+//! - Block format: Snappy's literals and copies plus S2's repeat offsets
 //!   (a copy1 with offset 0) and longer copies; [`decode_block`] decodes one block.
 //! - Stream (framing) format: a stream identifier chunk (`ff 06 00 00 "S2sTwO"`; Snappy's
 //!   `"sNaPpY"` is read too), then data chunks, each a type byte, a 24-bit length, the masked
@@ -16,6 +16,30 @@
 //! The wire: on a compressed leafnode connection every byte after the INFO exchange is one
 //! S2 stream per direction; nats-server writes a whole stream per flush (identifier and
 //! chunks, blocks of up to 1 MiB) and reads with a 4 MiB block limit.
+//!
+//! # Wrapping a connection (the uplink)
+//!
+//! 1. After the hub's first INFO: [`mode::leaf_plan`]`(configured, &thresholds,
+//!    info.compression, time since connect)`. `Plain { connect }`: CONNECT with
+//!    `compress_mode: connect`, nothing else changes. `Compress { info, level, connect }`:
+//!    write `INFO {"client_id":1,"compression":info}` plain and flush it; from the next byte
+//!    on, both directions are S2; read the hub's INFO again through the decoder, then CONNECT
+//!    (with `compress_mode: connect`) through the encoder.
+//! 2. Writer: `Encoder::new(level, vec![0u32; tables_len(Level::Best)])` (768 KiB; enough for
+//!    any level, so `s2_auto` can move with the RTT by [`Encoder::set_level`] +
+//!    [`mode::Thresholds::level_for`] on each PONG). Each batch the writer would have written
+//!    is one `encode_to_vec(batch, &mut wire)`, a flush point: the hub can decode everything
+//!    sent so far. Output is at most [`Encoder::max_output_len`] (input + 8 bytes per 64 KiB
+//!    block + 10 once). Keepalive lines go in the same stream (the lane order is the
+//!    writer's; compression keeps it).
+//! 3. Reader: `Decoder::new(vec![0u8; NATS_BLOCK_SIZE])` (1 MiB: nats-server's blocks; a
+//!    configurable limit up to [`MAX_BLOCK_SIZE`]); per socket read, loop
+//!    [`Decoder::feed`] (or [`Decoder::read`] into the parse buffer) until nothing is consumed
+//!    or produced. An error is fatal for the connection; its `Display` is the log line.
+//! 4. Over websocket, S2 wraps the frames (frame, then compress; decompress, then unframe),
+//!    as nats-server does.
+//!
+//! Memory per connection: decoder buffer + ~100 bytes; encoder tables + the output buffer.
 
 mod block;
 mod crc32c;
@@ -25,7 +49,8 @@ mod encoder;
 mod error;
 pub mod mode;
 
-#[cfg(test)]
+// The tests build streams with `Encoder::encode_to_vec` (feature `alloc`).
+#[cfg(all(test, feature = "alloc"))]
 mod tests;
 
 pub use block::decode_block;

@@ -7,6 +7,8 @@
 //!   buffer; they are exact inverses of the parser (see the module for "canonical").
 //! - [`Headers`] / [`HeaderWriter`] (`headers`): `NATS/1.0[ status[ description]]` header
 //!   blocks, parsed and built.
+//! - [`split_deliver`] (`jsack`): the `@<subject>` nats-server appends to a JetStream ack
+//!   reply when the message crosses a leafnode.
 //! - `json`: INFO and CONNECT bodies without a heap (a hand-written JSON reader and
 //!   writer); with `alloc`, the
 //!   full field sets of nats-server's client and leafnode INFO/CONNECT.
@@ -17,6 +19,7 @@ pub(crate) mod args;
 mod encode;
 mod error;
 mod headers;
+mod jsack;
 pub mod json;
 mod line;
 mod op;
@@ -36,5 +39,6 @@ pub use encode::{
 };
 pub use error::{EncodeError, HeaderError, ParseError};
 pub use headers::{HeaderIter, HeaderWriter, Headers};
+pub use jsack::split_deliver;
 pub use op::{Limits, Mode, Op, Queues, QueuesIter};
 pub use parser::{Ops, Parser};

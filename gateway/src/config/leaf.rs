@@ -117,6 +117,14 @@ pub struct RemoteConfig {
     /// Do not add the hub's advertised `leafnode_urls` to the rotation (default false).
     #[serde(default)]
     pub ignore_discovered_servers: bool,
+    /// Subjects the hub must not send down this link (nats-server's `deny_imports`): twig
+    /// asks the hub not to (CONNECT `deny_pub`) and sends no interest in them.
+    #[serde(default)]
+    pub deny_imports: Vec<String>,
+    /// Subjects twig must not send up this link (nats-server's `deny_exports`), whatever
+    /// interest the hub shows.
+    #[serde(default)]
+    pub deny_exports: Vec<String>,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -131,6 +139,8 @@ impl std::fmt::Debug for RemoteConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
             .field("first_info_timeout", &self.first_info_timeout)
+            .field("deny_imports", &self.deny_imports)
+            .field("deny_exports", &self.deny_exports)
             .finish()
     }
 }
@@ -180,6 +190,8 @@ impl RemoteConfig {
             first_info_timeout: default_first_info_timeout(),
             dial_timeout: default_dial_timeout(),
             ignore_discovered_servers: false,
+            deny_imports: Vec::new(),
+            deny_exports: Vec::new(),
         }
     }
 }
@@ -339,6 +351,19 @@ impl LeafConfig {
             }
             if r.first_info_timeout.is_zero() || r.dial_timeout.is_zero() {
                 return Err(invalid(at(""), "timeouts must be longer than zero"));
+            }
+            for (field, list) in [
+                (".deny_imports", &r.deny_imports),
+                (".deny_exports", &r.deny_exports),
+            ] {
+                for subj in list {
+                    if !twig_core::subject::is_valid(subj.as_bytes()) {
+                        return Err(invalid(
+                            at(field),
+                            format!("{subj:?} is not a valid subject"),
+                        ));
+                    }
+                }
             }
             if let Some(t) = &r.tls
                 && t.cert_file.is_some() != t.key_file.is_some()

@@ -1,4 +1,4 @@
-//! `[mqtt]`: the bridge to an MQTT broker (see `crate::mqtt`).
+//! `[mqtt]`: the bridge to an MQTT broker (see the `mqtt` component).
 //!
 //! ```toml
 //! [mqtt]
@@ -11,6 +11,8 @@
 //! subject = "cmd.>"
 //! qos = 1
 //! ```
+
+pub mod mapping;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -287,12 +289,10 @@ pub fn validate(m: &MqttConfig) -> Result<(), ConfigError> {
         ));
     }
     for (i, imp) in m.import.iter().enumerate() {
-        crate::mqtt::mapping::Import::new(imp)
-            .map_err(|e| invalid(format!("mqtt.import[{i}]"), e))?;
+        mapping::Import::new(imp).map_err(|e| invalid(format!("mqtt.import[{i}]"), e))?;
     }
     for (i, exp) in m.export.iter().enumerate() {
-        crate::mqtt::mapping::Export::new(exp)
-            .map_err(|e| invalid(format!("mqtt.export[{i}]"), e))?;
+        mapping::Export::new(exp).map_err(|e| invalid(format!("mqtt.export[{i}]"), e))?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `store_dir` and `[[streams]]`: flash-backed streams (see `crate::stream`).
+//! `store_dir` and `[[streams]]`: flash-backed streams (see the `stream` component).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -142,10 +142,15 @@ impl<'de> Deserialize<'de> for SyncPolicy {
     }
 }
 
+/// Sector size of a file-backed stream: the unit the log erases, reclaims and drops, and the
+/// largest record it can hold (a message plus its subject, headers and 14 bytes of framing).
+/// Here because `max_bytes` is checked against it.
+pub const SECTOR: usize = 64 * 1024;
+
 /// Checks each stream and that names are unique; `remotes` is the number of configured
 /// `[[leafnodes.remotes]]` (a forwarding stream needs its remote).
 pub fn validate(streams: &[StreamConfig], remotes: usize) -> Result<(), ConfigError> {
-    let sector = crate::stream::flash::SECTOR;
+    let sector = SECTOR;
     for (i, s) in streams.iter().enumerate() {
         let opt = |f: &str| format!("streams[{i}].{f}");
         if s.name.is_empty()

@@ -1,5 +1,5 @@
 //! `[[sync]]`: durable pull consumers on hub JetStream streams whose messages twig delivers to
-//! local subscribers (see `crate::sync`).
+//! local subscribers (see the `sync` component).
 //!
 //! ```toml
 //! [[sync]]
@@ -177,7 +177,7 @@ pub fn validate(sync: &[SyncConfig], remotes: usize) -> Result<(), ConfigError> 
             return Err(invalid(opt("expires"), "must be at least 100ms"));
         }
         // No remotes at all may still get one from `--leaf` (flags apply after loading);
-        // `crate::sync::spawn` refuses to start without it.
+        // The `sync` component refuses to start without it.
         if remotes > 0 && s.remote >= remotes {
             return Err(invalid(
                 opt("remote"),
@@ -207,6 +207,20 @@ pub fn validate(sync: &[SyncConfig], remotes: usize) -> Result<(), ConfigError> 
         }
     }
     Ok(())
+}
+
+/// Subjects remote `remote` must not send twig as plain messages: each `[[sync]]` filter on
+/// it. Without this, a subscriber on twig would get a command twice while the link is up: the
+/// hub forwards the publish itself (core NATS interest over the leaf) and the consumer
+/// delivers the stored copy. nats-server checked on the wire: the deny stops the plain
+/// publish, not the consumer's delivery (it travels on the pull request's inbox).
+pub fn deny_imports(config: &super::Config, remote: usize) -> Vec<String> {
+    config
+        .sync
+        .iter()
+        .filter(|s| s.remote == remote)
+        .filter_map(|s| s.filter_subject.clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ fn err(text: &str) -> String {
 fn no_file_means_built_in_defaults() {
     let c = Config::load(None).unwrap();
     assert_eq!(c, Config::default());
-    assert_eq!(c.host, "127.0.0.1");
+    assert_eq!(c.host, None);
+    assert_eq!(c.listen_host(), "127.0.0.1");
     assert_eq!(c.port, Port::Fixed(4222));
     assert_eq!(c.http_port, None);
     assert_eq!(c.max_payload, 1 << 20);
@@ -94,7 +95,7 @@ fn every_shipped_config_and_its_examples_load() {
 #[test]
 fn the_raspberry_pi_config_serves_the_lan() {
     let c = Config::load(Some(&Path::new(CONFIGS_DIR).join("raspberry-pi.toml"))).unwrap();
-    assert_eq!(c.host, "0.0.0.0");
+    assert_eq!(c.host.as_deref(), Some("0.0.0.0"));
     assert_eq!(c.port, Port::Fixed(4222));
     assert_eq!(c.http_port, Some(Port::Fixed(8222)));
     // Monitoring follows `host` unless the user narrows it.
@@ -124,7 +125,7 @@ fn a_small_file_overrides_some_options() {
         "#,
     )
     .unwrap();
-    assert_eq!(c.host, "0.0.0.0");
+    assert_eq!(c.host.as_deref(), Some("0.0.0.0"));
     assert_eq!(c.port, Port::Random);
     assert_eq!(c.server_name.as_deref(), Some("edge-1"));
     assert_eq!(c.http_port, Some(Port::Fixed(8222)));

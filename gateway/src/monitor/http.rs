@@ -34,7 +34,7 @@ impl Response {
     }
 
     /// Pretty JSON, as nats-server indents its monitoring output.
-    fn json<T: Serialize>(value: &T) -> Response {
+    pub fn json<T: Serialize>(value: &T) -> Response {
         match serde_json::to_vec_pretty(value) {
             Ok(body) => Response {
                 status: 200,
@@ -127,8 +127,8 @@ pub fn respond(source: &dyn MonitorSource, head: &[u8]) -> Response {
             "twig monitoring: /varz /connz /leafz /healthz /jsz /mqttz /metrics",
         ),
         "/varz" => Response::json(&source.varz()),
-        "/jsz" => Response::json(&source.jsz()),
-        "/mqttz" => Response::json(&source.mqttz()),
+        "/jsz" => source.jsz(),
+        "/mqttz" => source.mqttz(),
         "/connz" => match ConnzQuery::parse(query) {
             Ok(q) => Response::json(&source.connz(&q)),
             Err(message) => Response::text(400, message),

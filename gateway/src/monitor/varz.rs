@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, Serializer};
 
 use crate::config::Config;
-use crate::stats::Stats;
+use crate::router::stats::Stats;
 use crate::util::clock::UtcTime;
 
 /// nats-server's client protocol level (`PROTO`), reported in INFO and `/varz`.
@@ -20,7 +20,7 @@ pub struct Varz {
     pub server_id: String,
     /// Server name (the id unless configured).
     pub server_name: String,
-    /// The nats-server version twig speaks ([`crate::version::NATS_SERVER`]).
+    /// The nats-server version twig speaks ([`crate::util::version::NATS_SERVER`]).
     pub version: String,
     /// Client protocol level ([`PROTO`]).
     pub proto: u32,
@@ -122,12 +122,12 @@ impl Varz {
                 .server_name
                 .clone()
                 .unwrap_or_else(|| server_id.to_string()),
-            version: crate::version::NATS_SERVER.to_string(),
+            version: crate::util::version::NATS_SERVER.to_string(),
             proto: PROTO,
-            git_commit: crate::version::git_commit().map(str::to_owned),
-            go: crate::version::RUSTC.to_string(),
-            twig_version: crate::version::TWIG.to_string(),
-            host: config.host.clone(),
+            git_commit: crate::util::version::git_commit().map(str::to_owned),
+            go: crate::util::version::RUSTC.to_string(),
+            twig_version: crate::util::version::TWIG.to_string(),
+            host: config.listen_host().to_string(),
             port,
             auth_required: config.authorization.is_enabled(),
             tls_required: config.tls.is_some(),

@@ -3,10 +3,10 @@
 //! headers, handed to its stream when one stores the subject, and acknowledged to the broker
 //! in arrival order once done ([`AckQueue`]).
 //!
-//! The same path as a client's PUB in `server/session.rs`: deliver (locally only when the
-//! stream forwards its subjects to the hub), then store, waiting for room when the stream's
-//! queue is full; a stream subject is acknowledged by its stream's thread (here: a [`Notify`]
-//! instead of a PubAck).
+//! The same path as a client's PUB: deliver through the router (`Router::publish`, which keeps
+//! the live copy local when the stream forwards its subjects to the hub), then store, waiting
+//! for room when the stream's queue is full; a stream subject is acknowledged by its stream's
+//! thread (here: a [`Notify`] instead of a PubAck).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -21,10 +21,10 @@ use super::acks::AckQueue;
 use super::client::{AckPath, Event, MqttThread};
 use super::mapping::Import;
 use super::stats::Stats;
-use crate::server::internal::{Owner, Publisher};
-use crate::server::router::Message;
-use crate::server::state::Shared;
-use crate::stream::{Full, Notify, Request, Stored, Submit};
+use crate::router::internal::{Owner, Publisher};
+use crate::router::store::{Full, Notify, Stored, Submit};
+use crate::router::{Message, Router};
+use crate::util::clock::unix_nanos;
 
 /// Longest pause per batch while a NATS subscriber or the uplink catches up. The broker keeps
 /// what twig does not read meanwhile, so waiting is better than cutting the subscriber off.
@@ -43,8 +43,9 @@ const STORE_RETRY: Duration = Duration::from_millis(500);
 /// stream refuses it (at most `max_unacked` of them).
 struct Held {
     subject: Box<[u8]>,
-    record: Box<[u8]>,
-    msg_id: Option<Box<[u8]>>,
+    headers: Box<[u8]>,
+    payload: Box<[u8]>,
+    time_ns: u64,
 }
 
 /// What the ingest task needs besides the router.
@@ -75,13 +76,13 @@ enum Wake {
 }
 
 /// Runs until the MQTT thread stops.
-pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
+pub async fn run(router: Arc<Router>, setup: Setup, thread: MqttThread) {
     let MqttThread { events, acks, .. } = thread;
     // Sized for every message that can wait: a stream thread never blocks on it.
     let (stored_tx, stored_rx) = async_channel::bounded(setup.max_unacked.max(1));
     let mut ingest = Ingest {
-        publisher: Publisher::new(shared.clone(), setup.owner),
-        shared,
+        publisher: Publisher::new(router.clone(), setup.owner),
+        router,
         acks: AckQueue::new(setup.max_unacked),
         owed: VecDeque::new(),
         epoch: 0,
@@ -156,7 +157,7 @@ pub async fn run(shared: Arc<Shared>, setup: Setup, thread: MqttThread) {
 }
 
 struct Ingest {
-    shared: Arc<Shared>,
+    router: Arc<Router>,
     setup: Setup,
     publisher: Publisher,
     acks: AckQueue,
@@ -223,8 +224,8 @@ impl Ingest {
             self.ack_now(qos1, p.pkid);
             return None;
         }
-        let shared = self.shared.clone();
-        let stream = shared.streams.get().and_then(|s| s.find(&self.subject));
+        let router = self.router.clone();
+        let stream = router.store(&self.subject);
         let msg_id = (qos1 && stream.is_some()).then(|| msg_id(&self.setup.client_id, p));
         let Some(hlen) = headers(&mut self.headers, p, msg_id.as_deref()) else {
             st.unmapped.fetch_add(1, Relaxed);
@@ -238,23 +239,10 @@ impl Ingest {
             headers: Some(headers),
             payload: &p.payload,
         };
-        // As a client's PUB (server/session.rs): a stream that forwards to the hub is the only
-        // way its subjects go up, so the live copy stays local.
-        match stream {
-            Some(s) if s.forwards() => self.publisher.publish_local(&msg),
-            _ => self.publisher.publish(&msg),
-        };
+        // As a client's PUB: a stream that forwards to the hub is the only way its subjects go
+        // up, so the live copy stays local (the router decides).
+        self.publisher.publish_stored(&msg, stream);
         let Some(stream) = stream else {
-            self.ack_now(qos1, p.pkid);
-            return None;
-        };
-        let Some(record) = crate::stream::record::encode(
-            crate::util::clock::unix_nanos(),
-            &self.subject,
-            Some(headers),
-            &p.payload,
-        ) else {
-            st.store_failed.fetch_add(1, Relaxed);
             self.ack_now(qos1, p.pkid);
             return None;
         };
@@ -264,29 +252,36 @@ impl Ingest {
         } else {
             None
         };
+        let time_ns = unix_nanos();
+        let notify = token.map(|token| Notify {
+            tx: self.stored_tx.clone(),
+            token,
+        });
+        let submitted = stream.submit(&msg, time_ns, notify);
+        if matches!(submitted, Submit::Invalid) {
+            // Not storable (it does not fit a record): as before, counted and acknowledged.
+            st.store_failed.fetch_add(1, Relaxed);
+            if let Some(t) = token {
+                self.acks.done(t);
+            }
+            self.count_pending();
+            return None;
+        }
         st.stored.fetch_add(1, Relaxed);
         if let Some(t) = token {
             self.held.insert(
                 t,
                 Held {
                     subject: self.subject.as_slice().into(),
-                    record: record.as_slice().into(),
-                    msg_id: msg_id.as_ref().map(|m| m.as_bytes().into()),
+                    headers: headers.into(),
+                    payload: p.payload.as_ref().into(),
+                    time_ns,
                 },
             );
         }
-        let req = Request {
-            record,
-            reply: None,
-            msg_id: msg_id.map(|m| m.into_bytes().into_boxed_slice()),
-            notify: token.map(|token| Notify {
-                tx: self.stored_tx.clone(),
-                token,
-            }),
-        };
         self.count_pending();
-        match stream.try_submit(req) {
-            Submit::Queued => None,
+        match submitted {
+            Submit::Queued | Submit::Invalid => None,
             // The caller waits for room before the next message: back-pressure to the broker.
             Submit::Full(full) => Some(Waiting { full, token }),
             Submit::Gone => {
@@ -333,23 +328,24 @@ impl Ingest {
             let Some(h) = self.held.get(&token) else {
                 continue;
             };
-            let shared = self.shared.clone();
-            let Some(stream) = shared.streams.get().and_then(|s| s.find(&h.subject)) else {
+            let router = self.router.clone();
+            let Some(stream) = router.store(&h.subject) else {
                 continue;
             };
-            let req = Request {
-                record: h.record.to_vec(),
+            let msg = Message {
+                subject: &h.subject,
                 reply: None,
-                msg_id: h.msg_id.clone(),
-                notify: Some(Notify {
-                    tx: self.stored_tx.clone(),
-                    token,
-                }),
+                headers: Some(&h.headers),
+                payload: &h.payload,
             };
-            let taken = match stream.try_submit(req) {
+            let notify = Some(Notify {
+                tx: self.stored_tx.clone(),
+                token,
+            });
+            let taken = match stream.submit(&msg, h.time_ns, notify) {
                 Submit::Queued => true,
                 Submit::Full(full) => full.wait().await,
-                Submit::Gone => false,
+                Submit::Gone | Submit::Invalid => false,
             };
             if !taken {
                 self.retry.push_back((Instant::now() + STORE_RETRY, token));

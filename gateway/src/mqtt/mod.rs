@@ -40,13 +40,16 @@ pub mod acks;
 pub mod client;
 pub mod export;
 pub mod ingest;
-pub mod mapping;
 pub mod stats;
+
+/// The mapping lives with the config section it checks (`config::mqtt::mapping`).
+pub use crate::config::mqtt::mapping;
 
 use std::sync::Arc;
 
-use crate::server::internal::{InternalSub, Owner, new_owner};
-use crate::server::state::Shared;
+use crate::config::Config;
+use crate::router::Router;
+use crate::router::internal::{InternalSub, Owner, new_owner};
 use mapping::{Export, Import};
 use stats::{ExportInfo, Mqttz, Stats};
 
@@ -102,13 +105,15 @@ impl Bridge {
 }
 
 /// Starts the bridge when `[mqtt]` is configured: the MQTT thread, the ingest task and one
-/// task per export on `ex`. Sets `shared.mqtt` for monitoring.
+/// task per export on `ex`, publishing and subscribing through `router`. Returns the bridge
+/// for monitoring.
 pub fn spawn(
-    shared: &Arc<Shared>,
+    router: &Arc<Router>,
+    config: &Config,
     ex: &Arc<async_executor::Executor<'static>>,
-) -> Result<(), MqttError> {
-    let Some(cfg) = shared.config.mqtt.clone() else {
-        return Ok(());
+) -> Result<Option<Arc<Bridge>>, MqttError> {
+    let Some(cfg) = config.mqtt.clone() else {
+        return Ok(None);
     };
     let imports = compile(&cfg.import, Import::new)?;
     let exports = compile(&cfg.export, Export::new)?;
@@ -120,8 +125,7 @@ pub fn spawn(
     let mut subs = Vec::new();
     for e in exports {
         let (sub, rx) = InternalSub::new(owner, e.subject.as_bytes(), None, e.queue);
-        shared
-            .router
+        router
             .insert_internal(&sub)
             .map_err(|_| MqttError::Subscribe(e.subject.clone()))?;
         subs.push(sub);
@@ -135,9 +139,8 @@ pub fn spawn(
         imports: imports.iter().map(|i| i.filter.clone()).collect(),
         exports: subs,
     });
-    let _ = shared.mqtt.set(bridge);
     ex.spawn(ingest::run(
-        shared.clone(),
+        router.clone(),
         ingest::Setup {
             owner,
             client_id: cfg.client_id.clone(),
@@ -154,7 +157,7 @@ pub fn spawn(
         cfg.import.len(),
         cfg.export.len()
     );
-    Ok(())
+    Ok(Some(bridge))
 }
 
 fn compile<C, T>(list: &[C], f: impl Fn(&C) -> Result<T, String>) -> Result<Vec<T>, MqttError> {

@@ -26,6 +26,8 @@
 //!   session store; where the spec needs it durable first (QoS 2 exactly once, SUBACK), the
 //!   session waits for the ticket.
 //!
+//! [`store`] keeps retained messages and lasting sessions on flash (twig-core's `kv` table).
+//!
 //! Nothing here reads a clock, touches a socket or imports the rest of the gateway.
 
 mod api;
@@ -34,6 +36,7 @@ mod inbound;
 mod outbound;
 mod session;
 mod state;
+pub mod store;
 mod subs;
 #[cfg(test)]
 mod tests;

@@ -646,3 +646,138 @@ fn an_idle_session_is_small() {
     assert!(size <= 768, "Session is {size} bytes");
     assert_eq!(t.s.heap_bytes(), 0);
 }
+
+/// Random conversations: valid packets, their mutations and cuts, deliveries, answers to
+/// tickets in any order, clock jumps. No panic, and what twig writes always parses.
+pub(super) fn random_conversation(seed: u64, steps: usize) -> usize {
+    use twig_core::mqtt::packet::{Version, decode};
+    let mut r = twig_core::testing::Rng::new(seed);
+    let cfg = Config {
+        receive_maximum: 1 + (r.next_u64() % 4) as u16,
+        max_inflight: 1 + (r.next_u64() % 4) as u16,
+        max_queued_messages: 8,
+        max_keep_alive: (r.next_u64() % 3) as u16 * 10,
+        topic_alias_maximum: (r.next_u64() % 3) as u16,
+        ..Config::default()
+    };
+    let v5 = r.next_u64().is_multiple_of(2);
+    let mut t = T::new(cfg.clone());
+    let connect = if v5 {
+        v5_connect(
+            0x06,
+            5,
+            &[0x11, 0, 0, 0, 30, 0x21, 0, 2, 0x22, 0, 2],
+            "rnd",
+            &[0, 0, 1, b'w', 0, 0],
+        )
+    } else {
+        let mut c = v4_connect(0x04, 5, "rnd");
+        c.extend_from_slice(&[0, 1, b'w', 0, 0]);
+        c[1] += 5;
+        c
+    };
+    #[rustfmt::skip]
+    let packets: [&[u8]; 12] = [
+        &[0x32, 7, 0, 1, b'a', 0, 1, 0, b'x'],
+        &[0x34, 6, 0, 1, b'a', 0, 2, b'x'],
+        &[0x62, 2, 0, 2],
+        &[0x82, 7, 0, 3, 0, 1, b'a', 2],
+        &[0x82, 6, 0, 3, 0, 1, b'#', 1],
+        &[0xA2, 5, 0, 4, 0, 1, b'a'],
+        &[0x40, 2, 0, 1],
+        &[0x50, 2, 0, 2],
+        &[0x70, 2, 0, 2],
+        &[0xC0, 0],
+        &[0x30, 6, 0, 0, 3, 0x23, 0, 1],
+        &[0xE0, 0],
+    ];
+    let mut tickets = Vec::new();
+    let version = if v5 { Version::V5 } else { Version::V4 };
+    let mut wire = Vec::new();
+    let step = |t: &mut T, tickets: &mut Vec<Ticket>, r: &mut twig_core::testing::Rng| {
+        match r.next_u64() % 10 {
+            0 => t.send(&connect),
+            1..=3 => {
+                let mut p = packets[(r.next_u64() % packets.len() as u64) as usize].to_vec();
+                if r.next_u64().is_multiple_of(4) && !p.is_empty() {
+                    let i = (r.next_u64() % p.len() as u64) as usize;
+                    p[i] ^= 1 << (r.next_u64() % 8);
+                }
+                let cut = (r.next_u64() % (p.len() as u64 + 1)) as usize;
+                t.send(&p[..cut]);
+                t.send(&p[cut..]);
+            }
+            4 => t.input(Input::Accept(Accept {
+                permissions: Box::new(Denied("a")),
+                previous: None,
+            })),
+            5 => deliver(t, (r.next_u64() % 3) as u32, "a", None, b"m"),
+            6 => {
+                if !tickets.is_empty() {
+                    let i = (r.next_u64() % tickets.len() as u64) as usize;
+                    let tk = tickets.swap_remove(i);
+                    let o = if r.next_u64().is_multiple_of(5) {
+                        Outcome::Refused(0x97)
+                    } else {
+                        Outcome::Ok
+                    };
+                    t.input(Input::Done(tk, o));
+                }
+            }
+            7 => t.later(r.next_u64() % 8_000),
+            8 if r.next_u64().is_multiple_of(8) => t.input(match r.next_u64() % 4 {
+                0 => Input::Closed,
+                1 => Input::TakenOver,
+                2 => Input::Shutdown,
+                _ => Input::Reject(0x87),
+            }),
+            _ => t.input(Input::Tick),
+        }
+        for e in t.events() {
+            match e {
+                Event::Publish(Publish {
+                    ticket: Some(tk), ..
+                })
+                | Event::Persist(_, Some(tk)) => tickets.push(tk),
+                _ => {}
+            }
+        }
+    };
+    let mut packets_out = 0;
+    for _ in 0..steps {
+        step(&mut t, &mut tickets, &mut r);
+        wire.extend(t.s.take_transmit());
+        if t.s.is_offline() {
+            // The next connection (the session's state taken over, as the shell does).
+            let state = t.s.take_state();
+            t = T::new(cfg.clone());
+            t.send(&connect);
+            t.events();
+            t.input(Input::Accept(Accept {
+                permissions: Box::new(Denied("a")),
+                previous: Some(state),
+            }));
+            tickets.clear();
+            wire.clear();
+            t.s.take_transmit();
+        }
+        // Everything twig wrote is whole, valid packets.
+        while !wire.is_empty() {
+            match decode(&wire, version, usize::MAX) {
+                Ok(Some((_, n))) => {
+                    wire.drain(..n);
+                    packets_out += 1;
+                }
+                other => panic!("seed {seed}: twig wrote {wire:02x?}: {other:?}"),
+            }
+        }
+    }
+    packets_out
+}
+
+#[test]
+fn random_conversations_never_panic() {
+    let packets: usize = (0..300).map(|seed| random_conversation(seed, 300)).sum();
+    // The conversations get somewhere: many packets from twig, not just closes.
+    assert!(packets > 5_000, "{packets} packets written");
+}

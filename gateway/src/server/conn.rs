@@ -11,13 +11,14 @@ use async_io::{Async, Timer};
 use futures_lite::{AsyncWriteExt, FutureExt};
 use twig_core::wire::{Limits, Mode, Parser};
 
-use super::client::ClientShared;
-use super::outbound::CloseReason;
 use super::session::{Flow, Session};
 use super::state::Shared;
+use crate::router::client::ClientShared;
+use crate::router::outbound::CloseReason;
 use crate::util::dial::{self, ArcIo};
 use crate::util::lock::lock;
 use crate::util::readbuf::ReadBuf;
+use crate::util::stall::{STALL_MAX, wait_until_drained};
 
 type Reader = dial::Reader;
 type Writer = dial::Writer;
@@ -34,12 +35,13 @@ pub async fn serve(
 ) {
     let cid = shared.next_cid();
     shared
+        .router
         .stats
         .total_connections
         .fetch_add(1, Ordering::Relaxed);
     let client = Arc::new(ClientShared::new(cid, addr, shared.config.max_pending));
     let nonce = if shared.auth.needs_nonce() {
-        match crate::auth::Authenticator::new_nonce() {
+        match crate::server::auth::Authenticator::new_nonce() {
             Ok(n) => Some(n),
             Err(e) => {
                 tracing::error!("cid:{cid} - cannot make a nonce: {e}");
@@ -206,19 +208,15 @@ async fn read_loop(
                 tracing::error!("a stream's thread has stopped; message not stored");
             }
         };
-        if let Some(uplink) = session.end_batch() {
-            // The uplink is behind: slow this publisher down a little instead of dropping.
-            uplink
-                .out
-                .wait_drained(crate::uplink::outbound::STALL_MAX)
-                .await;
+        let stalled = session.end_batch();
+        if let Some(remote) = stalled.remote {
+            // A remote is behind: slow this publisher down a little instead of dropping.
+            wait_until_drained(remote.drained(), STALL_MAX, || remote.stalled()).await;
         }
-        if let Some(slow) = session.stalled_client() {
+        if let Some(slow) = stalled.client {
             // A local subscriber is behind: the same pause, so it is not cut off for being
             // merely slower than its publisher.
-            slow.out
-                .wait_drained(crate::uplink::outbound::STALL_MAX)
-                .await;
+            slow.out.wait_drained(STALL_MAX).await;
         }
         if let Flow::Close(reason) = flow {
             return reason;
@@ -250,7 +248,11 @@ async fn write_loop(
         match result {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                shared.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .router
+                    .stats
+                    .slow_consumers
+                    .fetch_add(1, Ordering::Relaxed);
                 client.out.close(CloseReason::SlowConsumerWriteDeadline);
                 break;
             }
@@ -296,6 +298,7 @@ async fn timers(
         Timer::after(interval).await;
         if pings_out.load(Ordering::Relaxed) >= u64::from(shared.config.ping_max) {
             shared
+                .router
                 .stats
                 .stale_connections
                 .fetch_add(1, Ordering::Relaxed);

@@ -4,12 +4,10 @@
 //! every connection is three tasks on it (reader, writer, timers). Nothing blocks a thread
 //! but the short locks documented beside each type.
 
-pub mod client;
+pub mod auth;
 pub mod conn;
-pub mod internal;
-pub mod monitoring;
-pub mod outbound;
-pub mod router;
+pub mod lame_duck;
+pub mod listen;
 pub mod session;
 pub mod state;
 pub mod tls;
@@ -19,8 +17,10 @@ use std::sync::Arc;
 
 use async_io::Async;
 
-use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::router::Router;
+use crate::server::auth::Authenticator;
+use crate::util::id::Identity;
 use state::Shared;
 
 /// Why the server could not start: one clear sentence each.
@@ -40,75 +40,98 @@ pub enum StartError {
     /// The TLS configuration is unusable.
     #[error("TLS configuration: {0}")]
     Tls(String),
-    /// A stream could not be opened.
-    #[error(transparent)]
-    Stream(#[from] crate::stream::StreamError),
 }
 
 /// A bound server, not yet accepting.
 pub struct Server {
-    listener: Async<TcpListener>,
+    /// One listener, or two for the default host (both loopback families).
+    listeners: Vec<Async<TcpListener>>,
     shared: Arc<Shared>,
 }
 
+/// What the app asks of a running server (from signals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Close every client now and return (SIGINT; SIGTERM unless in lame duck mode).
+    Stop,
+    /// Lame duck mode (SIGUSR2): stop accepting, tell clients, close them over
+    /// `lame_duck_duration`, then return ([`lame_duck`]).
+    LameDuck,
+}
+
 impl Server {
-    /// Binds the client port (port -1 picks a free one) and prepares the shared state.
-    pub fn bind(config: Config) -> Result<Server, StartError> {
+    /// Binds the client port (port -1 picks a free one) and prepares the shared state; the
+    /// connections publish and subscribe through `router`.
+    pub fn bind(
+        config: Arc<Config>,
+        router: Arc<Router>,
+        identity: Identity,
+    ) -> Result<Server, StartError> {
         let port = config.port.bind_port();
-        let addr = format!("{}:{}", config.host, port);
+        let addr = display_addr(config.listen_host(), port);
         let bind_err = |source| StartError::Bind {
             addr: addr.clone(),
             source,
         };
-        let std_listener = TcpListener::bind(&addr).map_err(bind_err)?;
-        let listener = Async::new(std_listener).map_err(bind_err)?;
-        let port = listener.get_ref().local_addr().map_err(bind_err)?.port();
+        let bound = listen::bind(config.host.as_deref(), port).map_err(bind_err)?;
+        let port = bound.port;
+        let listeners = bound
+            .listeners
+            .into_iter()
+            .map(Async::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bind_err)?;
         let tls = match &config.tls {
             Some(t) => Some(futures_rustls::TlsAcceptor::from(
                 tls::server_config(t).map_err(|e| StartError::Tls(e.to_string()))?,
             )),
             None => None,
         };
-        if let Some(missing) = crate::auth::not_wired_yet(&config) {
+        if let Some(missing) = crate::server::auth::not_wired_yet(&config) {
             return Err(StartError::Auth(missing));
         }
         let auth = Authenticator::from_config(&config.authorization)
             .map_err(|e| StartError::Auth(e.to_string()))?;
-        let shared = Arc::new(Shared::new(config, port, auth, tls));
-        if !shared.config.streams.is_empty() {
-            let streams = crate::stream::Streams::start(&shared)?;
-            // Set before the first accept: no session can have looked yet.
-            let _ = shared.streams.set(streams);
-        }
-        Ok(Server { listener, shared })
+        let shared = Arc::new(Shared::new(config, identity, router, port, auth, tls));
+        Ok(Server { listeners, shared })
     }
 
-    /// The shared state (for monitoring).
+    /// The shared state (for monitoring: the app reads its connections).
     pub fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
     }
 
-    /// The address clients connect to.
+    /// The address clients connect to (the first listener's).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .get_ref()
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], self.shared.port)))
+        self.listeners
+            .first()
+            .and_then(|l| l.get_ref().local_addr().ok())
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], self.shared.port)))
     }
 
-    /// Accepts connections on `ex` until `shutdown` completes, then closes every client.
+    /// Accepts connections on `ex` until `control` says to stop (or, in lame duck mode,
+    /// until the last client is closed), then closes every client.
     pub async fn run(
         self,
         ex: Arc<async_executor::Executor<'static>>,
-        shutdown: impl std::future::Future<Output = ()>,
+        control: async_channel::Receiver<Control>,
     ) {
-        let addr = self.local_addr();
-        tracing::info!("Listening for client connections on {addr}");
+        // As nats-server: the configured host as written; the default names both loopbacks.
+        for l in &self.listeners {
+            let shown = match &self.shared.config.host {
+                Some(h) => display_addr(h, self.shared.port),
+                None => l.get_ref().local_addr().map_or_else(
+                    |_| display_addr(listen::DEFAULT_HOST, self.shared.port),
+                    |a| a.to_string(),
+                ),
+            };
+            tracing::info!("Listening for client connections on {shown}");
+        }
         tracing::info!("Server is ready");
         let accept = async {
             loop {
-                match self.listener.accept().await {
-                    Ok((stream, peer)) => self.spawn_client(&ex, stream, peer),
+                match accept_any(&self.listeners).await {
+                    Ok((stream, peer)) => self.spawn_client(&ex, stream, unmapped(peer)),
                     Err(e) => {
                         // Out of file descriptors and the like: log, back off, go on.
                         tracing::error!("Error accepting client connection: {e}");
@@ -117,14 +140,21 @@ impl Server {
                 }
             }
         };
-        futures_lite::future::or(accept, shutdown).await;
+        let asked = futures_lite::future::or(accept, async { control.recv().await.ok() }).await;
+        let Server { listeners, shared } = self;
+        if asked == Some(Control::LameDuck) {
+            // Stop accepting first: no client may arrive after the others were told.
+            drop(listeners);
+            lame_duck::run(&shared, &control).await;
+        }
         tracing::info!("Initiating Shutdown...");
-        let clients: Vec<_> = crate::util::lock::lock(&self.shared.clients)
+        let clients: Vec<_> = crate::util::lock::lock(&shared.clients)
             .values()
             .cloned()
             .collect();
         for c in clients {
-            c.out.close(outbound::CloseReason::ServerShutdown);
+            c.out
+                .close(crate::router::outbound::CloseReason::ServerShutdown);
         }
         tracing::info!("Server Exiting..");
     }
@@ -140,4 +170,43 @@ impl Server {
         ex.spawn(conn::serve(self.shared.clone(), ex.clone(), stream, peer))
             .detach();
     }
+}
+
+/// `host:port` as nats-server writes it (`net.JoinHostPort`: brackets around IPv6).
+fn display_addr(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// An IPv4 client on a dual-stack listener arrives as `::ffff:a.b.c.d`; INFO `client_ip` and
+/// `/connz` show `a.b.c.d`, as nats-server does.
+fn unmapped(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => peer,
+        },
+        v4 => v4,
+    }
+}
+
+/// The next connection on any of the listeners.
+async fn accept_any(
+    listeners: &[Async<TcpListener>],
+) -> std::io::Result<(Async<TcpStream>, SocketAddr)> {
+    // Accepting is cancel-safe (a readiness wait, then a non-blocking accept), so the
+    // futures that lose the race are simply dropped.
+    let mut accepts: Vec<_> = listeners.iter().map(|l| Box::pin(l.accept())).collect();
+    futures_lite::future::poll_fn(|cx| {
+        for a in &mut accepts {
+            if let std::task::Poll::Ready(r) = a.as_mut().poll(cx) {
+                return std::task::Poll::Ready(r);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }

@@ -9,11 +9,12 @@ use twig_core::subject;
 use twig_core::wire::Op;
 use twig_core::wire::json::ClientConnect;
 
-use super::client::ClientShared;
-use super::outbound::CloseReason;
-use super::router::{Batch, MatchCache, Message, Origin, Subscription, deliver};
 use super::state::Shared;
-use crate::auth::Credentials;
+use crate::router::client::ClientShared;
+use crate::router::outbound::{CloseReason, Push};
+use crate::router::store::{Durable, Full, Submit};
+use crate::router::{Batch, MatchCache, Message, Origin, Stalled, Subscription};
+use crate::server::auth::Credentials;
 use crate::util::clock::unix_nanos;
 use crate::util::lock::lock;
 
@@ -24,7 +25,7 @@ pub enum Flow {
     Continue,
     /// Close the connection (anything queued, e.g. a final `-ERR`, is still written).
     Close(CloseReason),
-    /// A stream's queue is full: end the batch, wait for room
+    /// A store's queue is full: end the batch, wait for room
     /// ([`Session::take_full_stream`]), then go on with the ops already read.
     Wait,
 }
@@ -53,8 +54,8 @@ pub struct Session {
     no_responders: bool,
     protocol: i64,
     sent_connect_info: bool,
-    /// A stream request that found its queue full (see [`Flow::Wait`]).
-    full_stream: Option<crate::stream::Full>,
+    /// A store request that found its queue full (see [`Flow::Wait`]).
+    full_stream: Option<Full>,
     cache: MatchCache,
     batch: Batch,
     /// PINGs sent by the server and not yet answered (shared with the ping timer).
@@ -129,42 +130,23 @@ impl Session {
         }
     }
 
-    /// Ends a batch of ops (one socket read): wakes the writers of every client that got
-    /// messages, removes subscriptions that reached their auto-unsubscribe limit, and cuts
-    /// off slow consumers found on the way. Returns an uplink this client is flooding, for
-    /// the reader to wait on briefly (flow control, see `uplink::outbound`).
-    pub fn end_batch(&mut self) -> Option<Arc<crate::uplink::link::Link>> {
-        self.batch.stalled_client = None;
-        let b = &mut self.batch;
+    /// Ends a batch of ops (one socket read): counts what this client sent, then
+    /// [`Router::finish`](crate::router::Router::finish) (wake-ups, auto-unsubscribes, slow
+    /// consumers). Returns the remote or local subscriber this client is flooding, for the
+    /// reader to wait on briefly (flow control, as nats-server stalls fast producers).
+    pub fn end_batch(&mut self) -> Stalled {
+        let b = &self.batch;
         if b.in_msgs > 0 {
             self.client.count_in(b.in_msgs, b.in_bytes);
-            self.shared.stats.count_in(b.in_msgs, b.in_bytes);
         }
-        if b.out_msgs > 0 {
-            self.shared.stats.count_out(b.out_msgs, b.out_bytes);
-        }
-        (b.in_msgs, b.in_bytes, b.out_msgs, b.out_bytes) = (0, 0, 0, 0);
         self.client
             .last_activity
             .store(unix_nanos(), Ordering::Relaxed);
-        let stalled = self.batch.flush();
-        for sub in std::mem::take(&mut self.batch.expired) {
-            self.shared.remove_sub(&sub);
-        }
-        for slow in std::mem::take(&mut self.batch.slow) {
-            self.shared.slow_consumer(&slow);
-        }
-        stalled
+        self.shared.router.finish(&mut self.batch)
     }
 
-    /// A local subscriber the last batch filled past its stall mark, for the reader to wait
-    /// on briefly (flow control, as nats-server stalls fast producers).
-    pub fn stalled_client(&mut self) -> Option<Arc<ClientShared>> {
-        self.batch.stalled_client.take()
-    }
-
-    /// The stream request to wait for after [`Flow::Wait`].
-    pub fn take_full_stream(&mut self) -> Option<crate::stream::Full> {
+    /// The store request to wait for after [`Flow::Wait`].
+    pub fn take_full_stream(&mut self) -> Option<Full> {
         self.full_stream.take()
     }
 
@@ -256,16 +238,13 @@ impl Session {
         };
         // A wildcard token in a published subject is matched as a literal token, as
         // nats-server does (only wildcard subscriptions match it).
-        let stream = self.shared.streams.get().and_then(|s| s.find(subj));
-        let origin = match stream {
-            Some(s) if s.forwards() => Origin::ClientLocal(&self.client),
-            _ => Origin::Client(&self.client),
-        };
-        let result = self.shared.router.lookup(&mut self.cache, subj);
-        let delivered = deliver(&msg, origin, result, &mut self.batch);
-        if let Some(stream) = stream {
-            // Stored (and acknowledged by the stream's thread): never a no-responders case.
-            if let Some(full) = store(stream, subj, reply, headers, payload) {
+        let router = &self.shared.router;
+        let store = router.store(subj);
+        let origin = Origin::client(&self.client);
+        let delivered = router.publish(&mut self.cache, &mut self.batch, &msg, origin, store);
+        if let Some(store) = store {
+            // Stored (and acknowledged by the store): never a no-responders case.
+            if let Some(full) = submit(store, &msg) {
                 self.full_stream = Some(full);
                 return Flow::Wait;
             }
@@ -300,7 +279,7 @@ impl Session {
             headers: Some(&hdr),
             payload: b"",
         };
-        super::router::deliver_to_sub(&msg, &sub, &mut self.batch);
+        crate::router::deliver_to_sub(&msg, &sub, &mut self.batch);
     }
 
     fn subscribe(&mut self, subj: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Flow {
@@ -348,7 +327,7 @@ impl Session {
                 Some(max) if max > sub.delivered.load(Ordering::Acquire) => {
                     sub.max.store(max, Ordering::Release);
                 }
-                _ => self.shared.remove_sub(&sub),
+                _ => self.shared.router.remove_sub(&sub),
             }
         }
         self.ok();
@@ -363,6 +342,7 @@ impl Session {
             self.sent_connect_info = true;
             let info = self.shared.connect_info_line(&self.client);
             self.send(info.as_bytes());
+            self.client.set_takes_async_info();
         }
         Flow::Continue
     }
@@ -377,43 +357,26 @@ impl Session {
         // A protocol reply is tiny; if it overflows max_pending the client is a slow
         // consumer like any other.
         match self.client.out.push_bytes(bytes) {
-            super::outbound::Push::SlowConsumer => self.batch.slow.push(self.client.clone()),
+            Push::SlowConsumer => self.batch.slow.push(self.client.clone()),
             // Woken once when the batch ends, like routed messages.
-            super::outbound::Push::Queued => {
+            Push::Queued => {
                 self.batch.touch(&self.client);
             }
-            super::outbound::Push::Closed | super::outbound::Push::Refused => {}
+            Push::Closed | Push::Refused => {}
         }
     }
 }
 
-/// Hands a message on a stream subject to the stream's thread; returns it when the stream's
-/// queue is full (the reader waits for room).
-fn store(
-    stream: &crate::stream::Stream,
-    subj: &[u8],
-    reply: Option<&[u8]>,
-    headers: Option<&[u8]>,
-    payload: &[u8],
-) -> Option<crate::stream::Full> {
-    let record = crate::stream::record::encode(unix_nanos(), subj, headers, payload)?;
-    let msg_id = headers
-        .and_then(|h| twig_core::wire::Headers::parse(h).ok())
-        .and_then(|h| h.get(b"Nats-Msg-Id"))
-        .map(Box::from);
-    let req = crate::stream::Request {
-        record,
-        reply: reply.map(Box::from),
-        msg_id,
-        notify: None,
-    };
-    match stream.try_submit(req) {
-        crate::stream::Submit::Queued => None,
-        crate::stream::Submit::Full(full) => Some(full),
-        crate::stream::Submit::Gone => {
+/// Hands a message on a stored subject to its store; returns it when the store's queue is
+/// full (the reader waits for room).
+fn submit(store: &dyn Durable, msg: &Message<'_>) -> Option<Full> {
+    match store.submit(msg, unix_nanos(), None) {
+        Submit::Queued | Submit::Invalid => None,
+        Submit::Full(full) => Some(full),
+        Submit::Gone => {
             tracing::error!(
                 "stream {}: its thread has stopped; message not stored",
-                stream.config.name
+                store.name()
             );
             None
         }

@@ -1,89 +1,68 @@
-//! State shared by every connection of one server: configuration, identity, the router, the
-//! live connections (for monitoring) and the counters.
+//! State shared by every client connection of one server: configuration, identity, the
+//! router, credentials, TLS, and the live connections (for monitoring and shutdown).
 //!
 //! Lock order: `clients` is taken alone; a client's own locks are never held while taking it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::client::ClientShared;
-use super::router::{Router, Subscription};
-use crate::util::lock::lock;
 use twig_core::wire::json::full::ServerInfo;
 
-use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::stats::Stats;
-
-/// The sublist's shared result cache size (nats-server uses 1024 too).
-const SUBLIST_CACHE: usize = 1024;
+use crate::router::Router;
+use crate::router::client::ClientShared;
+use crate::server::auth::Authenticator;
+use crate::util::id::Identity;
+use crate::util::lock::lock;
 
 /// Everything connections share.
 pub struct Shared {
     /// The configuration the server runs with (after flags were applied).
-    pub config: Config,
+    pub config: Arc<Config>,
     /// `server_id`: an nkey-shaped random id, as nats-server's.
     pub server_id: String,
     /// `server_name` (the configured name, or the id).
     pub server_name: String,
     /// The port actually bound (differs from the config when it asked for -1).
     pub port: u16,
-    /// The monitoring port actually bound (0 = none).
-    pub http_port: AtomicU64,
     /// When the server started.
     pub start: SystemTime,
-    /// Subscriptions and delivery.
-    pub router: Router,
+    /// Subscriptions and delivery (and the server-wide counters).
+    pub router: Arc<Router>,
     /// Credentials checks.
     pub auth: Authenticator,
-    /// Server-wide counters.
-    pub stats: Stats,
     /// TLS for the client port, when configured.
     pub tls: Option<futures_rustls::TlsAcceptor>,
     /// Live client connections by cid.
     pub clients: Mutex<HashMap<u64, Arc<ClientShared>>>,
-    /// Flash-backed streams, set once at start when any are configured (`None` otherwise,
-    /// so sessions skip the stream lookup entirely).
-    pub streams: OnceLock<crate::stream::Streams>,
-    /// The `[[sync]]` consumers' counters, set once when their tasks start.
-    pub sync: OnceLock<Vec<Arc<crate::sync::Stats>>>,
-    /// The MQTT bridge, set once at start when `[mqtt]` is configured (for monitoring).
-    pub mqtt: OnceLock<Arc<crate::mqtt::Bridge>>,
+    /// Lame duck mode was entered (SIGUSR2): no new clients, the others are being closed.
+    lame_duck: AtomicBool,
     next_cid: AtomicU64,
 }
 
 impl Shared {
-    /// Shared state for a server bound to `port`.
+    /// Shared state for a server bound to `port`, delivering through `router`.
     pub fn new(
-        config: Config,
+        config: Arc<Config>,
+        identity: Identity,
+        router: Arc<Router>,
         port: u16,
         auth: Authenticator,
         tls: Option<futures_rustls::TlsAcceptor>,
     ) -> Self {
-        let server_id = crate::util::id::server_id();
-        let router = Router::with_uplinks(SUBLIST_CACHE, crate::uplink::links(&config.leafnodes));
-        let server_name = config
-            .server_name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| server_id.clone());
         Shared {
             config,
-            server_id,
-            server_name,
+            server_id: identity.server_id,
+            server_name: identity.server_name,
             port,
-            http_port: AtomicU64::new(0),
             start: SystemTime::now(),
             router,
             auth,
             tls,
-            stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
-            streams: OnceLock::new(),
-            sync: OnceLock::new(),
-            mqtt: OnceLock::new(),
+            lame_duck: AtomicBool::new(false),
             next_cid: AtomicU64::new(1),
         }
     }
@@ -93,45 +72,48 @@ impl Shared {
         self.next_cid.fetch_add(1, Relaxed)
     }
 
+    /// The live connections (a snapshot of the set, for monitoring).
+    pub fn connections(&self) -> Vec<Arc<ClientShared>> {
+        lock(&self.clients).values().cloned().collect()
+    }
+
     /// Whether headers are on for this server.
     pub fn headers_supported(&self) -> bool {
         !self.config.no_header_support
     }
 
-    /// Removes a subscription from its client and from the router.
-    pub fn remove_sub(&self, sub: &Arc<Subscription>) {
-        {
-            let mut subs = lock(&sub.client.subs);
-            if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
-                subs.remove(&sub.sid);
-            }
-        }
-        self.router.remove(sub);
-    }
-
-    /// Cuts off a client whose outbound buffer overflowed (already closed by the push).
-    pub fn slow_consumer(&self, client: &ClientShared) {
-        self.stats.slow_consumers.fetch_add(1, Relaxed);
-        tracing::info!(
-            "{}:{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
-            client.addr.ip(),
-            client.addr.port(),
-            client.cid,
-            self.config.max_pending
-        );
-    }
-
     /// The INFO line sent on accept.
     pub fn info_line(&self, client: &ClientShared, nonce: Option<&str>) -> String {
-        self.info_json(client, nonce, false)
+        self.info_json(client, nonce, false, false)
     }
 
     /// The INFO nats-server 2.12+ sends after the first PONG to a protocol-1 client.
     pub fn connect_info_line(&self, client: &ClientShared) -> String {
-        self.info_json(client, None, true)
+        self.info_json(client, None, true, false)
     }
 
-    fn info_json(&self, client: &ClientShared, nonce: Option<&str>, connect_info: bool) -> String {
+    /// The async INFO that announces lame duck mode (`"ldm":true`; no nonce, as nats-server).
+    pub fn lame_duck_info_line(&self, client: &ClientShared) -> String {
+        self.info_json(client, None, false, true)
+    }
+
+    /// Marks lame duck mode (see [`super::lame_duck`]).
+    pub fn enter_lame_duck(&self) {
+        self.lame_duck.store(true, Relaxed);
+    }
+
+    /// Whether lame duck mode was entered.
+    pub fn in_lame_duck(&self) -> bool {
+        self.lame_duck.load(Relaxed)
+    }
+
+    fn info_json(
+        &self,
+        client: &ClientShared,
+        nonce: Option<&str>,
+        connect_info: bool,
+        ldm: bool,
+    ) -> String {
         // Every field nats-server 2.15.1 sends in the same configuration, in its order and
         // with its omitempty rules (twig-core's owned INFO), except these, left out on purpose:
         // - `jetstream`, `api_lvl`, `domain`: twig has no JetStream API (its streams answer
@@ -146,11 +128,11 @@ impl Shared {
         let info = ServerInfo {
             server_id: self.server_id.clone(),
             server_name: self.server_name.clone(),
-            version: crate::version::NATS_SERVER.to_owned(),
+            version: crate::util::version::NATS_SERVER.to_owned(),
             proto: 1,
-            git_commit: crate::version::git_commit().map(str::to_owned),
-            go: crate::version::RUSTC.to_owned(),
-            host: self.config.host.clone(),
+            git_commit: crate::util::version::git_commit().map(str::to_owned),
+            go: crate::util::version::RUSTC.to_owned(),
+            host: self.config.listen_host().to_owned(),
             port: i32::from(self.port),
             headers: self.headers_supported(),
             auth_required: self.auth.auth_required(),
@@ -162,11 +144,12 @@ impl Shared {
             nonce: nonce.map(str::to_owned),
             connect_info,
             remote_account: connect_info.then(|| "$G".to_owned()),
+            ldm,
             ..ServerInfo::default()
         };
         let json = serde_json::to_vec(&InfoWithTwigVersion {
             info: &info,
-            twig_version: crate::version::TWIG,
+            twig_version: crate::util::version::TWIG,
         })
         .unwrap_or_default();
         // nats-server writes a space between the JSON and CRLF.

@@ -18,19 +18,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use twig_core::log::{Cursor, Log};
-use twig_core::sublist::MatchResult;
-use twig_core::wire::{HeaderWriter, Headers, Op, Queues};
+use twig_core::wire::{HeaderWriter, Headers};
 
 use super::flash::{FileFlash, SECTOR};
 use super::forward::{Forwarder, Settings};
 use super::hub::{Refusal, parse_puback, permanent, subject_token};
 use super::record;
+use crate::config::Config;
 use crate::config::{ForwardMode, StreamConfig};
-use crate::server::internal::{InternalSub, Owned, new_owner};
-use crate::server::router::{MatchCache, SubRef};
-use crate::server::state::Shared;
-use crate::uplink::link::Link;
-use crate::uplink::outbound::Pushed;
+use crate::router::internal::{InternalSub, Owned, new_owner};
+use crate::router::remote::{Remote, remote_interest};
+use crate::router::{MatchCache, Message, Router};
 
 /// Reply subjects of forwarded messages start with this.
 pub const REPLY_PREFIX: &str = "_TWIG_FWD";
@@ -62,15 +60,15 @@ pub struct Wake {
 
 /// One stream's forwarding to its remote.
 pub struct Drain {
-    /// The link it drains to.
-    pub link: Arc<Link>,
+    /// The remote (the uplink's link) it drains to.
+    pub link: Arc<dyn Remote>,
     sub: Arc<InternalSub>,
     acks: async_channel::Receiver<Owned>,
     /// A PubAck taken while waiting, handled at the next step.
     pub pending: Option<Owned>,
     /// The protocol state.
     pub fwd: Forwarder,
-    shared: Arc<Shared>,
+    router: Arc<Router>,
     core: bool,
     reply_prefix: String,
     id_prefix: String,
@@ -94,14 +92,15 @@ impl Drain {
     /// The drain of a stream that forwards (`None` for `forward = "off"`), resuming after
     /// `acked`.
     pub fn start(
-        shared: &Arc<Shared>,
+        router: &Arc<Router>,
+        config: &Config,
         cfg: &StreamConfig,
         gateway: &str,
         acked: u64,
     ) -> Option<Drain> {
-        let remotes = shared.config.leafnodes.remotes.len();
+        let remotes = config.leafnodes.remotes.len();
         let mode = cfg.forward_mode(remotes);
-        let link = shared.router.uplinks().get(cfg.forward_remote)?.clone();
+        let link = router.remote(cfg.forward_remote)?.clone();
         if mode == ForwardMode::Off {
             return None;
         }
@@ -113,7 +112,7 @@ impl Drain {
             None,
             cfg.forward_window.saturating_mul(2).saturating_add(64),
         );
-        if let Err(e) = shared.router.insert_internal(&sub) {
+        if let Err(e) = router.insert_internal(&sub) {
             tracing::error!("stream {}: cannot subscribe for PubAcks: {e}", cfg.name);
             return None;
         }
@@ -131,7 +130,7 @@ impl Drain {
                 },
                 acked,
             ),
-            shared: shared.clone(),
+            router: router.clone(),
             core,
             reply_prefix,
             id_prefix: format!("{gateway}.{}.", cfg.name),
@@ -172,8 +171,8 @@ impl Drain {
     /// Follows the link, takes PubAcks and PONGs, sends what the window allows. The caller
     /// then moves the log's acknowledged cursor to [`Forwarder::acked`].
     pub fn step(&mut self, log: &mut Log<FileFlash>, now: Instant) -> Wake {
-        let c = self.link.out.counters();
-        let connected = self.link.is_connected();
+        let c = self.link.counters();
+        let connected = self.link.is_up();
         if self.fwd.is_up() && (!connected || c.epoch != self.epoch) {
             self.fwd.link_down();
             self.cursor = None;
@@ -181,7 +180,7 @@ impl Drain {
         if connected && !self.fwd.is_up() {
             self.fwd.link_up();
             self.epoch = c.epoch;
-            if !self.core && !self.link.perms().can_subscribe(&self.sub.subject) {
+            if !self.core && !self.link.may_subscribe(&self.sub.subject) {
                 self.error(format!(
                     "the hub does not let this gateway subscribe to {} (leafnode import \
                      permissions): its PubAcks cannot come back",
@@ -200,7 +199,7 @@ impl Drain {
         }
         if self.core {
             if self.fwd.needs_ping(c.bulk_out)
-                && let Some(n) = self.link.out.push_ping()
+                && let Some(n) = self.link.ping()
             {
                 self.fwd.pinged(c.bulk_out, n);
             }
@@ -228,7 +227,7 @@ impl Drain {
                 again = true;
                 break;
             }
-            if self.link.out.stalled() {
+            if self.link.stalled() {
                 self.blocked = Blocked::Room;
                 break;
             }
@@ -246,9 +245,9 @@ impl Drain {
             }
         }
         if sent > 0 {
-            self.link.out.wake();
+            self.link.wake();
             if self.core {
-                self.fwd.core_batch(self.link.out.counters().bulk_in);
+                self.fwd.core_batch(self.link.counters().bulk_in);
             }
         }
         let barrier_wait = self.core && self.fwd.in_flight() > 0;
@@ -307,8 +306,8 @@ impl Drain {
             return Ok(());
         };
         self.queues.clear();
-        let result = self.shared.router.lookup(&mut self.cache, m.subject);
-        if !hub_interest(result, &self.link, &mut self.queues) {
+        let result = self.router.lookup(&mut self.cache, m.subject);
+        if !remote_interest(result, &self.link, &mut self.queues) {
             return Err(Blocked::Interest);
         }
         // Headers: the publisher's, with our Nats-Msg-Id (`jetstream` mode).
@@ -354,10 +353,9 @@ impl Drain {
             Some(&self.reply[..])
         };
         let size = headers.map_or(0, <[u8]>::len) + m.payload.len();
-        let perms = self.link.perms();
         let refused = if size > self.link.max_payload() {
             Some("larger than the hub's max_payload")
-        } else if perms.export_restricted() && !perms.can_publish(m.subject) {
+        } else if !self.link.may_publish(m.subject) {
             Some("the hub does not allow publishing its subject")
         } else {
             None
@@ -375,25 +373,17 @@ impl Drain {
             self.fwd.ack(now, seq, true);
             return Ok(());
         }
-        let op = Op::Lmsg {
+        let msg = Message {
             subject: m.subject,
             reply,
-            queues: Queues::from_raw(&self.queues),
             headers,
             payload: m.payload,
         };
-        let pushed = self.link.out.push_msg(op.encoded_len(), |b| {
-            op.encode_into(b).map(|_| ()).map_err(|_| ())
-        });
-        if pushed == Pushed::Dropped {
+        // Encoded as `LMSG`/`HMSG` and counted by the link; refused when its backlog has no
+        // room (retried when the writer progresses).
+        if !self.link.forward(&msg, &self.queues) {
             return Err(Blocked::Room);
         }
-        self.link
-            .out_msgs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.link
-            .out_bytes
-            .fetch_add(size as u64, std::sync::atomic::Ordering::Relaxed);
         self.fwd.sent(now, seq);
         Ok(())
     }
@@ -442,79 +432,6 @@ impl Drain {
 
 impl Drop for Drain {
     fn drop(&mut self) {
-        self.shared.router.remove_internal(&self.sub);
-    }
-}
-
-/// Whether the hub has interest in a subject over `link`; the names of the queue groups it
-/// has members in are written to `queues` (blank-separated, for the `LMSG`).
-fn hub_interest(result: &MatchResult<SubRef>, link: &Arc<Link>, queues: &mut Vec<u8>) -> bool {
-    let ours = |s: &SubRef| match s {
-        SubRef::Hub(h) => {
-            Arc::ptr_eq(&h.link, link) && !h.closed.load(std::sync::atomic::Ordering::Acquire)
-        }
-        _ => false,
-    };
-    let mut any = result.plain().iter().any(ours);
-    for g in result.groups() {
-        if g.members().iter().any(ours) {
-            if !queues.is_empty() {
-                queues.push(b' ');
-            }
-            queues.extend_from_slice(g.name());
-            any = true;
-        }
-    }
-    any
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hub_interest_is_that_of_the_link_plain_or_queue() {
-        use crate::server::router::Router;
-        use crate::uplink::interest::Permissions;
-        use crate::uplink::link::HubInterest;
-        use std::sync::atomic::{AtomicBool, AtomicU32};
-        let (ours, other) = (
-            Arc::new(Link::new(0, 1 << 20)),
-            Arc::new(Link::new(1, 1 << 20)),
-        );
-        let router = Router::with_uplinks(16, vec![ours.clone(), other.clone()]);
-        let entry = |link: &Arc<Link>, subject: &str, queue: Option<&str>| {
-            let h = Arc::new(HubInterest {
-                link: link.clone(),
-                subject: subject.as_bytes().into(),
-                queue: queue.map(|q| q.as_bytes().into()),
-                weight: AtomicU32::new(1),
-                closed: AtomicBool::new(false),
-                perms: Arc::new(Permissions::default()),
-            });
-            router.insert_hub(&h).unwrap();
-            h
-        };
-        entry(&other, "a.>", None);
-        entry(&ours, "q.*", Some("workers"));
-        let plain = entry(&ours, "p.>", None);
-        let mut cache = MatchCache::default();
-        let mut queues = Vec::new();
-        let mut check = |subject: &str, queues: &mut Vec<u8>| {
-            queues.clear();
-            hub_interest(router.lookup(&mut cache, subject.as_bytes()), &ours, queues)
-        };
-        assert!(
-            !check("a.b", &mut queues),
-            "another link's interest is not ours"
-        );
-        assert!(check("q.x", &mut queues));
-        assert_eq!(queues, b"workers");
-        assert!(check("p.x", &mut queues));
-        assert!(queues.is_empty());
-        plain
-            .closed
-            .store(true, std::sync::atomic::Ordering::Release);
-        assert!(!check("p.x", &mut queues), "withdrawn");
+        self.router.remove_internal(&self.sub);
     }
 }

@@ -2,8 +2,8 @@
 //! the gateway's stable name in message ids and reply subjects.
 
 use super::StreamError;
-use crate::server::internal::Owned;
-use crate::server::state::Shared;
+use crate::config::Config;
+use crate::router::internal::Owned;
 use twig_core::wire::Headers;
 
 /// Why the hub did not store a message: its status or error code (0 when it sent none) and
@@ -76,11 +76,11 @@ pub fn subject_token(name: &str) -> String {
 /// The gateway's name in forwarded messages' ids: `server_name` when configured, else an id
 /// made once and kept in `<store_dir>/twig.id` (a per-run id would defeat the hub's
 /// de-duplication after a restart).
-pub fn gateway_id(shared: &Shared) -> Result<String, StreamError> {
-    if let Some(n) = shared.config.server_name.as_ref().filter(|n| !n.is_empty()) {
+pub fn gateway_id(config: &Config) -> Result<String, StreamError> {
+    if let Some(n) = config.server_name.as_ref().filter(|n| !n.is_empty()) {
         return Ok(n.clone());
     }
-    let path = shared.config.store_dir.join("twig.id");
+    let path = config.store_dir.join("twig.id");
     let fail = |source| StreamError::File {
         name: "(gateway id)".into(),
         path: path.display().to_string(),
@@ -96,7 +96,7 @@ pub fn gateway_id(shared: &Shared) -> Result<String, StreamError> {
     crate::util::id::fill(&mut raw).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
     let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     let id = format!("twig-{id}");
-    std::fs::create_dir_all(&shared.config.store_dir).map_err(fail)?;
+    std::fs::create_dir_all(&config.store_dir).map_err(fail)?;
     let tmp = path.with_extension("id.tmp");
     std::fs::write(&tmp, &id).map_err(fail)?;
     std::fs::File::open(&tmp)

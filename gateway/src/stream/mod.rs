@@ -8,9 +8,10 @@
 //! is waiting, fsyncs once (group commit), then routes the PubAcks to the reply subjects through
 //! the router (so the publisher's own inbox subscription gets them, like any reply).
 //!
-//! The router's hot path is untouched for other subjects: a session asks
-//! [`Streams::find`] once per message only when streams are configured; it is a linear scan of
-//! the stream filters (a gateway has a handful).
+//! The streams plug into the router as its durable store ([`Streams`] is a
+//! [`Store`], each [`Stream`] a [`Durable`]). The router's hot path is untouched for other
+//! subjects: publishers ask [`Streams::find`] once per message only when streams are
+//! configured; it is a linear scan of the stream filters (a gateway has a handful).
 
 pub mod drain;
 pub mod flash;
@@ -26,8 +27,11 @@ use async_channel::{Sender, TrySendError};
 
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::config::StreamConfig;
-use crate::server::state::Shared;
+use crate::router::store::{Durable, Store};
+pub use crate::router::store::{Full, Notify, Stored, Submit};
+use crate::router::{Message, Router};
 
 /// Messages waiting for a stream's thread. When full, the publishing reader stops reading
 /// (asynchronously) until the thread catches up: back-pressure to the publishers of stream
@@ -79,31 +83,6 @@ pub struct Request {
     /// that hold their own acknowledgement until the message is durable (the MQTT bridge's
     /// PUBACK).
     pub notify: Option<Notify>,
-}
-
-/// Where a stream's thread reports that a message is durable (or was refused).
-///
-/// The thread never waits on it: it uses `try_send`, so the owner must size the channel for
-/// everything it keeps in flight (an owner that submits at most N unanswered messages needs a
-/// capacity of N). A notice that does not fit is dropped and counted as lost by the owner's
-/// timeout, never blocks the stream.
-#[derive(Clone)]
-pub struct Notify {
-    /// The owner's channel.
-    pub tx: async_channel::Sender<Stored>,
-    /// The owner's own tag for this message (e.g. an MQTT packet id).
-    pub token: u64,
-}
-
-/// The outcome of a [`Request`] with a [`Notify`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stored {
-    /// The owner's tag.
-    pub token: u64,
-    /// The stream sequence, or 0 when the message was refused.
-    pub seq: u64,
-    /// Whether it is stored (durable per the stream's `sync`); a duplicate counts as stored.
-    pub ok: bool,
 }
 
 /// A stream's counters, as `/jsz` shows them.
@@ -180,23 +159,23 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// Opens every configured stream's file and starts its thread.
-    pub fn start(shared: &Arc<Shared>) -> Result<Streams, StreamError> {
+    /// Opens every configured stream's file and starts its thread; PubAcks and forwarded
+    /// messages go through `router` (register the result with `Router::set_store`).
+    pub fn start(router: &Arc<Router>, config: &Config) -> Result<Streams, StreamError> {
         let mut streams = Vec::new();
         let mut filters = Vec::new();
-        let remotes = shared.config.leafnodes.remotes.len();
-        let any_forward = shared
-            .config
+        let remotes = config.leafnodes.remotes.len();
+        let any_forward = config
             .streams
             .iter()
             .any(|s| s.forward_mode(remotes) != crate::config::ForwardMode::Off);
         let gateway = if any_forward {
-            hub::gateway_id(shared)?
+            hub::gateway_id(config)?
         } else {
             String::new()
         };
-        for (i, cfg) in shared.config.streams.iter().enumerate() {
-            let (tx, state) = worker::spawn(shared, cfg, QUEUE, &gateway)?;
+        for (i, cfg) in config.streams.iter().enumerate() {
+            let (tx, state) = worker::spawn(router, config, cfg, QUEUE, &gateway)?;
             for s in &cfg.subjects {
                 filters.push((s.as_bytes().into(), i));
             }
@@ -233,13 +212,7 @@ impl Streams {
 }
 
 impl Stream {
-    /// Whether the stream drains to a hub: then its forwarder is the only way its messages
-    /// go up (live publishes on its subjects stay local, see `Origin::ClientLocal`).
-    pub fn forwards(&self) -> bool {
-        self.forwards
-    }
-
-    /// Hands a message to the stream's thread without waiting. When its queue is full the
+    /// Hands a request to the stream's thread without waiting. When its queue is full the
     /// request comes back as [`Submit::Full`]: the caller (a client's reader) waits for room
     /// with [`Full::wait`] before reading more, so only that publisher is held back, never
     /// the executor thread it shares with other connections.
@@ -248,57 +221,48 @@ impl Stream {
             Ok(()) => Submit::Queued,
             Err(TrySendError::Full(req)) => {
                 self.waits.fetch_add(1, Ordering::Relaxed);
-                Submit::Full(Full {
-                    tx: self.tx.clone(),
-                    req,
-                })
+                let tx = self.tx.clone();
+                Submit::Full(Full::new(async move { tx.send(req).await.is_ok() }))
             }
             Err(TrySendError::Closed(_)) => Submit::Gone,
         }
     }
+}
 
-    /// Hands a message to the stream's thread, waiting (asynchronously) while its queue is
-    /// full. Returns false if the thread is gone (its log failed; the failure was logged).
-    pub async fn submit_async(&self, req: Request) -> bool {
-        match self.try_submit(req) {
-            Submit::Queued => true,
-            Submit::Full(full) => full.wait().await,
-            Submit::Gone => false,
-        }
+impl Durable for Stream {
+    fn name(&self) -> &str {
+        &self.config.name
     }
 
-    /// Hands a message to the stream's thread, blocking the calling thread while its queue
-    /// is full: only for callers that cannot wait asynchronously (on the executor, prefer
-    /// [`Stream::submit_async`] or [`Stream::try_submit`]). False if the thread is gone.
-    pub fn submit(&self, req: Request) -> bool {
-        match self.try_submit(req) {
-            Submit::Queued => true,
-            Submit::Full(full) => full.tx.send_blocking(full.req).is_ok(),
-            Submit::Gone => false,
-        }
+    /// Whether the stream drains to a hub: then its forwarder is the only way its messages
+    /// go up (live publishes on its subjects stay local, see `Router::publish`).
+    fn forwards(&self) -> bool {
+        self.forwards
+    }
+
+    /// Encodes the record (on the publisher's thread) and hands it to the stream's thread.
+    /// The message's `Nats-Msg-Id` header de-duplicates; its reply subject gets the PubAck.
+    fn submit(&self, msg: &Message<'_>, time_ns: u64, notify: Option<Notify>) -> Submit {
+        let Some(record) = record::encode(time_ns, msg.subject, msg.headers, msg.payload) else {
+            return Submit::Invalid;
+        };
+        let msg_id = msg
+            .headers
+            .and_then(|h| twig_core::wire::Headers::parse(h).ok())
+            .and_then(|h| h.get(b"Nats-Msg-Id"))
+            .map(Box::from);
+        self.try_submit(Request {
+            record,
+            reply: msg.reply.map(Box::from),
+            msg_id,
+            notify,
+        })
     }
 }
 
-/// What [`Stream::try_submit`] did.
-pub enum Submit {
-    /// The stream's thread has it.
-    Queued,
-    /// The queue is full: wait for room.
-    Full(Full),
-    /// The stream's thread is gone (its log failed; the failure was logged).
-    Gone,
-}
-
-/// A request waiting for room in a stream's queue (see [`Stream::try_submit`]).
-pub struct Full {
-    tx: Sender<Request>,
-    req: Request,
-}
-
-impl Full {
-    /// Waits until the stream's thread takes the request; false if the thread is gone.
-    pub async fn wait(self) -> bool {
-        self.tx.send(self.req).await.is_ok()
+impl Store for Streams {
+    fn find(&self, subject: &[u8]) -> Option<&dyn Durable> {
+        Streams::find(self, subject).map(|s| s as &dyn Durable)
     }
 }
 

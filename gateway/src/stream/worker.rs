@@ -13,10 +13,10 @@ use twig_core::log::{self, Log, WhenFull};
 use super::drain::Drain;
 use super::flash::{FileFlash, SECTOR};
 use super::{Notify, Request, Stored, StreamError, StreamState, record};
+use crate::config::Config;
 use crate::config::{StreamConfig, SyncPolicy, WhenFullConfig};
-use crate::server::internal::Owned;
-use crate::server::router::{Batch, MatchCache, Message, Origin, deliver};
-use crate::server::state::Shared;
+use crate::router::internal::Owned;
+use crate::router::{Batch, MatchCache, Message, Origin, Router, deliver};
 use crate::util::clock::unix_nanos;
 
 /// Most messages taken from the queue before one fsync: bounds the latency of the first
@@ -35,12 +35,13 @@ const PROGRESS_POLL: Duration = Duration::from_millis(20);
 
 /// Opens the stream's log and starts its thread.
 pub fn spawn(
-    shared: &Arc<Shared>,
+    router: &Arc<Router>,
+    config: &Config,
     cfg: &StreamConfig,
     queue: usize,
     gateway: &str,
 ) -> Result<(Sender<Request>, Arc<Mutex<StreamState>>), StreamError> {
-    let path = cfg.path(&shared.config.store_dir);
+    let path = cfg.path(&config.store_dir);
     let shown = path.display().to_string();
     let flash =
         FileFlash::open(&path, cfg.max_bytes as u64).map_err(|source| StreamError::File {
@@ -61,7 +62,7 @@ pub fn spawn(
         }
     })?;
     let (tx, rx) = async_channel::bounded(queue);
-    let mode = cfg.forward_mode(shared.config.leafnodes.remotes.len());
+    let mode = cfg.forward_mode(config.leafnodes.remotes.len());
     let state = Arc::new(Mutex::new(StreamState {
         name: cfg.name.clone(),
         file: shown,
@@ -69,11 +70,11 @@ pub fn spawn(
         forward: format!("{mode:?}").to_lowercase(),
         ..StreamState::default()
     }));
-    let drain = Drain::start(shared, cfg, gateway, log.stats().acked);
+    let drain = Drain::start(router, config, cfg, gateway, log.stats().acked);
     let mut w = Worker {
         log,
         rx,
-        shared: shared.clone(),
+        router: router.clone(),
         cfg: cfg.clone(),
         state: state.clone(),
         counters: StreamState::default(),
@@ -134,7 +135,7 @@ impl Dedup {
 struct Worker {
     log: Log<FileFlash>,
     rx: Receiver<Request>,
-    shared: Arc<Shared>,
+    router: Arc<Router>,
     cfg: StreamConfig,
     state: Arc<Mutex<StreamState>>,
     /// Counters the log does not keep (refused, duplicates, expired).
@@ -177,7 +178,7 @@ impl Worker {
             let listeners = self
                 .drain
                 .as_ref()
-                .map(|d| (d.link.listen_change(), d.link.out.listen_progress()));
+                .map(|d| (d.link.listen_change(), d.link.listen_progress()));
             let mut took = 0;
             if let Some(req) = self.pending.take() {
                 self.take(req);
@@ -507,22 +508,12 @@ impl Worker {
                 headers: None,
                 payload: &json,
             };
-            let result = self.shared.router.lookup(&mut self.cache, &reply);
-            deliver(&msg, Origin::Internal, result, &mut self.batch);
+            let result = self.router.lookup(&mut self.cache, &reply);
+            deliver(&msg, Origin::internal(), result, &mut self.batch);
         }
-        let b = &mut self.batch;
-        if b.out_msgs > 0 {
-            self.shared.stats.count_out(b.out_msgs, b.out_bytes);
-        }
-        (b.out_msgs, b.out_bytes) = (0, 0);
-        // PubAcks are replies: an uplink they reach cannot be flooded by them.
-        let _ = self.batch.flush();
-        for sub in std::mem::take(&mut self.batch.expired) {
-            self.shared.remove_sub(&sub);
-        }
-        for slow in std::mem::take(&mut self.batch.slow) {
-            self.shared.slow_consumer(&slow);
-        }
+        // PubAcks are replies: a remote they reach cannot be flooded by them, and the stream
+        // thread never waits for a subscriber.
+        let _ = self.router.finish(&mut self.batch);
     }
 
     fn publish_state(&mut self) {

@@ -28,25 +28,9 @@ pub struct AckInfo<'a> {
 
 const PREFIX: &[u8] = b"$JS.ACK.";
 
-/// Splits a delivery's reply into the ack subject and the original subject (`None` when the
-/// hub appended none, as for a client connected to the hub directly).
-pub fn split_deliver(reply: &[u8]) -> (&[u8], Option<&[u8]>) {
-    if !reply.starts_with(PREFIX) {
-        return (reply, None);
-    }
-    let mut dots = 0;
-    for (i, b) in reply.iter().enumerate() {
-        match b {
-            b'.' => dots += 1,
-            b'@' if dots >= 8 => {
-                let subject = reply.get(i + 1..).filter(|s| !s.is_empty());
-                return (reply.get(..i).unwrap_or(reply), subject);
-            }
-            _ => {}
-        }
-    }
-    (reply, None)
-}
+/// Splits a delivery's reply into the ack subject and the original subject: twig-core's
+/// (the uplink cuts the suffix off for clients on the way in; the consumer reads it here).
+pub use twig_core::wire::split_deliver;
 
 /// Reads an ack subject (without the `@` suffix).
 pub fn parse(ack: &[u8]) -> Option<AckInfo<'_>> {

@@ -11,7 +11,7 @@
 //! - [`seen`]: the delivered-but-unconfirmed stream sequences, in a small fsynced file;
 //! - `task`: the shell, one task per entry on the executor: an internal subscription on its
 //!   inbox (its interest reaches the hub as `LS+` like a client's), requests and acks through
-//!   a [`Publisher`](crate::server::internal::Publisher), local delivery never back to a hub.
+//!   a [`Publisher`](crate::router::internal::Publisher), local delivery never back to a hub.
 //!
 //! Guarantee: at least once, and each once except across a crash of twig itself. Per batch
 //! of messages received together the task delivers them locally, then appends their stream
@@ -39,8 +39,9 @@ mod task;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use crate::config::Config;
 use crate::config::SyncConfig;
-use crate::server::state::Shared;
+use crate::router::Router;
 use crate::util::lock::lock;
 
 /// Why the sync consumers could not start.
@@ -158,39 +159,28 @@ impl Stats {
     }
 }
 
-/// Opens every `[[sync]]` entry's state file and starts its task on `ex`. Returns the stats
-/// for monitoring (also kept in `shared.sync`).
+/// Opens every `[[sync]]` entry's state file and starts its task on `ex`, each on its
+/// remote's link (through `router`). Returns the stats for monitoring.
 pub fn spawn(
-    shared: &Arc<Shared>,
+    router: &Arc<Router>,
+    config: &Config,
     ex: &Arc<async_executor::Executor<'static>>,
-) -> Result<(), SyncError> {
+) -> Result<Vec<Arc<Stats>>, SyncError> {
     let mut all = Vec::new();
-    for cfg in &shared.config.sync {
-        let Some(link) = shared.router.uplinks().get(cfg.remote).cloned() else {
+    for cfg in &config.sync {
+        let Some(link) = router.remote(cfg.remote).cloned() else {
             let name = format!("{}/{}", cfg.stream, cfg.durable);
             return Err(SyncError::NoRemote(name, cfg.remote));
         };
-        let t = task::Task::new(shared, cfg, link)?;
+        let t = task::Task::new(router, &config.store_dir, cfg, link)?;
         all.push(t.stats());
         ex.spawn(t.run()).detach();
     }
-    let _ = shared.sync.set(all);
-    Ok(())
+    Ok(all)
 }
 
-/// Subjects remote `remote` must not send twig as plain messages: each `[[sync]]` filter on
-/// it. Without this, a subscriber on twig would get a command twice while the link is up: the
-/// hub forwards the publish itself (core NATS interest over the leaf) and the consumer
-/// delivers the stored copy. nats-server checked on the wire: the deny stops the plain
-/// publish, not the consumer's delivery (it travels on the pull request's inbox).
-pub fn deny_imports(config: &crate::config::Config, remote: usize) -> Vec<String> {
-    config
-        .sync
-        .iter()
-        .filter(|s| s.remote == remote)
-        .filter_map(|s| s.filter_subject.clone())
-        .collect()
-}
+/// The `deny_imports` of remote `remote` (see `config::deny_imports`).
+pub use crate::config::deny_imports;
 
 /// The create request's body (`"action":"create"`: made if missing, never changed).
 pub fn create_body(cfg: &SyncConfig) -> Vec<u8> {

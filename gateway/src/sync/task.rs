@@ -12,10 +12,10 @@ use super::machine::{Delivery, Machine, Out, Plan, Send};
 use super::seen::Seen;
 use super::{Stats, SyncError, create_body};
 use crate::config::SyncConfig;
-use crate::server::internal::{InternalSub, Owned, Publisher, new_owner};
-use crate::server::router::Message;
-use crate::server::state::Shared;
-use crate::uplink::link::Link;
+use crate::router::Message;
+use crate::router::Router;
+use crate::router::internal::{InternalSub, Owned, Publisher, new_owner};
+use crate::router::remote::Remote;
 
 /// How often the link's state is looked at (there is no event for it; the check is a lock
 /// and two loads).
@@ -41,20 +41,21 @@ pub(super) struct Task {
     retry_delay: Duration,
     seen: Seen,
     publisher: Publisher,
-    link: Arc<Link>,
+    link: Arc<dyn Remote>,
     sub: Arc<InternalSub>,
     rx: async_channel::Receiver<Owned>,
     stats: Arc<Stats>,
-    shared: Arc<Shared>,
+    router: Arc<Router>,
 }
 
 impl Task {
     pub(super) fn new(
-        shared: &Arc<Shared>,
+        router: &Arc<Router>,
+        store_dir: &std::path::Path,
         cfg: &SyncConfig,
-        link: Arc<Link>,
+        link: Arc<dyn Remote>,
     ) -> Result<Task, SyncError> {
-        let path = cfg.path(&shared.config.store_dir);
+        let path = cfg.path(store_dir);
         let (seen, warning) =
             Seen::open(&path, cfg.max_remembered).map_err(|source| SyncError::State {
                 stream: cfg.stream.clone(),
@@ -80,8 +81,7 @@ impl Task {
         let cap = (cfg.batch as usize).saturating_mul(4).saturating_add(64);
         let (sub, rx) = InternalSub::new(owner, format!("{inbox}.>").as_bytes(), None, cap);
         let name = format!("{}/{}", cfg.stream, cfg.durable);
-        shared
-            .router
+        router
             .insert_internal(&sub)
             .map_err(|_| SyncError::Subscribe(name))?;
         let plan = Plan {
@@ -100,12 +100,12 @@ impl Task {
             require_subscriber: cfg.require_subscriber,
             retry_delay: cfg.retry_delay,
             seen,
-            publisher: Publisher::new(shared.clone(), owner),
+            publisher: Publisher::new(router.clone(), owner),
             link,
             sub,
             rx,
             stats,
-            shared: shared.clone(),
+            router: router.clone(),
         })
     }
 
@@ -118,10 +118,8 @@ impl Task {
         let mut connects = 0;
         loop {
             let now = Instant::now();
-            let (is_up, n) = (
-                self.link.is_connected(),
-                crate::util::lock::lock(&self.link.status).connects,
-            );
+            // The connection number changes with every new connection (up or not).
+            let (is_up, n) = (self.link.is_up(), self.link.counters().epoch);
             if is_up && (!up || n != connects) {
                 // Up, or down and up again between two looks: a new connection either way.
                 let outs = self.machine.up(now);
@@ -149,7 +147,7 @@ impl Task {
                 None => {}
             }
         }
-        self.shared.router.remove_internal(&self.sub);
+        self.router.remove_internal(&self.sub);
     }
 
     /// One inbox message and whatever else is waiting: deliver, save, ack.

@@ -1,12 +1,17 @@
-//! The part of one uplink that the rest of the server touches: the outbound lanes, the local
-//! interest tracker (fed by the router on every local subscribe/unsubscribe), the hub's
-//! interest as router entries ([`HubInterest`]), status and counters for monitoring, and the
-//! per-message picks that turn router matches into one `LMSG`/`HMSG` per link.
+//! The part of one uplink that the rest of the server touches, through the router's
+//! interfaces: as a [`Remote`] it takes local messages (one `LMSG`/`HMSG` per message, with
+//! the queue groups the router picked it for), answers for the link's state and permissions,
+//! and carries the forwarders' barriers; as an [`InterestObserver`] it tracks local interest
+//! (fed by the router on every local subscribe/unsubscribe) and advertises it. The hub's
+//! interest is in the router as `RemoteInterest` entries; status and counters are here for
+//! monitoring.
 //!
-//! Lock order: `Link::state` may be held while pushing to the outbound (a leaf lock); it is
-//! never held while taking `Router::subs`. `Link::hub_subs` and `Link::status` are taken alone.
+//! Lock order: `Link::state` is taken before the outbound's lock, in [`Link::local_interest`]
+//! and [`Link::go_up`] (and the outbound's lock is a leaf: nothing is taken while it is
+//! held), so an interest change and the dump after connecting cannot interleave; it is never
+//! held while taking `Router::subs`. `Link::hub_subs` and `Link::status` are taken alone.
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +19,8 @@ use twig_core::wire::{CRLF, Op, Queues, encode_lmsg_head};
 
 use super::interest::{Interest, Key, Permissions};
 use super::outbound::{LinkOutbound, Pushed};
-use crate::server::router::Message;
+use crate::router::Message;
+use crate::router::remote::{Counters, InterestObserver, Remote, RemoteInterest};
 use crate::util::lock::lock;
 
 /// What `/leafz` shows about a link.
@@ -52,6 +58,35 @@ struct State {
     perms: Arc<Permissions>,
 }
 
+/// What monitoring sees of a link at one moment (`/leafz`, `/healthz?leafnodes=true`, `/varz`).
+#[derive(Debug, Clone, Default)]
+pub struct LinkSnapshot {
+    /// Position in `[[leafnodes.remotes]]`.
+    pub index: usize,
+    /// The link is up.
+    pub connected: bool,
+    /// Status: URL, hub, errors, attempts.
+    pub status: LinkStatus,
+    /// Messages received from the hub.
+    pub in_msgs: u64,
+    /// Payload bytes received from the hub.
+    pub in_bytes: u64,
+    /// Messages sent to the hub.
+    pub out_msgs: u64,
+    /// Payload bytes sent to the hub.
+    pub out_bytes: u64,
+    /// The hub's interest entries (while connected).
+    pub hub_interest: usize,
+    /// The hub's interest as `subject` or `subject queue`, sorted, when asked for.
+    pub hub_subs: Option<Vec<String>>,
+    /// Local subjects and queue groups advertised (or to be, once up).
+    pub local_interest: usize,
+    /// Bytes queued or being written.
+    pub pending_bytes: usize,
+    /// Messages dropped because the backlog was full (or too large for the hub).
+    pub dropped: u64,
+}
+
 /// One uplink, shared by its task, the router and monitoring.
 pub struct Link {
     /// Position in `[[leafnodes.remotes]]`.
@@ -60,10 +95,12 @@ pub struct Link {
     pub out: LinkOutbound,
     state: Mutex<State>,
     headers: AtomicBool,
+    /// The hub sets no export permissions: messages skip the permission check (and its lock).
+    export_open: AtomicBool,
     /// The hub's `max_payload`: a bigger message would make it close the link.
     max_payload: AtomicUsize,
     /// The hub's interest, by subject and queue (written by the link's task only).
-    pub hub_subs: Mutex<HashMap<Key, Arc<HubInterest>>>,
+    pub hub_subs: Mutex<HashMap<Key, Arc<RemoteInterest>>>,
     /// Status for monitoring.
     pub status: Mutex<LinkStatus>,
     /// Messages received from the hub.
@@ -93,6 +130,7 @@ impl Link {
                 perms: Arc::new(Permissions::default()),
             }),
             headers: AtomicBool::new(true),
+            export_open: AtomicBool::new(true),
             max_payload: AtomicUsize::new(usize::MAX),
             hub_subs: Mutex::new(HashMap::new()),
             status: Mutex::new(LinkStatus::default()),
@@ -148,6 +186,7 @@ impl Link {
         };
         self.max_payload.store(max, Relaxed);
         let mut st = lock(&self.state);
+        self.export_open.store(!perms.export_restricted(), Relaxed);
         st.perms = Arc::new(perms);
         st.connected = true;
         self.out.open_bulk();
@@ -192,6 +231,45 @@ impl Link {
         lock(&self.state).connected
     }
 
+    /// A snapshot for monitoring; `subs` lists the hub's interest.
+    pub fn snapshot(&self, subs: bool) -> LinkSnapshot {
+        let status = lock(&self.status).clone();
+        let connected = self.is_connected();
+        let (hub_interest, hub_subs) = {
+            let hub = lock(&self.hub_subs);
+            let list = (connected && subs).then(|| {
+                let mut v: Vec<String> = hub
+                    .keys()
+                    .map(|(s, q)| match q {
+                        Some(q) => format!(
+                            "{} {}",
+                            String::from_utf8_lossy(s),
+                            String::from_utf8_lossy(q)
+                        ),
+                        None => String::from_utf8_lossy(s).into_owned(),
+                    })
+                    .collect();
+                v.sort();
+                v
+            });
+            (hub.len(), list)
+        };
+        LinkSnapshot {
+            index: self.index,
+            connected,
+            status,
+            in_msgs: self.in_msgs.load(Relaxed),
+            in_bytes: self.in_bytes.load(Relaxed),
+            out_msgs: self.out_msgs.load(Relaxed),
+            out_bytes: self.out_bytes.load(Relaxed),
+            hub_interest,
+            hub_subs,
+            local_interest: self.local_interest_count(),
+            pending_bytes: self.out.pending(),
+            dropped: self.dropped.load(Relaxed),
+        }
+    }
+
     /// Whether the hub negotiated headers (`HMSG`).
     pub fn headers(&self) -> bool {
         self.headers.load(Relaxed)
@@ -203,205 +281,168 @@ impl Link {
     }
 }
 
-/// One `LS+` from the hub, as a router entry: local publishes matching it go up the link.
-pub struct HubInterest {
-    /// The link it came over.
-    pub link: Arc<Link>,
-    /// The subject (possibly with wildcards).
-    pub subject: Box<[u8]>,
-    /// The queue group, for queue interest.
-    pub queue: Option<Box<[u8]>>,
-    /// Members behind a queue interest (the `LS+` weight).
-    pub weight: AtomicU32,
-    /// Set when withdrawn, so a delivery racing the removal is skipped.
-    pub closed: AtomicBool,
-    /// The link's permissions when the interest arrived.
-    pub perms: Arc<Permissions>,
-}
-
-/// Per-message bookkeeping of a reader: which links a message goes to, with which queue
-/// groups, so each link gets one `LMSG` however many of its entries matched.
-#[derive(Default)]
-pub struct Picks {
-    items: Vec<Pick>,
-    any: bool,
-    /// Links that got bytes in this batch (woken once when it ends).
-    pub touched: Vec<Arc<Link>>,
-}
-
-struct Pick {
-    link: Arc<Link>,
-    perms: Arc<Permissions>,
-    used: bool,
-    plain: bool,
-    /// Queue names separated by blanks, as twig-core's `Queues::from_raw` reads them.
-    queues: Vec<u8>,
-}
-
-impl Picks {
-    /// `h` matched as plain interest.
-    pub fn plain(&mut self, h: &Arc<HubInterest>) {
-        self.slot(h).plain = true;
-    }
-
-    /// `h` was picked for its queue group.
-    pub fn queue(&mut self, h: &Arc<HubInterest>) {
-        let Some(q) = h.queue.as_deref() else {
-            return;
+impl Link {
+    /// Encodes `msg` as one `LMSG`/`HMSG` naming `queues` into the bulk lane, unless the
+    /// hub's permissions or `max_payload` forbid it. `count_drops`: a message the backlog has
+    /// no room for is counted as dropped (the router's deliveries; a forwarder retries).
+    fn send(&self, msg: &Message<'_>, queues: &[u8], count_drops: bool) -> bool {
+        if !self.export_open.load(Relaxed) && !self.perms().can_publish(msg.subject) {
+            return false;
+        }
+        // A hub that did not negotiate headers gets the body alone, as nats-server strips them.
+        let headers = if self.headers() { msg.headers } else { None };
+        // The control line goes through a stack buffer, the body is copied once, as the client
+        // delivery path does.
+        let total = headers.map_or(0, <[u8]>::len) + msg.payload.len();
+        if total > self.max_payload.load(Relaxed) {
+            // The hub would close the link over it ("Maximum Payload Violation"): drop it here.
+            self.dropped.fetch_add(1, Relaxed);
+            return false;
+        }
+        let mut head = [0u8; 512];
+        let head_len = match encode_lmsg_head(
+            msg.subject,
+            msg.reply,
+            Queues::from_raw(queues),
+            headers.map(<[u8]>::len),
+            total,
+            &mut head,
+        ) {
+            Ok(n) => n,
+            Err(_) => return self.send_long(msg, queues, headers, count_drops),
         };
-        let p = self.slot(h);
-        if !p.queues.is_empty() {
-            p.queues.push(b' ');
-        }
-        p.queues.extend_from_slice(q);
+        let head = head.get(..head_len).unwrap_or_default();
+        let pushed = self.out.push_msg(head_len + total + 2, |b| {
+            b.extend_from_slice(head);
+            if let Some(h) = headers {
+                b.extend_from_slice(h);
+            }
+            b.extend_from_slice(msg.payload);
+            b.extend_from_slice(CRLF);
+            Ok(())
+        });
+        self.counted(msg, headers, pushed, count_drops)
     }
 
-    fn slot(&mut self, h: &Arc<HubInterest>) -> &mut Pick {
-        self.any = true;
-        let i = match self
-            .items
-            .iter()
-            .position(|p| Arc::ptr_eq(&p.link, &h.link))
-        {
-            Some(i) => i,
-            None => {
-                self.items.push(Pick {
-                    link: h.link.clone(),
-                    perms: h.perms.clone(),
-                    used: false,
-                    plain: false,
-                    queues: Vec::new(),
-                });
-                self.items.len() - 1
-            }
+    /// A message whose control line is too long for the stack buffer (long subjects, many
+    /// queue names): encoded as a whole op.
+    fn send_long(
+        &self,
+        msg: &Message<'_>,
+        queues: &[u8],
+        headers: Option<&[u8]>,
+        count_drops: bool,
+    ) -> bool {
+        let op = Op::Lmsg {
+            subject: msg.subject,
+            reply: msg.reply,
+            queues: Queues::from_raw(queues),
+            headers,
+            payload: msg.payload,
         };
-        // `i` is in range: found or just pushed.
-        let p = &mut self.items[i];
-        if !p.used {
-            p.used = true;
-            // The link's permissions change only on reconnect; clone only then.
-            if !Arc::ptr_eq(&p.perms, &h.perms) {
-                p.perms = h.perms.clone();
-            }
-        }
-        p
+        let pushed = self.out.push_msg(op.encoded_len(), |b| {
+            op.encode_into(b).map(|_| ()).map_err(|_| ())
+        });
+        self.counted(msg, headers, pushed, count_drops)
     }
 
-    /// Sends `msg` to every link picked for it and resets for the next message. Returns
-    /// the number of links it was queued for.
-    pub fn send(&mut self, msg: &Message<'_>) -> usize {
-        if !self.any {
-            return 0;
-        }
-        self.any = false;
-        let mut n = 0;
-        for p in &mut self.items {
-            if !p.used {
-                continue;
+    fn counted(
+        &self,
+        msg: &Message<'_>,
+        headers: Option<&[u8]>,
+        pushed: Pushed,
+        count_drops: bool,
+    ) -> bool {
+        match pushed {
+            Pushed::Queued => {
+                self.out_msgs.fetch_add(1, Relaxed);
+                let size = msg.payload.len() + headers.map_or(0, <[u8]>::len);
+                self.out_bytes.fetch_add(size as u64, Relaxed);
+                true
             }
-            if send_one(p, msg) {
-                n += 1;
-                if !self.touched.iter().any(|l| Arc::ptr_eq(l, &p.link)) {
-                    self.touched.push(p.link.clone());
+            Pushed::Dropped => {
+                if count_drops && self.out.bulk_open() {
+                    self.dropped.fetch_add(1, Relaxed);
                 }
-            }
-            p.used = false;
-            p.plain = false;
-            p.queues.clear();
-        }
-        n
-    }
-
-    /// Wakes every link that got bytes; returns one whose backlog is past its stall mark,
-    /// for the publisher to wait on (see `outbound`).
-    pub fn flush(&mut self) -> Option<Arc<Link>> {
-        let mut stalled = None;
-        for l in self.touched.drain(..) {
-            l.out.wake();
-            if stalled.is_none() && l.out.stalled() {
-                stalled = Some(l);
+                false
             }
         }
-        stalled
     }
 }
 
-fn send_one(p: &Pick, msg: &Message<'_>) -> bool {
-    if p.perms.export_restricted() && !p.perms.can_publish(msg.subject) {
-        return false;
+impl Remote for Link {
+    fn queue(&self, msg: &Message<'_>, queues: &[u8]) -> bool {
+        self.send(msg, queues, true)
     }
-    // A hub that did not negotiate headers gets the body alone, as nats-server strips them.
-    let headers = if p.link.headers() { msg.headers } else { None };
-    // The control line goes through a stack buffer, the body is copied once, as the client
-    // delivery path does.
-    let total = headers.map_or(0, <[u8]>::len) + msg.payload.len();
-    if total > p.link.max_payload.load(Relaxed) {
-        // The hub would close the link over it ("Maximum Payload Violation"): drop it here.
-        p.link.dropped.fetch_add(1, Relaxed);
-        return false;
+
+    fn forward(&self, msg: &Message<'_>, queues: &[u8]) -> bool {
+        self.send(msg, queues, false)
     }
-    let mut head = [0u8; 512];
-    let queues = Queues::from_raw(&p.queues);
-    let head_len = match encode_lmsg_head(
-        msg.subject,
-        msg.reply,
-        queues,
-        headers.map(<[u8]>::len),
-        total,
-        &mut head,
-    ) {
-        Ok(n) => n,
-        Err(_) => return send_long(p, msg, headers),
-    };
-    let head = head.get(..head_len).unwrap_or_default();
-    let pushed = p.link.out.push_msg(head_len + total + 2, |b| {
-        b.extend_from_slice(head);
-        if let Some(h) = headers {
-            b.extend_from_slice(h);
-        }
-        b.extend_from_slice(msg.payload);
-        b.extend_from_slice(CRLF);
-        Ok(())
-    });
-    counted(p, msg, headers, pushed)
+
+    fn wake(&self) {
+        self.out.wake();
+    }
+
+    fn stalled(&self) -> bool {
+        self.out.stalled()
+    }
+
+    fn drained(&self) -> &event_listener::Event {
+        self.out.drained()
+    }
+
+    fn index(&self) -> usize {
+        self.index
+    }
+
+    fn is_up(&self) -> bool {
+        self.is_connected()
+    }
+
+    fn headers(&self) -> bool {
+        Link::headers(self)
+    }
+
+    fn max_payload(&self) -> usize {
+        Link::max_payload(self)
+    }
+
+    fn may_subscribe(&self, filter: &[u8]) -> bool {
+        self.perms().can_subscribe(filter)
+    }
+
+    fn may_publish(&self, subject: &[u8]) -> bool {
+        self.export_open.load(Relaxed) || self.perms().can_publish(subject)
+    }
+
+    fn ping(&self) -> Option<u64> {
+        self.out.push_ping()
+    }
+
+    fn counters(&self) -> Counters {
+        self.out.counters()
+    }
+
+    fn listen_change(&self) -> event_listener::EventListener {
+        Link::listen_change(self)
+    }
+
+    fn listen_progress(&self) -> event_listener::EventListener {
+        self.out.listen_progress()
+    }
 }
 
-/// A message whose control line is too long for the stack buffer (long subjects, many queue
-/// names): encoded as a whole op.
-fn send_long(p: &Pick, msg: &Message<'_>, headers: Option<&[u8]>) -> bool {
-    let op = Op::Lmsg {
-        subject: msg.subject,
-        reply: msg.reply,
-        queues: Queues::from_raw(&p.queues),
-        headers,
-        payload: msg.payload,
-    };
-    let pushed = p.link.out.push_msg(op.encoded_len(), |b| {
-        op.encode_into(b).map(|_| ()).map_err(|_| ())
-    });
-    counted(p, msg, headers, pushed)
-}
-
-fn counted(p: &Pick, msg: &Message<'_>, headers: Option<&[u8]>, pushed: Pushed) -> bool {
-    match pushed {
-        Pushed::Queued => {
-            p.link.out_msgs.fetch_add(1, Relaxed);
-            let size = msg.payload.len() + headers.map_or(0, <[u8]>::len);
-            p.link.out_bytes.fetch_add(size as u64, Relaxed);
-            true
-        }
-        Pushed::Dropped => {
-            if p.link.out.bulk_open() {
-                p.link.dropped.fetch_add(1, Relaxed);
-            }
-            false
-        }
+impl InterestObserver for Link {
+    fn interest(&self, subject: &[u8], queue: Option<&[u8]>, add: bool) {
+        self.local_interest(subject, queue, add);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::remote::Picks;
+    use crate::router::{Batch, MatchCache, Origin, Router, deliver};
     use crate::uplink::outbound::Taken;
 
     fn drain(link: &Link) -> String {
@@ -412,15 +453,29 @@ mod tests {
         String::from_utf8(all).unwrap()
     }
 
-    fn interest(link: &Arc<Link>, subject: &str, queue: Option<&str>) -> Arc<HubInterest> {
-        Arc::new(HubInterest {
-            link: link.clone(),
-            subject: subject.as_bytes().into(),
-            queue: queue.map(|q| q.as_bytes().into()),
-            weight: AtomicU32::new(1),
-            closed: AtomicBool::new(false),
-            perms: link.perms(),
-        })
+    fn interest(link: &Arc<Link>, subject: &str, queue: Option<&str>) -> Arc<RemoteInterest> {
+        RemoteInterest::new(
+            link.clone(),
+            subject.as_bytes(),
+            queue.map(str::as_bytes),
+            1,
+        )
+    }
+
+    fn msg(subject: &str) -> Message<'_> {
+        Message {
+            subject: subject.as_bytes(),
+            reply: Some(b"r.1"),
+            headers: None,
+            payload: b"hi",
+        }
+    }
+
+    fn route(router: &Router, m: &Message<'_>, from: Origin<'_>) -> usize {
+        let mut cache = MatchCache::default();
+        let mut batch = Batch::default();
+        let result = router.lookup(&mut cache, m.subject);
+        deliver(m, from, result, &mut batch)
     }
 
     #[test]
@@ -512,5 +567,27 @@ mod tests {
         assert_eq!(picks.send(&msg), 0);
         assert_eq!(drain(&link), "");
         assert_eq!(link.dropped.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn local_origins_never_reach_the_hub() {
+        let link = Arc::new(Link::new(0, 1 << 20));
+        link.out.reset();
+        link.go_up(Permissions::default(), true, 0, "$LDS.x");
+        let router = Router::with_links(16, vec![link.clone()]);
+        let hub = RemoteInterest::new(link.clone(), b"a.>", None, 1);
+        router.insert_remote(&hub).unwrap();
+        let before = link.out.counters().bulk_in;
+        assert_eq!(
+            route(&router, &msg("a.b"), Origin::component(1).local_only()),
+            0
+        );
+        assert_eq!(
+            link.out.counters().bulk_in,
+            before,
+            "nothing queued for the hub"
+        );
+        assert_eq!(route(&router, &msg("a.b"), Origin::component(1)), 1);
+        assert!(link.out.counters().bulk_in > before);
     }
 }

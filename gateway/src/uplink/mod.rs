@@ -26,8 +26,10 @@ mod writer;
 
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::config::LeafConfig;
-use crate::server::state::Shared;
+use crate::router::Router;
+use crate::util::id::Identity;
 use link::Link;
 
 /// nats-server waits this long after a loop or a "same cluster name" rejection.
@@ -41,14 +43,22 @@ pub fn links(config: &LeafConfig) -> Vec<Arc<Link>> {
 }
 
 /// Starts the task of every remote on `ex`; they run until the executor stops.
-pub fn spawn(shared: &Arc<Shared>, ex: &Arc<async_executor::Executor<'static>>) {
+pub fn spawn(
+    router: &Arc<Router>,
+    config: &Arc<Config>,
+    identity: &Identity,
+    links: &[Arc<Link>],
+    ex: &Arc<async_executor::Executor<'static>>,
+) {
     let lds = format!("$LDS.{}", crate::util::id::token());
-    for link in shared.router.uplinks() {
-        let Some(remote) = shared.config.leafnodes.remotes.get(link.index).cloned() else {
+    for link in links {
+        let Some(remote) = config.leafnodes.remotes.get(link.index).cloned() else {
             continue;
         };
         let ctx = task::Ctx {
-            shared: shared.clone(),
+            router: router.clone(),
+            config: config.clone(),
+            identity: identity.clone(),
             ex: ex.clone(),
             link: link.clone(),
             remote,

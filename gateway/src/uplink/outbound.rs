@@ -11,7 +11,7 @@
 //!
 //! Flow control, as nats-server does for a fast producer: once the backlog (queued plus taken by
 //! the writer and not yet written) passes 3/4 of `max_pending`, local publishers feeding the
-//! link wait for it to drain, up to [`STALL_MAX`] per read batch ([`LinkOutbound::stalled`],
+//! link wait for it to drain, up to [`STALL_MAX`](crate::util::stall::STALL_MAX) per read batch ([`LinkOutbound::stalled`],
 //! [`LinkOutbound::wait_drained`]). Messages that would still push it past `max_pending` are
 //! dropped and counted (core NATS is at-most-once, and cutting an edge link for a burst would
 //! lose more); interest lines are always queued, since dropping one would leave the hub with
@@ -24,11 +24,10 @@ use std::time::Duration;
 
 use event_listener::Event;
 
+pub use crate::router::remote::Counters;
+
 /// Bulk bytes between marks: the most urgent lines wait behind (plus one op larger than this).
 pub const CHUNK: usize = 16 * 1024;
-
-/// Longest wait of a stalled publisher per read batch (nats-server's `stallClientMaxDuration`).
-pub const STALL_MAX: Duration = Duration::from_millis(5);
 
 /// What a push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,21 +77,6 @@ pub struct LinkOutbound {
     /// batch to be on the wire).
     progress: Event,
     max_pending: usize,
-}
-
-/// The per-connection counters of a [`LinkOutbound`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Connection number (bumped on every reset).
-    pub epoch: u64,
-    /// Bulk bytes queued on this connection.
-    pub bulk_in: u64,
-    /// Bulk bytes written to the socket on this connection.
-    pub bulk_out: u64,
-    /// PINGs queued on this connection.
-    pub pings: u64,
-    /// PONGs received on this connection.
-    pub pongs: u64,
 }
 
 /// What the writer took: urgent bytes, and possibly a bulk batch with its marks.
@@ -281,6 +265,11 @@ impl LinkOutbound {
 
     fn stall_mark(&self) -> usize {
         self.max_pending / 4 * 3
+    }
+
+    /// Notified when the backlog drops below the stall mark.
+    pub fn drained(&self) -> &Event {
+        &self.drained
     }
 
     /// Waits until the backlog is below the stall mark, or `max`.

@@ -2,7 +2,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime};
 
 use async_io::Timer;
@@ -11,14 +11,17 @@ use twig_core::wire::{Limits, Mode, Op, ParseError, Parser, Queues};
 
 use super::creds::Credentials;
 use super::interest::{Key, Permissions};
-use super::link::{HubInterest, Link};
+use super::link::Link;
 use super::session::{Session, SessionConfig, Step};
 use super::urls::Urls;
+use crate::config::Config;
 use crate::config::{LeafUrl, RemoteConfig};
-use crate::server::router::{Batch, MatchCache, Message, Origin, deliver};
-use crate::server::state::Shared;
+use crate::router::Router;
+use crate::router::remote::{Remote, RemoteInterest};
+use crate::router::{Batch, MatchCache, Message, Origin, deliver};
 use crate::util::backoff::Backoff;
 use crate::util::dial;
+use crate::util::id::Identity;
 use crate::util::lock::lock;
 use crate::util::readbuf::ReadBuf;
 
@@ -27,7 +30,9 @@ const READ_BUF: usize = 32 * 1024;
 
 /// What a remote's task works with.
 pub struct Ctx {
-    pub shared: Arc<Shared>,
+    pub router: Arc<Router>,
+    pub config: Arc<Config>,
+    pub identity: Identity,
     pub ex: Arc<async_executor::Executor<'static>>,
     pub link: Arc<Link>,
     pub remote: RemoteConfig,
@@ -46,7 +51,7 @@ enum Ended {
 
 /// Connects, reconnects with back-off, forever.
 pub async fn run(ctx: Ctx) {
-    let leaf = &ctx.shared.config.leafnodes;
+    let leaf = &ctx.config.leafnodes;
     let parsed: Vec<LeafUrl> = ctx
         .remote
         .urls
@@ -128,7 +133,7 @@ async fn attempt(
         "Trying to connect as leafnode to remote server on {:?}",
         url.host_port()
     );
-    let leaf = &ctx.shared.config.leafnodes;
+    let leaf = &ctx.config.leafnodes;
     let stream = match dial::tcp(
         &url.host,
         url.port,
@@ -181,7 +186,7 @@ struct Conn<'c> {
     session: Session,
     cache: MatchCache,
     batch: Batch,
-    hub_subs: HashMap<Key, Arc<HubInterest>>,
+    hub_subs: HashMap<Key, Arc<RemoteInterest>>,
     up: bool,
     /// The hub's interest changed in this batch (forwarders are told once it ends).
     interest_changed: bool,
@@ -195,22 +200,28 @@ async fn connected(
     creds: Credentials,
     stream: Arc<async_io::Async<std::net::TcpStream>>,
 ) -> Ended {
-    let shared = &ctx.shared;
-    let leaf = &shared.config.leafnodes;
+    let config = &ctx.config;
+    let leaf = &config.leafnodes;
     let cfg = SessionConfig {
-        version: crate::version::NATS_SERVER.to_string(),
-        twig_version: crate::version::TWIG.to_string(),
-        server_id: shared.server_id.clone(),
-        name: shared.server_name.clone(),
+        version: crate::util::version::NATS_SERVER.to_string(),
+        twig_version: crate::util::version::TWIG.to_string(),
+        server_id: ctx.identity.server_id.clone(),
+        name: ctx.identity.server_name.clone(),
         first_info_timeout: ctx.remote.first_info_timeout,
         ping_interval: leaf.ping_interval,
         ping_max: leaf.ping_max,
         lds: ctx.lds.clone(),
-        deny_imports: crate::sync::deny_imports(&shared.config, ctx.link.index),
+        deny_imports: {
+            // The remote's own `deny_imports`, then the `[[sync]]` filters (their messages
+            // come through the consumer, never as plain publishes).
+            let mut d = ctx.remote.deny_imports.clone();
+            d.extend(crate::config::deny_imports(config, ctx.link.index));
+            d
+        },
     };
     let limits = Limits {
-        max_control_line: shared.config.max_control_line,
-        max_payload: shared.config.max_payload,
+        max_control_line: config.max_control_line,
+        max_payload: config.max_payload,
     }
     .for_server_link();
     let mut inbound = Inbound::new(limits);
@@ -415,7 +426,9 @@ impl Conn<'_> {
 
     fn go_up(&mut self) {
         let hub = self.session.hub();
-        let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref());
+        // The hub's permissions with this remote's own denies merged in, as nats-server does.
+        let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref())
+            .with_denies(&self.ctx.remote.deny_imports, &self.ctx.remote.deny_exports);
         let max_payload = usize::try_from(hub.info.max_payload).unwrap_or(0);
         self.ctx
             .link
@@ -450,8 +463,8 @@ impl Conn<'_> {
     fn go_down(&mut self) {
         let link = &self.ctx.link;
         link.go_down();
-        let hubs: Vec<Arc<HubInterest>> = self.hub_subs.drain().map(|(_, h)| h).collect();
-        self.ctx.shared.router.remove_hub(&hubs);
+        let hubs: Vec<Arc<RemoteInterest>> = self.hub_subs.drain().map(|(_, h)| h).collect();
+        self.ctx.router.remove_remote(&hubs);
         lock(&link.hub_subs).clear();
         let mut st = lock(&link.status);
         st.connected = false;
@@ -486,15 +499,14 @@ impl Conn<'_> {
             }
             return;
         }
-        let h = Arc::new(HubInterest {
-            link: self.ctx.link.clone(),
-            subject: subject.into(),
-            queue: queue.map(|(q, _)| q.into()),
-            weight: AtomicU32::new(queue.map_or(1, |(_, w)| w)),
-            closed: AtomicBool::new(false),
-            perms: self.ctx.link.perms(),
-        });
-        match self.ctx.shared.router.insert_hub(&h) {
+        let remote: Arc<dyn Remote> = self.ctx.link.clone();
+        let h = RemoteInterest::new(
+            remote,
+            subject,
+            queue.map(|(q, _)| q),
+            queue.map_or(1, |(_, w)| w),
+        );
+        match self.ctx.router.insert_remote(&h) {
             Ok(()) => {
                 lock(&self.ctx.link.hub_subs).insert(key.clone(), h.clone());
                 self.hub_subs.insert(key, h);
@@ -511,7 +523,7 @@ impl Conn<'_> {
         let key: Key = (subject.into(), queue.map(Into::into));
         if let Some(h) = self.hub_subs.remove(&key) {
             lock(&self.ctx.link.hub_subs).remove(&key);
-            self.ctx.shared.router.remove_hub(&[h]);
+            self.ctx.router.remove_remote(&[h]);
             self.interest_changed = true;
         }
     }
@@ -524,7 +536,6 @@ impl Conn<'_> {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) {
-        let shared = &self.ctx.shared;
         let size = (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
         let link = &self.ctx.link;
         link.in_msgs.fetch_add(1, Relaxed);
@@ -537,27 +548,26 @@ impl Conn<'_> {
             headers,
             payload,
         };
-        let result = shared.router.lookup(&mut self.cache, subject);
-        deliver(&msg, Origin::Hub(queues), result, &mut self.batch);
+        let mut from = Origin::remote(queues);
+        // A JetStream message that crossed the leafnode carries `@<stored subject>` after its
+        // `$JS.ACK...` reply. nats-server delivers it to a client under the stored subject with
+        // the suffix cut off (client.go, `jsAckDeliverIdx`), so a client pulling from a hub
+        // stream through twig sees what it sees connected to the hub, and its acks reach the
+        // hub's `$JS.ACK` subscription. Internal subscribers (a sync consumer) get the wire
+        // form: they route by inbox and split it themselves.
+        if let Some(r) = reply
+            && let (ack, Some(stored)) = twig_core::wire::split_deliver(r)
+        {
+            from = from.shown_as(stored, Some(ack));
+        }
+        let result = self.ctx.router.lookup(&mut self.cache, subject);
+        deliver(&msg, from, result, &mut self.batch);
     }
 
     fn end_batch(&mut self) {
-        let b = &mut self.batch;
-        if b.in_msgs > 0 {
-            self.ctx.shared.stats.count_in(b.in_msgs, b.in_bytes);
-        }
-        if b.out_msgs > 0 {
-            self.ctx.shared.stats.count_out(b.out_msgs, b.out_bytes);
-        }
-        (b.in_msgs, b.in_bytes, b.out_msgs, b.out_bytes) = (0, 0, 0, 0);
-        // Hub messages never go back up, so no uplink can be stalled by them.
-        let _ = self.batch.flush();
-        for sub in std::mem::take(&mut self.batch.expired) {
-            self.ctx.shared.remove_sub(&sub);
-        }
-        for slow in std::mem::take(&mut self.batch.slow) {
-            self.ctx.shared.slow_consumer(&slow);
-        }
+        // Hub messages never go back up, so no uplink can be stalled by them; a slow local
+        // subscriber is not waited for either (the hub would see a stale leaf).
+        let _ = self.ctx.router.finish(&mut self.batch);
         if let Some(rtt) = self.session.rtt() {
             lock(&self.ctx.link.status).rtt = Some(rtt);
         }

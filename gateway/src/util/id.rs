@@ -51,6 +51,29 @@ pub fn server_id() -> String {
     id
 }
 
+/// Who this server is: what INFO, the uplink's CONNECT and monitoring call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `server_id`: an nkey-shaped random id, as nats-server's (new every start).
+    pub server_id: String,
+    /// `server_name`: the configured name, or the id.
+    pub server_name: String,
+}
+
+impl Identity {
+    /// A fresh id, named `name` when one is configured (and not empty).
+    pub fn new(name: Option<&str>) -> Identity {
+        let server_id = server_id();
+        let server_name = name
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| server_id.clone(), str::to_owned);
+        Identity {
+            server_id,
+            server_name,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

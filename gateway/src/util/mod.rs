@@ -19,3 +19,4 @@ pub mod lock;
 pub mod readbuf;
 pub mod stall;
 pub mod tls;
+pub mod version;

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use event_listener::Event;
 
+/// Longest wait of a stalled publisher per read batch (nats-server's `stallClientMaxDuration`).
+pub const STALL_MAX: Duration = Duration::from_millis(5);
+
 /// Waits until `stalled()` is false (re-checked whenever `event` fires), or `max` passed.
 pub async fn wait_until_drained(event: &Event, max: Duration, stalled: impl Fn() -> bool) {
     let wait = async {

@@ -63,6 +63,14 @@ pub struct ServerOptions {
     pub http_port: Option<u16>,
     /// More command-line arguments, passed as they are.
     pub extra_args: Vec<String>,
+    /// Listen where `nats://[::1]:PORT` reaches: twig on its default (no `-a`: both
+    /// loopbacks), nats-server on `-a ::1` (its default would be every interface).
+    pub ipv6_loopback: bool,
+    /// Environment variables for the server process (configs with `$VARIABLES`).
+    pub env: Vec<(String, String)>,
+    /// `lame_duck_duration` and `lame_duck_grace_period` (nats-server wants the duration at
+    /// least 30 s; with one client the close comes right after the grace period).
+    pub lame_duck: Option<(Duration, Duration)>,
 }
 
 impl ServerOptions {
@@ -101,7 +109,8 @@ impl ServerOptions {
             || self.ping_max.is_some()
             || self.auth_timeout.is_some()
             || !self.nkeys.is_empty()
-            || self.tls.is_some();
+            || self.tls.is_some()
+            || self.lame_duck.is_some();
         if !needed {
             return None;
         }
@@ -128,6 +137,10 @@ impl ServerOptions {
         }
         if let Some(v) = self.ping_max {
             let _ = writeln!(s, "ping_max: {v}");
+        }
+        if let Some((d, g)) = self.lame_duck {
+            let _ = writeln!(s, "lame_duck_duration: \"{}ms\"", d.as_millis());
+            let _ = writeln!(s, "lame_duck_grace_period: \"{}ms\"", g.as_millis());
         }
         if self.auth_timeout.is_some() || !self.nkeys.is_empty() {
             s.push_str("authorization {\n");
@@ -173,6 +186,10 @@ impl ServerOptions {
         }
         if let Some(v) = self.ping_max {
             let _ = writeln!(s, "ping_max = {v}");
+        }
+        if let Some((d, g)) = self.lame_duck {
+            let _ = writeln!(s, "lame_duck_duration = \"{}ms\"", d.as_millis());
+            let _ = writeln!(s, "lame_duck_grace_period = \"{}ms\"", g.as_millis());
         }
         // twig keeps the auth timeout at the top level (nats-server: authorization.timeout).
         if let Some(v) = self.auth_timeout {

@@ -1,5 +1,5 @@
 //! The S2 block encoders: `s2_fast`, `s2_better`, `s2_best`, each its own match finder over
-//! the same element writer ([`emit`]).
+//! the same element writer (`emit`).
 //!
 //! No heap: the hash tables are a `[u32]` the caller provides ([`tables_len`] says how much
 //! each level wants; less works, with a worse ratio). Tables are never cleared between

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::deliver::Subscription;
 use super::outbound::Outbound;
-use super::router::Subscription;
 use crate::util::clock::unix_nanos;
 use crate::util::lock::lock;
 
@@ -42,6 +42,8 @@ pub struct ClientShared {
     pub direct: std::sync::OnceLock<Arc<async_io::Async<std::net::TcpStream>>>,
     headers: AtomicBool,
     echo: AtomicBool,
+    /// CONNECT said `protocol` 1 and the first PONG went out: async INFO may be sent.
+    async_info: AtomicBool,
     /// The client's subscriptions by sid (the reader adds and removes; monitoring reads).
     pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
     /// CONNECT details for `/connz`.
@@ -70,6 +72,7 @@ impl ClientShared {
             // nats-server: echo defaults to true; headers to false until CONNECT says so.
             headers: AtomicBool::new(false),
             echo: AtomicBool::new(true),
+            async_info: AtomicBool::new(false),
             subs: Mutex::new(HashMap::new()),
             info: Mutex::new(ConnectInfo::default()),
             in_msgs: AtomicU64::new(0),
@@ -103,6 +106,17 @@ impl ClientShared {
     pub fn set_options(&self, headers: bool, echo: bool) {
         self.headers.store(headers, Relaxed);
         self.echo.store(echo, Relaxed);
+    }
+
+    /// Whether the client takes async INFO (lame duck mode notices): nats-server sends them
+    /// only after CONNECT with `protocol` 1 and the first PONG.
+    pub fn takes_async_info(&self) -> bool {
+        self.async_info.load(Relaxed)
+    }
+
+    /// Records that the client now takes async INFO.
+    pub fn set_takes_async_info(&self) {
+        self.async_info.store(true, Relaxed);
     }
 
     /// Counts delivered messages (once per batch).

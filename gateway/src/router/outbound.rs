@@ -165,6 +165,11 @@ impl Outbound {
         self.lock().closed
     }
 
+    /// The limit on unwritten bytes.
+    pub fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+
     /// Bytes queued and not yet taken by the writer.
     pub fn pending(&self) -> usize {
         self.lock().buf.len()

@@ -1,4 +1,5 @@
-//! What crosses the bridge and under which name: `[[mqtt.import]]` topic filters and the
+//! What crosses the bridge and under which name (the checked, compiled form of the
+//! `[mqtt]` section: config validation builds it, the bridge uses it): `[[mqtt.import]]` topic filters and the
 //! subjects their messages get, `[[mqtt.export]]` subject filters and the topics their messages
 //! get. Pure functions over twig-core's `mqtt` mapping (exactly nats-server's), so the same
 //! device topic is the same subject whether a device talks to twig's bridge or to a hub's
@@ -9,7 +10,7 @@ use twig_core::mqtt::{
     publish_topic_to_subject, subject_to_topic,
 };
 
-use crate::config::mqtt::{ExportConfig, ImportConfig};
+use super::{ExportConfig, ImportConfig};
 
 /// One import: the MQTT subscription and how its topics become subjects.
 #[derive(Debug, Clone)]

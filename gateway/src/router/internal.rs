@@ -2,7 +2,7 @@
 //! forwarder's PubAck inbox, the cloud consumer, the MQTT bridge's NATS -> MQTT mappings.
 //!
 //! An [`InternalSub`] sits in the router's sublist like a client's subscription (so local
-//! interest reaches the hub as `LS+` the same way) but delivery copies the message into a
+//! interest reaches the interest observers, and the hub as `LS+`, the same way) but delivery copies the message into a
 //! bounded channel instead of encoding `MSG` into an outbound buffer. When the channel is
 //! full the message is dropped and counted, as nats-server cuts off a slow consumer rather
 //! than letting one subscriber stall every publisher: the owners size their channels for
@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use super::router::{Batch, MatchCache, Message, Origin, deliver};
-use super::state::Shared;
+use super::store::Durable;
+use super::{Batch, MatchCache, Message, Origin, Router, Stalled, deliver};
 
 /// A message as an internal subscriber receives it (owned: it outlives the publisher's read
 /// buffer).
@@ -126,77 +126,81 @@ impl InternalSub {
 /// What [`Publisher::publish`] did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
-    /// Subscriptions (and uplinks) it was delivered to.
+    /// Subscriptions (and remotes) it was delivered to.
     pub delivered: usize,
 }
 
 /// Publishing into the router on behalf of a component (core NATS semantics: delivered to
-/// whoever is interested now, locally and over the uplinks).
+/// whoever is interested now, locally and to remotes).
 pub struct Publisher {
-    shared: Arc<Shared>,
+    router: Arc<Router>,
     owner: Owner,
     cache: MatchCache,
     batch: Batch,
-    /// An uplink the last flush left past its stall mark (see [`Publisher::pace`]).
-    stalled_uplink: Option<Arc<crate::uplink::link::Link>>,
+    /// What the last flush left past its stall mark (see [`Publisher::pace`]).
+    stalled: Stalled,
 }
 
 impl Publisher {
     /// A publisher for the component `owner`.
-    pub fn new(shared: Arc<Shared>, owner: Owner) -> Publisher {
+    pub fn new(router: Arc<Router>, owner: Owner) -> Publisher {
         Publisher {
-            shared,
+            router,
             owner,
             cache: MatchCache::default(),
             batch: Batch::default(),
-            stalled_uplink: None,
+            stalled: Stalled::default(),
         }
+    }
+
+    /// The router it publishes into.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
     }
 
     /// Delivers `msg` like a client's PUB (but never to the owner's own subscriptions).
     /// Call [`flush`](Self::flush) after a batch of publishes.
     pub fn publish(&mut self, msg: &Message<'_>) -> Published {
-        let result = self.shared.router.lookup(&mut self.cache, msg.subject);
-        let delivered = deliver(msg, Origin::Component(self.owner), result, &mut self.batch);
+        let result = self.router.lookup(&mut self.cache, msg.subject);
+        let delivered = deliver(msg, Origin::component(self.owner), result, &mut self.batch);
         Published { delivered }
     }
 
-    /// Delivers `msg` to local subscribers only (never to a hub, never to the owner's own
-    /// subscriptions): for what a component received from a hub.
+    /// Delivers `msg` to local subscribers only (never to a remote, never to the owner's own
+    /// subscriptions): for what a component received from a remote.
     pub fn publish_local(&mut self, msg: &Message<'_>) -> Published {
-        let result = self.shared.router.lookup(&mut self.cache, msg.subject);
-        let delivered = deliver(msg, Origin::LocalOnly(self.owner), result, &mut self.batch);
+        let result = self.router.lookup(&mut self.cache, msg.subject);
+        let from = Origin::component(self.owner).local_only();
+        let delivered = deliver(msg, from, result, &mut self.batch);
         Published { delivered }
     }
 
-    /// Ends a batch: wakes every client and uplink that got bytes, adds up counters, removes
-    /// subscriptions that reached their limit, cuts off slow consumers. Never waits for a
-    /// socket (an uplink past its stall mark is left to drain on its own).
+    /// Delivers `msg` as [`Publisher::publish`] does, for a subject `store` keeps (see
+    /// [`Router::publish`]); the caller submits it to the store.
+    pub fn publish_stored(&mut self, msg: &Message<'_>, store: Option<&dyn Durable>) -> Published {
+        let from = Origin::component(self.owner);
+        let delivered = self
+            .router
+            .publish(&mut self.cache, &mut self.batch, msg, from, store);
+        Published { delivered }
+    }
+
+    /// Ends a batch ([`Router::finish`]). Never waits for a socket (a subscriber or remote
+    /// past its stall mark is left to drain on its own; see [`Publisher::pace`]).
     pub fn flush(&mut self) {
-        let b = &mut self.batch;
-        if b.out_msgs > 0 {
-            self.shared.stats.count_out(b.out_msgs, b.out_bytes);
-        }
-        (b.out_msgs, b.out_bytes) = (0, 0);
-        b.stalled_client = None;
-        self.stalled_uplink = self.batch.flush();
-        for sub in std::mem::take(&mut self.batch.expired) {
-            self.shared.remove_sub(&sub);
-        }
-        for slow in std::mem::take(&mut self.batch.slow) {
-            self.shared.slow_consumer(&slow);
-        }
+        self.stalled = self.router.finish(&mut self.batch);
     }
 
     /// After a [`flush`](Self::flush): waits a little (at most `max` per subscriber or
-    /// uplink; client publishers get `uplink::outbound::STALL_MAX`) if the batch left a local subscriber or an uplink past its stall mark, the same
-    /// flow control a client publisher gets, so a component that can slow its own source (the
-    /// MQTT bridge stops reading the broker) does not get a subscriber cut off instead.
+    /// remote; client publishers get [`STALL_MAX`](crate::util::stall::STALL_MAX)) if the
+    /// batch left a local subscriber or a remote past its stall mark, the same flow control a
+    /// client publisher gets, so a component that can slow its own source (the MQTT bridge
+    /// stops reading the broker) does not get a subscriber cut off instead.
     pub async fn pace(&mut self, max: std::time::Duration) {
-        if let Some(link) = self.stalled_uplink.take() {
-            link.out.wait_drained(max).await;
+        if let Some(r) = self.stalled.remote.take() {
+            crate::util::stall::wait_until_drained(r.drained(), max, || r.stalled()).await;
         }
-        if let Some(client) = self.batch.stalled_client.take() {
+        if let Some(client) = self.stalled.client.take() {
             client.out.wait_drained(max).await;
         }
     }
@@ -205,7 +209,7 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::router::Router;
+    use crate::router::Router;
 
     fn msg(subject: &str) -> Message<'_> {
         Message {
@@ -230,44 +234,15 @@ mod tests {
         let (sub, rx) = InternalSub::new(owner, b"a.>", None, 4);
         router.insert_internal(&sub).unwrap();
 
-        assert_eq!(route(&router, &msg("a.b"), Origin::Internal), 1);
+        assert_eq!(route(&router, &msg("a.b"), Origin::internal()), 1);
         let got = rx.try_recv().unwrap();
         assert_eq!(got.as_msg().subject, b"a.b");
         assert_eq!(got.reply.as_deref(), Some(&b"r.1"[..]));
 
-        assert_eq!(route(&router, &msg("a.b"), Origin::Component(other)), 1);
-        assert_eq!(route(&router, &msg("a.b"), Origin::Component(owner)), 0);
-        assert_eq!(route(&router, &msg("b.a"), Origin::Internal), 0);
+        assert_eq!(route(&router, &msg("a.b"), Origin::component(other)), 1);
+        assert_eq!(route(&router, &msg("a.b"), Origin::component(owner)), 0);
+        assert_eq!(route(&router, &msg("b.a"), Origin::internal()), 0);
         assert_eq!(rx.len(), 1);
-    }
-
-    #[test]
-    fn local_origins_never_reach_the_hub() {
-        use crate::uplink::interest::Permissions;
-        use crate::uplink::link::{HubInterest, Link};
-        use std::sync::atomic::AtomicU32;
-        let link = Arc::new(Link::new(0, 1 << 20));
-        link.out.reset();
-        link.go_up(Permissions::default(), true, 0, "$LDS.x");
-        let router = Router::with_uplinks(16, vec![link.clone()]);
-        let hub = Arc::new(HubInterest {
-            link: link.clone(),
-            subject: b"a.>".as_slice().into(),
-            queue: None,
-            weight: AtomicU32::new(1),
-            closed: AtomicBool::new(false),
-            perms: link.perms(),
-        });
-        router.insert_hub(&hub).unwrap();
-        let before = link.out.counters().bulk_in;
-        assert_eq!(route(&router, &msg("a.b"), Origin::LocalOnly(1)), 0);
-        assert_eq!(
-            link.out.counters().bulk_in,
-            before,
-            "nothing queued for the hub"
-        );
-        assert_eq!(route(&router, &msg("a.b"), Origin::Component(1)), 1);
-        assert!(link.out.counters().bulk_in > before);
     }
 
     #[test]
@@ -276,13 +251,13 @@ mod tests {
         let (sub, rx) = InternalSub::new(new_owner(), b"x", Some(b"q"), 2);
         router.insert_internal(&sub).unwrap();
         for _ in 0..3 {
-            route(&router, &msg("x"), Origin::Internal);
+            route(&router, &msg("x"), Origin::internal());
         }
         assert_eq!(rx.len(), 2);
         assert_eq!(sub.dropped.load(Ordering::Relaxed), 1);
 
         assert!(router.remove_internal(&sub));
-        assert_eq!(route(&router, &msg("x"), Origin::Internal), 0);
+        assert_eq!(route(&router, &msg("x"), Origin::internal()), 0);
         assert_eq!(router.count(), 0);
     }
 }

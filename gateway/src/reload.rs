@@ -1,0 +1,211 @@
+//! SIGHUP (`twig --signal reload`): read the config file again, apply the command line on top
+//! as at start, and apply what can change in a running twig. The log says plainly what was
+//! reloaded and what needs a restart; a file that does not load changes nothing.
+//!
+//! What reloads today: `debug` and `trace`. Everything else is listed as not reloaded. To
+//! make an option reloadable, give it an arm in [`Reloader::apply`] and move it from the
+//! "restart" list to the "reloaded" one there; [`changed`] names every option (it fails to
+//! build when `Config` gains a field it does not compare).
+use std::path::PathBuf;
+
+use crate::cli::Cli;
+use crate::config::Config;
+use crate::logging::Logger;
+
+/// What one reload did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Options that changed and are in force now.
+    pub reloaded: Vec<&'static str>,
+    /// Options that changed but keep their old value until twig restarts.
+    pub not_reloaded: Vec<&'static str>,
+}
+
+/// Holds what a reload compares against: the file, the flags, the config in force.
+pub struct Reloader {
+    path: Option<PathBuf>,
+    cli: Cli,
+    current: Config,
+}
+
+impl Reloader {
+    /// A reloader for a twig started from `cli` with `config`.
+    pub fn new(cli: Cli, config: Config) -> Reloader {
+        Reloader {
+            path: cli.config.clone(),
+            cli,
+            current: config,
+        }
+    }
+
+    /// Loads the file again and applies what it can; logs the outcome.
+    pub fn reload(&mut self, logger: Option<&Logger>) {
+        match self.try_reload(logger) {
+            Ok(report) => log(&report),
+            Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+        }
+    }
+
+    fn try_reload(&mut self, logger: Option<&Logger>) -> Result<Report, String> {
+        let mut next = Config::load(self.path.as_deref()).map_err(|e| e.to_string())?;
+        self.cli.apply(&mut next);
+        next.validate().map_err(|e| e.to_string())?;
+        let mut report = Report::default();
+        for option in changed(&self.current, &next) {
+            if self.apply(option, &next, logger) {
+                report.reloaded.push(option);
+            } else {
+                report.not_reloaded.push(option);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Puts `option` from `next` in force; false when only a restart can.
+    fn apply(&mut self, option: &'static str, next: &Config, logger: Option<&Logger>) -> bool {
+        match option {
+            "debug" | "trace" => {
+                self.current.debug = next.debug;
+                self.current.trace = next.trace;
+                if let Some(l) = logger {
+                    l.set_levels(next.debug, next.trace);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+fn log(report: &Report) {
+    if !report.reloaded.is_empty() {
+        tracing::info!("Reloaded: {}", report.reloaded.join(", "));
+    }
+    if !report.not_reloaded.is_empty() {
+        tracing::warn!(
+            "Not reloaded (twig keeps the running values until it restarts): {}",
+            report.not_reloaded.join(", ")
+        );
+    }
+    if report.reloaded.is_empty() && report.not_reloaded.is_empty() {
+        tracing::info!("Reloaded server configuration (nothing changed)");
+    } else {
+        tracing::info!("Reloaded server configuration");
+    }
+}
+
+/// The options whose values differ, by their config names.
+pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
+    // Destructured without `..`: a new field must be added here to build.
+    let Config {
+        host,
+        port,
+        server_name,
+        http_host,
+        http_port,
+        max_payload,
+        max_control_line,
+        max_pending,
+        max_connections,
+        max_subscriptions,
+        ping_interval,
+        ping_max,
+        auth_timeout,
+        write_deadline,
+        threads,
+        no_header_support,
+        authorization,
+        tls,
+        log_file,
+        pid_file,
+        lame_duck_duration,
+        lame_duck_grace_period,
+        debug,
+        trace,
+        leafnodes,
+        store_dir,
+        streams,
+        sync,
+        mqtt,
+    } = old;
+    let mut out = Vec::new();
+    macro_rules! cmp {
+        ($($field:ident),* $(,)?) => {
+            $(if *$field != new.$field { out.push(stringify!($field)); })*
+        };
+    }
+    cmp!(
+        host,
+        port,
+        server_name,
+        http_host,
+        http_port,
+        max_payload,
+        max_control_line,
+        max_pending,
+        max_connections,
+        max_subscriptions,
+        ping_interval,
+        ping_max,
+        auth_timeout,
+        write_deadline,
+        threads,
+        no_header_support,
+        authorization,
+        tls,
+        log_file,
+        pid_file,
+        lame_duck_duration,
+        lame_duck_grace_period,
+        debug,
+        trace,
+        leafnodes,
+        store_dir,
+        streams,
+        sync,
+        mqtt,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_options_are_named() {
+        let old = Config::default();
+        let mut new = old.clone();
+        assert!(changed(&old, &new).is_empty());
+        new.debug = true;
+        new.max_payload = 4096;
+        new.authorization.token = Some("t".into());
+        assert_eq!(
+            changed(&old, &new),
+            ["max_payload", "authorization", "debug"]
+        );
+    }
+
+    #[test]
+    fn debug_reloads_and_the_rest_waits_for_a_restart() {
+        let dir = std::env::temp_dir().join(format!("twig-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("twig.toml");
+        std::fs::write(&path, "max_payload = 2048\n").unwrap();
+        let cli = Cli::parse(["-c", path.to_str().unwrap()]).unwrap();
+        let start = Config::load(Some(&path)).unwrap();
+        let mut r = Reloader::new(cli, start);
+        std::fs::write(&path, "max_payload = 4096\ndebug = true\n").unwrap();
+        let report = r.try_reload(None).unwrap();
+        assert_eq!(report.reloaded, ["debug"]);
+        assert_eq!(report.not_reloaded, ["max_payload"]);
+        // The running value stays what it was, so the next reload reports it again.
+        assert_eq!(r.current.max_payload, 2048);
+        assert!(r.current.debug);
+        // A broken file changes nothing.
+        std::fs::write(&path, "max_payload = \"huge\"\n").unwrap();
+        assert!(r.try_reload(None).is_err());
+        assert!(r.current.debug);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
