@@ -5,8 +5,8 @@
 //! On the wire (`jetstream` mode) a forwarded message keeps its subject, body and the
 //! publisher's headers, except that `Nats-Msg-Id` becomes `<gateway>.<stream>.<seq>` (stable
 //! across restarts: the hub's stream drops the repeats of a resumed drain), and its reply
-//! subject is `_TWIG_FWD.<gateway>.<stream>.<seq>`. An internal subscription on
-//! `_TWIG_FWD.<gateway>.<stream>.>` sits in the router from the start, so its `LS+` reaches
+//! subject is `_TF.<gateway>.<stream>.<seq in base 36>`. An internal subscription on
+//! `_TF.<gateway>.<stream>.>` sits in the router from the start, so its `LS+` reaches
 //! the hub on every (re)connect with the rest of twig's interest, and the hub's JetStream
 //! sends the PubAcks back over the link like any reply.
 //!
@@ -22,7 +22,7 @@ use twig_core::wire::{HeaderWriter, Headers, Op, Queues};
 
 use super::flash::{FileFlash, SECTOR};
 use super::forward::{Forwarder, Settings};
-use super::hub::{Refusal, parse_puback, permanent, subject_token};
+use super::hub::{Refusal, parse_puback, parse_seq_token, permanent, seq_token, subject_token};
 use super::priority::Board;
 use super::record;
 use crate::config::Config;
@@ -32,7 +32,9 @@ use crate::router::remote::{Remote, remote_interest};
 use crate::router::{MatchCache, Message, Router};
 
 /// Reply subjects of forwarded messages start with this.
-pub const REPLY_PREFIX: &str = "_TWIG_FWD";
+/// Short: it is on every forwarded message and its PubAck. (It was `_TWIG_FWD` with decimal
+/// sequence numbers: PubAcks of that format, late from before an upgrade, match nothing.)
+pub const REPLY_PREFIX: &str = "_TF";
 
 /// Most records sent per step, so the thread gets back to publishers in between.
 const BURST: usize = 256;
@@ -408,7 +410,7 @@ impl Drain {
         } else {
             self.reply.clear();
             self.reply.extend_from_slice(self.reply_prefix.as_bytes());
-            self.reply.extend_from_slice(seq.to_string().as_bytes());
+            seq_token(seq, &mut self.reply);
             Some(&self.reply[..])
         };
         let size = headers.map_or(0, <[u8]>::len) + m.payload.len();
@@ -460,8 +462,7 @@ impl Drain {
             .subject
             .rsplit(|&b| b == b'.')
             .next()
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .and_then(|t| t.parse::<u64>().ok())
+            .and_then(parse_seq_token)
         else {
             return;
         };
