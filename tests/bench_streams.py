@@ -172,14 +172,19 @@ class JsHub:
     def __init__(self, b, ctx):
         self.b, self.ctx = b, ctx
         self.port, self.leaf_port = b.free_port(), b.free_port()
-        d = os.path.join(ctx.tmpdir, f"hub-{self.port}")
-        os.makedirs(d)
-        self.conf = os.path.join(d, "hub.conf")
+        self.dir = os.path.join(ctx.tmpdir, f"hub-{self.port}")
+        os.makedirs(self.dir)
+        self.conf = os.path.join(self.dir, "hub.conf")
+        self.write_conf()
+        self.srv = None
+
+    def write_conf(self, leaf_extra=""):
+        """The config; leaf_extra: more options in its `leafnodes { }` (before `up`)."""
+        extra = f", {leaf_extra}" if leaf_extra else ""
         with open(self.conf, "w") as f:
             f.write(f'listen: "127.0.0.1:{self.port}"\n'
-                    f'leafnodes {{ listen: "127.0.0.1:{self.leaf_port}" }}\n'
-                    f'jetstream {{ domain: hub, store_dir: "{d}/js" }}\n')
-        self.srv = None
+                    f'leafnodes {{ listen: "127.0.0.1:{self.leaf_port}"{extra} }}\n'
+                    f'jetstream {{ domain: hub, store_dir: "{self.dir}/js" }}\n')
 
     def up(self):
         """Starts the hub; returns the monotonic time it said "Server is ready"."""
@@ -220,10 +225,12 @@ def twig_forwards(twig_bin, tmpdir):
     return p.returncode == 0
 
 
-def start_leaf(b, target, ctx, hub_leaf_port, *, sync_always, forward, max_bytes, wait_link):
+def start_leaf(b, target, ctx, hub_leaf_port, *, sync_always, forward, max_bytes, wait_link,
+               remote_extra=""):
     """The leaf under test with a stream (twig) or JetStream and a file stream EDGE
-    (nats-server) on SUBJECT, its remote at hub_leaf_port; returns the Server once its stream
-    exists (and, with wait_link, its leafnode connection is up)."""
+    (nats-server) on SUBJECT, its remote at hub_leaf_port (remote_extra: more options of the
+    nats-server leaf's remote); returns the Server once its stream exists (and, with
+    wait_link, its leafnode connection is up)."""
     d = os.path.join(ctx.tmpdir, f"leaf-{target.key}-{b.free_port()}")
     os.makedirs(d)
     url = f"nats-leaf://127.0.0.1:{hub_leaf_port}"
@@ -242,7 +249,7 @@ def start_leaf(b, target, ctx, hub_leaf_port, *, sync_always, forward, max_bytes
         sync = ", sync_interval: always" if sync_always else ""
         with open(conf, "w") as f:
             f.write(f'jetstream {{ domain: leaf, store_dir: "{d}/js"{sync} }}\n'
-                    f'leafnodes {{ remotes = [ {{ url: "{url}" }} ] }}\n')
+                    f'leafnodes {{ remotes = [ {{ url: "{url}"{", " + remote_extra if remote_extra else ""} }} ] }}\n')
         srv = start(b, target, ctx, ["-a", "127.0.0.1", "-p", "-1", "-c", conf])
     try:
         if not is_twig(target):

@@ -92,6 +92,15 @@ pub fn parse_seq_token(t: &[u8]) -> Option<u64> {
     })
 }
 
+/// 16 base-62 characters from 16 random bytes (each byte's value modulo 62: the bias is
+/// harmless for an identifier).
+fn base62_id(raw: &[u8; 16]) -> String {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    raw.iter()
+        .map(|&b| char::from(DIGITS[usize::from(b) % 62]))
+        .collect()
+}
+
 /// A gateway name as one subject token.
 pub fn subject_token(name: &str) -> String {
     name.chars()
@@ -124,10 +133,11 @@ pub fn gateway_id(config: &Config) -> Result<String, StreamError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(fail(e)),
     }
-    let mut raw = [0u8; 12];
+    // 16 base-62 characters (95 bits): short, since it is in every forwarded message twice
+    // (its Nats-Msg-Id and reply subject); an id kept from an older twig stays as it is.
+    let mut raw = [0u8; 16];
     crate::util::id::fill(&mut raw).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
-    let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let id = format!("twig-{id}");
+    let id = base62_id(&raw);
     std::fs::create_dir_all(&config.store_dir).map_err(fail)?;
     let tmp = path.with_extension("id.tmp");
     std::fs::write(&tmp, &id).map_err(fail)?;
@@ -141,6 +151,27 @@ pub fn gateway_id(config: &Config) -> Result<String, StreamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_gateway_id_is_short_and_kept() {
+        let dir = std::env::temp_dir().join(format!("twig-gwid-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = Config {
+            store_dir: dir.clone(),
+            ..Config::default()
+        };
+        let id = gateway_id(&config).unwrap();
+        assert_eq!(id.len(), 16, "{id}");
+        assert!(id.bytes().all(|c| c.is_ascii_alphanumeric()), "{id}");
+        assert_eq!(gateway_id(&config).unwrap(), id, "read back from twig.id");
+        // An id written by an older twig is kept as it is.
+        std::fs::write(dir.join("twig.id"), "twig-0123456789abcdef01234567\n").unwrap();
+        assert_eq!(
+            gateway_id(&config).unwrap(),
+            "twig-0123456789abcdef01234567"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn sequence_tokens_round_trip() {

@@ -3,7 +3,7 @@
 
 use super::conn::{BenchError, Conn, Event};
 use super::report::{Report, Value, human, rate};
-use super::{Options, pub_frame};
+use super::{Options, PayloadKind, payload_of, pub_frame};
 use std::time::Instant;
 
 /// Publishes `o.msgs` messages with reply subjects and counts the PubAcks.
@@ -13,7 +13,7 @@ pub fn run_jspub(o: &Options) -> Result<Report, BenchError> {
     let inbox = format!("_INBOX.twigjs.{}", std::process::id());
     conn.send(format!("SUB {inbox}.* 1\r\n").as_bytes(), deadline)?;
     conn.barrier(deadline)?;
-    let payload = o.payload();
+    let mut payload = o.payload();
     let mut frame = Vec::with_capacity(64 * 1024);
     let (mut sent, mut acked, mut bad) = (0u64, 0u64, 0u64);
     let mut errors = Vec::new();
@@ -25,6 +25,9 @@ pub fn run_jspub(o: &Options) -> Result<Report, BenchError> {
             frame.clear();
             while sent < o.msgs && sent - acked - bad < o.inflight {
                 let reply = format!("{inbox}.{sent}");
+                if o.payload != PayloadKind::Fixed {
+                    payload_of(o.payload, o.size, sent, &mut payload);
+                }
                 pub_frame(
                     &mut frame,
                     o.subject.as_bytes(),

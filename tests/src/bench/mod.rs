@@ -41,6 +41,67 @@ pub struct Options {
     /// its leaf). The interest must then cross servers before the run starts: see
     /// [`Options::probe_subject`].
     pub sub_url: Option<String>,
+    /// `jspub`: what each message carries.
+    pub payload: PayloadKind,
+}
+
+/// Payloads of `jspub`: the same bytes every time, or different per message (what a link's
+/// compression then meets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// `size` printable bytes, the same for every message.
+    Fixed,
+    /// A JSON sensor reading of about 120 bytes, values varying per message.
+    Json,
+    /// `size` random bytes per message.
+    Random,
+}
+
+/// splitmix64 of `x`: deterministic per-message randomness.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Message `i`'s payload for `kind` (`size` bytes for fixed and random ones).
+pub fn payload_of(kind: PayloadKind, size: usize, i: u64, out: &mut Vec<u8>) {
+    out.clear();
+    match kind {
+        PayloadKind::Fixed => out.extend((b'a'..=b'z').cycle().take(size)),
+        PayloadKind::Random => {
+            let mut x = i.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            while out.len() < size {
+                x = mix(x);
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+            out.truncate(size);
+        }
+        PayloadKind::Json => {
+            // 48 sensors on 6 sites reporting in turn, values drifting around a mean.
+            let r = mix(i);
+            let sensor = i % 48;
+            let temp = 180 + (r % 90) as i64 + (sensor as i64 % 7) * 10;
+            let rh = 300 + (r >> 8) % 400;
+            let batt = 340 + (r >> 20) % 80;
+            let ts = 1_764_620_000_000u64 + i * 250 + (r >> 40) % 50;
+            let s = format!(
+                "{{\"site\":\"plant-{}\",\"sensor\":\"th-{:02}\",\"seq\":{i},\"ts\":{ts},\
+                 \"temp_c\":{}.{:02},\"rh_pct\":{}.{},\"batt_v\":{}.{:02},\"ok\":{}}}",
+                sensor / 8,
+                sensor,
+                temp / 10,
+                (r >> 4) % 100,
+                rh / 10,
+                rh % 10,
+                batt / 100,
+                batt % 100,
+                (r >> 60) != 0
+            );
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
 }
 
 impl Default for Options {
@@ -57,6 +118,7 @@ impl Default for Options {
             idle: Duration::from_secs(2),
             inflight: 256,
             sub_url: None,
+            payload: PayloadKind::Fixed,
         }
     }
 }
@@ -101,4 +163,27 @@ pub fn pub_frame(out: &mut Vec<u8>, subject: &[u8], reply: Option<&[u8]>, payloa
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(payload);
     out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_readings_are_about_120_bytes_and_differ() {
+        let mut a = Vec::new();
+        let mut sizes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..1000 {
+            payload_of(PayloadKind::Json, 0, i, &mut a);
+            serde_json::from_slice::<serde_json::Value>(&a).expect("JSON");
+            sizes.push(a.len());
+            seen.insert(a.clone());
+        }
+        let mean = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
+        assert!((110.0..=130.0).contains(&mean), "{mean}");
+        assert_eq!(seen.len(), 1000);
+        payload_of(PayloadKind::Random, 128, 7, &mut a);
+        assert_eq!(a.len(), 128);
+    }
 }

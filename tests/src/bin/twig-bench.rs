@@ -28,6 +28,8 @@ const USAGE: &str = "usage: twig-bench <pub|pubsub|reqrep|jspub> [options]
   --batch BYTES           publisher: bytes of whole PUB frames per write (default 65536)
   --idle SECS             pubsub: stop waiting after this long without progress (default 2)
   --inflight N            jspub: publishes awaiting a PubAck at most (default 256)
+  --payload KIND          jspub: fixed (default), json (a ~120 B sensor reading per message)
+                          or random (--size random bytes per message)
   --sub-url HOST:PORT     pubsub: subscribers connect here (e.g. a hub, publisher on its leaf)";
 
 fn main() -> ExitCode {
@@ -97,6 +99,14 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--idle" => o.idle = secs()?,
             "--inflight" => o.inflight = num()?.max(1),
             "--sub-url" => o.sub_url = Some(value.clone()),
+            "--payload" => {
+                o.payload = match value.as_str() {
+                    "fixed" => bench::PayloadKind::Fixed,
+                    "json" => bench::PayloadKind::Json,
+                    "random" => bench::PayloadKind::Random,
+                    _ => return Err(format!("--payload {value}: fixed, json or random")),
+                }
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }

@@ -71,7 +71,7 @@ pub fn twig_config_url(dir: &Path, url: &str, leaf: &str, extra: &str) -> String
     format!(
         "server_name = \"gw1\"\nstore_dir = {:?}\n\
          [leafnodes]\nreconnect_delay_max = \"250ms\"\n{leaf}\n\
-         [[leafnodes.remotes]]\nurls = [{url:?}]\n\
+         [[leafnodes.remotes]]\nurls = [{url:?}]\nignore_discovered_servers = true\n\
          [[streams]]\nname = \"ORDERS\"\nsubjects = [\"orders.>\"]\nmax_bytes = \"64MiB\"\n{extra}\n",
         dir.display().to_string(),
     )
