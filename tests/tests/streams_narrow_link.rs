@@ -133,6 +133,14 @@ async fn drain(
         sent as f64 <= fwd as f64 * 1.05,
         "twig sent {sent} messages for {fwd} forwarded: {s}"
     );
+    // What the forwarder measured (/jsz): no round trip shorter than the link's, and a rate.
+    let min_rtt = s["forward_min_rtt_ms"].as_f64().unwrap_or(0.0);
+    eprintln!(
+        "forwarder: min RTT {min_rtt:.0} ms, SRTT {} ms, RTO {} ms, rate {} B/s, window {} B",
+        s["forward_rtt_ms"], s["forward_rto_ms"], s["forward_rate"], s["forward_window_bytes"]
+    );
+    assert!(min_rtt >= c.rtt.as_secs_f64() * 900.0, "{s}");
+    assert!(s["forward_rate"].as_u64().unwrap_or(0) > 0, "{s}");
     Drained {
         twig,
         link,
