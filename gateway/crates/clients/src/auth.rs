@@ -6,7 +6,7 @@
 //!
 //! The connection code fills [`Credentials`] from the parsed CONNECT and calls
 //! [`Authenticator::login`]; the [`Login`] it returns says who the client is and which
-//! permission rules ([`crate::perms::Rules`]) apply to it, with templates filled from that
+//! permission rules ([`twig_perms::Rules`]) apply to it, with templates filled from that
 //! identity. Every failure reads `Authorization Violation` on the wire; the [`AuthError`]
 //! variants say why, for the log only. Plain secrets are compared in constant time so response
 //! timing does not reveal how much of a guess was right; a bcrypt check is slow on purpose,
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use data_encoding::{BASE64, BASE64URL, BASE64URL_NOPAD};
 use nkeys::KeyPair;
 
-use crate::config::{AuthConfig, UserConfig};
-use crate::perms::{Facts, Permissions, PermsError, Rules, template};
+use twig_config::{AuthConfig, UserConfig};
+use twig_perms::{Facts, Permissions, PermsError, Rules, template};
 
 pub mod certmap;
 pub mod password;
@@ -335,7 +335,7 @@ impl Authenticator {
     /// A fresh nonce for INFO: 11 random bytes, base64url without padding (15 characters).
     pub fn new_nonce() -> Result<String, AuthError> {
         let mut raw = [0u8; NONCE_RAW_LEN];
-        crate::util::id::fill(&mut raw).map_err(|_| AuthError::Random)?;
+        twig_util::id::fill(&mut raw).map_err(|_| AuthError::Random)?;
         Ok(BASE64URL_NOPAD.encode(&raw))
     }
 
@@ -479,10 +479,10 @@ impl Authenticator {
 }
 
 /// What the config asks for that the connection layer does not do yet: permissions are
-/// checked by [`crate::perms`] and certificates mapped by [`certmap`], but connections do not
+/// checked by [`twig_perms`] and certificates mapped by [`certmap`], but connections do not
 /// call them yet, and a bcrypt check would block the event loop. Starting would silently
 /// allow more than the config says, so the server refuses with this sentence instead.
-pub fn not_wired_yet(config: &crate::config::Config) -> Option<String> {
+pub fn not_wired_yet(config: &twig_config::Config) -> Option<String> {
     let a = &config.authorization;
     let perms = a.default_permissions.is_some() || a.users.iter().any(|u| u.permissions.is_some());
     let tls_map = config.tls.as_ref().is_some_and(|t| t.verify_and_map);
@@ -528,7 +528,7 @@ fn decode_signature(sig: &str) -> Result<Vec<u8>, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::UserConfig;
+    use twig_config::UserConfig;
 
     fn users(list: Vec<UserConfig>) -> Authenticator {
         Authenticator::from_config(&AuthConfig {

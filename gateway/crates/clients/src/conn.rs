@@ -13,12 +13,12 @@ use twig_core::wire::{Limits, Mode, Parser};
 
 use super::session::{Flow, Session};
 use super::state::Shared;
-use crate::router::client::ClientShared;
-use crate::router::outbound::CloseReason;
-use crate::util::dial::{self, ArcIo};
-use crate::util::lock::lock;
-use crate::util::readbuf::ReadBuf;
-use crate::util::stall::{STALL_MAX, wait_until_drained};
+use twig_router::client::ClientShared;
+use twig_router::outbound::CloseReason;
+use twig_util::dial::{self, ArcIo};
+use twig_util::lock::lock;
+use twig_util::readbuf::ReadBuf;
+use twig_util::stall::{STALL_MAX, wait_until_drained};
 
 type Reader = dial::Reader;
 type Writer = dial::Writer;
@@ -41,7 +41,7 @@ pub async fn serve(
         .fetch_add(1, Ordering::Relaxed);
     let client = Arc::new(ClientShared::new(cid, addr, shared.config.max_pending));
     let nonce = if shared.auth.needs_nonce() {
-        match crate::server::auth::Authenticator::new_nonce() {
+        match crate::auth::Authenticator::new_nonce() {
             Ok(n) => Some(n),
             Err(e) => {
                 tracing::error!("cid:{cid} - cannot make a nonce: {e}");

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use super::Control;
 use super::state::Shared;
-use crate::router::client::ClientShared;
-use crate::router::outbound::CloseReason;
-use crate::util::lock::lock;
+use twig_router::client::ClientShared;
+use twig_router::outbound::CloseReason;
+use twig_util::lock::lock;
 
 /// When the clients are closed: the pause before the first, and between later ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,7 @@ async fn wait(d: Duration, control: &async_channel::Receiver<Control>) -> bool {
 /// A random number in [0, 1) (0.5 without OS randomness: the midpoint is as good a spread).
 fn random_fraction() -> f64 {
     let mut b = [0u8; 4];
-    if getrandom::fill(&mut b).is_err() {
+    if twig_util::id::fill(&mut b).is_err() {
         return 0.5;
     }
     f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)

@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use async_io::Async;
 
-use crate::config::Config;
-use crate::router::Router;
-use crate::server::auth::Authenticator;
-use crate::util::id::Identity;
+use crate::auth::Authenticator;
 use state::Shared;
+use twig_config::Config;
+use twig_router::Router;
+use twig_util::id::Identity;
 
 /// Why the server could not start: one clear sentence each.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +87,7 @@ impl Server {
             )),
             None => None,
         };
-        if let Some(missing) = crate::server::auth::not_wired_yet(&config) {
+        if let Some(missing) = crate::auth::not_wired_yet(&config) {
             return Err(StartError::Auth(missing));
         }
         let auth = Authenticator::from_config(&config.authorization)
@@ -148,13 +148,13 @@ impl Server {
             lame_duck::run(&shared, &control).await;
         }
         tracing::info!("Initiating Shutdown...");
-        let clients: Vec<_> = crate::util::lock::lock(&shared.clients)
+        let clients: Vec<_> = twig_util::lock::lock(&shared.clients)
             .values()
             .cloned()
             .collect();
         for c in clients {
             c.out
-                .close(crate::router::outbound::CloseReason::ServerShutdown);
+                .close(twig_router::outbound::CloseReason::ServerShutdown);
         }
         tracing::info!("Server Exiting..");
     }

@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddr
 use socket2::{Domain, Socket, Type};
 
 /// What INFO and the log call the listen host when none is configured.
-pub use crate::config::DEFAULT_HOST;
+pub use twig_config::DEFAULT_HOST;
 
 /// How many times a random port is tried when the second loopback family has it taken.
 const RANDOM_PORT_TRIES: usize = 8;

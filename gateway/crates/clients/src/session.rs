@@ -10,13 +10,13 @@ use twig_core::wire::Op;
 use twig_core::wire::json::ClientConnect;
 
 use super::state::Shared;
-use crate::router::client::ClientShared;
-use crate::router::outbound::{CloseReason, Push};
-use crate::router::store::{Durable, Full, Submit};
-use crate::router::{Batch, MatchCache, Message, Origin, Stalled, Subscription};
-use crate::server::auth::Credentials;
-use crate::util::clock::unix_nanos;
-use crate::util::lock::lock;
+use crate::auth::Credentials;
+use twig_router::client::ClientShared;
+use twig_router::outbound::{CloseReason, Push};
+use twig_router::store::{Durable, Full, Submit};
+use twig_router::{Batch, MatchCache, Message, Origin, Stalled, Subscription};
+use twig_util::clock::unix_nanos;
+use twig_util::lock::lock;
 
 /// What the reader does after an op.
 #[derive(Debug, PartialEq, Eq)]
@@ -131,7 +131,7 @@ impl Session {
     }
 
     /// Ends a batch of ops (one socket read): counts what this client sent, then
-    /// [`Router::finish`](crate::router::Router::finish) (wake-ups, auto-unsubscribes, slow
+    /// [`Router::finish`](twig_router::Router::finish) (wake-ups, auto-unsubscribes, slow
     /// consumers). Returns the remote or local subscriber this client is flooding, for the
     /// reader to wait on briefly (flow control, as nats-server stalls fast producers).
     pub fn end_batch(&mut self) -> Stalled {
@@ -279,7 +279,7 @@ impl Session {
             headers: Some(&hdr),
             payload: b"",
         };
-        crate::router::deliver_to_sub(&msg, &sub, &mut self.batch);
+        twig_router::deliver_to_sub(&msg, &sub, &mut self.batch);
     }
 
     fn subscribe(&mut self, subj: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Flow {

@@ -10,12 +10,12 @@ use std::time::SystemTime;
 
 use twig_core::wire::json::full::ServerInfo;
 
-use crate::config::Config;
-use crate::router::Router;
-use crate::router::client::ClientShared;
-use crate::server::auth::Authenticator;
-use crate::util::id::Identity;
-use crate::util::lock::lock;
+use crate::auth::Authenticator;
+use twig_config::Config;
+use twig_router::Router;
+use twig_router::client::ClientShared;
+use twig_util::id::Identity;
+use twig_util::lock::lock;
 
 /// Everything connections share.
 pub struct Shared {
@@ -128,10 +128,10 @@ impl Shared {
         let info = ServerInfo {
             server_id: self.server_id.clone(),
             server_name: self.server_name.clone(),
-            version: crate::util::version::NATS_SERVER.to_owned(),
+            version: twig_util::version::NATS_SERVER.to_owned(),
             proto: 1,
-            git_commit: crate::util::version::git_commit().map(str::to_owned),
-            go: crate::util::version::RUSTC.to_owned(),
+            git_commit: twig_util::version::git_commit().map(str::to_owned),
+            go: twig_util::version::RUSTC.to_owned(),
             host: self.config.listen_host().to_owned(),
             port: i32::from(self.port),
             headers: self.headers_supported(),
@@ -149,7 +149,7 @@ impl Shared {
         };
         let json = serde_json::to_vec(&InfoWithTwigVersion {
             info: &info,
-            twig_version: crate::util::version::TWIG,
+            twig_version: twig_util::version::TWIG,
         })
         .unwrap_or_default();
         // nats-server writes a space between the JSON and CRLF.

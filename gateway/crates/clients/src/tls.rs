@@ -1,12 +1,12 @@
-//! TLS on the client port: the server side of [`crate::util::tls`], from `[tls]`.
+//! TLS on the client port: the server side of [`twig_util::tls`], from `[tls]`.
 use std::sync::Arc;
 
 use futures_rustls::rustls::ServerConfig;
 use futures_rustls::rustls::server::WebPkiClientVerifier;
 
-use crate::config::TlsConfig;
-pub use crate::util::tls::TlsError;
-use crate::util::tls::{provider, read_certs, read_key, roots};
+use twig_config::TlsConfig;
+pub use twig_util::tls::TlsError;
+use twig_util::tls::{provider, read_certs, read_key, roots};
 
 /// Builds the server-side TLS config from `[tls]`.
 pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::perms::Permissions;
+use twig_perms::Permissions;
 
 mod leaf;
 pub mod mqtt;

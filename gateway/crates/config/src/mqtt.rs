@@ -321,8 +321,8 @@ mod tests {
         }
     }
 
-    fn load(text: &str) -> Result<crate::config::Config, String> {
-        crate::config::Config::from_toml(text).map_err(|e| e.to_string())
+    fn load(text: &str) -> Result<crate::Config, String> {
+        crate::Config::from_toml(text).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -225,7 +225,7 @@ pub fn deny_imports(config: &super::Config, remote: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, DeliverPolicyConfig};
+    use crate::{Config, DeliverPolicyConfig};
 
     const REMOTE: &str = "[[leafnodes.remotes]]\nurls = [\"nats-leaf://hub:7422\"]\n";
 

@@ -1,7 +1,7 @@
 use super::*;
 
-const DEFAULT_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/gateway.toml");
-const CONFIGS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs");
+const DEFAULT_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../configs/gateway.toml");
+const CONFIGS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../configs");
 
 fn err(text: &str) -> String {
     match Config::from_toml(text) {

@@ -128,8 +128,8 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use std::time::{Duration, SystemTime};
+    use twig_config::Config;
 
     #[test]
     fn every_sample_has_help_and_type() {

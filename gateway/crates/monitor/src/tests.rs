@@ -1,8 +1,8 @@
 //! The monitoring server on a real loopback port, asked with raw HTTP by a plain TcpStream.
 use super::*;
-use crate::config::Config;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
+use twig_config::Config;
 
 /// A server with two clients, one of them subscribed to two subjects.
 struct Fake;

@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
-use crate::config::Config;
-use crate::router::stats::Stats;
-use crate::util::clock::UtcTime;
+use twig_config::Config;
+use twig_router::stats::Stats;
+use twig_util::clock::UtcTime;
 
 /// nats-server's client protocol level (`PROTO`), reported in INFO and `/varz`.
 pub const PROTO: u32 = 1;
@@ -20,7 +20,7 @@ pub struct Varz {
     pub server_id: String,
     /// Server name (the id unless configured).
     pub server_name: String,
-    /// The nats-server version twig speaks ([`crate::util::version::NATS_SERVER`]).
+    /// The nats-server version twig speaks ([`twig_util::version::NATS_SERVER`]).
     pub version: String,
     /// Client protocol level ([`PROTO`]).
     pub proto: u32,
@@ -122,11 +122,11 @@ impl Varz {
                 .server_name
                 .clone()
                 .unwrap_or_else(|| server_id.to_string()),
-            version: crate::util::version::NATS_SERVER.to_string(),
+            version: twig_util::version::NATS_SERVER.to_string(),
             proto: PROTO,
-            git_commit: crate::util::version::git_commit().map(str::to_owned),
-            go: crate::util::version::RUSTC.to_string(),
-            twig_version: crate::util::version::TWIG.to_string(),
+            git_commit: twig_util::version::git_commit().map(str::to_owned),
+            go: twig_util::version::RUSTC.to_string(),
+            twig_version: twig_util::version::TWIG.to_string(),
             host: config.listen_host().to_string(),
             port,
             auth_required: config.authorization.is_enabled(),
@@ -144,7 +144,7 @@ impl Varz {
             tls_timeout: config
                 .tls
                 .as_ref()
-                .map_or(crate::config::default_tls_timeout(), |t| t.timeout),
+                .map_or(twig_config::default_tls_timeout(), |t| t.timeout),
             write_deadline: config.write_deadline,
             start,
             now,

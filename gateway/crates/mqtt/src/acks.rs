@@ -7,7 +7,7 @@
 //! holds every unacknowledged QoS 1 message in arrival order and lets an acknowledgement out
 //! only when everything before it is done too.
 //!
-//! Each entry gets a token (the [`Notify`](crate::router::store::Notify) tag): a strictly increasing
+//! Each entry gets a token (the [`Notify`](twig_router::store::Notify) tag): a strictly increasing
 //! number, so the entry is found by subtraction. A reconnect [`clear`](AckQueue::clear)s the
 //! queue: the broker redelivers what was not acknowledged on the old connection, and a late
 //! notice for a cleared entry is ignored.

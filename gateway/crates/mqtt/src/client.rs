@@ -27,8 +27,8 @@ use rumqttc::{
 
 use super::MqttError;
 use super::stats::Stats;
-use crate::config::mqtt::{MqttConfig, MqttUrl};
-use crate::util::backoff::Backoff;
+use twig_config::mqtt::{MqttConfig, MqttUrl};
+use twig_util::backoff::Backoff;
 
 /// Most events in one batch to the gateway side.
 const BATCH: usize = 1024;
@@ -120,7 +120,7 @@ pub fn start(
         .map(|u| MqttUrl::parse(u).map_err(MqttError::Config))
         .collect::<Result<Vec<_>, _>>()?;
     let tls = match &cfg.tls {
-        Some(t) => Some(crate::util::tls::client_config(
+        Some(t) => Some(twig_util::tls::client_config(
             &t.ca_file,
             t.cert_file.as_deref(),
             t.key_file.as_deref(),
@@ -139,7 +139,7 @@ pub fn start(
     eventloop.set_network_options(net);
     let (tx, events) = async_channel::bounded(BATCHES);
     // Room for every message the broker can have unacknowledged: sending never waits.
-    let (ack_tx, ack_rx) = async_channel::bounded(crate::config::mqtt::MAX_UNACKED + 1);
+    let (ack_tx, ack_rx) = async_channel::bounded(twig_config::mqtt::MAX_UNACKED + 1);
     let acks = AckPath {
         tx: ack_tx,
         waiting: Arc::new(AtomicBool::new(false)),
@@ -281,7 +281,7 @@ impl Run {
                         if matches!(code, SubscribeReasonCode::Failure) {
                             let e = format!("broker refused the subscription {filter:?}");
                             tracing::error!("MQTT bridge: {e}");
-                            *crate::util::lock::lock(&self.stats.last_error) = Some(e);
+                            *twig_util::lock::lock(&self.stats.last_error) = Some(e);
                         }
                     }
                     continue;
@@ -292,7 +292,7 @@ impl Run {
                     let text = e.to_string();
                     tracing::warn!("MQTT bridge: {}: {text}", self.url_text(url));
                     self.stats.failed(text);
-                    let delay = backoff.next_delay(crate::util::id::random_u64());
+                    let delay = backoff.next_delay(twig_util::id::random_u64());
                     tokio::time::sleep(delay.max(Duration::from_millis(1))).await;
                     url = (url + 1) % self.urls.len().max(1);
                     if let Some(u) = self.urls.get(url) {
@@ -349,7 +349,7 @@ impl Run {
     }
 
     fn set_url(&self, i: usize) {
-        *crate::util::lock::lock(&self.stats.url) = self.url_text(i);
+        *twig_util::lock::lock(&self.stats.url) = self.url_text(i);
     }
 }
 

@@ -14,7 +14,7 @@ use rumqttc::AsyncClient;
 use super::client::qos;
 use super::mapping::Export;
 use super::stats::Stats;
-use crate::router::internal::Owned;
+use twig_router::internal::Owned;
 
 /// Runs until the subscription's channel closes.
 pub async fn run(

@@ -21,10 +21,10 @@ use super::acks::AckQueue;
 use super::client::{AckPath, Event, MqttThread};
 use super::mapping::Import;
 use super::stats::Stats;
-use crate::router::internal::{Owner, Publisher};
-use crate::router::store::{Full, Notify, Stored, Submit};
-use crate::router::{Message, Router};
-use crate::util::clock::unix_nanos;
+use twig_router::internal::{Owner, Publisher};
+use twig_router::store::{Full, Notify, Stored, Submit};
+use twig_router::{Message, Router};
+use twig_util::clock::unix_nanos;
 
 /// Longest pause per batch while a NATS subscriber or the uplink catches up. The broker keeps
 /// what twig does not read meanwhile, so waiting is better than cutting the subscriber off.
@@ -405,7 +405,7 @@ fn headers(buf: &mut [u8], p: &Publish, msg_id: Option<&str>) -> Option<usize> {
 }
 
 /// `Nats-Msg-Id` of a QoS 1 message: the same for every delivery of it (see the module docs of
-/// `crate::mqtt`).
+/// `crate`).
 pub fn msg_id(client_id: &str, p: &Publish) -> String {
     // FNV-1a: stable across builds and machines (std's hasher is not).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -40,18 +40,19 @@ pub mod acks;
 pub mod client;
 pub mod export;
 pub mod ingest;
+pub mod server;
 pub mod stats;
 
 /// The mapping lives with the config section it checks (`config::mqtt::mapping`).
-pub use crate::config::mqtt::mapping;
+pub use twig_config::mqtt::mapping;
 
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::router::Router;
-use crate::router::internal::{InternalSub, Owner, new_owner};
 use mapping::{Export, Import};
 use stats::{ExportInfo, Mqttz, Stats};
+use twig_config::Config;
+use twig_router::Router;
+use twig_router::internal::{InternalSub, Owner, new_owner};
 
 /// Why the bridge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,7 @@ pub enum MqttError {
     Config(String),
     /// The TLS files could not be used.
     #[error("mqtt.tls: {0}")]
-    Tls(#[from] crate::util::tls::TlsError),
+    Tls(#[from] twig_util::tls::TlsError),
     /// The MQTT thread or its runtime could not be started.
     #[error("mqtt: cannot start the MQTT thread: {0}")]
     Thread(std::io::Error),

@@ -50,7 +50,7 @@ impl Stats {
     pub fn failed(&self, error: String) {
         self.connected.store(false, Relaxed);
         self.disconnects.fetch_add(1, Relaxed);
-        *crate::util::lock::lock(&self.last_error) = Some(error);
+        *twig_util::lock::lock(&self.last_error) = Some(error);
     }
 }
 

@@ -13,8 +13,8 @@ use std::time::SystemTime;
 
 use super::deliver::Subscription;
 use super::outbound::Outbound;
-use crate::util::clock::unix_nanos;
-use crate::util::lock::lock;
+use twig_util::clock::unix_nanos;
+use twig_util::lock::lock;
 
 /// Options from the client's CONNECT (nats-server's defaults until one arrives).
 #[derive(Clone, Debug, Default)]

@@ -235,7 +235,7 @@ impl Batch {
 
 fn seed() -> u64 {
     // Falls back to a fixed odd seed if the OS has no randomness: picks stay spread.
-    crate::util::id::random_u64() | 1
+    twig_util::id::random_u64() | 1
 }
 
 /// Delivers `msg` to the matches in `result`, as `from` allows (see [`Origin`]).

@@ -192,13 +192,13 @@ impl Publisher {
     }
 
     /// After a [`flush`](Self::flush): waits a little (at most `max` per subscriber or
-    /// remote; client publishers get [`STALL_MAX`](crate::util::stall::STALL_MAX)) if the
+    /// remote; client publishers get [`STALL_MAX`](twig_util::stall::STALL_MAX)) if the
     /// batch left a local subscriber or a remote past its stall mark, the same flow control a
     /// client publisher gets, so a component that can slow its own source (the MQTT bridge
     /// stops reading the broker) does not get a subscriber cut off instead.
     pub async fn pace(&mut self, max: std::time::Duration) {
         if let Some(r) = self.stalled.remote.take() {
-            crate::util::stall::wait_until_drained(r.drained(), max, || r.stalled()).await;
+            twig_util::stall::wait_until_drained(r.drained(), max, || r.stalled()).await;
         }
         if let Some(client) = self.stalled.client.take() {
             client.out.wait_drained(max).await;
@@ -209,7 +209,7 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::Router;
+    use crate::Router;
 
     fn msg(subject: &str) -> Message<'_> {
         Message {

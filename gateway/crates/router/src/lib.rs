@@ -118,7 +118,7 @@ impl Router {
     /// Removes a subscription from its client and from the router.
     pub fn remove_sub(&self, sub: &Arc<Subscription>) {
         {
-            let mut subs = crate::util::lock::lock(&sub.client.subs);
+            let mut subs = twig_util::lock::lock(&sub.client.subs);
             if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
                 subs.remove(&sub.sid);
             }
@@ -304,7 +304,7 @@ impl Router {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sublist<SubRef>> {
-        crate::util::lock::lock(&self.subs)
+        twig_util::lock::lock(&self.subs)
     }
 }
 

@@ -213,7 +213,7 @@ impl Outbound {
 
     /// Waits until the buffer is below the stall mark, or `max` passed.
     pub async fn wait_drained(&self, max: std::time::Duration) {
-        crate::util::stall::wait_until_drained(&self.drained, max, || self.stalled()).await;
+        twig_util::stall::wait_until_drained(&self.drained, max, || self.stalled()).await;
     }
 
     /// The writer finished writing what [`Outbound::take`] gave it.
@@ -292,7 +292,7 @@ impl Outbound {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the buffer half-written in a way
         // that matters (bytes are appended whole), so a poisoned lock is still usable.
-        crate::util::lock::lock(&self.state)
+        twig_util::lock::lock(&self.state)
     }
 }
 

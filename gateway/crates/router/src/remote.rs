@@ -260,7 +260,7 @@ pub fn remote_interest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::{MatchCache, Router};
+    use crate::{MatchCache, Router};
 
     /// A remote that is down: takes nothing, for tests of the router's side only.
     struct Down(usize);

@@ -24,11 +24,11 @@ use super::flash::{FileFlash, SECTOR};
 use super::forward::{Forwarder, Settings};
 use super::hub::{Refusal, parse_puback, permanent, subject_token};
 use super::record;
-use crate::config::Config;
-use crate::config::{ForwardMode, StreamConfig};
-use crate::router::internal::{InternalSub, Owned, new_owner};
-use crate::router::remote::{Remote, remote_interest};
-use crate::router::{MatchCache, Message, Router};
+use twig_config::Config;
+use twig_config::{ForwardMode, StreamConfig};
+use twig_router::internal::{InternalSub, Owned, new_owner};
+use twig_router::remote::{Remote, remote_interest};
+use twig_router::{MatchCache, Message, Router};
 
 /// Reply subjects of forwarded messages start with this.
 pub const REPLY_PREFIX: &str = "_TWIG_FWD";

@@ -20,7 +20,7 @@ use twig_core::log::Flush;
 /// Sector size of a file-backed stream (`config::STREAM_SECTOR`: the config checks sizes
 /// against it): the unit the log erases, reclaims and drops, and the largest record it can
 /// hold (a message plus its subject, headers and 14 bytes of framing).
-pub use crate::config::STREAM_SECTOR as SECTOR;
+pub use twig_config::STREAM_SECTOR as SECTOR;
 
 /// A flash error: an out-of-range or misaligned access (a bug in the caller) or an I/O error.
 #[derive(Debug)]

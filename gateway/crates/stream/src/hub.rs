@@ -2,9 +2,9 @@
 //! the gateway's stable name in message ids and reply subjects.
 
 use super::StreamError;
-use crate::config::Config;
-use crate::router::internal::Owned;
+use twig_config::Config;
 use twig_core::wire::Headers;
+use twig_router::internal::Owned;
 
 /// Why the hub did not store a message: its status or error code (0 when it sent none) and
 /// description.
@@ -93,7 +93,7 @@ pub fn gateway_id(config: &Config) -> Result<String, StreamError> {
         Err(e) => return Err(fail(e)),
     }
     let mut raw = [0u8; 12];
-    crate::util::id::fill(&mut raw).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
+    twig_util::id::fill(&mut raw).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
     let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     let id = format!("twig-{id}");
     std::fs::create_dir_all(&config.store_dir).map_err(fail)?;

@@ -27,11 +27,11 @@ use async_channel::{Sender, TrySendError};
 
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::config::StreamConfig;
-use crate::router::store::{Durable, Store};
-pub use crate::router::store::{Full, Notify, Stored, Submit};
-use crate::router::{Message, Router};
+use twig_config::Config;
+use twig_config::StreamConfig;
+use twig_router::store::{Durable, Store};
+pub use twig_router::store::{Full, Notify, Stored, Submit};
+use twig_router::{Message, Router};
 
 /// Messages waiting for a stream's thread. When full, the publishing reader stops reading
 /// (asynchronously) until the thread catches up: back-pressure to the publishers of stream
@@ -168,7 +168,7 @@ impl Streams {
         let any_forward = config
             .streams
             .iter()
-            .any(|s| s.forward_mode(remotes) != crate::config::ForwardMode::Off);
+            .any(|s| s.forward_mode(remotes) != twig_config::ForwardMode::Off);
         let gateway = if any_forward {
             hub::gateway_id(config)?
         } else {
@@ -181,7 +181,7 @@ impl Streams {
             }
             streams.push(Stream {
                 config: cfg.clone(),
-                forwards: cfg.forward_mode(remotes) != crate::config::ForwardMode::Off,
+                forwards: cfg.forward_mode(remotes) != twig_config::ForwardMode::Off,
                 tx,
                 state,
                 waits: AtomicU64::new(0),
@@ -203,7 +203,7 @@ impl Streams {
         self.streams
             .iter()
             .map(|s| {
-                let mut st = crate::util::lock::lock(&s.state).clone();
+                let mut st = twig_util::lock::lock(&s.state).clone();
                 st.queue_waits = s.waits.load(Ordering::Relaxed);
                 st
             })

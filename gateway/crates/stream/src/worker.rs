@@ -13,11 +13,11 @@ use twig_core::log::{self, Log, WhenFull};
 use super::drain::Drain;
 use super::flash::{FileFlash, SECTOR};
 use super::{Notify, Request, Stored, StreamError, StreamState, record};
-use crate::config::Config;
-use crate::config::{StreamConfig, SyncPolicy, WhenFullConfig};
-use crate::router::internal::Owned;
-use crate::router::{Batch, MatchCache, Message, Origin, Router, deliver};
-use crate::util::clock::unix_nanos;
+use twig_config::Config;
+use twig_config::{StreamConfig, SyncPolicy, WhenFullConfig};
+use twig_router::internal::Owned;
+use twig_router::{Batch, MatchCache, Message, Origin, Router, deliver};
+use twig_util::clock::unix_nanos;
 
 /// Most messages taken from the queue before one fsync: bounds the latency of the first
 /// message of a large burst.
@@ -518,7 +518,7 @@ impl Worker {
 
     fn publish_state(&mut self) {
         let s = self.log.stats();
-        let mut st = crate::util::lock::lock(&self.state);
+        let mut st = twig_util::lock::lock(&self.state);
         st.messages = (s.last + 1).saturating_sub(s.first);
         st.bytes = u64::from(s.sectors_used) * SECTOR as u64;
         st.first_seq = s.first;

@@ -11,7 +11,7 @@
 //! - [`seen`]: the delivered-but-unconfirmed stream sequences, in a small fsynced file;
 //! - `task`: the shell, one task per entry on the executor: an internal subscription on its
 //!   inbox (its interest reaches the hub as `LS+` like a client's), requests and acks through
-//!   a [`Publisher`](crate::router::internal::Publisher), local delivery never back to a hub.
+//!   a [`Publisher`](twig_router::internal::Publisher), local delivery never back to a hub.
 //!
 //! Guarantee: at least once, and each once except across a crash of twig itself. Per batch
 //! of messages received together the task delivers them locally, then appends their stream
@@ -39,10 +39,10 @@ mod task;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use crate::config::Config;
-use crate::config::SyncConfig;
-use crate::router::Router;
-use crate::util::lock::lock;
+use twig_config::Config;
+use twig_config::SyncConfig;
+use twig_router::Router;
+use twig_util::lock::lock;
 
 /// Why the sync consumers could not start.
 #[derive(Debug, thiserror::Error)]
@@ -180,15 +180,15 @@ pub fn spawn(
 }
 
 /// The `deny_imports` of remote `remote` (see `config::deny_imports`).
-pub use crate::config::deny_imports;
+pub use twig_config::deny_imports;
 
 /// The create request's body (`"action":"create"`: made if missing, never changed).
 pub fn create_body(cfg: &SyncConfig) -> Vec<u8> {
     let mut config = serde_json::json!({
         "durable_name": cfg.durable,
         "deliver_policy": match cfg.deliver_policy {
-            crate::config::DeliverPolicyConfig::All => "all",
-            crate::config::DeliverPolicyConfig::New => "new",
+            twig_config::DeliverPolicyConfig::All => "all",
+            twig_config::DeliverPolicyConfig::New => "new",
         },
         "ack_policy": "explicit",
         "ack_wait": u64::try_from(cfg.ack_wait.as_nanos()).unwrap_or(u64::MAX),

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use twig_core::wire::Headers;
 
 use super::ack;
-use crate::router::internal::Owned;
+use twig_router::internal::Owned;
 
 /// Wait before re-sending a request that found no hub interest yet (the hub's `LS+` for the
 /// API subjects arrive just after the link comes up); doubled per miss up to `retry_delay`.

@@ -11,11 +11,11 @@ use futures_lite::FutureExt;
 use super::machine::{Delivery, Machine, Out, Plan, Send};
 use super::seen::Seen;
 use super::{Stats, SyncError, create_body};
-use crate::config::SyncConfig;
-use crate::router::Message;
-use crate::router::Router;
-use crate::router::internal::{InternalSub, Owned, Publisher, new_owner};
-use crate::router::remote::Remote;
+use twig_config::SyncConfig;
+use twig_router::Message;
+use twig_router::Router;
+use twig_router::internal::{InternalSub, Owned, Publisher, new_owner};
+use twig_router::remote::Remote;
 
 /// How often the link's state is looked at (there is no event for it; the check is a lock
 /// and two loads).
@@ -74,7 +74,7 @@ impl Task {
         if let Some(w) = warning {
             stats.error(w);
         }
-        let inbox = format!("_INBOX.{}", crate::util::id::token());
+        let inbox = format!("_INBOX.{}", twig_util::id::token());
         let owner = new_owner();
         // Room for two whole batches (an old request's and the new one's) and their acks'
         // confirmations; a message dropped for lack of room is redelivered after `ack_wait`.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use data_encoding::BASE64URL_NOPAD;
 use twig_core::wire::json::full::LeafConnect;
 
-use crate::config::{LeafUrl, RemoteConfig};
+use twig_config::{LeafUrl, RemoteConfig};
 
 /// Why credentials could not be loaded. One sentence each, naming the file.
 #[derive(Debug, thiserror::Error)]

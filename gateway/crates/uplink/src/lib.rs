@@ -26,11 +26,11 @@ mod writer;
 
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::config::LeafConfig;
-use crate::router::Router;
-use crate::util::id::Identity;
 use link::Link;
+use twig_config::Config;
+use twig_config::LeafConfig;
+use twig_router::Router;
+use twig_util::id::Identity;
 
 /// nats-server waits this long after a loop or a "same cluster name" rejection.
 pub const LOOP_DELAY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -50,7 +50,7 @@ pub fn spawn(
     links: &[Arc<Link>],
     ex: &Arc<async_executor::Executor<'static>>,
 ) {
-    let lds = format!("$LDS.{}", crate::util::id::token());
+    let lds = format!("$LDS.{}", twig_util::id::token());
     for link in links {
         let Some(remote) = config.leafnodes.remotes.get(link.index).cloned() else {
             continue;

@@ -19,9 +19,9 @@ use twig_core::wire::{CRLF, Op, Queues, encode_lmsg_head};
 
 use super::interest::{Interest, Key, Permissions};
 use super::outbound::{LinkOutbound, Pushed};
-use crate::router::Message;
-use crate::router::remote::{Counters, InterestObserver, Remote, RemoteInterest};
-use crate::util::lock::lock;
+use twig_router::Message;
+use twig_router::remote::{Counters, InterestObserver, Remote, RemoteInterest};
+use twig_util::lock::lock;
 
 /// What `/leafz` shows about a link.
 #[derive(Debug, Clone, Default)]
@@ -441,9 +441,9 @@ impl InterestObserver for Link {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::remote::Picks;
-    use crate::router::{Batch, MatchCache, Origin, Router, deliver};
-    use crate::uplink::outbound::Taken;
+    use crate::outbound::Taken;
+    use twig_router::remote::Picks;
+    use twig_router::{Batch, MatchCache, Origin, Router, deliver};
 
     fn drain(link: &Link) -> String {
         let mut t = Taken::default();

@@ -11,7 +11,7 @@
 //!
 //! Flow control, as nats-server does for a fast producer: once the backlog (queued plus taken by
 //! the writer and not yet written) passes 3/4 of `max_pending`, local publishers feeding the
-//! link wait for it to drain, up to [`STALL_MAX`](crate::util::stall::STALL_MAX) per read batch ([`LinkOutbound::stalled`],
+//! link wait for it to drain, up to [`STALL_MAX`](twig_util::stall::STALL_MAX) per read batch ([`LinkOutbound::stalled`],
 //! [`LinkOutbound::wait_drained`]). Messages that would still push it past `max_pending` are
 //! dropped and counted (core NATS is at-most-once, and cutting an edge link for a burst would
 //! lose more); interest lines are always queued, since dropping one would leave the hub with
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use event_listener::Event;
 
-pub use crate::router::remote::Counters;
+pub use twig_router::remote::Counters;
 
 /// Bulk bytes between marks: the most urgent lines wait behind (plus one op larger than this).
 pub const CHUNK: usize = 16 * 1024;
@@ -274,7 +274,7 @@ impl LinkOutbound {
 
     /// Waits until the backlog is below the stall mark, or `max`.
     pub async fn wait_drained(&self, max: Duration) {
-        crate::util::stall::wait_until_drained(&self.drained, max, || self.stalled()).await;
+        twig_util::stall::wait_until_drained(&self.drained, max, || self.stalled()).await;
     }
 
     /// The writer wrote `n` bytes of what it took.
@@ -332,7 +332,7 @@ impl LinkOutbound {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // Appends are whole ops, so a holder's panic leaves nothing half-written.
-        crate::util::lock::lock(&self.state)
+        twig_util::lock::lock(&self.state)
     }
 }
 

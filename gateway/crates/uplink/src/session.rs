@@ -30,7 +30,7 @@ const FIRST_PING: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// The nats-server version twig speaks (`version`; hubs with `min_version` compare it;
-    /// see [`crate::util::version::NATS_SERVER`]).
+    /// see [`twig_util::version::NATS_SERVER`]).
     pub version: String,
     /// twig's own version, sent next to it as `twig_version` (a hub ignores keys it does not
     /// know, and a capture of the link still says which twig this is).

@@ -14,16 +14,16 @@ use super::interest::{Key, Permissions};
 use super::link::Link;
 use super::session::{Session, SessionConfig, Step};
 use super::urls::Urls;
-use crate::config::Config;
-use crate::config::{LeafUrl, RemoteConfig};
-use crate::router::Router;
-use crate::router::remote::{Remote, RemoteInterest};
-use crate::router::{Batch, MatchCache, Message, Origin, deliver};
-use crate::util::backoff::Backoff;
-use crate::util::dial;
-use crate::util::id::Identity;
-use crate::util::lock::lock;
-use crate::util::readbuf::ReadBuf;
+use twig_config::Config;
+use twig_config::{LeafUrl, RemoteConfig};
+use twig_router::Router;
+use twig_router::remote::{Remote, RemoteInterest};
+use twig_router::{Batch, MatchCache, Message, Origin, deliver};
+use twig_util::backoff::Backoff;
+use twig_util::dial;
+use twig_util::id::Identity;
+use twig_util::lock::lock;
+use twig_util::readbuf::ReadBuf;
 
 /// The read buffer starts here and grows (up to one whole op) only for large messages.
 const READ_BUF: usize = 32 * 1024;
@@ -61,7 +61,7 @@ pub async fn run(ctx: Ctx) {
     let mut urls = Urls::new(parsed);
     let mut backoff = Backoff::new(leaf.reconnect_delay_min, leaf.reconnect_delay_max);
     let tls = ctx.remote.tls.as_ref().map(|t| {
-        crate::util::tls::client_config(&t.ca_file, t.cert_file.as_deref(), t.key_file.as_deref())
+        twig_util::tls::client_config(&t.ca_file, t.cert_file.as_deref(), t.key_file.as_deref())
     });
     let tls = match tls.transpose() {
         Ok(t) => t,
@@ -79,10 +79,10 @@ pub async fn run(ctx: Ctx) {
             Ended::Lost(reason) => {
                 tracing::info!("{} - Leafnode connection closed: {reason}", url.host_port());
                 backoff.reset();
-                (backoff.next_delay(crate::util::id::random_u64()), reason)
+                (backoff.next_delay(twig_util::id::random_u64()), reason)
             }
             Ended::Failed(reason) => {
-                let delay = backoff.next_delay(crate::util::id::random_u64());
+                let delay = backoff.next_delay(twig_util::id::random_u64());
                 let n = backoff.attempts();
                 // Every failure is logged at first; a long outage then says so every 60th
                 // attempt, or when the reason changes.
@@ -203,15 +203,15 @@ async fn connected(
     let config = &ctx.config;
     let leaf = &config.leafnodes;
     let cfg = SessionConfig {
-        version: crate::util::version::NATS_SERVER.to_string(),
-        twig_version: crate::util::version::TWIG.to_string(),
+        version: twig_util::version::NATS_SERVER.to_string(),
+        twig_version: twig_util::version::TWIG.to_string(),
         server_id: ctx.identity.server_id.clone(),
         name: ctx.identity.server_name.clone(),
         first_info_timeout: ctx.remote.first_info_timeout,
         ping_interval: leaf.ping_interval,
         ping_max: leaf.ping_max,
         lds: ctx.lds.clone(),
-        deny_imports: crate::config::deny_imports(config, ctx.link.index),
+        deny_imports: twig_config::deny_imports(config, ctx.link.index),
     };
     let limits = Limits {
         max_control_line: config.max_control_line,
@@ -261,7 +261,7 @@ async fn connected(
         let name = t
             .and_then(|t| t.server_name.clone())
             .unwrap_or_else(|| url.host.clone());
-        let timeout = t.map_or(crate::config::default_tls_timeout(), |t| t.timeout);
+        let timeout = t.map_or(twig_config::default_tls_timeout(), |t| t.timeout);
         match dial::tls(stream.clone(), config, &name, timeout).await {
             Ok(halves) => halves,
             Err(e) => return Ended::Failed(format!("TLS handshake error: {e}")),

@@ -1,6 +1,6 @@
 //! The URLs of one remote and their rotation, without sockets: the configured ones plus those
 //! the hub advertised.
-use crate::config::LeafUrl;
+use twig_config::LeafUrl;
 
 /// The URLs of one remote: the configured ones plus those the hub advertised
 /// (`leafnode_urls`), tried in turn, as nats-server's `pickNextURL` does.

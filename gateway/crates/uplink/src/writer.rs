@@ -8,7 +8,7 @@ use futures_lite::{AsyncWriteExt, FutureExt};
 
 use super::link::Link;
 use super::outbound::{Taken, next_chunk};
-use crate::util::dial::Writer;
+use twig_util::dial::Writer;
 
 /// Drains the link's outbound: urgent lines first, bulk data one chunk at a time with the
 /// urgent lane looked at between chunks. Ends (with the reason) when the link closes or a
@@ -78,7 +78,7 @@ mod tests {
     use async_io::Async;
     use futures_lite::AsyncReadExt;
 
-    use crate::util::dial;
+    use twig_util::dial;
 
     /// nats-server #7615 on a real loopback socket: with 32 MiB of messages queued for a
     /// hub that reads slowly, a PONG queued later is on the wire long before the backlog ends.

@@ -1,5 +1,5 @@
 //! Reconnect timing, without clocks or sockets: the caller passes random numbers in (e.g.
-//! [`crate::util::id::random_u64`]) and sleeps for what comes out. Used by the uplink and the
+//! [`crate::id::random_u64`]) and sleeps for what comes out. Used by the uplink and the
 //! MQTT bridge.
 //!
 //! Back-off: attempt `n` (0-based, counted since the last good connection) waits a random time

@@ -4,7 +4,7 @@
 //! restarts) get [`fill`] and its error; those that only need values to be spread or unique
 //! within the process (a server id, an inbox token, back-off jitter, queue-group picks) get
 //! the `*_or_clock` forms, which fall back to the clock when the OS has no randomness.
-use crate::util::clock::unix_nanos;
+use crate::clock::unix_nanos;
 
 /// Fills `buf` from the OS's random source.
 pub fn fill(buf: &mut [u8]) -> Result<(), getrandom::Error> {

@@ -7,8 +7,8 @@ use data_encoding::BASE64URL_NOPAD;
 use nkeys::KeyPair;
 
 use super::*;
-use crate::config::Config;
-use crate::perms::{Budgets, Checker};
+use twig_config::Config;
+use twig_perms::{Budgets, Checker};
 
 fn auth(toml: &str) -> Authenticator {
     let config = Config::from_toml(toml).unwrap_or_else(|e| panic!("{toml}: {e}"));
