@@ -1,3 +1,8 @@
+//! Component `twig-clients`: the local client connections (accept loop, per-connection
+//! reader, writer and timers, the protocol session, auth, TLS on the client port, lame duck
+//! mode). It uses `router`, `config`, `perms`, `util` and twig-core, never another component:
+//! messages go to the router, which delivers them wherever they may go.
+//!
 //! The NATS server for local clients: bind, accept, one task set per connection.
 //!
 //! Threads: an `async_executor::Executor` run by one thread per core (plus the caller's);

@@ -1,4 +1,4 @@
-//! Layer 1, `config`: the gateway's configuration as plain data plus validation. It uses
+//! Layer 1, `twig-config`: the gateway's configuration as plain data plus validation. It uses
 //! `util`, `perms` (permission lists are config data) and twig-core, and names no component:
 //! every component reads its own section from here.
 //!

@@ -1,3 +1,8 @@
+//! Component `twig-mqtt`: the MQTT bridge, and the MQTT listener's session ([`server`]). It
+//! uses `router`, `config`, `util` and twig-core, never another component: messages go in
+//! through a `Publisher`, out through internal subscriptions, into streams through the
+//! router's store.
+//!
 //! The MQTT bridge: devices on an MQTT broker (mosquitto on most gateways) appear as NATS
 //! subjects, locally and at the hub; NATS messages reach the devices.
 //!

@@ -1,3 +1,7 @@
+//! Layer 0, `twig-perms`: the permissions engine. It uses twig-core only (its sublist), never
+//! another crate of twig; config holds its plain data, the client connections (and, with
+//! per-user rights, the router's delivery) apply it.
+//!
 //! Permissions: who may publish where, subscribe to what, and receive which messages, with
 //! nats-server's semantics (`server/client.go`, `server/opts.go`, `server/auth.go`).
 //!

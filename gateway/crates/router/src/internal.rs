@@ -84,7 +84,7 @@ pub struct InternalSub {
 
 impl InternalSub {
     /// A subscription whose messages arrive on the returned receiver, at most `capacity`
-    /// waiting. Insert it with [`Router::insert_internal`](super::router::Router::insert_internal).
+    /// waiting. Insert it with [`Router::insert_internal`](super::Router::insert_internal).
     pub fn new(
         owner: Owner,
         subject: &[u8],

@@ -1,5 +1,5 @@
-//! Layer 2, `router`: the subscription index and message delivery at the center of the
-//! gateway. It uses `util` and twig-core only, and names no component: local client
+//! Layer 2, `twig-router`: the subscription index and message delivery at the center of the
+//! gateway. It uses `util` and twig-core (and may use `perms`), and names no component: local client
 //! connections are its delivery targets ([`client`], [`outbound`]); everything else plugs in
 //! through small interfaces the components implement or hold:
 //!

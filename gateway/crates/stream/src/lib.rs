@@ -1,3 +1,7 @@
+//! Component `twig-stream`: flash-backed streams and their forwarder. It uses `router`,
+//! `config`, `util` and twig-core, never another component: the streams plug into the router
+//! as its durable store, and the forwarder reaches its hub through `Router::remote`.
+//!
 //! Flash-backed streams: messages published on a stream's subjects are appended to a
 //! twig-core [`Log`](twig_core::log::Log) in a pre-allocated file ([`flash::FileFlash`]) and,
 //! when the publisher gave a reply subject, acknowledged with a JetStream-shaped PubAck once

@@ -1,3 +1,7 @@
+//! Component `twig-sync`: durable pull consumers on hub streams. It uses `router`, `config`,
+//! `util` and twig-core, never another component: it publishes and subscribes through the
+//! router and watches its link through `Router::remote`.
+//!
 //! Sync from the cloud: for each `[[sync]]` entry, a durable pull consumer on a hub JetStream
 //! stream (e.g. commands for this gateway) whose messages twig delivers to its local
 //! subscribers (clients, the MQTT bridge) under their original subject and headers, each once,

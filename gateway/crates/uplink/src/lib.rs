@@ -1,3 +1,8 @@
+//! Component `twig-uplink`: the leafnode connections to the hub. It uses `router`, `config`,
+//! `util` and twig-core, never another component: each [`link::Link`] plugs into the router
+//! as a `Remote` (local messages go up) and an `InterestObserver` (local interest is
+//! advertised); the forwarders and sync consumers reach it only through the router.
+//!
 //! The uplink: twig as a leafnode of a cloud NATS cluster (one connection per
 //! `[[leafnodes.remotes]]` entry), as a nats-server leaf solicits its hub.
 //!

@@ -1,5 +1,5 @@
-//! Layer 0, `util`: the helpers every other layer shares, one of each. It uses the standard
-//! library and the gateway's external crates only, never a module of twig: config, router and
+//! Layer 0, `twig-util`: the helpers every other layer shares, one of each. It uses the
+//! standard library and external crates only, never a crate of twig: config, router and
 //! components all build on it.
 //!
 //! - [`clock`]: the wall clock (Unix nanoseconds) and UTC calendar times.
@@ -10,6 +10,8 @@
 //! - [`tls`]: rustls with the ring provider, PEM files, client configs.
 //! - [`readbuf`]: a read buffer that grows to one whole op and shrinks back.
 //! - [`stall`]: the bounded wait of a publisher on a consumer past its stall mark.
+//! - [`version`]: what twig says it is (its version, the nats-server version it speaks, the
+//!   build's git commit and compiler, from `build.rs`).
 
 pub mod backoff;
 pub mod clock;
