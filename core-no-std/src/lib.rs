@@ -18,6 +18,8 @@
 //!   leafnode connections use it; caller-provided buffers, CRC-checked, split reads anywhere.
 //! - [`kv`] (feature `alloc`): a crash-safe key-value table on the log (log-structured, index
 //!   in RAM, compaction): MQTT retained messages, persistent sessions, QoS 2 state.
+//! - [`nkey`]: nkey seeds and public keys (base32, CRC-16) and, with feature `nkey`, Ed25519
+//!   signatures of the server's nonce, for the client's `CONNECT`.
 //! - [`client`]: a sans-IO NATS client session for microcontrollers: bytes in, bytes and
 //!   events out, time passed in (`handle(now, input)`, `poll_at()`, `transmit()`).
 //! - [`sublist`] (feature `alloc`): the subscription index the gateway routes with.
@@ -39,6 +41,7 @@ pub mod client;
 pub mod kv;
 pub mod log;
 pub mod mqtt;
+pub mod nkey;
 pub mod s2;
 pub mod subject;
 #[cfg(feature = "alloc")]

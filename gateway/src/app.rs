@@ -73,11 +73,19 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
         let pid_file = cli.pid_file.clone().or_else(from_config);
         return crate::control::send(req, pid_file.as_deref());
     }
-    let mut config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    let (mut config, format) =
+        Config::load_with_format(cli.config.as_deref()).map_err(|e| e.to_string())?;
     cli.apply(&mut config);
     config.validate().map_err(|e| e.to_string())?;
     if cli.test_config {
-        println!("twig: configuration is valid");
+        match &cli.config {
+            Some(p) => println!(
+                "twig: configuration file {} is valid ({})",
+                p.display(),
+                format.name()
+            ),
+            None => println!("twig: configuration is valid (built-in defaults)"),
+        }
         return Ok(());
     }
     let logger = crate::logging::init(config.debug, config.trace, config.log_file.as_deref())

@@ -327,6 +327,7 @@ impl ServerUnderTest {
             std::fs::write(&path, conf).expect("write server config");
             cmd.arg("-c").arg(path);
         }
+        cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -379,6 +379,55 @@ fn credentials_are_checked_and_errors_surface() {
     }
 }
 
+/// A device with its own nkey: the client signs each connection's nonce, against a server
+/// whose config lists the device's public key (nats-server's nkey users; twig's the same).
+#[test]
+fn a_device_logs_in_with_its_nkey() {
+    use twig_core::nkey::Signer;
+    // Keys made by the nkeys library, as `nk -gen user` or nsc make them.
+    let device = nkeys::KeyPair::new_user();
+    let stranger = nkeys::KeyPair::new_user();
+    let leak = |kp: &nkeys::KeyPair| -> &'static Signer {
+        Box::leak(Box::new(Signer::from_seed(&kp.seed().unwrap()).unwrap()))
+    };
+    let (device_key, stranger_key) = (leak(&device), leak(&stranger));
+    for target in TARGETS {
+        let opts = ServerOptions {
+            nkeys: vec![device.public_key()],
+            ..ServerOptions::default()
+        };
+        let mut server = ServerUnderTest::start_target(target, &opts);
+        let mut dev = Shell::open(
+            &server.addr(),
+            Options::new().name("dev-7").nkey(device_key),
+        );
+        let sid = dev.client.subscribe(b"cmd.dev-7", None).unwrap();
+        dev.until_connected();
+        dev.client.publish(b"cmd.dev-7", None, None, b"on").unwrap();
+        assert_eq!(dev.next_msg(), msg(sid, "cmd.dev-7", b"on"), "{target:?}");
+
+        // Someone else's key, correctly signed, is refused.
+        let mut other = Shell::open(&server.addr(), Options::new().nkey(stranger_key));
+        let seen = other.until("the refusal", |e| matches!(e, Seen::Closed(_)));
+        assert_eq!(
+            seen.last(),
+            Some(&Seen::Closed("Authorization Violation".into())),
+            "{target:?}"
+        );
+
+        // A restarted server sends a new nonce; the next connection signs that one.
+        server.restart();
+        dev.until("EOF", |e| *e == Seen::Eof);
+        dev.drop_transport();
+        dev.reconnect();
+        dev.until_connected();
+        dev.client
+            .publish(b"cmd.dev-7", None, None, b"off")
+            .unwrap();
+        assert_eq!(dev.next_msg(), msg(sid, "cmd.dev-7", b"off"), "{target:?}");
+    }
+}
+
 #[test]
 fn a_restarted_server_gets_the_subscriptions_again() {
     for target in TARGETS {

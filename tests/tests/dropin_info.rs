@@ -250,3 +250,27 @@ fn info_matches_nats_server_with_tls_and_tls_verify() {
         .collect();
     compare_with("tls with --tlsverify", &opts, Login::None, false);
 }
+
+/// `-a localhost` as nats-server takes it: INFO and the log say `localhost`, and the port is
+/// reached on 127.0.0.1 (Go listens on a name's first IPv4 address).
+#[test]
+fn info_host_follows_a_name_as_nats_server_does() {
+    let opts = ServerOptions {
+        extra_args: vec!["-a".into(), "localhost".into()],
+        ..ServerOptions::default()
+    };
+    compare_with("-a localhost", &opts, Login::None, true);
+    for target in [Target::NatsServer, Target::Twig] {
+        let s = ServerUnderTest::start_target(target, &opts);
+        let info = first_info(&mut RawConn::connect(&s.addr()));
+        assert_eq!(info["host"], "localhost", "{}", target.name());
+        assert!(
+            s.log().contains(&format!(
+                "Listening for client connections on localhost:{}",
+                s.port()
+            )),
+            "{}",
+            s.log()
+        );
+    }
+}

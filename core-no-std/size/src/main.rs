@@ -15,6 +15,10 @@ use twig_core::wire::json::{ClientConnect, ServerInfo};
 use twig_core::wire::{Limits, Mode, Op, Parser};
 
 
+/// A user seed from RAM (through black_box), as firmware would read one from its config.
+#[cfg(feature = "nkey")]
+const SEED: &str = "SUAMTPZAC73CNEHO3HN2CQUMWVUGNUDDWYK52ZR5RQCDTOOL3QA3LCYHWQ";
+
 #[entry]
 fn main() -> ! {
     // Stands in for a receive buffer; black_box hides its contents from the optimizer.
@@ -33,6 +37,17 @@ fn main() -> ! {
                         let mut c = ClientConnect::new();
                         c.headers = info.headers;
                         c.name = Some("sensor".into());
+                        #[cfg(feature = "nkey")]
+                        let mut sig = [0u8; twig_core::nkey::SIGNATURE_LEN];
+                        #[cfg(feature = "nkey")]
+                        if let (Ok(signer), Some(nonce)) = (
+                            twig_core::nkey::Signer::from_seed(black_box(SEED)),
+                            info.nonce,
+                        ) {
+                            let s = signer.sign_nonce(nonce.raw().as_bytes(), &mut sig);
+                            c.sig = Some(twig_core::wire::json::JsonStr::new(s));
+                            seen = seen.wrapping_add(signer.public_key().len());
+                        }
                         if let Ok(n) = c.write(&mut tx) {
                             seen = seen.wrapping_add(n);
                         }

@@ -38,9 +38,10 @@
 //! assert_eq!(client.transmit(), b"PUB sensors.7.temp 4\r\n21.5\r\n");
 //! ```
 //!
-//! Not supported: TLS (a transport that provides it may run underneath, but the server's
-//! `tls_required` INFO ends the session with [`Close::TlsRequired`]), nkey and JWT
-//! authentication (they need a signature over the INFO nonce).
+//! Authentication: user and password, token, or (feature `nkey`) an nkey that signs the INFO
+//! nonce ([`Options::nkey`]). Not supported: TLS (a transport that provides it may run
+//! underneath, but the server's `tls_required` INFO ends the session with
+//! [`Close::TlsRequired`]) and JWT credentials.
 
 mod event;
 mod options;
@@ -117,6 +118,9 @@ pub struct Client<'o, const SUBS: usize, const TX: usize, const NAMES: usize = 2
     headers: bool,
     pings_out: u32,
     next_ping: u64,
+    /// This connection's signature of the server's nonce (feature `nkey`), made on INFO.
+    #[cfg(feature = "nkey")]
+    sig: Option<[u8; crate::nkey::SIGNATURE_LEN]>,
 }
 
 impl<'o, const SUBS: usize, const TX: usize, const NAMES: usize> Client<'o, SUBS, TX, NAMES> {
@@ -139,6 +143,8 @@ impl<'o, const SUBS: usize, const TX: usize, const NAMES: usize> Client<'o, SUBS
             headers: false,
             pings_out: 0,
             next_ping: u64::MAX,
+            #[cfg(feature = "nkey")]
+            sig: None,
         }
     }
 
@@ -162,6 +168,10 @@ impl<'o, const SUBS: usize, const TX: usize, const NAMES: usize> Client<'o, SUBS
         self.due = Due::default();
         self.pings_out = 0;
         self.next_ping = u64::MAX;
+        #[cfg(feature = "nkey")]
+        {
+            self.sig = None;
+        }
     }
 
     /// Where the session stands.
@@ -443,6 +453,8 @@ impl<'o, const SUBS: usize, const TX: usize, const NAMES: usize> Client<'o, SUBS
                     return Some(self.close(Close::TlsRequired));
                 }
                 self.learn(&info);
+                #[cfg(feature = "nkey")]
+                self.sign_nonce(&info);
                 self.state = State::Connecting { deadline };
                 self.due.connect = true;
                 self.due.handshake_ping = true;
@@ -462,6 +474,19 @@ impl<'o, const SUBS: usize, const TX: usize, const NAMES: usize> Client<'o, SUBS
             }
             State::Idle | State::Closed => None,
         }
+    }
+
+    /// Signs the INFO nonce with the configured nkey (none: no nonce, no nkey login).
+    #[cfg(feature = "nkey")]
+    fn sign_nonce(&mut self, info: &ServerInfo<'_>) {
+        self.sig = match (self.options.nkey, info.nonce) {
+            (Some(signer), Some(nonce)) => {
+                let mut sig = [0u8; crate::nkey::SIGNATURE_LEN];
+                signer.sign_nonce(nonce.raw().as_bytes(), &mut sig);
+                Some(sig)
+            }
+            _ => None,
+        };
     }
 
     fn learn(&mut self, info: &ServerInfo<'_>) {

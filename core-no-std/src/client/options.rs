@@ -1,5 +1,7 @@
 //! What the client sends in its CONNECT and the timers it keeps.
 
+#[cfg(feature = "nkey")]
+use crate::nkey::Signer;
 use crate::wire::Limits;
 use crate::wire::json::{ClientConnect, JsonStr};
 
@@ -33,6 +35,10 @@ pub struct Options<'o> {
     /// receive buffer can hold whole (see [`Client::handle`](super::Client::handle)); a
     /// larger message from the server then ends the connection instead of stalling it.
     pub limits: Limits,
+    /// The user nkey that signs the server's nonce (feature `nkey`): `CONNECT` then carries
+    /// its public key as `nkey` and the signature as `sig`.
+    #[cfg(feature = "nkey")]
+    pub nkey: Option<&'o Signer>,
 }
 
 impl<'o> Options<'o> {
@@ -51,6 +57,8 @@ impl<'o> Options<'o> {
                 max_control_line: Limits::DEFAULT_MAX_CONTROL_LINE,
                 max_payload: Limits::DEFAULT_MAX_PAYLOAD,
             },
+            #[cfg(feature = "nkey")]
+            nkey: None,
         }
     }
 
@@ -64,6 +72,29 @@ impl<'o> Options<'o> {
     pub const fn user_password(mut self, user: &'o str, pass: &'o str) -> Self {
         self.connect.user = Some(JsonStr::new(user));
         self.connect.pass = Some(JsonStr::new(pass));
+        self
+    }
+
+    /// nkey authentication (feature `nkey`): each connection's `CONNECT` is signed with
+    /// `signer` over the nonce in the server's INFO. A server that sends no nonce does not do
+    /// nkey authentication; the `CONNECT` then goes without `nkey` and `sig`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "nkey")] {
+    /// use twig_core::client::Options;
+    /// use twig_core::nkey::Signer;
+    ///
+    /// // A device's seed (made with `nk -gen user`); keep it out of source control.
+    /// let seed = "SUAMTPZAC73CNEHO3HN2CQUMWVUGNUDDWYK52ZR5RQCDTOOL3QA3LCYHWQ";
+    /// let signer = Signer::from_seed(seed).unwrap();
+    /// assert_eq!(signer.public_key(), "UBI7OHFE3LF55YEZCXASWLPL5NMQPRK4LYYK7EBAOPJFCMGK4SURXXJ4");
+    /// let options = Options::new().name("sensor-7").nkey(&signer);
+    /// # let _ = options;
+    /// # }
+    /// ```
+    #[cfg(feature = "nkey")]
+    pub const fn nkey(mut self, signer: &'o Signer) -> Self {
+        self.nkey = Some(signer);
         self
     }
 

@@ -14,7 +14,15 @@ impl<const SUBS: usize, const TX: usize, const NAMES: usize> Client<'_, SUBS, TX
             return true;
         }
         if self.due.connect {
-            let connect = &self.options.connect;
+            #[cfg_attr(not(feature = "nkey"), allow(unused_mut))]
+            let mut connect = self.options.connect;
+            #[cfg(feature = "nkey")]
+            if let (Some(signer), Some(sig)) = (self.options.nkey, self.sig.as_ref()) {
+                use crate::wire::json::JsonStr;
+                connect.nkey = Some(JsonStr::new(signer.public_key()));
+                // Base64url is ASCII.
+                connect.sig = Some(JsonStr::new(core::str::from_utf8(sig).unwrap_or("")));
+            }
             let written = self
                 .tx
                 .write_with(|out| encode_connect_with(out, |json| connect.write(json).ok()));

@@ -589,3 +589,49 @@ fn random_bytes_never_panic() {
         }
     }
 }
+
+/// nkey login: the INFO nonce is signed and `CONNECT` carries the public key and signature.
+#[cfg(all(feature = "nkey", feature = "std"))]
+#[test]
+fn nkey_signs_each_connections_nonce() {
+    use crate::nkey::Signer;
+    let kp = nkeys::KeyPair::new_user();
+    let signer: &'static Signer = std::boxed::Box::leak(std::boxed::Box::new(
+        Signer::from_seed(&kp.seed().unwrap()).unwrap(),
+    ));
+    let mut c = Client::<'static, 4, 512, 64>::new(Options::new().nkey(signer));
+    for nonce in ["R8PRc2NtUyGZ2x8", "another-nonce-x"] {
+        c.connect(0);
+        let info = std::format!(
+            "INFO {{\"server_id\":\"N\",\"version\":\"2.15.1\",\"proto\":1,\"headers\":true,\"max_payload\":1048576,\"auth_required\":true,\"nonce\":\"{nonce}\"}} \r\n"
+        );
+        let (n, _) = c.handle(1, info.as_bytes());
+        assert_eq!(n, info.len());
+        let out = show(c.transmit());
+        let json = out
+            .strip_prefix("CONNECT ")
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["nkey"], kp.public_key().as_str());
+        let sig = v["sig"].as_str().unwrap();
+        assert_eq!(sig.len(), crate::nkey::SIGNATURE_LEN);
+        let want = kp.sign(nonce.as_bytes()).unwrap();
+        let mut enc = [0u8; crate::nkey::SIGNATURE_LEN];
+        crate::nkey::base64url_encode(&want, &mut enc).unwrap();
+        assert_eq!(sig.as_bytes(), &enc[..]);
+        let sent = c.transmit().len();
+        c.transmitted(sent);
+        c.disconnected();
+    }
+    // No nonce: the server does no nkey login, and CONNECT goes without nkey and sig.
+    c.connect(0);
+    c.handle(1, INFO);
+    let out = show(c.transmit());
+    assert!(
+        out.starts_with("CONNECT ") && !out.contains("\"nkey\"") && !out.contains("\"sig\""),
+        "{out}"
+    );
+}

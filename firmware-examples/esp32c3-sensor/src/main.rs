@@ -39,6 +39,9 @@ const DEVICE: &str = match option_env!("DEVICE") {
     Some(d) => d,
     None => "esp32c3",
 };
+/// This device's user nkey seed, set at build time (`TWIG_NKEY_SEED=SU...`), so each device
+/// logs in as itself; unset: no authentication.
+const NKEY_SEED: Option<&str> = option_env!("TWIG_NKEY_SEED");
 
 /// The flash log's region: the last 256 KiB of a 4 MiB flash, outside the default partition
 /// table (nvs 0x9000, phy_init 0xF000, factory app 0x10000..0x110000). Move it when your
@@ -125,6 +128,7 @@ async fn main(spawner: Spawner) {
         gateway,
         device: DEVICE,
         credentials: None,
+        nkey_seed: NKEY_SEED,
         period_ms: 5_000,
     };
     let tsens = TemperatureSensor::new(peripherals.TSENS, tsens::Config::default())

@@ -3,31 +3,40 @@
 //! would hand them over), and what the client must send back is compared exactly.
 
 use twig_core::client::{Client, ClientError, Close, Event, Message, Options, RxBuffer, Sid};
+use twig_core::nkey::Signer;
 use twig_core::wire::{HeaderWriter, Headers};
 
 use crate::check::{Checks, Outcome, Show};
 use crate::ensure;
 
 /// What a sensor needs: 4 subscriptions, 512 bytes to send, 128 bytes of subject names.
-type Sensor = Client<'static, 4, 512, 128>;
+type Sensor<'o> = Client<'o, 4, 512, 128>;
 
 /// RAM one such client session takes (it lives on the stack or in a `static`).
-pub const CLIENT_BYTES: usize = core::mem::size_of::<Sensor>();
+pub const CLIENT_BYTES: usize = core::mem::size_of::<Sensor<'static>>();
 
-/// nats-server 2.15.1's INFO, as seen on the wire.
-const INFO: &[u8] = b"INFO {\"server_id\":\"NCXW2\",\"server_name\":\"hub\",\"version\":\"2.15.1\",\"proto\":1,\"go\":\"go1.27.2\",\"host\":\"0.0.0.0\",\"port\":4222,\"headers\":true,\"auth_required\":true,\"max_payload\":1048576,\"client_id\":5,\"client_ip\":\"10.0.2.15\"} \r\n";
-const CONNECT: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"user\":\"sensor\",\"pass\":\"s3cret\",\"name\":\"sensor-7\",\"lang\":\"rust\",\"version\":\"0.1.0\",\"protocol\":1,\"headers\":true,\"no_responders\":true}\r\n";
+/// This device's nkey seed (a test key: a real device keeps its seed out of the source, e.g.
+/// in a flash page written at provisioning) and its public key, as the server's config lists
+/// it.
+const SEED: &str = "SUAMTPZAC73CNEHO3HN2CQUMWVUGNUDDWYK52ZR5RQCDTOOL3QA3LCYHWQ";
+const PUBLIC_KEY: &str = "UBI7OHFE3LF55YEZCXASWLPL5NMQPRK4LYYK7EBAOPJFCMGK4SURXXJ4";
+
+/// nats-server 2.15.1's INFO for a server with nkey users, as seen on the wire.
+const INFO: &[u8] = b"INFO {\"server_id\":\"NCXW2\",\"server_name\":\"hub\",\"version\":\"2.15.1\",\"proto\":1,\"go\":\"go1.27.2\",\"host\":\"0.0.0.0\",\"port\":4222,\"headers\":true,\"auth_required\":true,\"max_payload\":1048576,\"client_id\":5,\"client_ip\":\"10.0.2.15\",\"nonce\":\"LoL0y3wTX12DHbU\"} \r\n";
+/// The CONNECT that signs that nonce with SEED (Ed25519 is deterministic: the nkeys library
+/// makes the same signature).
+const CONNECT: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"nkey\":\"UBI7OHFE3LF55YEZCXASWLPL5NMQPRK4LYYK7EBAOPJFCMGK4SURXXJ4\",\"sig\":\"kp620_HrJgV8i9vqCfgyMpVB_x1O4YnCp-9XrHbaMgy-xC-xBILBzfK9a8AP-PX2zovMm_LWmKIHiJjGlSBvCw\",\"name\":\"sensor-7\",\"lang\":\"rust\",\"version\":\"0.1.0\",\"protocol\":1,\"headers\":true,\"no_responders\":true}\r\n";
 const SUBS: &[u8] = b"SUB cmd.sensor-7 1\r\nSUB cfg.> sensors 2\r\n";
 const SEGMENT: usize = 16;
 
-struct Talk {
-    client: Sensor,
+struct Talk<'o> {
+    client: Sensor<'o>,
     rx: RxBuffer<512>,
     now: u64,
     checks: Checks,
 }
 
-impl Talk {
+impl Talk<'_> {
     /// The server sends `bytes`; the events must be `expected`, in order.
     fn server(&mut self, bytes: &[u8], expected: &[Event<'_>]) -> Result<(), ()> {
         let mut seen = 0;
@@ -109,22 +118,37 @@ impl Talk {
 }
 
 pub fn run() -> Outcome {
+    let mut checks = Checks::default();
+    let signer = Signer::from_seed(SEED);
+    ensure!(
+        checks,
+        signer.is_ok(),
+        "the seed decodes: {:?}",
+        signer.as_ref().err()
+    );
+    let Ok(signer) = signer else { return Err(()) };
+    ensure!(
+        checks,
+        signer.public_key() == PUBLIC_KEY,
+        "public key {}",
+        signer.public_key()
+    );
     let options = Options::new()
         .name("sensor-7")
-        .user_password("sensor", "s3cret")
+        .nkey(&signer)
         .ping_interval_ms(30_000)
         .max_incoming_payload(256);
     let mut t = Talk {
         client: Sensor::new(options),
         rx: RxBuffer::new(),
         now: 0,
-        checks: Checks::default(),
+        checks,
     };
     session(&mut t)?;
     Ok(t.checks.count)
 }
 
-fn session(t: &mut Talk) -> Result<(), ()> {
+fn session(t: &mut Talk<'_>) -> Result<(), ()> {
     // Subscriptions made before there is a network are sent with the handshake.
     let cmd = t.client.subscribe(b"cmd.sensor-7", None);
     let cfg = t.client.subscribe(b"cfg.>", Some(b"sensors"));

@@ -27,6 +27,10 @@ pub struct AppConfig<'a> {
     pub device: &'a str,
     /// User and password, if the gateway requires them.
     pub credentials: Option<(&'a str, &'a str)>,
+    /// This device's own user nkey seed (`SU...`): the gateway knows its public key and gives
+    /// it its own permissions (e.g. `sensors.<device>.>` only). Takes precedence over
+    /// `credentials` on a gateway that sends a nonce.
+    pub nkey_seed: Option<&'a str>,
     /// Time between readings, in milliseconds (changed at run time by `interval <ms>`).
     pub period_ms: u64,
 }

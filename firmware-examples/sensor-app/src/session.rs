@@ -9,6 +9,7 @@ use embassy_net::tcp::TcpSocket;
 use embassy_time::{Duration, Instant, Timer, with_timeout};
 use heapless::String;
 use twig_core::client::{Event, Message, Options, RxBuffer, Status};
+use twig_core::nkey::Signer;
 use twig_core::wire::HeaderWriter;
 
 use crate::{AppConfig, Backlog, Client, Sensor};
@@ -77,6 +78,14 @@ pub async fn run(
         .max_incoming_payload(512);
     if let Some((user, pass)) = cfg.credentials {
         options = options.user_password(user, pass);
+    }
+    // The key is expanded once (a SHA-512 and a scalar multiplication); each connection then
+    // signs its server's nonce.
+    let signer = cfg.nkey_seed.map(|seed| {
+        Signer::from_seed(seed).expect("the device's nkey seed is a user seed (SU...)")
+    });
+    if let Some(signer) = &signer {
+        options = options.nkey(signer);
     }
     let mut client = Client::new(options);
     // Kept by the client across reconnects; fails only for a device name over ~40 bytes.

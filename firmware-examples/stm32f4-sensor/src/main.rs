@@ -33,6 +33,9 @@ const DEVICE: &str = match option_env!("DEVICE") {
     Some(d) => d,
     None => "nucleo-f429",
 };
+/// This device's user nkey seed, set at build time (`TWIG_NKEY_SEED=SU...`), so each device
+/// logs in as itself; unset: no authentication.
+const NKEY_SEED: Option<&str> = option_env!("TWIG_NKEY_SEED");
 
 /// The flash log's place inside bank 2's region 3 (seven 128 KiB sectors): its last two.
 const LOG_START: u32 = 5 * 128 * 1024;
@@ -137,6 +140,7 @@ async fn main(spawner: Spawner) {
         gateway,
         device: DEVICE,
         credentials: None,
+        nkey_seed: NKEY_SEED,
         period_ms: 5_000,
     };
     let adc = Adc::new(p.ADC1);

@@ -66,6 +66,8 @@ pub struct ServerOptions {
     /// Listen where `nats://[::1]:PORT` reaches: twig on its default (no `-a`: both
     /// loopbacks), nats-server on `-a ::1` (its default would be every interface).
     pub ipv6_loopback: bool,
+    /// Environment variables for the server process (configs with `$VARIABLES`).
+    pub env: Vec<(String, String)>,
     /// `lame_duck_duration` and `lame_duck_grace_period` (nats-server wants the duration at
     /// least 30 s; with one client the close comes right after the grace period).
     pub lame_duck: Option<(Duration, Duration)>,

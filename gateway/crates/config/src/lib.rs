@@ -21,6 +21,7 @@ use twig_perms::Permissions;
 
 mod leaf;
 pub mod mqtt;
+pub mod natsconf;
 mod streams;
 mod sync;
 mod values;
@@ -275,6 +276,37 @@ pub fn default_tls_timeout() -> Duration {
     Duration::from_secs(2)
 }
 
+/// The two config formats twig reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// twig's TOML (`configs/gateway.toml`).
+    Toml,
+    /// nats-server's format (`leaf.conf`), mapped by [`natsconf`].
+    NatsServer,
+}
+
+impl Format {
+    /// By extension (`.toml`; `.conf`, `.cfg`), else by content: text that is valid TOML is
+    /// TOML (the formats share `key = value` lines, and those mean the same in both);
+    /// anything else (`key: value`, `block { }`, `include`) is nats-server's.
+    pub fn of(path: &Path, text: &str) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Format::Toml,
+            Some("conf" | "cfg") => Format::NatsServer,
+            _ if text.parse::<toml::Table>().is_ok() => Format::Toml,
+            _ => Format::NatsServer,
+        }
+    }
+
+    /// A name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Toml => "TOML",
+            Format::NatsServer => "nats-server format",
+        }
+    }
+}
+
 /// Why a configuration could not be used. Each renders as one sentence.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -324,35 +356,51 @@ fn invalid(option: impl Into<String>, reason: impl Into<String>) -> ConfigError 
 }
 
 impl Config {
-    /// Loads and validates the file at `path`; with `None`, the built-in defaults.
+    /// Loads and validates the file at `path` (TOML or nats-server's format, see
+    /// [`Format::of`]); with `None`, the built-in defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Ok(Config::load_with_format(path)?.0)
+    }
+
+    /// [`Config::load`], also saying which format the file was in.
+    pub fn load_with_format(path: Option<&Path>) -> Result<(Config, Format), ConfigError> {
         let Some(path) = path else {
-            return Ok(Config::default());
+            return Ok((Config::default(), Format::Toml));
         };
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
         })?;
+        let format = Format::of(path, &text);
         let with_path = |e: ConfigError| match e {
             ConfigError::Parse {
+                path: None,
                 line,
                 column,
                 message,
-                ..
             } => ConfigError::Parse {
                 path: Some(path.to_path_buf()),
                 line,
                 column,
                 message,
             },
-            ConfigError::Invalid { option, reason, .. } => ConfigError::Invalid {
+            ConfigError::Invalid {
+                path: None,
+                option,
+                reason,
+            } => ConfigError::Invalid {
                 path: Some(path.to_path_buf()),
                 option,
                 reason,
             },
             other => other,
         };
-        Config::from_toml(&text).map_err(with_path)
+        let config = match format {
+            Format::Toml => Config::from_toml(&text),
+            Format::NatsServer => natsconf::from_nats_conf(&text, Some(path)),
+        }
+        .map_err(with_path)?;
+        Ok((config, format))
     }
 
     /// Parses and validates TOML text (errors carry no path).

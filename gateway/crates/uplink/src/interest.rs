@@ -156,6 +156,18 @@ impl Permissions {
         }
     }
 
+    /// Adds the remote's own `deny_imports` (no interest sent for them) and `deny_exports`
+    /// (never forwarded) to the hub's rules.
+    pub fn with_denies(mut self, deny_imports: &[String], deny_exports: &[String]) -> Self {
+        self.import
+            .deny
+            .extend(deny_imports.iter().map(|s| Box::<[u8]>::from(s.as_bytes())));
+        self.export
+            .deny
+            .extend(deny_exports.iter().map(|s| Box::<[u8]>::from(s.as_bytes())));
+        self
+    }
+
     /// No restrictions at all (the common case; lets the hot path skip checks).
     pub fn is_open(&self) -> bool {
         self.import.is_open() && self.export.is_open()
@@ -235,5 +247,15 @@ mod tests {
         assert!(!p.can_publish(b"local.x"));
         assert!(Permissions::default().is_open());
         assert!(Permissions::default().can_publish(b"anything"));
+    }
+
+    #[test]
+    fn the_remotes_own_denies_join_the_hubs_rules() {
+        let p = Permissions::default().with_denies(&["site.>".into()], &["local.>".into()]);
+        assert!(!p.is_open());
+        assert!(!p.can_subscribe(b"site.a"));
+        assert!(p.can_subscribe(b"cloud.a"));
+        assert!(!p.can_publish(b"local.x"));
+        assert!(p.can_publish(b"cloud.x"));
     }
 }

@@ -137,7 +137,7 @@ async fn attempt(
     let stream = match dial::tcp(
         &url.host,
         url.port,
-        ctx.remote.dial_timeout,
+        ctx.remote.dial_timeout(leaf),
         leaf.unsent_limit,
     )
     .await
@@ -211,7 +211,13 @@ async fn connected(
         ping_interval: leaf.ping_interval,
         ping_max: leaf.ping_max,
         lds: ctx.lds.clone(),
-        deny_imports: twig_config::deny_imports(config, ctx.link.index),
+        deny_imports: {
+            // The remote's own `deny_imports`, then the `[[sync]]` filters (their messages
+            // come through the consumer, never as plain publishes).
+            let mut d = ctx.remote.deny_imports.clone();
+            d.extend(twig_config::deny_imports(config, ctx.link.index));
+            d
+        },
     };
     let limits = Limits {
         max_control_line: config.max_control_line,
@@ -283,9 +289,26 @@ async fn connected(
         conn.go_up();
     }
     let read = conn.read_loop(&mut inbound, reader);
-    let ended = match read.or(async { Err(writer_task.await) }).await {
+    let mut writer_task = writer_task;
+    let ended = match read.or(async { Err((&mut writer_task).await) }).await {
         Ok(()) => "connection closed by the hub".to_string(),
         Err(e) => e,
+    };
+    // A writer that failed shuts the socket, so the reader ends too, often first: its end of
+    // stream or read error must not hide the writer's reason (a write deadline is not the
+    // hub closing the link). A writer still running is idle: the hub did close.
+    let ended = if writer_task.is_finished() {
+        let w = writer_task.await;
+        if w.starts_with("write") { w } else { ended }
+    } else {
+        let late = async {
+            async_io::Timer::after(std::time::Duration::from_millis(50)).await;
+            None
+        };
+        match async { Some((&mut writer_task).await) }.or(late).await {
+            Some(w) if w.starts_with("write") => w,
+            _ => ended,
+        }
     };
     conn.go_down();
     let was_up = conn.up;
@@ -420,7 +443,9 @@ impl Conn<'_> {
 
     fn go_up(&mut self) {
         let hub = self.session.hub();
-        let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref());
+        // The hub's permissions with this remote's own denies merged in, as nats-server does.
+        let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref())
+            .with_denies(&self.ctx.remote.deny_imports, &self.ctx.remote.deny_exports);
         let max_payload = usize::try_from(hub.info.max_payload).unwrap_or(0);
         self.ctx
             .link
