@@ -5,6 +5,7 @@ pub mod harness;
 pub mod hub;
 pub mod jwt;
 pub mod leaf_raw;
+pub mod link_emu;
 pub mod mosquitto;
 pub mod mqtt_raw;
 pub mod nats_raw;

@@ -57,6 +57,11 @@ pub struct LeafConfig {
     /// in the socket, in front of any PONG.
     #[serde(deserialize_with = "values::de_size")]
     pub unsent_limit: usize,
+    /// Time allowed for the TCP connect to a hub, for remotes that do not set their own
+    /// (default 5s; nats-server's 1s fails every dial over a link of more than 1 s round
+    /// trip, nats-server PR #8427).
+    #[serde(deserialize_with = "values::de_duration")]
+    pub dial_timeout: Duration,
 }
 
 impl Default for LeafConfig {
@@ -70,6 +75,7 @@ impl Default for LeafConfig {
             write_deadline: Duration::from_secs(10),
             max_pending: 64 * 1024 * 1024,
             unsent_limit: 128 * 1024,
+            dial_timeout: default_dial_timeout(),
         }
     }
 }
@@ -108,12 +114,14 @@ pub struct RemoteConfig {
         deserialize_with = "values::de_duration"
     )]
     pub first_info_timeout: Duration,
-    /// Time allowed for the TCP connect (default 5s).
+    /// Time allowed for the TCP connect (default: `leafnodes.dial_timeout`); see
+    /// [`RemoteConfig::dial_timeout`].
     #[serde(
-        default = "default_dial_timeout",
-        deserialize_with = "values::de_duration"
+        default,
+        rename = "dial_timeout",
+        deserialize_with = "values::de_opt_duration"
     )]
-    pub dial_timeout: Duration,
+    pub dial_timeout_override: Option<Duration>,
     /// Do not add the hub's advertised `leafnode_urls` to the rotation (default false).
     #[serde(default)]
     pub ignore_discovered_servers: bool,
@@ -177,6 +185,11 @@ fn default_dial_timeout() -> Duration {
 }
 
 impl RemoteConfig {
+    /// The TCP connect timeout: the remote's own, else `leafnodes.dial_timeout`.
+    pub fn dial_timeout(&self, leaf: &LeafConfig) -> Duration {
+        self.dial_timeout_override.unwrap_or(leaf.dial_timeout)
+    }
+
     /// A remote with these URLs and every other option at its default.
     pub fn with_urls(urls: Vec<String>) -> RemoteConfig {
         RemoteConfig {
@@ -188,7 +201,7 @@ impl RemoteConfig {
             token: None,
             tls: None,
             first_info_timeout: default_first_info_timeout(),
-            dial_timeout: default_dial_timeout(),
+            dial_timeout_override: None,
             ignore_discovered_servers: false,
             deny_imports: Vec::new(),
             deny_exports: Vec::new(),
@@ -349,7 +362,7 @@ impl LeafConfig {
             {
                 return Err(invalid(at(".nkey"), "is not a valid nkey seed (SU…)"));
             }
-            if r.first_info_timeout.is_zero() || r.dial_timeout.is_zero() {
+            if r.first_info_timeout.is_zero() || r.dial_timeout(self).is_zero() {
                 return Err(invalid(at(""), "timeouts must be longer than zero"));
             }
             for (field, list) in [

@@ -56,11 +56,15 @@ pub struct StreamConfig {
     /// `[leafnodes]` has a remote, else `off`. Resolve with [`StreamConfig::forward_mode`].
     #[serde(default)]
     pub forward: Option<ForwardMode>,
-    /// Messages sent to the hub and not yet acknowledged, at most (default 1024): bounds what
-    /// a reconnect re-sends and how much of the link the backlog takes from live traffic.
+    /// Messages sent to the hub and not yet acknowledged, at most (default 4096). Within it
+    /// the forwarder keeps about two bandwidth-delay products of the link in flight (measured
+    /// from the PubAcks), so a slow link is not flooded and a fast one is kept busy; raise it
+    /// for links of over ~10 Mbit/s with long round trips.
     #[serde(default = "default_forward_window")]
     pub forward_window: usize,
-    /// A message unacknowledged this long is re-sent, with everything after it (default 5s).
+    /// The retransmission timeout until the link's round trip is measured (default 5s); then
+    /// timeouts follow the measured round trip as TCP's do (RFC 6298), and only messages
+    /// presumed lost are sent again.
     #[serde(
         default = "default_forward_ack_timeout",
         deserialize_with = "values::de_duration"
@@ -69,6 +73,10 @@ pub struct StreamConfig {
     /// Which `[[leafnodes.remotes]]` entry (by position, from 0) the stream drains to.
     #[serde(default)]
     pub forward_remote: usize,
+    /// Streams draining to the same remote with a higher priority go first (default 0): a
+    /// stream sends new messages only while no higher one has a backlog waiting.
+    #[serde(default)]
+    pub forward_priority: u8,
 }
 
 /// `forward`: how a stream's messages reach the hub.
@@ -88,7 +96,7 @@ pub enum ForwardMode {
 }
 
 fn default_forward_window() -> usize {
-    1024
+    4096
 }
 
 fn default_forward_ack_timeout() -> Duration {

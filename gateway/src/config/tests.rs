@@ -362,13 +362,19 @@ fn stream_forwarding_defaults_follow_the_remotes() {
     let a = &alone.streams[0];
     assert_eq!(a.forward_mode(0), ForwardMode::Off);
     assert_eq!(
-        (a.forward_window, a.forward_ack_timeout, a.forward_remote),
-        (1024, Duration::from_secs(5), 0)
+        (
+            a.forward_window,
+            a.forward_ack_timeout,
+            a.forward_remote,
+            a.forward_priority
+        ),
+        (4096, Duration::from_secs(5), 0, 0)
     );
     let remote = "[[leafnodes.remotes]]\nurls = [\"nats-leaf://h:7422\"]\n";
     let c = Config::from_toml(&format!(
         "{remote}[[streams]]\nname = \"A\"\nsubjects = [\"a\"]\n\
          [[streams]]\nname = \"B\"\nsubjects = [\"b\"]\nforward = \"core\"\nforward_window = 8\n\
+         forward_priority = 3\n\
          forward_ack_timeout = \"250ms\"\n[[streams]]\nname = \"C\"\nsubjects = [\"c\"]\nforward = \"off\"\n"
     ))
     .unwrap();
@@ -378,6 +384,7 @@ fn stream_forwarding_defaults_follow_the_remotes() {
         [ForwardMode::Jetstream, ForwardMode::Core, ForwardMode::Off]
     );
     assert_eq!(c.streams[1].forward_window, 8);
+    assert_eq!(c.streams[1].forward_priority, 3);
     assert_eq!(c.streams[1].forward_ack_timeout, Duration::from_millis(250));
 
     let s = |body: &str| {
@@ -393,4 +400,26 @@ fn stream_forwarding_defaults_follow_the_remotes() {
         "{remote}[[streams]]\nname = \"A\"\nsubjects = [\"x\"]\nforward_remote = 1\n"
     ));
     assert!(far.contains("entry 1 (there are 1)"), "{far}");
+}
+
+#[test]
+fn the_dial_timeout_is_set_for_all_remotes_or_per_remote() {
+    let c = Config::from_toml(
+        "[leafnodes]\ndial_timeout = \"3s\"\n\
+         [[leafnodes.remotes]]\nurls = [\"nats-leaf://a:7422\"]\n\
+         [[leafnodes.remotes]]\nurls = [\"nats-leaf://b:7422\"]\ndial_timeout = \"30s\"\n",
+    )
+    .unwrap();
+    let l = &c.leafnodes;
+    assert_eq!(l.remotes[0].dial_timeout(l), Duration::from_secs(3));
+    assert_eq!(l.remotes[1].dial_timeout(l), Duration::from_secs(30));
+    let d = Config::from_toml("[[leafnodes.remotes]]\nurls = [\"nats-leaf://a:7422\"]\n").unwrap();
+    assert_eq!(
+        d.leafnodes.remotes[0].dial_timeout(&d.leafnodes),
+        Duration::from_secs(5)
+    );
+    let e = err(
+        "[leafnodes]\ndial_timeout = \"0s\"\n[[leafnodes.remotes]]\nurls = [\"nats-leaf://a\"]",
+    );
+    assert!(e.contains("timeouts"), "{e}");
 }

@@ -32,7 +32,9 @@ pub trait Remote: Send + Sync {
 
     /// Like [`Remote::queue`], for a component that checked permissions and size itself and
     /// retries what does not fit (a stream's forwarder): a refused push is not counted as lost.
-    fn forward(&self, msg: &Message<'_>, queues: &[u8]) -> bool;
+    /// Returns where the message ends in this connection's bytes (it is written to the socket
+    /// once [`Counters::bulk_out`] reaches that), `None` when refused.
+    fn forward(&self, msg: &Message<'_>, queues: &[u8]) -> Option<u64>;
 
     /// Wakes the remote's writer (once per batch, not per message).
     fn wake(&self);
@@ -269,8 +271,8 @@ mod tests {
         fn queue(&self, _: &Message<'_>, _: &[u8]) -> bool {
             false
         }
-        fn forward(&self, _: &Message<'_>, _: &[u8]) -> bool {
-            false
+        fn forward(&self, _: &Message<'_>, _: &[u8]) -> Option<u64> {
+            None
         }
         fn wake(&self) {}
         fn stalled(&self) -> bool {

@@ -18,11 +18,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use twig_core::log::{Cursor, Log};
-use twig_core::wire::{HeaderWriter, Headers};
+use twig_core::wire::{HeaderWriter, Headers, Op, Queues};
 
 use super::flash::{FileFlash, SECTOR};
 use super::forward::{Forwarder, Settings};
 use super::hub::{Refusal, parse_puback, permanent, subject_token};
+use super::priority::Board;
 use super::record;
 use crate::config::Config;
 use crate::config::{ForwardMode, StreamConfig};
@@ -45,6 +46,8 @@ pub enum Blocked {
     Interest,
     /// The link's backlog is at its stall mark or full.
     Room,
+    /// A stream of a higher `forward_priority` has a backlog waiting.
+    Priority,
 }
 
 /// What a step asks of the thread's loop.
@@ -86,6 +89,10 @@ pub struct Drain {
     pub last_error: Option<String>,
     /// Messages the hub refused for good (or that could never be sent): skipped.
     pub skipped: u64,
+    board: Arc<Board>,
+    priority: u8,
+    /// Whether this stream's backlog is on the board.
+    waiting: bool,
 }
 
 impl Drain {
@@ -97,6 +104,7 @@ impl Drain {
         cfg: &StreamConfig,
         gateway: &str,
         acked: u64,
+        board: Arc<Board>,
     ) -> Option<Drain> {
         let remotes = config.leafnodes.remotes.len();
         let mode = cfg.forward_mode(remotes);
@@ -110,7 +118,8 @@ impl Drain {
             new_owner(),
             format!("{reply_prefix}>").as_bytes(),
             None,
-            cfg.forward_window.saturating_mul(2).saturating_add(64),
+            // One answer per copy in flight, and some room for repeats.
+            cfg.forward_window.saturating_add(64),
         );
         if let Err(e) = router.insert_internal(&sub) {
             tracing::error!("stream {}: cannot subscribe for PubAcks: {e}", cfg.name);
@@ -145,7 +154,16 @@ impl Drain {
             blocked: Blocked::No,
             last_error: None,
             skipped: 0,
+            board,
+            priority: cfg.forward_priority,
+            waiting: false,
         })
+    }
+
+    /// Notified when a stream of a higher priority on the same remote no longer holds this
+    /// one back (create it before checking, then wait).
+    pub fn listen_board(&self) -> event_listener::EventListener {
+        self.board.listen()
     }
 
     /// The PubAck channel (the thread's loop waits on it).
@@ -161,6 +179,8 @@ impl Drain {
             "backing off"
         } else if self.blocked == Blocked::Interest {
             "waiting for hub interest"
+        } else if self.blocked == Blocked::Priority {
+            "waiting for a higher-priority stream"
         } else if backlog || self.fwd.in_flight() > 0 {
             "draining"
         } else {
@@ -191,6 +211,10 @@ impl Drain {
         let s = log.stats();
         // Expired by a limit, or dropped from a full file: done without the hub.
         self.fwd.skip_to(s.acked.max(s.first.saturating_sub(1)));
+        // What the writer wrote since the last step: the messages' clocks start now.
+        if self.fwd.is_up() {
+            self.fwd.written(now, c.bulk_out);
+        }
         if let Some(m) = self.pending.take() {
             self.puback(now, &m);
         }
@@ -203,14 +227,15 @@ impl Drain {
             {
                 self.fwd.pinged(c.bulk_out, n);
             }
-            self.fwd.pongs(c.pongs);
+            self.fwd.pongs(now, c.pongs);
         }
         if self.fwd.poll(now) {
             let what = if self.core { "PONG" } else { "PubAck" };
             self.error(format!(
-                "no {what} for message {} in time, sending again from there (does a stream \
-                 on the hub cover its subject?)",
-                self.fwd.acked() + 1
+                "no {what} for message {} within {:?}, sending it again (does a stream on the \
+                 hub cover its subject?)",
+                self.fwd.acked() + 1,
+                self.fwd.estimates().rto
             ));
         }
         self.blocked = Blocked::No;
@@ -221,6 +246,7 @@ impl Drain {
             // its sequence number (and so its Nats-Msg-Id) reused by the next message, which
             // the hub would then drop as a duplicate.
             if seq > s.synced {
+                self.fwd.idle();
                 break;
             }
             if sent == BURST {
@@ -231,7 +257,11 @@ impl Drain {
                 self.blocked = Blocked::Room;
                 break;
             }
-            match self.send(log, now, seq) {
+            if seq >= self.fwd.next() && self.board.higher_waiting(self.priority) {
+                self.blocked = Blocked::Priority;
+                break;
+            }
+            match self.send(log, seq) {
                 Ok(true) => sent += 1,
                 Ok(false) => {
                     // Read past the end (records dropped meanwhile) or nothing to read.
@@ -250,17 +280,30 @@ impl Drain {
                 self.fwd.core_batch(self.link.counters().bulk_in);
             }
         }
+        // On the board while new messages wait (a lower stream then holds back); off it, the
+        // lower streams are woken through the link's change event they all listen to.
+        let waiting = self.fwd.is_up()
+            && self.fwd.next() <= s.synced
+            && !matches!(self.blocked, Blocked::Interest | Blocked::Priority);
+        if waiting != self.waiting {
+            self.waiting = waiting;
+            self.board.set(self.priority, waiting);
+        }
         let barrier_wait = self.core && self.fwd.in_flight() > 0;
         Wake {
             again,
-            progress: self.blocked == Blocked::Room || barrier_wait,
+            // Follow the writer while messages wait to be written: their clocks start then.
+            progress: self.blocked == Blocked::Room || barrier_wait || self.fwd.unwritten(),
             at: self.fwd.poll_at(),
         }
     }
 
     /// Reads the record at `seq` (or the next one still on file) and queues it. `Ok(false)`
     /// when the log has nothing there.
-    fn send(&mut self, log: &mut Log<FileFlash>, now: Instant, seq: u64) -> Result<bool, Blocked> {
+    fn send(&mut self, log: &mut Log<FileFlash>, seq: u64) -> Result<bool, Blocked> {
+        if seq < self.fwd.next() {
+            return self.resend(log, seq);
+        }
         let mut cur = match self.cursor {
             Some(c) if c.seq() == seq => c,
             _ => match log.cursor(seq) {
@@ -288,7 +331,7 @@ impl Drain {
             }
         };
         let buf = std::mem::take(&mut self.buf);
-        let res = self.queue_record(buf.get(..r.len).unwrap_or_default(), r.seq, now);
+        let res = self.queue_record(buf.get(..r.len).unwrap_or_default(), r.seq);
         self.buf = buf;
         if res.is_ok() {
             self.cursor = Some(cur);
@@ -296,13 +339,29 @@ impl Drain {
         res.map(|()| true)
     }
 
+    /// Sends `seq` again (presumed lost), read through a cursor of its own so the drain's
+    /// stays where it is. A record no longer on file is done.
+    fn resend(&mut self, log: &mut Log<FileFlash>, seq: u64) -> Result<bool, Blocked> {
+        let read = log
+            .cursor(seq)
+            .ok()
+            .and_then(|mut cur| log.read_next(&mut cur, &mut self.buf).ok().flatten());
+        let Some(r) = read.filter(|r| r.seq == seq) else {
+            self.fwd.skip(seq);
+            return Ok(true);
+        };
+        let buf = std::mem::take(&mut self.buf);
+        let res = self.queue_record(buf.get(..r.len).unwrap_or_default(), seq);
+        self.buf = buf;
+        res.map(|()| true)
+    }
+
     /// Queues one record read from the log (or skips it for good with an error).
-    fn queue_record(&mut self, rec: &[u8], seq: u64, now: Instant) -> Result<(), Blocked> {
+    fn queue_record(&mut self, rec: &[u8], seq: u64) -> Result<(), Blocked> {
         let Some(m) = record::decode(rec) else {
             self.error(format!("record {seq} is not a message"));
             self.skipped += 1;
-            self.fwd.sent(now, seq);
-            self.fwd.ack(now, seq, true);
+            self.fwd.skip(seq);
             return Ok(());
         };
         self.queues.clear();
@@ -369,8 +428,7 @@ impl Drain {
             );
             self.error(text);
             self.skipped += 1;
-            self.fwd.sent(now, seq);
-            self.fwd.ack(now, seq, true);
+            self.fwd.skip(seq);
             return Ok(());
         }
         let msg = Message {
@@ -380,11 +438,20 @@ impl Drain {
             payload: m.payload,
         };
         // Encoded as `LMSG`/`HMSG` and counted by the link; refused when its backlog has no
-        // room (retried when the writer progresses).
-        if !self.link.forward(&msg, &self.queues) {
+        // room (retried when the writer progresses). Where it ends in the connection's bytes
+        // tells when it is written.
+        let Some(end) = self.link.forward(&msg, &self.queues) else {
             return Err(Blocked::Room);
+        };
+        let len = Op::Lmsg {
+            subject: msg.subject,
+            reply: msg.reply,
+            queues: Queues::from_raw(&self.queues),
+            headers: msg.headers,
+            payload: msg.payload,
         }
-        self.fwd.sent(now, seq);
+        .encoded_len();
+        self.fwd.sent(seq, len as u64, end);
         Ok(())
     }
 
@@ -432,6 +499,9 @@ impl Drain {
 
 impl Drop for Drain {
     fn drop(&mut self) {
+        if self.waiting {
+            self.board.set(self.priority, false);
+        }
         self.router.remove_internal(&self.sub);
     }
 }

@@ -1,40 +1,101 @@
-//! The forwarder's protocol logic, sans IO: which sequence number to send next, what is in
-//! flight, when the acknowledged cursor moves, when to re-send. Time is passed in; the shell
-//! (`drain.rs`) reads the log, writes to the link and feeds PubAcks and PONGs back.
+//! The forwarder's protocol logic, sans IO: which message to send next, what is in flight,
+//! when the acknowledged cursor moves, what to send again and when. Time is passed in; the
+//! shell (`drain.rs`) reads the log, queues messages on the link's bulk lane, tells the
+//! forwarder when the link's writer has written them to the socket, and feeds PubAcks (or
+//! PONGs) back.
 //!
-//! - A window of at most `window` messages is in flight (sent, not yet acknowledged).
-//! - The cursor (`acked`) only moves over a contiguous run of acknowledged messages, so a
-//!   restart from it never skips one. PubAcks may arrive in any order.
-//! - Any loss is handled by going back to the cursor ("go-back-N"): the link going down, an
-//!   acknowledgement missing for `ack_timeout`, or an error PubAck (then after a back-off).
-//!   Whatever the hub already stored comes back as a duplicate PubAck (`jetstream` mode: the
-//!   `Nats-Msg-Id` is stable), which counts as stored.
+//! - **Cursor.** `acked` only moves over a contiguous run of acknowledged messages, so a
+//!   restart from it never skips one. PubAcks may come in any order. The `Nats-Msg-Id` is
+//!   stable, so whatever the hub already stored comes back as a duplicate PubAck, which counts
+//!   as stored: exactly once and in order at the hub.
+//! - **Clocks start at the write.** A message's round trip and timeout count from when its
+//!   bytes left twig's buffer for the socket ([`Forwarder::written`], fed with the link's
+//!   bulk byte counter), not from when it was queued behind others on a slow link.
+//! - **Window.** The bytes queued or in flight stay below twice the bandwidth-delay product
+//!   (delivery rate times minimum round trip, [`super::pace`]), so the link is kept busy but
+//!   what waits in front of a live message or another stream is about one round trip; at most
+//!   `window` messages are outstanding.
+//! - **Selective re-sends.** A message is sent again only once it is presumed lost, never while
+//!   its copy is still queued or within its round trip: when a message written after it was
+//!   acknowledged and it was not within that message's round trip plus a reordering allowance
+//!   (RACK, RFC 8985); when nothing at all was acknowledged for a retransmission timeout
+//!   (RFC 6298: SRTT + 4 RTTVAR, plus the time the bytes in front of it need to cross the
+//!   link), then only the oldest message, with the timeout doubled until a PubAck comes; or
+//!   after an error PubAck and a back-off. Re-sends go before new messages, lowest first.
+//! - **Reconnects.** A new connection sends again from the cursor (what was in flight may
+//!   have been lost with the old one); the estimates are kept, except the minimum round trip.
 //! - `core` mode: no PubAcks. After a batch is written to the socket the shell queues a PING;
 //!   the PONG answering it acknowledges every message sent before the batch's end
 //!   ([`Forwarder::core_batch`], [`Forwarder::pinged`], [`Forwarder::pongs`]).
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
+
+use super::pace::{self, Bandwidth, Rtt};
 
 /// First wait after an error PubAck; doubles per error up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait after repeated error PubAcks.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Outstanding messages looked at from the cursor for loss detection and the timer: a bound
+/// on the work per step (holes further out are found once the cursor gets there).
+const SCAN: usize = 512;
+/// Least reordering allowance: PubAcks of one connection come back in order, but a twig
+/// stream feeding several hub streams gets their answers interleaved.
+const MIN_REORDER: Duration = Duration::from_millis(25);
 
 /// How a forwarder behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
-    /// Messages in flight at most.
+    /// Messages outstanding at most.
     pub window: usize,
-    /// Re-send from the cursor when the oldest message in flight is unacknowledged this long.
+    /// The retransmission timeout until a round trip was measured.
     pub ack_timeout: Duration,
     /// `core` mode (PING/PONG barriers instead of PubAcks).
     pub core: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The latest copy is in the link's buffer.
+    Queued,
+    /// The latest copy was written to the socket.
+    Written,
+    /// Presumed lost: waits to be sent again.
+    Lost,
+    /// Acknowledged (or skipped).
+    Done,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    sent: Instant,
-    done: bool,
+    state: State,
+    /// Bytes on the wire.
+    size: u64,
+    /// Where its latest copy ends in the connection's bulk bytes.
+    end: u64,
+    /// When its latest copy was written.
+    written: Option<Instant>,
+    /// Bytes acknowledged, and when the last PubAck came, at the write (BBR's snapshot).
+    delivered: u64,
+    delivered_at: Option<Instant>,
+    /// Written while the forwarder had nothing more to send.
+    app_limited: bool,
+    sends: u32,
+}
+
+impl Slot {
+    fn done() -> Slot {
+        Slot {
+            state: State::Done,
+            size: 0,
+            end: 0,
+            written: None,
+            delivered: 0,
+            delivered_at: None,
+            app_limited: false,
+            sends: 0,
+        }
+    }
 }
 
 /// A `core` batch: everything up to `upto` is acknowledged by the PONG answering the PING
@@ -53,10 +114,29 @@ pub struct Counts {
     pub forwarded: u64,
     /// Messages sent (re-sends included).
     pub sent: u64,
-    /// Go-back-N re-sends started by a timeout.
+    /// Retransmission timeouts (each sends one message again).
     pub timeouts: u64,
+    /// Messages presumed lost because later ones were acknowledged.
+    pub lost: u64,
     /// Error PubAcks.
     pub errors: u64,
+}
+
+/// What the forwarder believes about its link, for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimates {
+    /// Smoothed round trip (write to PubAck).
+    pub srtt: Option<Duration>,
+    /// Shortest round trip on this connection.
+    pub min_rtt: Option<Duration>,
+    /// Retransmission timeout now (backed off included).
+    pub rto: Duration,
+    /// Delivery rate, bytes per second (0: not measured).
+    pub rate: f64,
+    /// Window, bytes.
+    pub window: u64,
+    /// Bytes queued or in flight.
+    pub inflight: u64,
 }
 
 /// One stream's forwarding state.
@@ -71,6 +151,32 @@ pub struct Forwarder {
     retry_at: Option<Instant>,
     backoff: Duration,
     barriers: VecDeque<Barrier>,
+    /// Copies queued and not yet written, `(seq, end)` in the lane's order.
+    unwritten: VecDeque<(u64, u64)>,
+    /// Waiting to be sent again, lowest first.
+    lost: BTreeSet<u64>,
+    /// Bytes of copies queued or written and not acknowledged.
+    inflight: u64,
+    rtt: Rtt,
+    bw: Bandwidth,
+    /// Bytes acknowledged on this connection, and when the last PubAck came.
+    delivered: u64,
+    delivered_at: Option<Instant>,
+    /// Round trips counted as BBR does: a round ends when a message written after its start
+    /// is acknowledged.
+    round: u64,
+    round_end: u64,
+    /// Samples of messages written before `delivered` reaches this are app-limited.
+    app_limited_until: u64,
+    /// The furthest bulk byte known delivered (the end of an acknowledged copy).
+    acked_end: u64,
+    /// RACK: where the latest-written acknowledged copy ends in the lane, and its round
+    /// trip (the lane's order is the wire's; copies written together share a time stamp).
+    rack: Option<(u64, Duration)>,
+    /// The last PubAck that acknowledged something new (or the link coming up).
+    progress_at: Option<Instant>,
+    /// Retransmission timeouts in a row without a PubAck.
+    rto_backoff: u32,
     /// Counters.
     pub counts: Counts,
 }
@@ -87,6 +193,20 @@ impl Forwarder {
             retry_at: None,
             backoff: MIN_BACKOFF,
             barriers: VecDeque::new(),
+            unwritten: VecDeque::new(),
+            lost: BTreeSet::new(),
+            inflight: 0,
+            rtt: Rtt::default(),
+            bw: Bandwidth::default(),
+            delivered: 0,
+            delivered_at: None,
+            round: 0,
+            round_end: 0,
+            app_limited_until: 0,
+            acked_end: 0,
+            rack: None,
+            progress_at: None,
+            rto_backoff: 0,
             counts: Counts::default(),
         }
     }
@@ -96,14 +216,14 @@ impl Forwarder {
         self.acked
     }
 
-    /// The next sequence number to send.
+    /// The next new sequence number to send.
     pub fn next(&self) -> u64 {
         self.next
     }
 
     /// Messages sent and not acknowledged.
     pub fn in_flight(&self) -> usize {
-        self.slots.iter().filter(|s| !s.done).count()
+        self.slots.iter().filter(|s| s.state != State::Done).count()
     }
 
     /// Whether the link is up as far as the forwarder knows.
@@ -116,12 +236,41 @@ impl Forwarder {
         self.retry_at.is_some_and(|t| now < t)
     }
 
+    /// Copies queued on the link and not yet written (the shell then follows the writer).
+    pub fn unwritten(&self) -> bool {
+        !self.unwritten.is_empty()
+    }
+
+    /// The window in bytes.
+    pub fn window(&self) -> u64 {
+        pace::window(self.bw.get(self.round), self.rtt.min())
+    }
+
+    /// The current estimates.
+    pub fn estimates(&self) -> Estimates {
+        Estimates {
+            srtt: self.rtt.srtt(),
+            min_rtt: self.rtt.min(),
+            rto: self.rto(),
+            rate: self.bw.get(self.round),
+            window: self.window(),
+            inflight: self.inflight,
+        }
+    }
+
+    fn rto(&self) -> Duration {
+        let base = self.rtt.rto(self.cfg.ack_timeout);
+        base.saturating_mul(1 << self.rto_backoff.min(10))
+            .min(pace::MAX_RTO.max(self.cfg.ack_timeout))
+    }
+
     /// The link came up (a new connection): send from the cursor.
     pub fn link_up(&mut self) {
         self.up = true;
         self.backoff = MIN_BACKOFF;
         self.retry_at = None;
         self.rewind();
+        self.rtt.forget_min();
     }
 
     /// The link went down: whatever was in flight is sent again on the next connection.
@@ -134,6 +283,24 @@ impl Forwarder {
         self.next = self.acked + 1;
         self.slots.clear();
         self.barriers.clear();
+        self.unwritten.clear();
+        self.lost.clear();
+        self.inflight = 0;
+        self.delivered = 0;
+        self.delivered_at = None;
+        self.round_end = 0;
+        self.app_limited_until = 0;
+        self.acked_end = 0;
+        self.rack = None;
+        self.progress_at = None;
+        self.rto_backoff = 0;
+    }
+
+    fn index(&self, seq: u64) -> Option<usize> {
+        if seq <= self.acked || seq >= self.next {
+            return None;
+        }
+        usize::try_from(seq - self.acked - 1).ok()
     }
 
     /// Everything up to `seq` is done without the hub (expired by a limit, or dropped from a
@@ -143,39 +310,98 @@ impl Forwarder {
             return;
         }
         let n = usize::try_from(seq - self.acked).unwrap_or(usize::MAX);
-        if n >= self.slots.len() {
-            self.slots.clear();
-        } else {
-            self.slots.drain(..n);
+        let gone = self.slots.drain(..n.min(self.slots.len()));
+        for s in gone {
+            if matches!(s.state, State::Queued | State::Written) {
+                self.inflight = self.inflight.saturating_sub(s.size);
+            }
         }
+        self.lost = self.lost.split_off(&(seq + 1));
         self.acked = seq;
         self.next = self.next.max(seq + 1);
         self.barriers.retain(|b| b.upto > seq);
         self.advance();
     }
 
-    /// The sequence number to send now, if the window has room (the shell sends it if the
-    /// log has it, then calls [`Forwarder::sent`]).
+    /// The sequence number to send now: a message presumed lost (lowest first), else the
+    /// next new one if the window has room. The shell sends it if the log has it, then calls
+    /// [`Forwarder::sent`] (or [`Forwarder::skip`]).
     pub fn want(&self, now: Instant) -> Option<u64> {
-        let ready = self.up && !self.backing_off(now) && self.slots.len() < self.cfg.window;
-        ready.then_some(self.next)
+        if !self.up || self.backing_off(now) {
+            return None;
+        }
+        if let Some(&seq) = self.lost.first() {
+            return Some(seq);
+        }
+        let room = self.slots.len() < self.cfg.window && self.inflight < self.window();
+        room.then_some(self.next)
     }
 
-    /// `seq` was sent (it may be past [`Forwarder::next`] when the records in between are
-    /// gone: see [`Forwarder::gone`]).
-    pub fn sent(&mut self, now: Instant, seq: u64) {
+    /// The log has nothing more to send: what is written until the acknowledged bytes pass
+    /// what is in flight now says nothing about the link's rate.
+    pub fn idle(&mut self) {
+        self.app_limited_until = self.delivered + self.inflight.max(1);
+    }
+
+    /// `seq` was queued on the link: `size` bytes, ending at bulk byte `end` of this
+    /// connection. A new message may be past [`Forwarder::next`] when the records in between
+    /// are gone (see [`Forwarder::gone`]); one below it is a re-send.
+    pub fn sent(&mut self, seq: u64, size: u64, end: u64) {
         if seq < self.next {
-            return;
+            let Some(i) = self.index(seq) else { return };
+            let s = &mut self.slots[i];
+            if s.state != State::Lost {
+                return;
+            }
+            self.lost.remove(&seq);
+            s.state = State::Queued;
+            s.size = size;
+            s.end = end;
+            s.written = None;
+            s.sends += 1;
+        } else {
+            if seq > self.next {
+                self.gone(seq - 1);
+            }
+            self.slots.push_back(Slot {
+                state: State::Queued,
+                size,
+                end,
+                written: None,
+                delivered: 0,
+                delivered_at: None,
+                app_limited: false,
+                sends: 1,
+            });
+            self.next = seq + 1;
         }
-        if seq > self.next {
-            self.gone(seq - 1);
-        }
-        self.slots.push_back(Slot {
-            sent: now,
-            done: false,
-        });
-        self.next = seq + 1;
+        self.inflight += size;
+        self.unwritten.push_back((seq, end));
         self.counts.sent += 1;
+    }
+
+    /// `seq` is done without being sent (a record that can never go up).
+    pub fn skip(&mut self, seq: u64) {
+        if seq >= self.next {
+            if seq > self.next {
+                self.gone(seq - 1);
+            }
+            self.slots.push_back(Slot::done());
+            self.next = seq + 1;
+        } else if let Some(i) = self.index(seq) {
+            let s = self.slots[i];
+            match s.state {
+                State::Lost => {
+                    self.lost.remove(&seq);
+                }
+                State::Queued | State::Written => {
+                    self.inflight = self.inflight.saturating_sub(s.size);
+                }
+                State::Done => {}
+            }
+            self.slots[i].state = State::Done;
+        }
+        self.advance();
     }
 
     /// The records from [`Forwarder::next`] to `upto` cannot be read (a damaged sector): they
@@ -190,54 +416,176 @@ impl Forwarder {
         }
         // Bounded by the records of one sector: the thread skips dropped sectors up front.
         for _ in self.next..=upto {
-            self.slots.push_back(Slot {
-                sent: self.slots.back().map_or_else(Instant::now, |s| s.sent),
-                done: true,
-            });
+            self.slots.push_back(Slot::done());
         }
         self.next = upto + 1;
     }
 
-    /// The hub answered for `seq`: stored (or a duplicate) when `stored`, else refused (sent
-    /// again from the cursor after a back-off).
-    pub fn ack(&mut self, now: Instant, seq: u64, stored: bool) {
-        if seq <= self.acked || seq >= self.next {
-            // Stale: from before a rewind or a reconnect.
-            return;
+    /// The link's writer has written `bulk_out` bulk bytes of this connection by `now`.
+    pub fn written(&mut self, now: Instant, bulk_out: u64) {
+        while let Some(&(seq, end)) = self.unwritten.front() {
+            if end > bulk_out {
+                break;
+            }
+            self.unwritten.pop_front();
+            let Some(i) = self.index(seq) else { continue };
+            let (delivered, at) = (self.delivered, self.delivered_at);
+            let app_limited = self.app_limited_until > delivered;
+            let s = &mut self.slots[i];
+            if s.state == State::Queued && s.end == end {
+                s.state = State::Written;
+                s.written = Some(now);
+                s.delivered = delivered;
+                s.delivered_at = Some(at.unwrap_or(now));
+                s.app_limited = app_limited;
+            }
         }
+    }
+
+    /// The hub answered for `seq`: stored (or a duplicate) when `stored`, else refused (sent
+    /// again after a back-off).
+    pub fn ack(&mut self, now: Instant, seq: u64, stored: bool) {
+        let Some(i) = self.index(seq) else {
+            // Stale: from before a reconnect, or already past the cursor.
+            return;
+        };
         if !stored {
             self.counts.errors += 1;
             self.retry_at = Some(now + self.backoff);
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-            self.rewind();
+            // A copy still queued is the retry already.
+            if self.slots[i].state == State::Written {
+                self.mark_lost(i);
+            }
             return;
         }
         self.backoff = MIN_BACKOFF;
-        let i = usize::try_from(seq - self.acked - 1).unwrap_or(usize::MAX);
-        if let Some(s) = self.slots.get_mut(i) {
-            s.done = true;
-        }
+        self.complete(now, i);
         self.advance();
     }
 
+    fn mark_lost(&mut self, i: usize) {
+        let s = &mut self.slots[i];
+        if matches!(s.state, State::Queued | State::Written) {
+            self.inflight = self.inflight.saturating_sub(s.size);
+        }
+        s.state = State::Lost;
+        self.lost.insert(self.acked + 1 + i as u64);
+    }
+
+    /// Slot `i` is acknowledged: samples for the estimates, then done.
+    fn complete(&mut self, now: Instant, i: usize) {
+        let s = self.slots[i];
+        match s.state {
+            State::Done => return,
+            State::Lost => {
+                self.lost.remove(&(self.acked + 1 + i as u64));
+            }
+            State::Queued | State::Written => {
+                self.inflight = self.inflight.saturating_sub(s.size);
+            }
+        }
+        self.slots[i].state = State::Done;
+        self.delivered += s.size;
+        if let (Some(w), 1) = (s.written, s.sends) {
+            // Karn: only a message sent once says how long a round trip takes.
+            let rtt = now.saturating_duration_since(w);
+            self.rtt.sample(rtt);
+            if let Some(at) = s.delivered_at {
+                let dt = now.saturating_duration_since(at).as_secs_f64();
+                if dt > 0.0 {
+                    let rate = (self.delivered - s.delivered) as f64 / dt;
+                    self.bw.sample(self.round, rate, s.app_limited);
+                }
+            }
+            if s.delivered >= self.round_end {
+                self.round += 1;
+                self.round_end = self.delivered;
+            }
+            if self.rack.is_none_or(|(x, _)| s.end >= x) {
+                self.rack = Some((s.end, rtt));
+            }
+            self.acked_end = self.acked_end.max(s.end);
+        }
+        self.delivered_at = Some(now);
+        self.progress_at = Some(now);
+        self.rto_backoff = 0;
+    }
+
     fn advance(&mut self) {
-        while self.slots.front().is_some_and(|s| s.done) {
+        while self.slots.front().is_some_and(|s| s.state == State::Done) {
             self.slots.pop_front();
             self.acked += 1;
             self.counts.forwarded += 1;
         }
     }
 
-    /// Checks the timer: the oldest message in flight unacknowledged for `ack_timeout` sends
-    /// everything again from the cursor. Returns whether it did.
+    fn reorder_window(&self) -> Duration {
+        self.rtt
+            .min()
+            .map_or(MIN_REORDER, |m| (m / 4).max(MIN_REORDER))
+    }
+
+    /// The oldest copy on the wire and when its retransmission timeout expires: no PubAck
+    /// for a timeout after it was written (or after the last PubAck), plus the time the bytes
+    /// in front of it that are not known delivered take at the measured rate.
+    fn rto_due(&self) -> Option<(usize, Instant)> {
+        let (i, s) = self
+            .slots
+            .iter()
+            .enumerate()
+            .take(SCAN)
+            .find(|(_, s)| s.state == State::Written)?;
+        let w = s.written?;
+        let base = self.progress_at.map_or(w, |p| p.max(w));
+        let ahead = s.end.saturating_sub(s.size).saturating_sub(self.acked_end);
+        let xfer = pace::transfer(ahead, self.bw.get(self.round));
+        Some((i, base + xfer + self.rto()))
+    }
+
+    /// RACK: copies written before the latest acknowledged one (earlier in the lane) are lost
+    /// once they were not acknowledged within its round trip plus the reordering allowance.
+    /// Each such copy with that deadline.
+    fn rack_due(&self) -> impl Iterator<Item = (usize, Instant)> + '_ {
+        let wait = self.rack.map(|(_, rtt)| rtt + self.reorder_window());
+        self.slots
+            .iter()
+            .take(SCAN)
+            .enumerate()
+            .filter_map(move |(i, s)| {
+                let (xmit, _) = self.rack?;
+                let w = s
+                    .written
+                    .filter(|_| s.state == State::Written && s.end < xmit)?;
+                Some((i, w + wait?))
+            })
+    }
+
+    /// Runs the timers: marks what is presumed lost (sent again next). Returns whether a
+    /// retransmission timeout expired.
     pub fn poll(&mut self, now: Instant) -> bool {
         if self.retry_at.is_some_and(|t| now >= t) {
             self.retry_at = None;
         }
-        match self.slots.front() {
-            Some(s) if now >= s.sent + self.cfg.ack_timeout => {
+        if !self.up {
+            return false;
+        }
+        let lost: Vec<usize> = self
+            .rack_due()
+            .filter(|&(_, due)| now >= due)
+            .map(|(i, _)| i)
+            .collect();
+        for i in lost {
+            self.mark_lost(i);
+            self.counts.lost += 1;
+        }
+        match self.rto_due() {
+            Some((i, due)) if now >= due => {
+                self.mark_lost(i);
                 self.counts.timeouts += 1;
-                self.rewind();
+                self.rto_backoff += 1;
+                // The timer restarts from here.
+                self.progress_at = Some(now);
                 true
             }
             _ => false,
@@ -246,11 +594,14 @@ impl Forwarder {
 
     /// When [`Forwarder::poll`] or a back-off ending has something to do.
     pub fn poll_at(&self) -> Option<Instant> {
-        let timeout = self.slots.front().map(|s| s.sent + self.cfg.ack_timeout);
-        match (timeout, self.retry_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let timers = [
+            self.retry_at,
+            self.up.then(|| self.rto_due().map(|d| d.1)).flatten(),
+            self.up
+                .then(|| self.rack_due().map(|d| d.1).min())
+                .flatten(),
+        ];
+        timers.into_iter().flatten().min()
     }
 
     /// `core` mode: the messages sent so far end at bulk byte `mark` of this connection; once
@@ -289,15 +640,15 @@ impl Forwarder {
     }
 
     /// `core` mode: the hub answered `pongs` PINGs on this connection so far.
-    pub fn pongs(&mut self, pongs: u64) {
+    pub fn pongs(&mut self, now: Instant, pongs: u64) {
         while let Some(b) = self.barriers.front().copied() {
             if b.ping.is_none_or(|p| p > pongs) {
                 break;
             }
             self.barriers.pop_front();
             let n = usize::try_from(b.upto.saturating_sub(self.acked)).unwrap_or(usize::MAX);
-            for s in self.slots.iter_mut().take(n) {
-                s.done = true;
+            for i in 0..n.min(self.slots.len()) {
+                self.complete(now, i);
             }
             self.advance();
         }
@@ -305,190 +656,5 @@ impl Forwarder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn js(window: usize) -> Forwarder {
-        Forwarder::new(
-            Settings {
-                window,
-                ack_timeout: Duration::from_secs(5),
-                core: false,
-            },
-            0,
-        )
-    }
-
-    /// Sends everything the window allows from a log holding `last` records.
-    fn send_all(f: &mut Forwarder, now: Instant, last: u64) -> Vec<u64> {
-        let mut out = Vec::new();
-        while let Some(seq) = f.want(now) {
-            if seq > last {
-                break;
-            }
-            f.sent(now, seq);
-            out.push(seq);
-        }
-        out
-    }
-
-    #[test]
-    fn nothing_goes_out_until_the_link_is_up_then_a_window_at_a_time() {
-        let t = Instant::now();
-        let mut f = js(3);
-        assert_eq!(f.want(t), None);
-        f.link_up();
-        assert_eq!(send_all(&mut f, t, 10), [1, 2, 3]);
-        assert_eq!(f.in_flight(), 3);
-        f.ack(t, 1, true);
-        assert_eq!((f.acked(), f.counts.forwarded), (1, 1));
-        assert_eq!(send_all(&mut f, t, 10), [4]);
-        // Out of order: 3 before 2 leaves the cursor at 1 until 2 comes.
-        f.ack(t, 3, true);
-        assert_eq!(f.acked(), 1);
-        assert_eq!(
-            send_all(&mut f, t, 10),
-            Vec::<u64>::new(),
-            "3 still takes a slot"
-        );
-        f.ack(t, 2, true);
-        assert_eq!(f.acked(), 3);
-        assert_eq!(send_all(&mut f, t, 10), [5, 6]);
-        // The log ends at 6: nothing more to send.
-        f.ack(t, 4, true);
-        assert_eq!(send_all(&mut f, t, 6), Vec::<u64>::new());
-        assert_eq!(f.want(t), Some(7));
-    }
-
-    #[test]
-    fn a_reconnect_sends_again_from_the_cursor_and_stale_acks_are_ignored() {
-        let t = Instant::now();
-        let mut f = js(10);
-        f.link_up();
-        assert_eq!(send_all(&mut f, t, 5), [1, 2, 3, 4, 5]);
-        f.ack(t, 1, true);
-        f.ack(t, 2, true);
-        f.link_down();
-        assert_eq!(f.want(t), None);
-        // A PubAck of the old connection arriving late moves nothing.
-        f.ack(t, 4, true);
-        assert_eq!(f.acked(), 2);
-        f.link_up();
-        assert_eq!(send_all(&mut f, t, 5), [3, 4, 5]);
-        // The hub had stored 3 and 4: duplicates count as stored.
-        for s in 3..=5 {
-            f.ack(t, s, true);
-        }
-        assert_eq!((f.acked(), f.in_flight()), (5, 0));
-        assert_eq!(f.counts.sent, 8);
-    }
-
-    #[test]
-    fn a_missing_ack_resends_from_the_oldest_after_the_timeout() {
-        let t = Instant::now();
-        let mut f = js(4);
-        f.link_up();
-        send_all(&mut f, t, 4);
-        f.ack(t, 2, true);
-        let due = t + Duration::from_secs(5);
-        assert_eq!(f.poll_at(), Some(due));
-        assert!(!f.poll(due - Duration::from_millis(1)));
-        assert!(f.poll(due));
-        assert_eq!(f.counts.timeouts, 1);
-        assert_eq!(send_all(&mut f, due, 4), [1, 2, 3, 4]);
-        assert_eq!(f.poll_at(), Some(due + Duration::from_secs(5)));
-    }
-
-    #[test]
-    fn an_error_puback_backs_off_then_resends_from_the_cursor() {
-        let t = Instant::now();
-        let mut f = js(8);
-        f.link_up();
-        send_all(&mut f, t, 3);
-        f.ack(t, 1, true);
-        f.ack(t, 2, false);
-        assert!(f.backing_off(t));
-        assert_eq!(f.want(t), None);
-        assert_eq!(f.poll_at(), Some(t + MIN_BACKOFF));
-        let later = t + MIN_BACKOFF;
-        assert!(!f.poll(later));
-        assert_eq!(f.poll_at(), None, "the back-off is over: no timer left");
-        assert_eq!(send_all(&mut f, later, 3), [2, 3]);
-        // A second error waits twice as long.
-        f.ack(later, 2, false);
-        assert_eq!(f.poll_at(), Some(later + 2 * MIN_BACKOFF));
-        assert_eq!(f.counts.errors, 2);
-        // Success resets the back-off.
-        let l2 = later + 2 * MIN_BACKOFF;
-        send_all(&mut f, l2, 3);
-        f.ack(l2, 2, true);
-        f.ack(l2, 3, false);
-        assert_eq!(f.poll_at(), Some(l2 + MIN_BACKOFF));
-    }
-
-    #[test]
-    fn records_dropped_or_expired_move_the_cursor() {
-        let t = Instant::now();
-        let mut f = js(8);
-        f.link_up();
-        send_all(&mut f, t, 3);
-        // 4..=9 cannot be read (a damaged sector): the next read returns 10. They count as
-        // done, but only once 1..=3 are acknowledged.
-        f.sent(t, 10);
-        assert_eq!((f.acked(), f.next(), f.in_flight()), (0, 11, 4));
-        for s in 1..=3 {
-            f.ack(t, s, true);
-        }
-        assert_eq!(f.acked(), 9);
-        f.ack(t, 10, true);
-        assert_eq!(f.acked(), 10);
-        // Nothing in flight: a gap moves the cursor at once.
-        f.gone(11);
-        assert_eq!((f.acked(), f.next()), (11, 12));
-        // The file dropped the oldest records, in flight or not.
-        send_all(&mut f, t, 14);
-        f.skip_to(20);
-        assert_eq!((f.acked(), f.next(), f.in_flight()), (20, 21, 0));
-        // max_age marked up to 22 done before it was sent.
-        f.skip_to(22);
-        assert_eq!(f.want(t), Some(23));
-        f.skip_to(5);
-        assert_eq!(f.acked(), 22);
-    }
-
-    #[test]
-    fn core_mode_acks_a_batch_with_the_pong_of_its_ping() {
-        let t = Instant::now();
-        let mut f = Forwarder::new(
-            Settings {
-                window: 100,
-                ack_timeout: Duration::from_secs(5),
-                core: true,
-            },
-            0,
-        );
-        f.link_up();
-        send_all(&mut f, t, 3);
-        f.core_batch(300);
-        assert!(!f.needs_ping(200), "not written yet");
-        // A keepalive PING (number 1) went out before the batch was written.
-        assert!(f.needs_ping(300));
-        f.pinged(300, 2);
-        send_all(&mut f, t, 5);
-        f.core_batch(500);
-        f.pongs(1);
-        assert_eq!(f.acked(), 0, "PONG 1 answers the keepalive");
-        f.pongs(2);
-        assert_eq!(f.acked(), 3);
-        assert!(f.needs_ping(500));
-        f.pinged(500, 3);
-        // The link drops before PONG 3: 4 and 5 go again.
-        f.link_down();
-        f.link_up();
-        assert_eq!(send_all(&mut f, t, 5), [4, 5]);
-        f.core_batch(100);
-        f.pinged(100, 1);
-        f.pongs(1);
-        assert_eq!((f.acked(), f.counts.forwarded), (5, 5));
-    }
-}
+#[path = "forward_tests.rs"]
+mod tests;

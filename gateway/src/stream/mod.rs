@@ -17,6 +17,8 @@ pub mod drain;
 pub mod flash;
 pub mod forward;
 pub mod hub;
+pub mod pace;
+pub mod priority;
 pub mod record;
 mod worker;
 
@@ -86,7 +88,7 @@ pub struct Request {
 }
 
 /// A stream's counters, as `/jsz` shows them.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct StreamState {
     /// The stream.
     pub name: String,
@@ -118,8 +120,8 @@ pub struct StreamState {
     pub expired: u64,
     /// `forward`: `jetstream`, `core` or `off`.
     pub forward: String,
-    /// `off`, `waiting for link`, `waiting for hub interest`, `backing off`, `draining`
-    /// or `idle`.
+    /// `off`, `waiting for link`, `waiting for hub interest`, `waiting for a
+    /// higher-priority stream`, `backing off`, `draining` or `idle`.
     pub forward_state: String,
     /// Messages the hub acknowledged (PubAck, duplicates included; `core`: PONG).
     pub forwarded: u64,
@@ -127,8 +129,24 @@ pub struct StreamState {
     pub forward_sent: u64,
     /// Sent and not yet acknowledged.
     pub in_flight: u64,
-    /// Re-sends from the cursor after an acknowledgement did not come in time.
+    /// Retransmission timeouts (each re-sent one message).
     pub forward_timeouts: u64,
+    /// Messages re-sent because later ones were acknowledged and they were not.
+    pub forward_lost: u64,
+    /// `forward_priority`.
+    pub forward_priority: u8,
+    /// Smoothed round trip, write to PubAck, in milliseconds (0: not measured).
+    pub forward_rtt_ms: f64,
+    /// Shortest round trip on this connection, in milliseconds.
+    pub forward_min_rtt_ms: f64,
+    /// The retransmission timeout now, in milliseconds.
+    pub forward_rto_ms: f64,
+    /// Measured delivery rate to the hub, bytes per second (0: not measured).
+    pub forward_rate: u64,
+    /// Bytes the forwarder keeps in flight at most now (about 2 bandwidth-delay products).
+    pub forward_window_bytes: u64,
+    /// Bytes queued or in flight.
+    pub forward_inflight_bytes: u64,
     /// Error PubAcks.
     pub forward_errors: u64,
     /// Messages never forwarded: refused by the hub for good (a 4xx error such as a size
@@ -174,8 +192,13 @@ impl Streams {
         } else {
             String::new()
         };
+        // One priority board per remote, shared by the streams draining to it.
+        let boards: Vec<Arc<priority::Board>> = (0..remotes.max(1))
+            .map(|_| Arc::new(priority::Board::default()))
+            .collect();
         for (i, cfg) in config.streams.iter().enumerate() {
-            let (tx, state) = worker::spawn(router, config, cfg, QUEUE, &gateway)?;
+            let board = boards[cfg.forward_remote.min(boards.len() - 1)].clone();
+            let (tx, state) = worker::spawn(router, config, cfg, QUEUE, &gateway, board)?;
             for s in &cfg.subjects {
                 filters.push((s.as_bytes().into(), i));
             }

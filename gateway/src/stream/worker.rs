@@ -40,6 +40,7 @@ pub fn spawn(
     cfg: &StreamConfig,
     queue: usize,
     gateway: &str,
+    board: Arc<super::priority::Board>,
 ) -> Result<(Sender<Request>, Arc<Mutex<StreamState>>), StreamError> {
     let path = cfg.path(&config.store_dir);
     let shown = path.display().to_string();
@@ -70,7 +71,7 @@ pub fn spawn(
         forward: format!("{mode:?}").to_lowercase(),
         ..StreamState::default()
     }));
-    let drain = Drain::start(router, config, cfg, gateway, log.stats().acked);
+    let drain = Drain::start(router, config, cfg, gateway, log.stats().acked, board);
     let mut w = Worker {
         log,
         rx,
@@ -175,10 +176,13 @@ impl Worker {
     async fn run_loop(&mut self) {
         loop {
             // Listeners before the step, so a change during it ends the wait below.
-            let listeners = self
-                .drain
-                .as_ref()
-                .map(|d| (d.link.listen_change(), d.link.listen_progress()));
+            let listeners = self.drain.as_ref().map(|d| {
+                (
+                    d.link.listen_change(),
+                    d.link.listen_progress(),
+                    d.listen_board(),
+                )
+            });
             let mut took = 0;
             if let Some(req) = self.pending.take() {
                 self.take(req);
@@ -272,12 +276,16 @@ impl Worker {
         }
     }
 
-    /// Waits for a request, a PubAck, a link change (or the writer's progress when
-    /// `progress`), or `at`.
+    /// Waits for a request, a PubAck, a link change, a higher-priority stream letting go (or
+    /// the writer's progress when `progress`), or `at`.
     async fn wait(
         &self,
         at: Instant,
-        listeners: Option<(event_listener::EventListener, event_listener::EventListener)>,
+        listeners: Option<(
+            event_listener::EventListener,
+            event_listener::EventListener,
+            event_listener::EventListener,
+        )>,
         progress: bool,
     ) -> Event {
         let req = async { Event::Request(self.rx.recv().await.ok()) };
@@ -286,10 +294,10 @@ impl Worker {
             Event::Wake
         };
         match (&self.drain, listeners) {
-            (Some(d), Some((change, prog))) => {
+            (Some(d), Some((change, prog, board))) => {
                 let acks = async { Event::PubAck(d.acks().recv().await.ok()) };
                 let change = async {
-                    change.await;
+                    change.or(board).await;
                     Event::Wake
                 };
                 let prog = async {
@@ -535,6 +543,16 @@ impl Worker {
             st.forwarded = c.forwarded.saturating_sub(d.skipped);
             st.forward_sent = c.sent;
             st.forward_timeouts = c.timeouts;
+            st.forward_lost = c.lost;
+            st.forward_priority = self.cfg.forward_priority;
+            let e = d.fwd.estimates();
+            let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            st.forward_rtt_ms = ms(e.srtt);
+            st.forward_min_rtt_ms = ms(e.min_rtt);
+            st.forward_rto_ms = ms(Some(e.rto));
+            st.forward_rate = e.rate as u64;
+            st.forward_window_bytes = e.window;
+            st.forward_inflight_bytes = e.inflight;
             st.forward_errors = c.errors;
             st.forward_skipped = d.skipped;
             st.in_flight = d.fwd.in_flight() as u64;

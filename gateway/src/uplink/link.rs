@@ -285,9 +285,10 @@ impl Link {
     /// Encodes `msg` as one `LMSG`/`HMSG` naming `queues` into the bulk lane, unless the
     /// hub's permissions or `max_payload` forbid it. `count_drops`: a message the backlog has
     /// no room for is counted as dropped (the router's deliveries; a forwarder retries).
-    fn send(&self, msg: &Message<'_>, queues: &[u8], count_drops: bool) -> bool {
+    /// Queues `msg`; where it ends in the connection's bulk bytes, `None` when dropped.
+    fn send(&self, msg: &Message<'_>, queues: &[u8], count_drops: bool) -> Option<u64> {
         if !self.export_open.load(Relaxed) && !self.perms().can_publish(msg.subject) {
-            return false;
+            return None;
         }
         // A hub that did not negotiate headers gets the body alone, as nats-server strips them.
         let headers = if self.headers() { msg.headers } else { None };
@@ -297,7 +298,7 @@ impl Link {
         if total > self.max_payload.load(Relaxed) {
             // The hub would close the link over it ("Maximum Payload Violation"): drop it here.
             self.dropped.fetch_add(1, Relaxed);
-            return false;
+            return None;
         }
         let mut head = [0u8; 512];
         let head_len = match encode_lmsg_head(
@@ -312,7 +313,7 @@ impl Link {
             Err(_) => return self.send_long(msg, queues, headers, count_drops),
         };
         let head = head.get(..head_len).unwrap_or_default();
-        let pushed = self.out.push_msg(head_len + total + 2, |b| {
+        let pushed = self.out.push_msg_at(head_len + total + 2, |b| {
             b.extend_from_slice(head);
             if let Some(h) = headers {
                 b.extend_from_slice(h);
@@ -332,7 +333,7 @@ impl Link {
         queues: &[u8],
         headers: Option<&[u8]>,
         count_drops: bool,
-    ) -> bool {
+    ) -> Option<u64> {
         let op = Op::Lmsg {
             subject: msg.subject,
             reply: msg.reply,
@@ -340,7 +341,7 @@ impl Link {
             headers,
             payload: msg.payload,
         };
-        let pushed = self.out.push_msg(op.encoded_len(), |b| {
+        let pushed = self.out.push_msg_at(op.encoded_len(), |b| {
             op.encode_into(b).map(|_| ()).map_err(|_| ())
         });
         self.counted(msg, headers, pushed, count_drops)
@@ -350,21 +351,21 @@ impl Link {
         &self,
         msg: &Message<'_>,
         headers: Option<&[u8]>,
-        pushed: Pushed,
+        pushed: Option<u64>,
         count_drops: bool,
-    ) -> bool {
+    ) -> Option<u64> {
         match pushed {
-            Pushed::Queued => {
+            Some(end) => {
                 self.out_msgs.fetch_add(1, Relaxed);
                 let size = msg.payload.len() + headers.map_or(0, <[u8]>::len);
                 self.out_bytes.fetch_add(size as u64, Relaxed);
-                true
+                Some(end)
             }
-            Pushed::Dropped => {
+            None => {
                 if count_drops && self.out.bulk_open() {
                     self.dropped.fetch_add(1, Relaxed);
                 }
-                false
+                None
             }
         }
     }
@@ -372,10 +373,10 @@ impl Link {
 
 impl Remote for Link {
     fn queue(&self, msg: &Message<'_>, queues: &[u8]) -> bool {
-        self.send(msg, queues, true)
+        self.send(msg, queues, true).is_some()
     }
 
-    fn forward(&self, msg: &Message<'_>, queues: &[u8]) -> bool {
+    fn forward(&self, msg: &Message<'_>, queues: &[u8]) -> Option<u64> {
         self.send(msg, queues, false)
     }
 

@@ -201,10 +201,14 @@ impl LinkOutbound {
 
     /// Queues an interest line (never dropped while the bulk lane is open).
     pub fn push_proto(&self, bytes: &[u8]) -> Pushed {
-        self.push_bulk(bytes.len(), false, |b| {
+        let pushed = self.push_bulk(bytes.len(), false, |b| {
             b.extend_from_slice(bytes);
             Ok(())
-        })
+        });
+        match pushed {
+            Some(_) => Pushed::Queued,
+            None => Pushed::Dropped,
+        }
     }
 
     /// Queues a message of exactly `len` bytes written by `fill`, unless the backlog is at
@@ -214,6 +218,20 @@ impl LinkOutbound {
         len: usize,
         fill: impl FnOnce(&mut Vec<u8>) -> Result<(), ()>,
     ) -> Pushed {
+        match self.push_bulk(len, true, fill) {
+            Some(_) => Pushed::Queued,
+            None => Pushed::Dropped,
+        }
+    }
+
+    /// [`LinkOutbound::push_msg`] that tells where the message ends in this connection's bulk
+    /// bytes ([`Counters::bulk_in`] right after it): once [`Counters::bulk_out`] reaches that,
+    /// the message is written to the socket. `None` when dropped.
+    pub fn push_msg_at(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), ()>,
+    ) -> Option<u64> {
         self.push_bulk(len, true, fill)
     }
 
@@ -222,19 +240,19 @@ impl LinkOutbound {
         len: usize,
         droppable: bool,
         fill: impl FnOnce(&mut Vec<u8>) -> Result<(), ()>,
-    ) -> Pushed {
+    ) -> Option<u64> {
         let mut st = self.lock();
         if !st.bulk_open || st.closed {
-            return Pushed::Dropped;
+            return None;
         }
         if droppable && st.backlog().saturating_add(len) > self.max_pending {
-            return Pushed::Dropped;
+            return None;
         }
         let before = st.bulk.len();
         st.bulk.reserve(len);
         if fill(&mut st.bulk).is_err() {
             st.bulk.truncate(before);
-            return Pushed::Dropped;
+            return None;
         }
         let end = st.bulk.len();
         st.bulk_in += (end - before) as u64;
@@ -242,7 +260,7 @@ impl LinkOutbound {
             st.marks.push(end);
             st.last_mark = end;
         }
-        Pushed::Queued
+        Some(st.bulk_in)
     }
 
     /// Wakes the writer (producers call it once per batch).

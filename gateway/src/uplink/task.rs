@@ -137,7 +137,7 @@ async fn attempt(
     let stream = match dial::tcp(
         &url.host,
         url.port,
-        ctx.remote.dial_timeout,
+        ctx.remote.dial_timeout(leaf),
         leaf.unsent_limit,
     )
     .await
@@ -289,9 +289,26 @@ async fn connected(
         conn.go_up();
     }
     let read = conn.read_loop(&mut inbound, reader);
-    let ended = match read.or(async { Err(writer_task.await) }).await {
+    let mut writer_task = writer_task;
+    let ended = match read.or(async { Err((&mut writer_task).await) }).await {
         Ok(()) => "connection closed by the hub".to_string(),
         Err(e) => e,
+    };
+    // A writer that failed shuts the socket, so the reader ends too, often first: its end of
+    // stream or read error must not hide the writer's reason (a write deadline is not the
+    // hub closing the link). A writer still running is idle: the hub did close.
+    let ended = if writer_task.is_finished() {
+        let w = writer_task.await;
+        if w.starts_with("write") { w } else { ended }
+    } else {
+        let late = async {
+            async_io::Timer::after(std::time::Duration::from_millis(50)).await;
+            None
+        };
+        match async { Some((&mut writer_task).await) }.or(late).await {
+            Some(w) if w.starts_with("write") => w,
+            _ => ended,
+        }
     };
     conn.go_down();
     let was_up = conn.up;

@@ -10,6 +10,10 @@ use super::link::Link;
 use super::outbound::{Taken, next_chunk};
 use crate::util::dial::Writer;
 
+/// How a connection dropped by the write deadline is reported (the reader sees the socket
+/// shut right after and must not call it a close by the hub).
+pub const WRITE_DEADLINE: &str = "write deadline exceeded";
+
 /// Drains the link's outbound: urgent lines first, bulk data one chunk at a time with the
 /// urgent lane looked at between chunks. Ends (with the reason) when the link closes or a
 /// write fails or blocks past `deadline`; then shuts the socket so the reader ends too.
@@ -38,23 +42,31 @@ pub async fn write_loop(
         }
         let chunk = next_chunk(&t, pos);
         let write = async {
-            if !t.urgent.is_empty() {
-                writer.write_all(&t.urgent).await?;
+            let wrote: io::Result<()> = async {
+                if !t.urgent.is_empty() {
+                    writer.write_all(&t.urgent).await?;
+                }
+                if let Some(bytes) = t.bulk.get(chunk.clone()) {
+                    writer.write_all(bytes).await?;
+                }
+                writer.flush().await
             }
-            if let Some(bytes) = t.bulk.get(chunk.clone()) {
-                writer.write_all(bytes).await?;
-            }
-            writer.flush().await
+            .await;
+            Some(wrote)
         };
         let timed_out = async {
             Timer::after(deadline).await;
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("write blocked for {deadline:?}"),
-            ))
+            None
         };
-        if let Err(e) = write.or(timed_out).await {
-            break format!("write error: {e}");
+        match write.or(timed_out).await {
+            Some(Ok(())) => {}
+            None => {
+                break format!(
+                    "{WRITE_DEADLINE}: a write to the hub blocked for {deadline:?} \
+                     (leafnodes.write_deadline)"
+                );
+            }
+            Some(Err(e)) => break format!("write error: {e}"),
         }
         t.urgent.clear();
         link.out.written(chunk.len());

@@ -125,3 +125,36 @@ impl AsyncWrite for ArcIo {
         Pin::new(&mut &*self.0).poll_close(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hub whose listen queue is full answers no SYN: the connect times out at the
+    /// configured time, with a message that says so.
+    #[test]
+    fn a_connect_that_gets_no_answer_times_out_as_configured() {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        sock.listen(0).unwrap();
+        let addr = sock.local_addr().unwrap().as_socket().unwrap();
+        // Fill the queue (never accepted): later SYNs are dropped.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                held.push(s);
+            }
+        }
+        let t = std::time::Instant::now();
+        let r = smol::block_on(tcp("127.0.0.1", addr.port(), Duration::from_millis(300), 0));
+        let e = r.expect_err("no connection through a full listen queue");
+        assert!(
+            e.to_string().contains("connect timed out after 300ms"),
+            "{e}"
+        );
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        drop(held);
+    }
+}
