@@ -23,6 +23,7 @@ use twig_perms::{Facts, Permissions, PermsError, Rules, template};
 
 pub mod certmap;
 pub mod password;
+pub mod throttle;
 
 #[cfg(test)]
 mod login_tests;
@@ -305,6 +306,12 @@ impl Authenticator {
             || self.single.is_some()
             || !self.users.is_empty()
             || !self.nkeys.is_empty()
+    }
+
+    /// INFO's `auth_required`: as nats-server, false when a `no_auth_user` lets clients in
+    /// without credentials (they are still checked when they send some).
+    pub fn info_auth_required(&self) -> bool {
+        self.auth_required() && self.no_auth_user.is_none()
     }
 
     /// True when INFO must carry a nonce: some user is identified by an nkey.

@@ -72,6 +72,21 @@ pub async fn serve(
             .await;
         return;
     }
+    // An address that keeps failing to log in waits for its turn before its CONNECT is read
+    // (counted among the connections meanwhile, so waiting costs it a connection slot).
+    if shared.auth.auth_required() {
+        let wait = lock(&shared.login_throttle).reserve(std::time::Instant::now(), addr.ip());
+        if !wait.is_zero() {
+            tracing::debug!(
+                "{}:{} - cid:{} - {} ms before its login is read (earlier failures)",
+                addr.ip(),
+                addr.port(),
+                cid,
+                wait.as_millis()
+            );
+            Timer::after(wait).await;
+        }
+    }
     tracing::debug!(
         "{}:{} - cid:{} - Client connection created",
         addr.ip(),

@@ -88,6 +88,7 @@ impl Session {
     /// Handles one op from the client.
     pub fn handle(&mut self, op: Op<'_>) -> Flow {
         if !self.connected && self.shared.auth.auth_required() && !matches!(op, Op::Connect(_)) {
+            self.login_failed(None, "an operation before CONNECT");
             self.send(err::AUTH_VIOLATION);
             return Flow::Close(CloseReason::AuthenticationViolation);
         }
@@ -150,6 +151,30 @@ impl Session {
         self.full_stream.take()
     }
 
+    /// A refused login: counted (`/varz` `auth_failures`), remembered against the address
+    /// (the next attempts from it wait, see `auth::throttle`), and logged as nats-server does
+    /// (`authentication error - User "name"`) with the reason; never with a secret.
+    fn login_failed(&self, creds: Option<&Credentials<'_>>, why: &str) {
+        self.shared
+            .router
+            .stats
+            .auth_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let ip = self.client.addr.ip();
+        let failures = lock(&self.shared.login_throttle).failed(std::time::Instant::now(), ip);
+        let who = match creds {
+            Some(Credentials { nkey: Some(k), .. }) if !k.is_empty() => format!(" - Nkey {k:?}"),
+            Some(Credentials { user: Some(u), .. }) if !u.is_empty() => format!(" - User {u:?}"),
+            _ => String::new(),
+        };
+        tracing::error!(
+            "{}:{} - cid:{} - authentication error{who} ({why}; failure {failures} from this address)",
+            ip,
+            self.client.addr.port(),
+            self.client.cid
+        );
+    }
+
     fn connect(&mut self, json: &[u8]) -> Flow {
         let Ok(c) = ClientConnect::parse(json) else {
             // nats-server closes on CONNECT JSON it cannot decode, without an -ERR.
@@ -178,18 +203,9 @@ impl Session {
             sig: sig.as_deref(),
         };
         if self.shared.auth.auth_required()
-            && self
-                .shared
-                .auth
-                .check(&creds, self.nonce.as_deref())
-                .is_err()
+            && let Err(why) = self.shared.auth.check(&creds, self.nonce.as_deref())
         {
-            tracing::warn!(
-                "{}:{} - cid:{} - authentication error",
-                self.client.addr.ip(),
-                self.client.addr.port(),
-                self.client.cid
-            );
+            self.login_failed(Some(&creds), &why.to_string());
             self.send(err::AUTH_VIOLATION);
             return Flow::Close(CloseReason::AuthenticationViolation);
         }

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use twig_core::wire::json::full::ServerInfo;
 
 use crate::auth::Authenticator;
+use crate::auth::throttle::LoginThrottle;
 use twig_config::Config;
 use twig_router::Router;
 use twig_router::client::ClientShared;
@@ -33,6 +34,8 @@ pub struct Shared {
     pub router: Arc<Router>,
     /// Credentials checks.
     pub auth: Authenticator,
+    /// Failed logins per address, to slow down guessing (a leaf lock, taken alone).
+    pub login_throttle: Mutex<LoginThrottle>,
     /// TLS for the client port, when configured.
     pub tls: Option<futures_rustls::TlsAcceptor>,
     /// Live client connections by cid.
@@ -52,6 +55,7 @@ impl Shared {
         auth: Authenticator,
         tls: Option<futures_rustls::TlsAcceptor>,
     ) -> Self {
+        let throttle = LoginThrottle::new(config.authorization.login_throttle);
         Shared {
             config,
             server_id: identity.server_id,
@@ -59,6 +63,7 @@ impl Shared {
             port,
             start: SystemTime::now(),
             router,
+            login_throttle: Mutex::new(throttle),
             auth,
             tls,
             clients: Mutex::new(HashMap::new()),
@@ -135,7 +140,7 @@ impl Shared {
             host: self.config.listen_host().to_owned(),
             port: i32::from(self.port),
             headers: self.headers_supported(),
-            auth_required: self.auth.auth_required(),
+            auth_required: self.auth.info_auth_required(),
             tls_required: self.tls.is_some(),
             tls_verify: self.config.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: i32::try_from(self.config.max_payload).unwrap_or(i32::MAX),

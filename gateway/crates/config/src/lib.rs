@@ -94,6 +94,10 @@ pub struct Config {
     pub no_header_support: bool,
     /// Client authentication (default: none).
     pub authorization: AuthConfig,
+    /// Let clients connect without credentials on a `host` beyond loopback (default false).
+    /// As mosquitto 2 does, twig refuses to start listening on the network with no
+    /// `[authorization]` unless this says so; on loopback (the default host) it is not needed.
+    pub allow_anonymous: bool,
     /// TLS on the client port (default: off).
     pub tls: Option<TlsConfig>,
     /// Write the log to this file instead of stderr (default: stderr). SIGUSR1 (`twig
@@ -146,6 +150,7 @@ impl Default for Config {
             threads: 1,
             no_header_support: false,
             authorization: AuthConfig::default(),
+            allow_anonymous: false,
             tls: None,
             log_file: None,
             pid_file: None,
@@ -183,6 +188,42 @@ pub struct AuthConfig {
     /// A user (name or nkey) that clients sending no credentials are logged in as (nats-server's
     /// `no_auth_user`).
     pub no_auth_user: Option<String>,
+    /// How addresses that keep failing to log in are slowed down.
+    pub login_throttle: LoginThrottleConfig,
+}
+
+/// `[authorization.login_throttle]`: after `free_failures` failed logins from one address, its
+/// next attempts wait `first_delay`, doubling per failure up to `max_delay`; an address is
+/// forgotten `forget_after` after its last failure; at most `max_addresses` are remembered.
+/// Beyond nats-server (which has no such limit).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginThrottleConfig {
+    /// Failures that cost nothing (default 3): a typo is not an attack.
+    pub free_failures: u32,
+    /// The first wait (default 1s; 0 turns the throttle off).
+    #[serde(deserialize_with = "values::de_duration")]
+    pub first_delay: Duration,
+    /// The longest wait (default 30s).
+    #[serde(deserialize_with = "values::de_duration")]
+    pub max_delay: Duration,
+    /// How long an address is remembered after its last failure (default 10m).
+    #[serde(deserialize_with = "values::de_duration")]
+    pub forget_after: Duration,
+    /// Addresses remembered at most (default 4096, some 200 KiB); the oldest go first.
+    pub max_addresses: usize,
+}
+
+impl Default for LoginThrottleConfig {
+    fn default() -> Self {
+        LoginThrottleConfig {
+            free_failures: 3,
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            forget_after: Duration::from_secs(600),
+            max_addresses: 4096,
+        }
+    }
 }
 
 impl AuthConfig {
@@ -202,6 +243,7 @@ impl fmt::Debug for AuthConfig {
             .field("users", &self.users)
             .field("default_permissions", &self.default_permissions)
             .field("no_auth_user", &self.no_auth_user)
+            .field("login_throttle", &self.login_throttle)
             .finish()
     }
 }
@@ -425,6 +467,17 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(h) = &self.host {
             check_host("host", h)?;
+            if !is_loopback(h) && !self.authorization.is_enabled() && !self.allow_anonymous {
+                return Err(invalid(
+                    "host",
+                    format!(
+                        "{h:?} reaches beyond this machine, and no [authorization] is \
+                         configured: anyone on the network could publish and subscribe. Add \
+                         users, nkeys or a token, or set allow_anonymous = true if that is \
+                         what you want"
+                    ),
+                ));
+            }
         }
         streams::validate(&self.streams, self.leafnodes.remotes.len())?;
         if let Some(m) = &self.mqtt {
@@ -582,6 +635,19 @@ impl Config {
         if let Some(p) = &a.default_permissions {
             check_permissions("authorization.default_permissions", p)?;
         }
+        let t = &a.login_throttle;
+        if t.max_delay < t.first_delay {
+            return Err(invalid(
+                "authorization.login_throttle.max_delay",
+                "must be at least first_delay",
+            ));
+        }
+        if t.max_addresses == 0 {
+            return Err(invalid(
+                "authorization.login_throttle.max_addresses",
+                "must be at least 1",
+            ));
+        }
         if let Some(n) = &a.no_auth_user {
             // nats-server's validateNoAuthUser.
             if a.users.is_empty() {
@@ -625,6 +691,16 @@ impl Config {
 /// What INFO and the log call the client listen host when none is configured (twig then
 /// listens on both loopbacks, see the client listener).
 pub const DEFAULT_HOST: &str = "127.0.0.1";
+
+/// Whether `host` can only be reached from this machine: a loopback address or `localhost`.
+/// Anything else, names included, counts as the network.
+pub fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost") || bare.eq_ignore_ascii_case("localhost."),
+    }
+}
 
 fn check_host(option: &str, host: &str) -> Result<(), ConfigError> {
     if host.is_empty() || host.chars().any(char::is_whitespace) {

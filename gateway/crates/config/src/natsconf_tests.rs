@@ -148,8 +148,12 @@ fn simple_forms_token_user_and_flags_of_style() {
     let c = conf("authorization { user: a, password: b }\nhttp_port: 8222\n");
     assert_eq!(c.authorization.user.as_deref(), Some("a"));
     assert_eq!(c.http_port, Some(Port::Fixed(8222)));
-    // `listen: :4222` is every interface, as nats-server reads it.
-    assert_eq!(conf("listen: \":4222\"").host.as_deref(), Some("0.0.0.0"));
+    // `listen: :4222` is every interface, as nats-server reads it; with no authorization
+    // twig wants to be told that is meant (nats-server would just serve the network).
+    let e = refused("listen: \":4222\"");
+    assert!(e.contains("allow_anonymous"), "{e}");
+    let open = conf("listen: \":4222\"\nallow_anonymous: true");
+    assert_eq!(open.host.as_deref(), Some("0.0.0.0"));
     assert_eq!(conf("listen: 4333").port, Port::Fixed(4333));
     assert_eq!(conf("listen: \"[::1]:4333\"").host.as_deref(), Some("::1"));
     // nats-server's default account is the one twig has.

@@ -63,7 +63,7 @@ fn commented_examples(text: &str) -> Vec<String> {
 fn every_commented_example_in_the_default_file_parses() {
     let text = std::fs::read_to_string(DEFAULT_FILE).unwrap();
     let examples = commented_examples(&text);
-    assert_eq!(examples.len(), 9, "{examples:#?}");
+    assert_eq!(examples.len(), 10, "{examples:#?}");
     for ex in examples {
         Config::from_toml(&ex).unwrap_or_else(|e| panic!("{ex}\n=> {e}"));
     }
@@ -93,18 +93,58 @@ fn every_shipped_config_and_its_examples_load() {
 }
 
 #[test]
-fn the_raspberry_pi_config_serves_the_lan() {
-    let c = Config::load(Some(&Path::new(CONFIGS_DIR).join("raspberry-pi.toml"))).unwrap();
-    assert_eq!(c.host.as_deref(), Some("0.0.0.0"));
+fn the_raspberry_pi_config_stays_on_loopback_until_told() {
+    let path = Path::new(CONFIGS_DIR).join("raspberry-pi.toml");
+    let c = Config::load(Some(&path)).unwrap();
+    assert_eq!(c.host.as_deref(), Some("127.0.0.1"));
     assert_eq!(c.port, Port::Fixed(4222));
+    assert_eq!(c.http_host.as_deref(), Some("127.0.0.1"));
     assert_eq!(c.http_port, Some(Port::Fixed(8222)));
-    // Monitoring follows `host` unless the user narrows it.
-    assert_eq!(c.http_host, None);
     assert!(c.server_name.is_some());
     // Memory bound for a small board: max_connections x max_pending stays within 8 GiB even
     // when every client is stuck.
     assert!(c.max_connections.saturating_mul(c.max_pending) <= 8 << 30);
     assert!(!c.authorization.is_enabled());
+    assert!(!c.allow_anonymous);
+    // Opened to the LAN as its comments say: refused alone, accepted with its
+    // [authorization] example.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lan = text.replacen("host = \"127.0.0.1\"", "host = \"0.0.0.0\"", 1);
+    let e = Config::from_toml(&lan).unwrap_err().to_string();
+    assert!(
+        e.contains("no [authorization]") && e.contains("allow_anonymous"),
+        "{e}"
+    );
+    let auth = commented_examples(&text)
+        .into_iter()
+        .find(|ex| ex.starts_with("[authorization]"))
+        .expect("an [authorization] example");
+    let c = Config::from_toml(&format!("{lan}\n{auth}")).unwrap();
+    assert!(c.authorization.is_enabled());
+}
+
+#[test]
+fn the_network_needs_authorization_or_allow_anonymous() {
+    for host in ["0.0.0.0", "::", "192.168.1.5", "gateway.local", "[::]"] {
+        let e = Config::from_toml(&format!("host = {host:?}")).unwrap_err();
+        assert!(e.to_string().contains("allow_anonymous"), "{host}: {e}");
+        let ok = format!("host = {host:?}\nallow_anonymous = true");
+        Config::from_toml(&ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        let with_auth = format!("host = {host:?}\n[authorization]\ntoken = \"t\"");
+        Config::from_toml(&with_auth).unwrap_or_else(|e| panic!("{with_auth}: {e}"));
+    }
+    for host in [
+        "127.0.0.1",
+        "127.3.2.1",
+        "::1",
+        "[::1]",
+        "localhost",
+        "LOCALHOST",
+    ] {
+        Config::from_toml(&format!("host = {host:?}")).unwrap_or_else(|e| panic!("{host}: {e}"));
+    }
+    // The default host is loopback.
+    assert!(Config::from_toml("").is_ok());
 }
 
 #[test]

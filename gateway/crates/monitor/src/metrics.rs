@@ -74,7 +74,7 @@ pub fn render(v: &Varz) -> String {
         family(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
-    let counters: [(&str, &str, u64); 7] = [
+    let counters: [(&str, &str, u64); 8] = [
         (
             "twig_accepted_connections_total",
             "Client connections accepted since start.",
@@ -105,6 +105,11 @@ pub fn render(v: &Varz) -> String {
             "twig_stale_connections_total",
             "Connections closed for missing PONGs.",
             v.stale_connections,
+        ),
+        (
+            "twig_auth_failures_total",
+            "Logins refused (Authorization Violation).",
+            v.auth_failures,
         ),
     ];
     for (name, help, value) in counters {
@@ -153,6 +158,6 @@ mod tests {
                 value.parse::<f64>().expect(line);
             }
         }
-        assert_eq!(declared.len(), 17);
+        assert_eq!(declared.len(), 18);
     }
 }

@@ -100,6 +100,8 @@ pub struct Varz {
     pub slow_consumers: u64,
     /// Connections closed as stale.
     pub stale_connections: u64,
+    /// Failed logins since start (twig's own field).
+    pub auth_failures: u64,
     /// Subscriptions in the server.
     pub subscriptions: u64,
 }
@@ -160,6 +162,7 @@ impl Varz {
             out_bytes: 0,
             slow_consumers: 0,
             stale_connections: 0,
+            auth_failures: 0,
             subscriptions: 0,
         }
     }
@@ -173,6 +176,7 @@ impl Varz {
         self.out_bytes = stats.out_bytes.load(Relaxed);
         self.slow_consumers = stats.slow_consumers.load(Relaxed);
         self.stale_connections = stats.stale_connections.load(Relaxed);
+        self.auth_failures = stats.auth_failures.load(Relaxed);
         self
     }
 }

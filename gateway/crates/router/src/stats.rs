@@ -18,6 +18,8 @@ pub struct Stats {
     pub slow_consumers: AtomicU64,
     /// Connections closed because they missed `ping_max` PONGs.
     pub stale_connections: AtomicU64,
+    /// CONNECTs refused with `Authorization Violation` (twig's own; nats-server has none).
+    pub auth_failures: AtomicU64,
 }
 
 impl Stats {

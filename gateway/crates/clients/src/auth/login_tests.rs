@@ -89,6 +89,10 @@ fn no_auth_user_is_who_sends_nothing() {
          { user = \"guest\", password = \"g\", permissions = { publish = \"public.>\" } },\
          { user = \"app\", password = \"pw\" }]",
     );
+    assert!(
+        a.auth_required() && !a.info_auth_required(),
+        "INFO says no auth, as nats-server"
+    );
     let l = a.login(&Credentials::default(), None, None).unwrap();
     assert_eq!(l.identity, Identity::User("guest".into()));
     assert!(may_publish(&l, "public.x") && !may_publish(&l, "private"));

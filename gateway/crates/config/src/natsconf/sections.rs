@@ -55,6 +55,9 @@ fn top_option(key: &str) -> Option<Action> {
         "lame_duck_grace_period" => To("lame_duck_grace_period", Duration),
         "authorization" => Custom(authorization),
         "no_auth_user" => Custom(no_auth_user),
+        // twig's own (mosquitto 2's name): nats-server listens on every interface with no
+        // authorization; twig refuses to unless told.
+        "allow_anonymous" => To("allow_anonymous", Bool),
         "tls" => Custom(tls),
         "leaf" | "leafnodes" => Custom(leafnodes),
         "debug" => To("debug", Bool),
@@ -228,6 +231,8 @@ fn auth_option(key: &str) -> Option<Action> {
         "default_permission" | "default_permissions" | "permissions" => {
             To("default_permissions", Any)
         }
+        // twig's own: slowing down addresses that keep failing to log in.
+        "login_throttle" => To("login_throttle", Any),
         "auth_callout" | "auth_hook" => Unsupported("twig has no auth callout"),
         "proxy_required" => Unsupported("twig does not take PROXY protocol headers"),
         _ => return None,
