@@ -16,24 +16,28 @@
 
 pub mod app;
 pub mod cli;
-pub mod config;
 pub mod control;
 pub mod logging;
-pub mod monitor;
-pub mod mqtt;
-pub mod mqtt_server;
-pub mod perms;
 pub mod reload;
-pub mod router;
-pub mod server;
-pub mod stream;
-pub mod sync;
-pub mod uplink;
-pub mod util;
 
-/// Credentials checks live with the client connections (`server::auth`); this path stays for
-/// the tests that use it.
-pub use server::auth;
+// The layers below, under the names the app and the tests use.
+pub use twig_clients as server;
+pub use twig_config as config;
+pub use twig_monitor as monitor;
+pub use twig_mqtt as mqtt;
+pub use twig_perms as perms;
+pub use twig_router as router;
+pub use twig_stream as stream;
+pub use twig_sync as sync;
+pub use twig_uplink as uplink;
+pub use twig_util as util;
+
+/// The MQTT listener's session (`twig_mqtt::server`), for the fuzz targets that drive it.
+pub use twig_mqtt::server as mqtt_server;
+
+/// Credentials checks live with the client connections (`twig_clients::auth`); this path
+/// stays for the tests that use it.
+pub use twig_clients::auth;
 
 /// twig's own version (INFO and `/varz` report it as `twig_version`; see [`util::version`]).
 pub const VERSION: &str = util::version::TWIG;

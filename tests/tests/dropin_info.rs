@@ -2,7 +2,7 @@
 //! first INFO and the `connect_info` INFO (after the first PING) read from each over a raw
 //! socket, and their key sets and value types compared.
 //!
-//! Differences allowed, each on purpose (the reasons are in `gateway/src/server/state.rs`):
+//! Differences allowed, each on purpose (the reasons are in `gateway/crates/clients/src/state.rs`):
 //! nats-server's `api_lvl` and `xkey` (twig has no JetStream API and no auth callout), and
 //! twig's `twig_version`. Anything else missing, extra or of another type fails the test.
 //! `cargo test -p twig-tests --test dropin_info -- --nocapture` prints the comparison.

@@ -1,0 +1,400 @@
+//! The protocol state of one client connection: what each parsed op does. No sockets here:
+//! the connection's reader (conn.rs) feeds ops in and acts on the returned [`Flow`]; replies
+//! go to the client's outbound buffer, messages to the router.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use twig_core::subject;
+use twig_core::wire::Op;
+use twig_core::wire::json::ClientConnect;
+
+use super::state::Shared;
+use crate::auth::Credentials;
+use twig_router::client::ClientShared;
+use twig_router::outbound::{CloseReason, Push};
+use twig_router::store::{Durable, Full, Submit};
+use twig_router::{Batch, MatchCache, Message, Origin, Stalled, Subscription};
+use twig_util::clock::unix_nanos;
+use twig_util::lock::lock;
+
+/// What the reader does after an op.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Close the connection (anything queued, e.g. a final `-ERR`, is still written).
+    Close(CloseReason),
+    /// A store's queue is full: end the batch, wait for room
+    /// ([`Session::take_full_stream`]), then go on with the ops already read.
+    Wait,
+}
+
+/// nats-server's exact error texts (reference §1.6).
+mod err {
+    pub const AUTH_VIOLATION: &[u8] = b"-ERR 'Authorization Violation'\r\n";
+    pub const UNKNOWN_OP: &[u8] = b"-ERR 'Unknown Protocol Operation'\r\n";
+    pub const INVALID_SUBJECT: &[u8] = b"-ERR 'Invalid Subject'\r\n";
+    pub const INVALID_PUB_SUBJECT: &[u8] = b"-ERR 'Invalid Publish Subject'\r\n";
+    pub const INVALID_PROTOCOL: &[u8] = b"-ERR 'invalid client protocol'\r\n";
+    pub const NO_RESPONDERS_HEADERS: &[u8] = b"-ERR 'no responders requires headers support'\r\n";
+}
+
+/// One client's protocol session.
+pub struct Session {
+    shared: Arc<Shared>,
+    client: Arc<ClientShared>,
+    /// The nonce sent in INFO, when the server's auth needs one.
+    nonce: Option<String>,
+    connected: bool,
+    // nats-server pre-fills verbose and pedantic with true and overlays CONNECT's JSON, so a
+    // client that never sends CONNECT (no auth configured) gets +OK to everything.
+    verbose: bool,
+    pedantic: bool,
+    no_responders: bool,
+    protocol: i64,
+    sent_connect_info: bool,
+    /// A store request that found its queue full (see [`Flow::Wait`]).
+    full_stream: Option<Full>,
+    cache: MatchCache,
+    batch: Batch,
+    /// PINGs sent by the server and not yet answered (shared with the ping timer).
+    pub pings_out: Arc<AtomicU64>,
+    /// Set once a CONNECT was accepted (the auth timer watches it).
+    pub authed: Arc<AtomicBool>,
+}
+
+impl Session {
+    /// A session for a client that was just sent INFO (with `nonce`, if any).
+    pub fn new(shared: Arc<Shared>, client: Arc<ClientShared>, nonce: Option<String>) -> Self {
+        Session {
+            shared,
+            client,
+            nonce,
+            connected: false,
+            verbose: true,
+            pedantic: true,
+            no_responders: false,
+            protocol: 0,
+            sent_connect_info: false,
+            full_stream: None,
+            cache: MatchCache::default(),
+            batch: Batch::default(),
+            pings_out: Arc::new(AtomicU64::new(0)),
+            authed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Handles one op from the client.
+    pub fn handle(&mut self, op: Op<'_>) -> Flow {
+        if !self.connected && self.shared.auth.auth_required() && !matches!(op, Op::Connect(_)) {
+            self.login_failed(None, "an operation before CONNECT");
+            self.send(err::AUTH_VIOLATION);
+            return Flow::Close(CloseReason::AuthenticationViolation);
+        }
+        match op {
+            Op::Connect(json) => self.connect(json),
+            Op::Pub {
+                subject,
+                reply,
+                payload,
+            } => self.publish(subject, reply, None, payload),
+            Op::Hpub {
+                subject,
+                reply,
+                headers,
+                payload,
+            } => self.publish(subject, reply, Some(headers), payload),
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.subscribe(subject, queue, sid),
+            Op::Unsub { sid, max } => self.unsubscribe(sid, max),
+            Op::Ping => self.ping(),
+            Op::Pong => {
+                self.pings_out.store(0, Ordering::Relaxed);
+                Flow::Continue
+            }
+            // Clients may send these harmlessly; nats-server ignores them from clients.
+            Op::Info(_) | Op::Ok => Flow::Continue,
+            Op::Err(_) => Flow::Close(CloseReason::ClientClosed),
+            // Server-to-client and leafnode ops are not a client's to send.
+            Op::Msg { .. }
+            | Op::Hmsg { .. }
+            | Op::LsPlus { .. }
+            | Op::LsMinus { .. }
+            | Op::Lmsg { .. } => {
+                self.send(err::UNKNOWN_OP);
+                Flow::Close(CloseReason::ProtocolViolation)
+            }
+        }
+    }
+
+    /// Ends a batch of ops (one socket read): counts what this client sent, then
+    /// [`Router::finish`](twig_router::Router::finish) (wake-ups, auto-unsubscribes, slow
+    /// consumers). Returns the remote or local subscriber this client is flooding, for the
+    /// reader to wait on briefly (flow control, as nats-server stalls fast producers).
+    pub fn end_batch(&mut self) -> Stalled {
+        let b = &self.batch;
+        if b.in_msgs > 0 {
+            self.client.count_in(b.in_msgs, b.in_bytes);
+        }
+        self.client
+            .last_activity
+            .store(unix_nanos(), Ordering::Relaxed);
+        self.shared.router.finish(&mut self.batch)
+    }
+
+    /// The store request to wait for after [`Flow::Wait`].
+    pub fn take_full_stream(&mut self) -> Option<Full> {
+        self.full_stream.take()
+    }
+
+    /// A refused login: counted (`/varz` `auth_failures`), remembered against the address
+    /// (the next attempts from it wait, see `auth::throttle`), and logged as nats-server does
+    /// (`authentication error - User "name"`) with the reason; never with a secret.
+    fn login_failed(&self, creds: Option<&Credentials<'_>>, why: &str) {
+        self.shared
+            .router
+            .stats
+            .auth_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let ip = self.client.addr.ip();
+        let failures = lock(&self.shared.login_throttle).failed(std::time::Instant::now(), ip);
+        let who = match creds {
+            Some(Credentials { nkey: Some(k), .. }) if !k.is_empty() => format!(" - Nkey {k:?}"),
+            Some(Credentials { user: Some(u), .. }) if !u.is_empty() => format!(" - User {u:?}"),
+            _ => String::new(),
+        };
+        tracing::error!(
+            "{}:{} - cid:{} - authentication error{who} ({why}; failure {failures} from this address)",
+            ip,
+            self.client.addr.port(),
+            self.client.cid
+        );
+    }
+
+    fn connect(&mut self, json: &[u8]) -> Flow {
+        let Ok(c) = ClientConnect::parse(json) else {
+            // nats-server closes on CONNECT JSON it cannot decode, without an -ERR.
+            return Flow::Close(CloseReason::ProtocolViolation);
+        };
+        let protocol = i64::from(c.protocol);
+        if !(0..=1).contains(&protocol) {
+            self.send(err::INVALID_PROTOCOL);
+            return Flow::Close(CloseReason::ProtocolViolation);
+        }
+        let headers = c.headers && self.shared.headers_supported();
+        let no_responders = c.no_responders;
+        if no_responders && !headers {
+            self.send(err::NO_RESPONDERS_HEADERS);
+            return Flow::Close(CloseReason::ProtocolViolation);
+        }
+        // Go clients escape '&', '<' and '>' in JSON strings: compare decoded text.
+        let text = |s: Option<twig_core::wire::json::JsonStr<'_>>| s.map(|s| s.to_string());
+        let (user, pass, token) = (text(c.user), text(c.pass), text(c.auth_token));
+        let (nkey, sig) = (text(c.nkey), text(c.sig));
+        let creds = Credentials {
+            user: user.as_deref(),
+            pass: pass.as_deref(),
+            auth_token: token.as_deref(),
+            nkey: nkey.as_deref(),
+            sig: sig.as_deref(),
+        };
+        if self.shared.auth.auth_required()
+            && let Err(why) = self.shared.auth.check(&creds, self.nonce.as_deref())
+        {
+            self.login_failed(Some(&creds), &why.to_string());
+            self.send(err::AUTH_VIOLATION);
+            return Flow::Close(CloseReason::AuthenticationViolation);
+        }
+        self.verbose = c.effective_verbose();
+        self.pedantic = c.effective_pedantic();
+        self.no_responders = no_responders;
+        self.protocol = protocol;
+        self.client.set_options(headers, c.effective_echo());
+        {
+            let mut info = lock(&self.client.info);
+            info.name = text(c.name).unwrap_or_default();
+            info.lang = text(c.lang).unwrap_or_default();
+            info.version = text(c.version).unwrap_or_default();
+        }
+        self.connected = true;
+        self.authed.store(true, Ordering::Release);
+        self.ok();
+        Flow::Continue
+    }
+
+    fn publish(
+        &mut self,
+        subj: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Flow {
+        if headers.is_some() && !self.client.headers() {
+            // nats-server closes a client that sends HPUB without negotiating headers.
+            return Flow::Close(CloseReason::ProtocolViolation);
+        }
+        if self.pedantic && subject::validate_publish(subj).is_err() {
+            // Pedantic clients are told, and the message still goes on (nats-server).
+            self.send(err::INVALID_PUB_SUBJECT);
+        }
+        // nats-server acknowledges a verbose PUB before delivering it.
+        self.ok();
+        let size = payload.len() + headers.map_or(0, <[u8]>::len);
+        self.batch.in_msgs += 1;
+        self.batch.in_bytes += size as u64;
+        let msg = Message {
+            subject: subj,
+            reply,
+            headers,
+            payload,
+        };
+        // A wildcard token in a published subject is matched as a literal token, as
+        // nats-server does (only wildcard subscriptions match it).
+        let router = &self.shared.router;
+        let store = router.store(subj);
+        let origin = Origin::client(&self.client);
+        let delivered = router.publish(&mut self.cache, &mut self.batch, &msg, origin, store);
+        if let Some(store) = store {
+            // Stored (and acknowledged by the store): never a no-responders case.
+            if let Some(full) = submit(store, &msg) {
+                self.full_stream = Some(full);
+                return Flow::Wait;
+            }
+            return Flow::Continue;
+        }
+        if delivered == 0
+            && self.no_responders
+            && let Some(reply) = reply
+        {
+            self.no_responders_reply(subj, reply);
+        }
+        Flow::Continue
+    }
+
+    /// The 503 status message nats-server sends a requester when nobody got the request:
+    /// to the requester's own subscription matching the reply subject.
+    fn no_responders_reply(&mut self, subj: &[u8], reply: &[u8]) {
+        let sub = {
+            let subs = lock(&self.client.subs);
+            subs.values()
+                .find(|s| subject::matches(&s.subject, reply))
+                .cloned()
+        };
+        let Some(sub) = sub else { return };
+        let mut hdr = Vec::with_capacity(48 + subj.len());
+        hdr.extend_from_slice(b"NATS/1.0 503\r\nNats-Subject: ");
+        hdr.extend_from_slice(subj);
+        hdr.extend_from_slice(b"\r\n\r\n");
+        let msg = Message {
+            subject: reply,
+            reply: None,
+            headers: Some(&hdr),
+            payload: b"",
+        };
+        twig_router::deliver_to_sub(&msg, &sub, &mut self.batch);
+    }
+
+    fn subscribe(&mut self, subj: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Flow {
+        if subject::validate(subj).is_err()
+            || queue.is_some_and(|q| subject::validate_queue(q).is_err())
+        {
+            self.send(err::INVALID_SUBJECT);
+            return Flow::Continue;
+        }
+        let sub = Arc::new(Subscription {
+            client: self.client.clone(),
+            sid: sid.into(),
+            subject: subj.into(),
+            queue: queue.map(Into::into),
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        {
+            let mut subs = lock(&self.client.subs);
+            // nats-server ignores a SUB that reuses a live sid.
+            if subs
+                .get(sid)
+                .is_some_and(|s| !s.closed.load(Ordering::Acquire))
+            {
+                drop(subs);
+                self.ok();
+                return Flow::Continue;
+            }
+            subs.insert(sid.into(), sub.clone());
+        }
+        if self.shared.router.insert(&sub).is_err() {
+            lock(&self.client.subs).remove(sid);
+            self.send(err::INVALID_SUBJECT);
+            return Flow::Continue;
+        }
+        self.ok();
+        Flow::Continue
+    }
+
+    fn unsubscribe(&mut self, sid: &[u8], max: Option<u64>) -> Flow {
+        let sub = lock(&self.client.subs).get(sid).cloned();
+        if let Some(sub) = sub {
+            match max {
+                Some(max) if max > sub.delivered.load(Ordering::Acquire) => {
+                    sub.max.store(max, Ordering::Release);
+                }
+                _ => self.shared.router.remove_sub(&sub),
+            }
+        }
+        self.ok();
+        Flow::Continue
+    }
+
+    fn ping(&mut self) -> Flow {
+        self.send(b"PONG\r\n");
+        // nats-server (2.12+) follows the first PONG to a protocol-1 client with an INFO
+        // that confirms the connection and names its account.
+        if self.connected && self.protocol >= 1 && !self.sent_connect_info {
+            self.sent_connect_info = true;
+            let info = self.shared.connect_info_line(&self.client);
+            self.send(info.as_bytes());
+            self.client.set_takes_async_info();
+        }
+        Flow::Continue
+    }
+
+    fn ok(&mut self) {
+        if self.verbose {
+            self.send(b"+OK\r\n");
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        // A protocol reply is tiny; if it overflows max_pending the client is a slow
+        // consumer like any other.
+        match self.client.out.push_bytes(bytes) {
+            Push::SlowConsumer => self.batch.slow.push(self.client.clone()),
+            // Woken once when the batch ends, like routed messages.
+            Push::Queued => {
+                self.batch.touch(&self.client);
+            }
+            Push::Closed | Push::Refused => {}
+        }
+    }
+}
+
+/// Hands a message on a stored subject to its store; returns it when the store's queue is
+/// full (the reader waits for room).
+fn submit(store: &dyn Durable, msg: &Message<'_>) -> Option<Full> {
+    match store.submit(msg, unix_nanos(), None) {
+        Submit::Queued | Submit::Invalid => None,
+        Submit::Full(full) => Some(full),
+        Submit::Gone => {
+            tracing::error!(
+                "stream {}: its thread has stopped; message not stored",
+                store.name()
+            );
+            None
+        }
+    }
+}

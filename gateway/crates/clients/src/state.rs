@@ -1,0 +1,171 @@
+//! State shared by every client connection of one server: configuration, identity, the
+//! router, credentials, TLS, and the live connections (for monitoring and shutdown).
+//!
+//! Lock order: `clients` is taken alone; a client's own locks are never held while taking it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use twig_core::wire::json::full::ServerInfo;
+
+use crate::auth::Authenticator;
+use crate::auth::throttle::LoginThrottle;
+use twig_config::Config;
+use twig_router::Router;
+use twig_router::client::ClientShared;
+use twig_util::id::Identity;
+use twig_util::lock::lock;
+
+/// Everything connections share.
+pub struct Shared {
+    /// The configuration the server runs with (after flags were applied).
+    pub config: Arc<Config>,
+    /// `server_id`: an nkey-shaped random id, as nats-server's.
+    pub server_id: String,
+    /// `server_name` (the configured name, or the id).
+    pub server_name: String,
+    /// The port actually bound (differs from the config when it asked for -1).
+    pub port: u16,
+    /// When the server started.
+    pub start: SystemTime,
+    /// Subscriptions and delivery (and the server-wide counters).
+    pub router: Arc<Router>,
+    /// Credentials checks.
+    pub auth: Authenticator,
+    /// Failed logins per address, to slow down guessing (a leaf lock, taken alone).
+    pub login_throttle: Mutex<LoginThrottle>,
+    /// TLS for the client port, when configured.
+    pub tls: Option<futures_rustls::TlsAcceptor>,
+    /// Live client connections by cid.
+    pub clients: Mutex<HashMap<u64, Arc<ClientShared>>>,
+    /// Lame duck mode was entered (SIGUSR2): no new clients, the others are being closed.
+    lame_duck: AtomicBool,
+    next_cid: AtomicU64,
+}
+
+impl Shared {
+    /// Shared state for a server bound to `port`, delivering through `router`.
+    pub fn new(
+        config: Arc<Config>,
+        identity: Identity,
+        router: Arc<Router>,
+        port: u16,
+        auth: Authenticator,
+        tls: Option<futures_rustls::TlsAcceptor>,
+    ) -> Self {
+        let throttle = LoginThrottle::new(config.authorization.login_throttle);
+        Shared {
+            config,
+            server_id: identity.server_id,
+            server_name: identity.server_name,
+            port,
+            start: SystemTime::now(),
+            router,
+            login_throttle: Mutex::new(throttle),
+            auth,
+            tls,
+            clients: Mutex::new(HashMap::new()),
+            lame_duck: AtomicBool::new(false),
+            next_cid: AtomicU64::new(1),
+        }
+    }
+
+    /// The next connection id.
+    pub fn next_cid(&self) -> u64 {
+        self.next_cid.fetch_add(1, Relaxed)
+    }
+
+    /// The live connections (a snapshot of the set, for monitoring).
+    pub fn connections(&self) -> Vec<Arc<ClientShared>> {
+        lock(&self.clients).values().cloned().collect()
+    }
+
+    /// Whether headers are on for this server.
+    pub fn headers_supported(&self) -> bool {
+        !self.config.no_header_support
+    }
+
+    /// The INFO line sent on accept.
+    pub fn info_line(&self, client: &ClientShared, nonce: Option<&str>) -> String {
+        self.info_json(client, nonce, false, false)
+    }
+
+    /// The INFO nats-server 2.12+ sends after the first PONG to a protocol-1 client.
+    pub fn connect_info_line(&self, client: &ClientShared) -> String {
+        self.info_json(client, None, true, false)
+    }
+
+    /// The async INFO that announces lame duck mode (`"ldm":true`; no nonce, as nats-server).
+    pub fn lame_duck_info_line(&self, client: &ClientShared) -> String {
+        self.info_json(client, None, false, true)
+    }
+
+    /// Marks lame duck mode (see [`super::lame_duck`]).
+    pub fn enter_lame_duck(&self) {
+        self.lame_duck.store(true, Relaxed);
+    }
+
+    /// Whether lame duck mode was entered.
+    pub fn in_lame_duck(&self) -> bool {
+        self.lame_duck.load(Relaxed)
+    }
+
+    fn info_json(
+        &self,
+        client: &ClientShared,
+        nonce: Option<&str>,
+        connect_info: bool,
+        ldm: bool,
+    ) -> String {
+        // Every field nats-server 2.15.1 sends in the same configuration, in its order and
+        // with its omitempty rules (twig-core's owned INFO), except these, left out on purpose:
+        // - `jetstream`, `api_lvl`, `domain`: twig has no JetStream API (its streams answer
+        //   PubAcks, nothing else), so a client must not think it can manage streams here;
+        // - `xkey`: the x25519 key nats-server signs auth-callout requests for; twig has no
+        //   auth callout, and a key nobody can use would only mislead;
+        // - `tls_available`: nats-server's `allow_non_tls`, which twig does not have;
+        // - `cluster`, `cluster_dynamic`, `connect_urls`, `ws_connect_urls`: twig is never
+        //   part of a cluster, so there are no other servers to announce.
+        // `go` carries the Rust compiler that built twig (clients such as nats-core require
+        // the key), and `twig_version` follows nats-server's fields.
+        let info = ServerInfo {
+            server_id: self.server_id.clone(),
+            server_name: self.server_name.clone(),
+            version: twig_util::version::NATS_SERVER.to_owned(),
+            proto: 1,
+            git_commit: twig_util::version::git_commit().map(str::to_owned),
+            go: twig_util::version::RUSTC.to_owned(),
+            host: self.config.listen_host().to_owned(),
+            port: i32::from(self.port),
+            headers: self.headers_supported(),
+            auth_required: self.auth.info_auth_required(),
+            tls_required: self.tls.is_some(),
+            tls_verify: self.config.tls.as_ref().is_some_and(|t| t.verify),
+            max_payload: i32::try_from(self.config.max_payload).unwrap_or(i32::MAX),
+            client_id: client.cid,
+            client_ip: Some(client.addr.ip().to_string()),
+            nonce: nonce.map(str::to_owned),
+            connect_info,
+            remote_account: connect_info.then(|| "$G".to_owned()),
+            ldm,
+            ..ServerInfo::default()
+        };
+        let json = serde_json::to_vec(&InfoWithTwigVersion {
+            info: &info,
+            twig_version: twig_util::version::TWIG,
+        })
+        .unwrap_or_default();
+        // nats-server writes a space between the JSON and CRLF.
+        format!("INFO {} \r\n", String::from_utf8_lossy(&json))
+    }
+}
+
+/// twig-core's INFO with `twig_version` after nats-server's fields.
+#[derive(serde::Serialize)]
+struct InfoWithTwigVersion<'a> {
+    #[serde(flatten)]
+    info: &'a ServerInfo,
+    twig_version: &'a str,
+}

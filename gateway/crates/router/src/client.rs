@@ -1,0 +1,138 @@
+//! The part of a client connection other tasks see: its outbound buffer, the options it
+//! negotiated in CONNECT (read by publishers on other threads), its subscriptions and counters.
+//!
+//! Lock order: every lock here (`subs`, `info`, the outbound buffer) is taken alone. To
+//! drop a subscription the owner removes it from `subs`, releases that lock, and only then
+//! removes it from the router (`Router::subs`), so no path holds two of them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use super::deliver::Subscription;
+use super::outbound::Outbound;
+use twig_util::clock::unix_nanos;
+use twig_util::lock::lock;
+
+/// Options from the client's CONNECT (nats-server's defaults until one arrives).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectInfo {
+    /// Client name.
+    pub name: String,
+    /// Client library language.
+    pub lang: String,
+    /// Client library version.
+    pub version: String,
+}
+
+/// A client connection as seen from outside its own task.
+pub struct ClientShared {
+    /// Connection id (`client_id` in INFO, `cid` in `/connz`).
+    pub cid: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// When it connected.
+    pub start: SystemTime,
+    /// Bytes waiting for the writer.
+    pub out: Outbound,
+    /// The plain TCP socket, for inline flushes by other readers (unset for TLS, whose
+    /// stream only the writer task may touch).
+    pub direct: std::sync::OnceLock<Arc<async_io::Async<std::net::TcpStream>>>,
+    headers: AtomicBool,
+    echo: AtomicBool,
+    /// CONNECT said `protocol` 1 and the first PONG went out: async INFO may be sent.
+    async_info: AtomicBool,
+    /// The client's subscriptions by sid (the reader adds and removes; monitoring reads).
+    pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
+    /// CONNECT details for `/connz`.
+    pub info: Mutex<ConnectInfo>,
+    /// Messages received from the client.
+    pub in_msgs: AtomicU64,
+    /// Payload bytes received from the client.
+    pub in_bytes: AtomicU64,
+    /// Messages delivered to the client.
+    pub out_msgs: AtomicU64,
+    /// Payload bytes delivered to the client.
+    pub out_bytes: AtomicU64,
+    /// Unix time in nanoseconds of the last op received.
+    pub last_activity: AtomicU64,
+}
+
+impl ClientShared {
+    /// A fresh connection with an outbound buffer bounded by `max_pending`.
+    pub fn new(cid: u64, addr: SocketAddr, max_pending: usize) -> Self {
+        ClientShared {
+            cid,
+            addr,
+            start: SystemTime::now(),
+            out: Outbound::new(max_pending),
+            direct: std::sync::OnceLock::new(),
+            // nats-server: echo defaults to true; headers to false until CONNECT says so.
+            headers: AtomicBool::new(false),
+            echo: AtomicBool::new(true),
+            async_info: AtomicBool::new(false),
+            subs: Mutex::new(HashMap::new()),
+            info: Mutex::new(ConnectInfo::default()),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            out_msgs: AtomicU64::new(0),
+            out_bytes: AtomicU64::new(0),
+            last_activity: AtomicU64::new(unix_nanos()),
+        }
+    }
+
+    /// Sends queued bytes: inline from the caller's thread when the socket allows it,
+    /// else by waking the writer task.
+    pub fn flush(&self) {
+        match self.direct.get() {
+            Some(sock) => self.out.flush_inline(sock.get_ref()),
+            None => self.out.wake(),
+        }
+    }
+
+    /// Whether the client negotiated headers (gets `HMSG`).
+    pub fn headers(&self) -> bool {
+        self.headers.load(Relaxed)
+    }
+
+    /// Whether the client receives its own publishes.
+    pub fn echo(&self) -> bool {
+        self.echo.load(Relaxed)
+    }
+
+    /// Records the CONNECT options publishers need.
+    pub fn set_options(&self, headers: bool, echo: bool) {
+        self.headers.store(headers, Relaxed);
+        self.echo.store(echo, Relaxed);
+    }
+
+    /// Whether the client takes async INFO (lame duck mode notices): nats-server sends them
+    /// only after CONNECT with `protocol` 1 and the first PONG.
+    pub fn takes_async_info(&self) -> bool {
+        self.async_info.load(Relaxed)
+    }
+
+    /// Records that the client now takes async INFO.
+    pub fn set_takes_async_info(&self) {
+        self.async_info.store(true, Relaxed);
+    }
+
+    /// Counts delivered messages (once per batch).
+    pub fn count_out(&self, msgs: u64, bytes: u64) {
+        self.out_msgs.fetch_add(msgs, Relaxed);
+        self.out_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// Counts received messages (once per batch).
+    pub fn count_in(&self, msgs: u64, bytes: u64) {
+        self.in_msgs.fetch_add(msgs, Relaxed);
+        self.in_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// Number of live subscriptions.
+    pub fn sub_count(&self) -> usize {
+        lock(&self.subs).len()
+    }
+}

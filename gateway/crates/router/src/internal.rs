@@ -1,0 +1,263 @@
+//! Subscriptions and publishes of twig itself rather than of a client connection: the stream
+//! forwarder's PubAck inbox, the cloud consumer, the MQTT bridge's NATS -> MQTT mappings.
+//!
+//! An [`InternalSub`] sits in the router's sublist like a client's subscription (so local
+//! interest reaches the interest observers, and the hub as `LS+`, the same way) but delivery copies the message into a
+//! bounded channel instead of encoding `MSG` into an outbound buffer. When the channel is
+//! full the message is dropped and counted, as nats-server cuts off a slow consumer rather
+//! than letting one subscriber stall every publisher: the owners size their channels for
+//! what they keep in flight, and retry what they need (the forwarder re-sends unacknowledged
+//! messages).
+//!
+//! A [`Publisher`] is what a component uses to publish into the router: its own match cache
+//! and batch, the same delivery as a client's PUB, and the end-of-batch wake-ups.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use super::store::Durable;
+use super::{Batch, MatchCache, Message, Origin, Router, Stalled, deliver};
+
+/// A message as an internal subscriber receives it (owned: it outlives the publisher's read
+/// buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    /// The subject it was published to.
+    pub subject: Box<[u8]>,
+    /// Its reply subject.
+    pub reply: Option<Box<[u8]>>,
+    /// Its header block (`NATS/1.0...`), if any.
+    pub headers: Option<Box<[u8]>>,
+    /// Its body.
+    pub payload: Box<[u8]>,
+}
+
+impl Owned {
+    /// Copies a routed message.
+    pub fn from_msg(msg: &Message<'_>) -> Owned {
+        Owned {
+            subject: msg.subject.into(),
+            reply: msg.reply.map(Box::from),
+            headers: msg.headers.map(Box::from),
+            payload: msg.payload.into(),
+        }
+    }
+
+    /// Borrows it back as a routable message.
+    pub fn as_msg(&self) -> Message<'_> {
+        Message {
+            subject: &self.subject,
+            reply: self.reply.as_deref(),
+            headers: self.headers.as_deref(),
+            payload: &self.payload,
+        }
+    }
+}
+
+/// Which component owns an internal subscription or publishes internally: a component never
+/// receives its own publishes (the MQTT bridge would otherwise loop a device's message back to
+/// the device through its own NATS -> MQTT mapping).
+pub type Owner = usize;
+
+/// A fresh owner id.
+pub fn new_owner() -> Owner {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A subscription held by twig itself.
+pub struct InternalSub {
+    /// The subject filter (validated by the caller).
+    pub subject: Box<[u8]>,
+    /// The queue group, if any.
+    pub queue: Option<Box<[u8]>>,
+    /// The component holding it.
+    pub owner: Owner,
+    tx: async_channel::Sender<Owned>,
+    /// Messages handed to the channel.
+    pub delivered: AtomicU64,
+    /// Messages dropped because the channel was full.
+    pub dropped: AtomicU64,
+    /// Set when removed, so a delivery racing the removal is skipped.
+    pub closed: AtomicBool,
+}
+
+impl InternalSub {
+    /// A subscription whose messages arrive on the returned receiver, at most `capacity`
+    /// waiting. Insert it with [`Router::insert_internal`](super::Router::insert_internal).
+    pub fn new(
+        owner: Owner,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        capacity: usize,
+    ) -> (Arc<InternalSub>, async_channel::Receiver<Owned>) {
+        let (tx, rx) = async_channel::bounded(capacity.max(1));
+        let sub = Arc::new(InternalSub {
+            subject: subject.into(),
+            queue: queue.map(Box::from),
+            owner,
+            tx,
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        (sub, rx)
+    }
+
+    /// Hands `msg` to the owner unless it published it. Returns whether it was taken.
+    pub(super) fn offer(&self, msg: &Message<'_>, from: Option<Owner>) -> bool {
+        if self.closed.load(Ordering::Acquire) || from == Some(self.owner) {
+            return false;
+        }
+        match self.tx.try_send(Owned::from_msg(msg)) {
+            Ok(()) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(async_channel::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(async_channel::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// What [`Publisher::publish`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Subscriptions (and remotes) it was delivered to.
+    pub delivered: usize,
+}
+
+/// Publishing into the router on behalf of a component (core NATS semantics: delivered to
+/// whoever is interested now, locally and to remotes).
+pub struct Publisher {
+    router: Arc<Router>,
+    owner: Owner,
+    cache: MatchCache,
+    batch: Batch,
+    /// What the last flush left past its stall mark (see [`Publisher::pace`]).
+    stalled: Stalled,
+}
+
+impl Publisher {
+    /// A publisher for the component `owner`.
+    pub fn new(router: Arc<Router>, owner: Owner) -> Publisher {
+        Publisher {
+            router,
+            owner,
+            cache: MatchCache::default(),
+            batch: Batch::default(),
+            stalled: Stalled::default(),
+        }
+    }
+
+    /// The router it publishes into.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
+
+    /// Delivers `msg` like a client's PUB (but never to the owner's own subscriptions).
+    /// Call [`flush`](Self::flush) after a batch of publishes.
+    pub fn publish(&mut self, msg: &Message<'_>) -> Published {
+        let result = self.router.lookup(&mut self.cache, msg.subject);
+        let delivered = deliver(msg, Origin::component(self.owner), result, &mut self.batch);
+        Published { delivered }
+    }
+
+    /// Delivers `msg` to local subscribers only (never to a remote, never to the owner's own
+    /// subscriptions): for what a component received from a remote.
+    pub fn publish_local(&mut self, msg: &Message<'_>) -> Published {
+        let result = self.router.lookup(&mut self.cache, msg.subject);
+        let from = Origin::component(self.owner).local_only();
+        let delivered = deliver(msg, from, result, &mut self.batch);
+        Published { delivered }
+    }
+
+    /// Delivers `msg` as [`Publisher::publish`] does, for a subject `store` keeps (see
+    /// [`Router::publish`]); the caller submits it to the store.
+    pub fn publish_stored(&mut self, msg: &Message<'_>, store: Option<&dyn Durable>) -> Published {
+        let from = Origin::component(self.owner);
+        let delivered = self
+            .router
+            .publish(&mut self.cache, &mut self.batch, msg, from, store);
+        Published { delivered }
+    }
+
+    /// Ends a batch ([`Router::finish`]). Never waits for a socket (a subscriber or remote
+    /// past its stall mark is left to drain on its own; see [`Publisher::pace`]).
+    pub fn flush(&mut self) {
+        self.stalled = self.router.finish(&mut self.batch);
+    }
+
+    /// After a [`flush`](Self::flush): waits a little (at most `max` per subscriber or
+    /// remote; client publishers get [`STALL_MAX`](twig_util::stall::STALL_MAX)) if the
+    /// batch left a local subscriber or a remote past its stall mark, the same flow control a
+    /// client publisher gets, so a component that can slow its own source (the MQTT bridge
+    /// stops reading the broker) does not get a subscriber cut off instead.
+    pub async fn pace(&mut self, max: std::time::Duration) {
+        if let Some(r) = self.stalled.remote.take() {
+            twig_util::stall::wait_until_drained(r.drained(), max, || r.stalled()).await;
+        }
+        if let Some(client) = self.stalled.client.take() {
+            client.out.wait_drained(max).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Router;
+
+    fn msg(subject: &str) -> Message<'_> {
+        Message {
+            subject: subject.as_bytes(),
+            reply: Some(b"r.1"),
+            headers: None,
+            payload: b"hi",
+        }
+    }
+
+    fn route(router: &Router, m: &Message<'_>, from: Origin<'_>) -> usize {
+        let mut cache = MatchCache::default();
+        let mut batch = Batch::default();
+        let result = router.lookup(&mut cache, m.subject);
+        deliver(m, from, result, &mut batch)
+    }
+
+    #[test]
+    fn an_internal_sub_gets_matching_messages_but_not_its_owners_own() {
+        let router = Router::new(16);
+        let (owner, other) = (new_owner(), new_owner());
+        let (sub, rx) = InternalSub::new(owner, b"a.>", None, 4);
+        router.insert_internal(&sub).unwrap();
+
+        assert_eq!(route(&router, &msg("a.b"), Origin::internal()), 1);
+        let got = rx.try_recv().unwrap();
+        assert_eq!(got.as_msg().subject, b"a.b");
+        assert_eq!(got.reply.as_deref(), Some(&b"r.1"[..]));
+
+        assert_eq!(route(&router, &msg("a.b"), Origin::component(other)), 1);
+        assert_eq!(route(&router, &msg("a.b"), Origin::component(owner)), 0);
+        assert_eq!(route(&router, &msg("b.a"), Origin::internal()), 0);
+        assert_eq!(rx.len(), 1);
+    }
+
+    #[test]
+    fn a_full_channel_drops_and_counts_and_removal_stops_delivery() {
+        let router = Router::new(16);
+        let (sub, rx) = InternalSub::new(new_owner(), b"x", Some(b"q"), 2);
+        router.insert_internal(&sub).unwrap();
+        for _ in 0..3 {
+            route(&router, &msg("x"), Origin::internal());
+        }
+        assert_eq!(rx.len(), 2);
+        assert_eq!(sub.dropped.load(Ordering::Relaxed), 1);
+
+        assert!(router.remove_internal(&sub));
+        assert_eq!(route(&router, &msg("x"), Origin::internal()), 0);
+        assert_eq!(router.count(), 0);
+    }
+}

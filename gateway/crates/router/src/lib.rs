@@ -1,0 +1,325 @@
+//! Layer 2, `twig-router`: the subscription index and message delivery at the center of the
+//! gateway. It uses `util` and twig-core (and may use `perms`), and names no component: local client
+//! connections are its delivery targets ([`client`], [`outbound`]); everything else plugs in
+//! through small interfaces the components implement or hold:
+//!
+//! - [`remote::Remote`]: a remote server the router delivers to (the uplink's links), with
+//!   [`remote::RemoteInterest`] entries in the sublist; [`remote::InterestObserver`]: told of
+//!   every local interest change (the uplink turns them into `LS+`/`LS-`);
+//! - [`internal::InternalSub`]: a component's own subscription (a bounded channel), and
+//!   [`internal::Publisher`]: a component's way to publish;
+//! - [`store::Store`]: durable stores by subject (the streams), acknowledged once durable.
+//!
+//! Where a message may go is data ([`deliver::Origin`]); the one policy that depends on a
+//! store (a store that forwards upstream itself is its subjects' only way there) is applied in
+//! [`Router::publish`], nowhere else. A batch of deliveries ends in [`Router::finish`].
+//!
+//! Lock order: `Router::subs` is taken alone (never while an outbound or a client's subs map
+//! is held). Readers avoid it on the hot path with a per-reader [`MatchCache`] that is
+//! invalidated by the router's generation, bumped on every subscription change. The interest
+//! observers are called after `Router::subs` is released.
+
+pub mod client;
+pub mod deliver;
+pub mod internal;
+pub mod outbound;
+pub mod remote;
+pub mod stats;
+pub mod store;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use twig_core::sublist::{MatchResult, Sublist, SublistError};
+
+use client::ClientShared;
+pub use deliver::{Batch, Message, Origin, SubRef, Subscription, deliver, deliver_to_sub};
+use internal::InternalSub;
+use remote::{InterestObserver, Remote, RemoteInterest};
+use stats::Stats;
+use store::{Durable, Store};
+
+/// The subscription index, its change counter, the remotes and observers plugged in, the
+/// durable store, and the server-wide counters.
+pub struct Router {
+    subs: Mutex<Sublist<SubRef>>,
+    generation: AtomicU64,
+    remotes: Box<[Arc<dyn Remote>]>,
+    observers: Box<[Arc<dyn InterestObserver>]>,
+    store: OnceLock<Arc<dyn Store>>,
+    /// Server-wide counters (`/varz`).
+    pub stats: Stats,
+}
+
+/// What a batch left behind for its publisher to wait on (see [`Router::finish`]).
+#[derive(Default)]
+pub struct Stalled {
+    /// A remote whose backlog is past its stall mark.
+    pub remote: Option<Arc<dyn Remote>>,
+    /// A local subscriber whose outbound buffer is past its stall mark.
+    pub client: Option<Arc<ClientShared>>,
+}
+
+impl Router {
+    /// An empty router whose sublist caches up to `cache_size` match results.
+    pub fn new(cache_size: usize) -> Self {
+        Self::with_remotes(cache_size, Vec::new(), Vec::new())
+    }
+
+    /// An empty router delivering to `remotes` and telling `observers` of local interest.
+    pub fn with_remotes(
+        cache_size: usize,
+        remotes: Vec<Arc<dyn Remote>>,
+        observers: Vec<Arc<dyn InterestObserver>>,
+    ) -> Self {
+        Router {
+            subs: Mutex::new(Sublist::with_cache_capacity(cache_size)),
+            generation: AtomicU64::new(1),
+            remotes: remotes.into_boxed_slice(),
+            observers: observers.into_boxed_slice(),
+            store: OnceLock::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// An empty router with `links` as remotes and as interest observers both (how the
+    /// uplink's links plug in).
+    pub fn with_links<L: Remote + InterestObserver + 'static>(
+        cache_size: usize,
+        links: Vec<Arc<L>>,
+    ) -> Self {
+        let remotes = links.iter().map(|l| l.clone() as Arc<dyn Remote>).collect();
+        let observers = links
+            .into_iter()
+            .map(|l| l as Arc<dyn InterestObserver>)
+            .collect();
+        Self::with_remotes(cache_size, remotes, observers)
+    }
+
+    /// Adds a subscription. The subject and queue were validated by the caller.
+    pub fn insert(&self, sub: &Arc<Subscription>) -> Result<(), SublistError> {
+        self.insert_local(
+            &sub.subject,
+            sub.queue.as_deref(),
+            SubRef::Local(sub.clone()),
+        )
+    }
+
+    /// Removes a subscription; returns whether it was present.
+    pub fn remove(&self, sub: &Arc<Subscription>) -> bool {
+        sub.closed.store(true, Ordering::Release);
+        self.remove_local(
+            &sub.subject,
+            sub.queue.as_deref(),
+            &SubRef::Local(sub.clone()),
+        )
+    }
+
+    /// Removes a subscription from its client and from the router.
+    pub fn remove_sub(&self, sub: &Arc<Subscription>) {
+        {
+            let mut subs = twig_util::lock::lock(&sub.client.subs);
+            if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
+                subs.remove(&sub.sid);
+            }
+        }
+        self.remove(sub);
+    }
+
+    /// Adds a subscription of twig itself; its interest reaches the observers like a client's.
+    pub fn insert_internal(&self, sub: &Arc<InternalSub>) -> Result<(), SublistError> {
+        self.insert_local(
+            &sub.subject,
+            sub.queue.as_deref(),
+            SubRef::Internal(sub.clone()),
+        )
+    }
+
+    /// Removes a subscription of twig itself; returns whether it was present.
+    pub fn remove_internal(&self, sub: &Arc<InternalSub>) -> bool {
+        sub.closed.store(true, Ordering::Release);
+        self.remove_local(
+            &sub.subject,
+            sub.queue.as_deref(),
+            &SubRef::Internal(sub.clone()),
+        )
+    }
+
+    fn insert_local(
+        &self,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        r: SubRef,
+    ) -> Result<(), SublistError> {
+        let res = self.lock().insert(subject, queue, r);
+        self.generation.fetch_add(1, Ordering::Release);
+        if res.is_ok() {
+            for o in &self.observers {
+                o.interest(subject, queue, true);
+            }
+        }
+        res.map(|_| ())
+    }
+
+    fn remove_local(&self, subject: &[u8], queue: Option<&[u8]>, r: &SubRef) -> bool {
+        let removed = self.lock().remove(subject, queue, r).is_ok();
+        self.generation.fetch_add(1, Ordering::Release);
+        if removed {
+            for o in &self.observers {
+                o.interest(subject, queue, false);
+            }
+        }
+        removed
+    }
+
+    /// Adds interest a remote advertised (validated here: the remote is not trusted).
+    pub fn insert_remote(&self, h: &Arc<RemoteInterest>) -> Result<(), SublistError> {
+        let r = self
+            .lock()
+            .insert(&h.subject, h.queue.as_deref(), SubRef::Remote(h.clone()));
+        self.generation.fetch_add(1, Ordering::Release);
+        r.map(|_| ())
+    }
+
+    /// Removes remote interest (withdrawn, or the remote went down).
+    pub fn remove_remote(&self, entries: &[Arc<RemoteInterest>]) {
+        {
+            let mut sl = self.lock();
+            for h in entries {
+                h.closed.store(true, Ordering::Release);
+                let _ = sl.remove(&h.subject, h.queue.as_deref(), &SubRef::Remote(h.clone()));
+            }
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The remotes, in configuration order.
+    pub fn remotes(&self) -> &[Arc<dyn Remote>] {
+        &self.remotes
+    }
+
+    /// Remote number `index`, if configured.
+    pub fn remote(&self, index: usize) -> Option<&Arc<dyn Remote>> {
+        self.remotes.get(index)
+    }
+
+    /// The number of subscriptions.
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Plugs in the durable store; once, before the first publish (later calls are ignored).
+    pub fn set_store(&self, store: Arc<dyn Store>) {
+        let _ = self.store.set(store);
+    }
+
+    /// The durable store keeping `subject`, if any. A wildcard token in a published subject
+    /// is matched as a literal token, as nats-server does.
+    pub fn store(&self, subject: &[u8]) -> Option<&dyn Durable> {
+        self.store.get().and_then(|s| s.find(subject))
+    }
+
+    /// Delivers a publish from `from` to everyone interested. `store` is the durable store
+    /// keeping its subject ([`Router::store`]), which the caller submits it to: a store that
+    /// forwards upstream itself is the one way its subjects go to remotes, so the live copy
+    /// stays local (sent live as well, the remote's stream would store it twice). This is the
+    /// only place that rule lives. Returns how many subscriptions (and remotes) got it.
+    pub fn publish(
+        &self,
+        cache: &mut MatchCache,
+        batch: &mut Batch,
+        msg: &Message<'_>,
+        from: Origin<'_>,
+        store: Option<&dyn Durable>,
+    ) -> usize {
+        let from = match store {
+            Some(s) if s.forwards() => from.local_only(),
+            _ => from,
+        };
+        deliver(msg, from, self.lookup(cache, msg.subject), batch)
+    }
+
+    /// Ends a batch of deliveries (one socket read, one group of PubAcks, ...): adds its
+    /// counters to [`Router::stats`], wakes every client and remote that got bytes, removes
+    /// subscriptions that reached their auto-unsubscribe limit, and reports the slow
+    /// consumers cut off on the way. Never waits: returns what the publisher may wait on (a
+    /// remote or local subscriber past its stall mark), flow control as nats-server stalls a
+    /// fast producer.
+    pub fn finish(&self, b: &mut Batch) -> Stalled {
+        if b.in_msgs > 0 {
+            self.stats.count_in(b.in_msgs, b.in_bytes);
+        }
+        if b.out_msgs > 0 {
+            self.stats.count_out(b.out_msgs, b.out_bytes);
+        }
+        (b.in_msgs, b.in_bytes, b.out_msgs, b.out_bytes) = (0, 0, 0, 0);
+        b.stalled_client = None;
+        let remote = b.flush();
+        for sub in std::mem::take(&mut b.expired) {
+            self.remove_sub(&sub);
+        }
+        for slow in std::mem::take(&mut b.slow) {
+            self.slow_consumer(&slow);
+        }
+        Stalled {
+            remote,
+            client: b.stalled_client.take(),
+        }
+    }
+
+    /// Counts and logs a client cut off because its outbound buffer overflowed (already
+    /// closed by the push).
+    pub fn slow_consumer(&self, client: &ClientShared) {
+        self.stats
+            .slow_consumers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            "{}:{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+            client.addr.ip(),
+            client.addr.port(),
+            client.cid,
+            client.out.max_pending()
+        );
+    }
+
+    /// The subscriptions matching `subject`, through the caller's cache. The result is
+    /// borrowed from the cache: no reference count is touched on a hit, so readers on
+    /// different threads publishing to one subject do not fight over a cache line.
+    pub fn lookup<'c>(&self, cache: &'c mut MatchCache, subject: &[u8]) -> &'c MatchResult<SubRef> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if cache.generation != generation {
+            cache.entries.clear();
+            cache.generation = generation;
+        }
+        if !cache.entries.contains_key(subject) {
+            let r = self.lock().lookup(subject);
+            if cache.entries.len() >= MatchCache::MAX_ENTRIES {
+                // Cheap and good enough: a reader that sees this many subjects is a fan-in
+                // point whose working set the shared sublist cache already holds.
+                cache.entries.clear();
+            }
+            cache.entries.insert(subject.into(), r);
+        }
+        cache.entries.get(subject).map_or(&EMPTY, |r| &**r)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sublist<SubRef>> {
+        twig_util::lock::lock(&self.subs)
+    }
+}
+
+/// What a lookup that cannot happen (the entry was just inserted) answers.
+static EMPTY: std::sync::LazyLock<MatchResult<SubRef>> =
+    std::sync::LazyLock::new(MatchResult::default);
+
+/// A reader's private cache of match results, valid for one router generation. Hashed with
+/// foldhash: subjects are short and this runs once per message.
+#[derive(Default)]
+pub struct MatchCache {
+    generation: u64,
+    entries: hashbrown::HashMap<Box<[u8]>, Arc<MatchResult<SubRef>>>,
+}
+
+impl MatchCache {
+    const MAX_ENTRIES: usize = 1024;
+}

@@ -1,0 +1,595 @@
+//! The I/O shell of one remote: dial, handshake, read and apply, write, reconnect.
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Instant, SystemTime};
+
+use async_io::Timer;
+use futures_lite::{AsyncRead, FutureExt};
+use twig_core::wire::{Limits, Mode, Op, ParseError, Parser, Queues};
+
+use super::creds::Credentials;
+use super::interest::{Key, Permissions};
+use super::link::Link;
+use super::session::{Session, SessionConfig, Step};
+use super::urls::Urls;
+use twig_config::Config;
+use twig_config::{LeafUrl, RemoteConfig};
+use twig_router::Router;
+use twig_router::remote::{Remote, RemoteInterest};
+use twig_router::{Batch, MatchCache, Message, Origin, deliver};
+use twig_util::backoff::Backoff;
+use twig_util::dial;
+use twig_util::id::Identity;
+use twig_util::lock::lock;
+use twig_util::readbuf::ReadBuf;
+
+/// The read buffer starts here and grows (up to one whole op) only for large messages.
+const READ_BUF: usize = 32 * 1024;
+
+/// What a remote's task works with.
+pub struct Ctx {
+    pub router: Arc<Router>,
+    pub config: Arc<Config>,
+    pub identity: Identity,
+    pub ex: Arc<async_executor::Executor<'static>>,
+    pub link: Arc<Link>,
+    pub remote: RemoteConfig,
+    pub lds: String,
+}
+
+/// How one attempt ended.
+enum Ended {
+    /// Never got up.
+    Failed(String),
+    /// Was up, then lost.
+    Lost(String),
+    /// The hub sees a loop or the same cluster name: wait [`super::LOOP_DELAY`].
+    Loop(String),
+}
+
+/// Connects, reconnects with back-off, forever.
+pub async fn run(ctx: Ctx) {
+    let leaf = &ctx.config.leafnodes;
+    let parsed: Vec<LeafUrl> = ctx
+        .remote
+        .urls
+        .iter()
+        .filter_map(|u| LeafUrl::parse(u).ok())
+        .collect();
+    let mut urls = Urls::new(parsed);
+    let mut backoff = Backoff::new(leaf.reconnect_delay_min, leaf.reconnect_delay_max);
+    let tls = ctx.remote.tls.as_ref().map(|t| {
+        twig_util::tls::client_config(&t.ca_file, t.cert_file.as_deref(), t.key_file.as_deref())
+    });
+    let tls = match tls.transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("Leafnode remote {}: TLS configuration: {e}", ctx.link.index);
+            return;
+        }
+    };
+    let mut last_error = String::new();
+    loop {
+        let Some(url) = urls.next_url() else { return };
+        lock(&ctx.link.status).url = url.host_port();
+        let ended = attempt(&ctx, &url, &mut urls, tls.clone()).await;
+        let (delay, reason) = match ended {
+            Ended::Lost(reason) => {
+                tracing::info!("{} - Leafnode connection closed: {reason}", url.host_port());
+                backoff.reset();
+                (backoff.next_delay(twig_util::id::random_u64()), reason)
+            }
+            Ended::Failed(reason) => {
+                let delay = backoff.next_delay(twig_util::id::random_u64());
+                let n = backoff.attempts();
+                // Every failure is logged at first; a long outage then says so every 60th
+                // attempt, or when the reason changes.
+                if n <= 3 || n.is_multiple_of(60) || reason != last_error {
+                    tracing::error!(
+                        "Error trying to connect as leafnode to remote server \"{}\" (attempt {n}): {reason}; retrying in {delay:?}",
+                        url.host_port()
+                    );
+                } else {
+                    tracing::debug!(
+                        "Error trying to connect as leafnode to remote server \"{}\" (attempt {n}): {reason}",
+                        url.host_port()
+                    );
+                }
+                (delay, reason)
+            }
+            Ended::Loop(reason) => {
+                tracing::error!(
+                    "{} - Leafnode connection closed: {reason}; reconnecting in {:?}",
+                    url.host_port(),
+                    super::LOOP_DELAY
+                );
+                (super::LOOP_DELAY, reason)
+            }
+        };
+        {
+            let mut st = lock(&ctx.link.status);
+            st.last_error = Some(reason.clone());
+            st.attempts += 1;
+        }
+        last_error = reason;
+        Timer::after(delay).await;
+    }
+}
+
+/// One connection, from dial to loss.
+async fn attempt(
+    ctx: &Ctx,
+    url: &LeafUrl,
+    urls: &mut Urls,
+    tls: Option<Arc<futures_rustls::rustls::ClientConfig>>,
+) -> Ended {
+    let creds = match Credentials::load(&ctx.remote, url) {
+        Ok(c) => c,
+        Err(e) => return Ended::Failed(e.to_string()),
+    };
+    tracing::debug!(
+        "Trying to connect as leafnode to remote server on {:?}",
+        url.host_port()
+    );
+    let leaf = &ctx.config.leafnodes;
+    let stream = match dial::tcp(
+        &url.host,
+        url.port,
+        ctx.remote.dial_timeout(leaf),
+        leaf.unsent_limit,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return Ended::Failed(e.to_string()),
+    };
+    let ended = connected(ctx, url, urls, tls, creds, stream.clone()).await;
+    let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+    ended
+}
+
+/// The hub's bytes: a parser over a growable buffer.
+struct Inbound {
+    parser: Parser,
+    buf: ReadBuf,
+}
+
+impl Inbound {
+    fn new(limits: Limits) -> Inbound {
+        Inbound {
+            parser: Parser::new(Mode::Leaf, limits),
+            buf: ReadBuf::new(READ_BUF, limits.max_op_len().max(READ_BUF)),
+        }
+    }
+
+    /// Reads more bytes (after moving the unparsed tail to the front); 0 = end of stream.
+    async fn read(&mut self, r: &mut (impl AsyncRead + Unpin)) -> io::Result<usize> {
+        self.buf
+            .make_room()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "op too large"))?;
+        self.buf.read_from(r).await
+    }
+
+    fn next_op(&mut self) -> Result<Option<Op<'_>>, ParseError> {
+        let parser = &mut self.parser;
+        self.buf.next(|b| parser.parse(b))
+    }
+}
+
+/// What the reader keeps while connected.
+struct Conn<'c> {
+    ctx: &'c Ctx,
+    url: &'c LeafUrl,
+    urls: &'c mut Urls,
+    session: Session,
+    cache: MatchCache,
+    batch: Batch,
+    hub_subs: HashMap<Key, Arc<RemoteInterest>>,
+    up: bool,
+    /// The hub's interest changed in this batch (forwarders are told once it ends).
+    interest_changed: bool,
+}
+
+async fn connected(
+    ctx: &Ctx,
+    url: &LeafUrl,
+    urls: &mut Urls,
+    tls: Option<Arc<futures_rustls::rustls::ClientConfig>>,
+    creds: Credentials,
+    stream: Arc<async_io::Async<std::net::TcpStream>>,
+) -> Ended {
+    let config = &ctx.config;
+    let leaf = &config.leafnodes;
+    let cfg = SessionConfig {
+        version: twig_util::version::NATS_SERVER.to_string(),
+        twig_version: twig_util::version::TWIG.to_string(),
+        server_id: ctx.identity.server_id.clone(),
+        name: ctx.identity.server_name.clone(),
+        first_info_timeout: ctx.remote.first_info_timeout,
+        ping_interval: leaf.ping_interval,
+        ping_max: leaf.ping_max,
+        lds: ctx.lds.clone(),
+        deny_imports: {
+            // The remote's own `deny_imports`, then the `[[sync]]` filters (their messages
+            // come through the consumer, never as plain publishes).
+            let mut d = ctx.remote.deny_imports.clone();
+            d.extend(twig_config::deny_imports(config, ctx.link.index));
+            d
+        },
+    };
+    let limits = Limits {
+        max_control_line: config.max_control_line,
+        max_payload: config.max_payload,
+    }
+    .for_server_link();
+    let mut inbound = Inbound::new(limits);
+    let mut conn = Conn {
+        ctx,
+        url,
+        urls,
+        session: Session::new(cfg, creds, Instant::now()),
+        cache: MatchCache::default(),
+        batch: Batch::default(),
+        hub_subs: HashMap::new(),
+        up: false,
+        interest_changed: false,
+    };
+
+    // The hub's first INFO comes in the clear, before any TLS.
+    let mut plain = dial::ArcIo(stream.clone());
+    let first = loop {
+        match read_or_timer(&mut conn.session, &mut inbound, &mut plain).await {
+            Ok(true) => {}
+            Ok(false) => return Ended::Failed("connection closed by the hub".into()),
+            Err(e) => return Ended::Failed(e.to_string()),
+        }
+        match inbound.next_op() {
+            Ok(Some(op)) => match conn.session.handle(Instant::now(), op) {
+                Ok(Step::Send(line)) => break (line, false),
+                Ok(Step::SendAndConnected(line)) => break (line, true),
+                Ok(_) => return Ended::Failed("unexpected first op from the hub".into()),
+                Err(e) => return Ended::Failed(e.to_string()),
+            },
+            Ok(None) => {}
+            Err(e) => return Ended::Failed(format!("protocol error: {e}")),
+        }
+    };
+    let info = &conn.session.hub().info;
+    let (reader, writer) = if url.tls || tls.is_some() || info.tls_required {
+        let Some(config) = tls else {
+            return Ended::Failed(
+                "the hub requires TLS: give leafnodes.remotes.tls.ca_file".into(),
+            );
+        };
+        let t = ctx.remote.tls.as_ref();
+        let name = t
+            .and_then(|t| t.server_name.clone())
+            .unwrap_or_else(|| url.host.clone());
+        let timeout = t.map_or(twig_config::default_tls_timeout(), |t| t.timeout);
+        match dial::tls(stream.clone(), config, &name, timeout).await {
+            Ok(halves) => halves,
+            Err(e) => return Ended::Failed(format!("TLS handshake error: {e}")),
+        }
+    } else {
+        dial::plain(stream.clone())
+    };
+
+    let link = &ctx.link;
+    link.out.reset();
+    let writer_task = ctx.ex.spawn(super::writer::write_loop(
+        link.clone(),
+        writer,
+        leaf.write_deadline,
+        stream.clone(),
+    ));
+    link.out.push_urgent(&first.0);
+    if first.1 {
+        conn.go_up();
+    }
+    let read = conn.read_loop(&mut inbound, reader);
+    let mut writer_task = writer_task;
+    let ended = match read.or(async { Err((&mut writer_task).await) }).await {
+        Ok(()) => "connection closed by the hub".to_string(),
+        Err(e) => e,
+    };
+    // A writer that failed shuts the socket, so the reader ends too, often first: its end of
+    // stream or read error must not hide the writer's reason (a write deadline is not the
+    // hub closing the link). A writer still running is idle: the hub did close.
+    let ended = if writer_task.is_finished() {
+        let w = writer_task.await;
+        if w.starts_with("write") { w } else { ended }
+    } else {
+        let late = async {
+            async_io::Timer::after(std::time::Duration::from_millis(50)).await;
+            None
+        };
+        match async { Some((&mut writer_task).await) }.or(late).await {
+            Some(w) if w.starts_with("write") => w,
+            _ => ended,
+        }
+    };
+    conn.go_down();
+    let was_up = conn.up;
+    classify(ended, was_up)
+}
+
+fn classify(reason: String, was_up: bool) -> Ended {
+    if reason.contains("Loop detected") || reason.contains("same cluster name") {
+        Ended::Loop(reason)
+    } else if was_up {
+        Ended::Lost(reason)
+    } else {
+        Ended::Failed(reason)
+    }
+}
+
+/// Reads more bytes, or runs the session's timers when they are due first. `Ok(false)` at
+/// end of stream; timer errors (no INFO in time, stale) come back as `Err`.
+async fn read_or_timer(
+    session: &mut Session,
+    inbound: &mut Inbound,
+    reader: &mut (impl AsyncRead + Unpin),
+) -> Result<bool, String> {
+    loop {
+        let at = session.poll_at();
+        let read = async { Some(inbound.read(reader).await) };
+        let timer = async {
+            Timer::at(at).await;
+            None
+        };
+        match read.or(timer).await {
+            Some(Ok(0)) => return Ok(false),
+            Some(Ok(_)) => return Ok(true),
+            Some(Err(e)) => return Err(format!("read error: {e}")),
+            None => match session.poll(Instant::now()) {
+                // Before the link is up the only timer is the INFO deadline.
+                Ok(_) => continue,
+                Err(e) => return Err(e.to_string()),
+            },
+        }
+    }
+}
+
+impl Conn<'_> {
+    async fn read_loop(
+        &mut self,
+        inbound: &mut Inbound,
+        mut reader: dial::Reader,
+    ) -> Result<(), String> {
+        // Whatever arrived with the first INFO is handled before reading more.
+        self.handle_ops(inbound)?;
+        loop {
+            let at = self.session.poll_at();
+            let read = async { Some(inbound.read(&mut reader).await) };
+            let timer = async {
+                Timer::at(at).await;
+                None
+            };
+            match read.or(timer).await {
+                None => match self.session.poll(Instant::now()) {
+                    Ok(step) => self.apply(step)?,
+                    Err(e) => return Err(e.to_string()),
+                },
+                Some(Ok(0)) => return Ok(()),
+                Some(Err(e)) => return Err(format!("read error: {e}")),
+                Some(Ok(_)) => self.handle_ops(inbound)?,
+            }
+        }
+    }
+
+    /// Handles every whole op in the buffer, then ends the batch (wakes who got messages).
+    fn handle_ops(&mut self, inbound: &mut Inbound) -> Result<(), String> {
+        let now = Instant::now();
+        let r = loop {
+            match inbound.next_op() {
+                Ok(Some(op)) => match self.handle_op(now, op) {
+                    Ok(step) => {
+                        if let Err(e) = self.apply(step) {
+                            break Err(e);
+                        }
+                    }
+                    Err(e) => break Err(e.to_string()),
+                },
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("protocol error: {e}")),
+            }
+        };
+        self.end_batch();
+        r
+    }
+
+    fn handle_op<'a>(
+        &mut self,
+        now: Instant,
+        op: Op<'a>,
+    ) -> Result<Step<'a>, super::session::SessionError> {
+        // Counted in order for the stream forwarder's PING barriers (`core` mode).
+        if matches!(op, Op::Pong) && self.up {
+            self.ctx.link.out.pong();
+        }
+        self.session.handle(now, op)
+    }
+
+    fn apply(&mut self, step: Step<'_>) -> Result<(), String> {
+        let out = &self.ctx.link.out;
+        match step {
+            Step::Nothing => {}
+            Step::Send(b) => {
+                out.push_urgent(&b);
+            }
+            // Counted, so the stream forwarder's PING barriers know which PONG is theirs.
+            Step::SendStatic(b"PING\r\n") => {
+                out.push_ping();
+            }
+            Step::SendStatic(b) => {
+                out.push_urgent(b);
+            }
+            Step::SendAndConnected(b) => {
+                out.push_urgent(&b);
+                self.go_up();
+            }
+            Step::Connected => self.go_up(),
+            Step::Urls(u) => {
+                if !self.ctx.remote.ignore_discovered_servers {
+                    self.urls.update_discovered(self.url, &u);
+                }
+            }
+            Step::Data(op) => self.data(op),
+        }
+        Ok(())
+    }
+
+    fn go_up(&mut self) {
+        let hub = self.session.hub();
+        // The hub's permissions with this remote's own denies merged in, as nats-server does.
+        let perms = Permissions::new(hub.import.as_ref(), hub.export.as_ref())
+            .with_denies(&self.ctx.remote.deny_imports, &self.ctx.remote.deny_exports);
+        let max_payload = usize::try_from(hub.info.max_payload).unwrap_or(0);
+        self.ctx
+            .link
+            .go_up(perms, hub.info.headers, max_payload, &self.ctx.lds);
+        self.up = true;
+        let account = hub.account.clone().unwrap_or_else(|| "$G".into());
+        if !self.ctx.remote.ignore_discovered_servers
+            && let Some(u) = &hub.info.leafnode_urls
+        {
+            self.urls.update_discovered(self.url, u);
+        }
+        {
+            let mut st = lock(&self.ctx.link.status);
+            st.connected = true;
+            st.hub_id.clone_from(&hub.info.server_id);
+            st.hub_name.clone_from(&hub.info.server_name);
+            st.hub_cluster.clone_from(&hub.info.cluster);
+            st.account.clone_from(&account);
+            st.compression = hub.compression.to_string();
+            st.since = Some(SystemTime::now());
+            st.connects += 1;
+            st.attempts = 0;
+            st.last_error = None;
+        }
+        tracing::info!(
+            "{} - Leafnode connection created for account: {account} (hub {})",
+            self.url.host_port(),
+            hub.info.server_name
+        );
+    }
+
+    fn go_down(&mut self) {
+        let link = &self.ctx.link;
+        link.go_down();
+        let hubs: Vec<Arc<RemoteInterest>> = self.hub_subs.drain().map(|(_, h)| h).collect();
+        self.ctx.router.remove_remote(&hubs);
+        lock(&link.hub_subs).clear();
+        let mut st = lock(&link.status);
+        st.connected = false;
+        st.since = None;
+        st.rtt = None;
+    }
+
+    fn data(&mut self, op: Op<'_>) {
+        match op {
+            Op::LsPlus { subject, queue } => self.hub_plus(subject, queue),
+            Op::LsMinus { subject, queue } => self.hub_minus(subject, queue),
+            Op::Lmsg {
+                subject,
+                reply,
+                queues,
+                headers,
+                payload,
+            } => self.hub_msg(subject, reply, queues, headers, payload),
+            _ => {}
+        }
+    }
+
+    fn hub_plus(&mut self, subject: &[u8], queue: Option<(&[u8], u32)>) {
+        // Loop-detection subjects are interest only for loop checks, not for messages.
+        if subject.starts_with(b"$LDS.") {
+            return;
+        }
+        let key: Key = (subject.into(), queue.map(|(q, _)| q.into()));
+        if let Some(h) = self.hub_subs.get(&key) {
+            if let Some((_, w)) = queue {
+                h.weight.store(w, Relaxed);
+            }
+            return;
+        }
+        let remote: Arc<dyn Remote> = self.ctx.link.clone();
+        let h = RemoteInterest::new(
+            remote,
+            subject,
+            queue.map(|(q, _)| q),
+            queue.map_or(1, |(_, w)| w),
+        );
+        match self.ctx.router.insert_remote(&h) {
+            Ok(()) => {
+                lock(&self.ctx.link.hub_subs).insert(key.clone(), h.clone());
+                self.hub_subs.insert(key, h);
+                self.interest_changed = true;
+            }
+            Err(e) => tracing::debug!(
+                "Leafnode: ignoring interest {:?} from the hub: {e}",
+                String::from_utf8_lossy(subject)
+            ),
+        }
+    }
+
+    fn hub_minus(&mut self, subject: &[u8], queue: Option<&[u8]>) {
+        let key: Key = (subject.into(), queue.map(Into::into));
+        if let Some(h) = self.hub_subs.remove(&key) {
+            lock(&self.ctx.link.hub_subs).remove(&key);
+            self.ctx.router.remove_remote(&[h]);
+            self.interest_changed = true;
+        }
+    }
+
+    fn hub_msg(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        queues: Queues<'_>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) {
+        let size = (payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
+        let link = &self.ctx.link;
+        link.in_msgs.fetch_add(1, Relaxed);
+        link.in_bytes.fetch_add(size, Relaxed);
+        self.batch.in_msgs += 1;
+        self.batch.in_bytes += size;
+        let msg = Message {
+            subject,
+            reply,
+            headers,
+            payload,
+        };
+        let mut from = Origin::remote(queues);
+        // A JetStream message that crossed the leafnode carries `@<stored subject>` after its
+        // `$JS.ACK...` reply. nats-server delivers it to a client under the stored subject with
+        // the suffix cut off (client.go, `jsAckDeliverIdx`), so a client pulling from a hub
+        // stream through twig sees what it sees connected to the hub, and its acks reach the
+        // hub's `$JS.ACK` subscription. Internal subscribers (a sync consumer) get the wire
+        // form: they route by inbox and split it themselves.
+        if let Some(r) = reply
+            && let (ack, Some(stored)) = twig_core::wire::split_deliver(r)
+        {
+            from = from.shown_as(stored, Some(ack));
+        }
+        let result = self.ctx.router.lookup(&mut self.cache, subject);
+        deliver(&msg, from, result, &mut self.batch);
+    }
+
+    fn end_batch(&mut self) {
+        // Hub messages never go back up, so no uplink can be stalled by them; a slow local
+        // subscriber is not waited for either (the hub would see a stale leaf).
+        let _ = self.ctx.router.finish(&mut self.batch);
+        if let Some(rtt) = self.session.rtt() {
+            lock(&self.ctx.link.status).rtt = Some(rtt);
+        }
+        if std::mem::take(&mut self.interest_changed) {
+            self.ctx.link.notify_change();
+        }
+    }
+}
