@@ -4,7 +4,10 @@
 extern crate std;
 
 use super::*;
+// Only the signing tests (feature `nkey`) build strings and buffers.
+#[cfg(feature = "nkey")]
 use std::string::String;
+#[cfg(feature = "nkey")]
 use std::vec::Vec;
 
 #[test]
