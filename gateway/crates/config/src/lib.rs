@@ -1,5 +1,6 @@
 //! Layer 1, `twig-config`: the gateway's configuration as plain data plus validation. It uses
-//! `util`, `perms` (permission lists are config data) and twig-core, and names no component:
+//! `natsconf` (nats-server's format), `perms` (permission lists are config data) and
+//! twig-core, and names no component:
 //! every component reads its own section from here.
 //!
 //! One TOML file (`configs/gateway.toml` documents every option), built-in defaults for
