@@ -78,7 +78,8 @@ impl Server {
             addr: addr.clone(),
             source,
         };
-        let bound = listen::bind(config.host.as_deref(), port).map_err(bind_err)?;
+        let bound =
+            listen::bind(config.host.as_deref(), port, config.listen_backlog).map_err(bind_err)?;
         let port = bound.port;
         let listeners = bound
             .listeners
