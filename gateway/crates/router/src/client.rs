@@ -77,7 +77,7 @@ impl ClientShared {
         ClientShared {
             cid,
             addr,
-            start: SystemTime::now(),
+            start: twig_util::clock::now(),
             out: Outbound::new(max_pending),
             direct: std::sync::OnceLock::new(),
             // nats-server: echo defaults to true; headers to false until CONNECT says so.
