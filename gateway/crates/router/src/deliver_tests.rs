@@ -52,7 +52,12 @@ fn send(router: &Router, subject: &str, reply: Option<&str>, from: Origin<'_>) -
     };
     let mut cache = MatchCache::default();
     let mut batch = Batch::default();
-    let n = deliver(&msg, from, router.lookup(&mut cache, msg.subject), &mut batch);
+    let n = deliver(
+        &msg,
+        from,
+        router.lookup(&mut cache, msg.subject),
+        &mut batch,
+    );
     router.finish(&mut batch);
     n
 }
@@ -83,7 +88,11 @@ fn the_deny_filter_applies_to_every_origin() {
     for from in origins {
         assert_eq!(send(&router, "a.secret", None, from), 0);
         assert_eq!(send(&router, "a.open", None, from), 1);
-        assert_eq!(send(&router, "q.x", None, from), 0, "queue v2 may not get q.x");
+        assert_eq!(
+            send(&router, "q.x", None, from),
+            0,
+            "queue v2 may not get q.x"
+        );
         assert_eq!(send(&router, "q.y", None, from), 1);
     }
     assert_eq!(c.out_msgs.load(Ordering::Relaxed), 8);
@@ -130,7 +139,10 @@ fn a_delivered_request_earns_one_response() {
     });
     subscribe(&router, &c, "svc", None);
     assert!(!c.may_publish(b"_INBOX.1"), "nothing but responses");
-    assert_eq!(send(&router, "svc", Some("_INBOX.1"), Origin::internal()), 1);
+    assert_eq!(
+        send(&router, "svc", Some("_INBOX.1"), Origin::internal()),
+        1
+    );
     assert!(c.may_publish(b"_INBOX.1"));
     assert!(!c.may_publish(b"_INBOX.1"), "once");
 }
