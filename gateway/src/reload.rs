@@ -128,6 +128,7 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         streams,
         sync,
         mqtt,
+        mqtt_listener,
     } = old;
     let mut out = Vec::new();
     macro_rules! cmp {
@@ -166,6 +167,7 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         streams,
         sync,
         mqtt,
+        mqtt_listener,
     );
     out
 }
