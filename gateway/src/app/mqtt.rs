@@ -29,7 +29,8 @@ pub fn start(
         return Ok(None);
     };
     let port = m.port.bind_port();
-    let bound = crate::server::listen::bind(m.host.as_deref(), port).map_err(|e| {
+    let backlog = config.listen_backlog;
+    let bound = crate::server::listen::bind(m.host.as_deref(), port, backlog).map_err(|e| {
         format!(
             "cannot listen for MQTT clients on {}:{port}: {e}",
             m.host
