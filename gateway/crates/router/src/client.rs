@@ -59,6 +59,8 @@ pub struct ClientShared {
     replies: AtomicBool,
     /// The rules check publishes: the reader asks `perms` on each PUB.
     checks_publish: AtomicBool,
+    /// The rules have a subscribe deny list.
+    sub_denies: AtomicBool,
     /// Messages received from the client.
     pub in_msgs: AtomicU64,
     /// Payload bytes received from the client.
@@ -89,6 +91,7 @@ impl ClientShared {
             perms: Mutex::new(None),
             replies: AtomicBool::new(false),
             checks_publish: AtomicBool::new(false),
+            sub_denies: AtomicBool::new(false),
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
             out_msgs: AtomicU64::new(0),
@@ -137,9 +140,19 @@ impl ClientShared {
     pub fn set_perms(&self, checker: Option<Checker>) {
         let replies = checker.as_ref().is_some_and(Checker::tracks_replies);
         let publish = checker.as_ref().is_some_and(|c| c.rules().checks_publish());
+        let denies = checker
+            .as_ref()
+            .is_some_and(|c| c.rules().has_subscribe_denies());
         *lock(&self.perms) = checker;
         self.replies.store(replies, Relaxed);
         self.checks_publish.store(publish, Relaxed);
+        self.sub_denies.store(denies, Relaxed);
+    }
+
+    /// Whether the client's rules deny some subscriptions (so a message shown under another
+    /// subject than it was routed by must pass [`ClientShared::may_deliver`]).
+    pub fn has_subscribe_denies(&self) -> bool {
+        self.sub_denies.load(Relaxed)
     }
 
     /// May this client publish to `subject` now? (Its reader asks, for every PUB.)

@@ -355,8 +355,13 @@ fn deliver_one(
     // permissions apply to what it sees, as nats-server checks the delivered subject.
     let (subject, reply) = shown_as.unwrap_or((msg.subject, msg.reply));
     // Deny rules do not stop a wider subscription (`SUB a.>` with `a.secret` denied): its
-    // deliveries are filtered instead, before they count toward an auto-unsubscribe.
-    if sub.filtered.load(Ordering::Relaxed) && !client.may_deliver(subject, sub.queue.as_deref()) {
+    // deliveries are filtered instead, before they count toward an auto-unsubscribe. A
+    // message shown under another subject than the one it matched (a hub stream's message on
+    // a consumer's inbox) is checked whatever the subscription: stricter than nats-server,
+    // which checks it only if some subscription of the client overlaps a deny rule.
+    let check = sub.filtered.load(Ordering::Relaxed)
+        || (shown_as.is_some() && client.has_subscribe_denies());
+    if check && !client.may_deliver(subject, sub.queue.as_deref()) {
         return false;
     }
     // Counted always: UNSUB with a max compares against what was already delivered.
