@@ -164,6 +164,7 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         streams,
         sync,
         mqtt,
+        mqtt_listener,
     } = old;
     let mut out = Vec::new();
     macro_rules! cmp {
@@ -203,6 +204,7 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         streams,
         sync,
         mqtt,
+        mqtt_listener,
     );
     out
 }
