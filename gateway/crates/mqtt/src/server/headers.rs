@@ -264,7 +264,7 @@ pub fn outbound(headers: Option<&[u8]>, reply: Option<&str>) -> Outbound {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
