@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use twig_perms::Permissions;
 
+pub mod compression;
 mod leaf;
 pub mod mqtt;
 pub mod natsconf;
@@ -26,6 +27,7 @@ mod streams;
 mod sync;
 mod values;
 
+pub use compression::Compression;
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use mqtt::MqttConfig;
 pub use streams::SECTOR as STREAM_SECTOR;
