@@ -166,9 +166,11 @@ fn remote_compression_takes_nats_server_shapes() {
     use std::time::Duration;
     use twig_core::s2::mode::Mode;
     let remote = |text: &str| {
-        conf(&format!("leafnodes {{ remotes: [ {{ url: \"nats://h:7422\", {text} }} ] }}"))
-            .leafnodes
-            .remotes[0]
+        conf(&format!(
+            "leafnodes {{ remotes: [ {{ url: \"nats://h:7422\", {text} }} ] }}"
+        ))
+        .leafnodes
+        .remotes[0]
             .compression
     };
     assert_eq!(remote("first_info_timeout: \"2s\"").mode, Mode::Auto);
@@ -181,7 +183,10 @@ fn remote_compression_takes_nats_server_shapes() {
         [Duration::from_millis(5), Duration::from_millis(15)]
     );
     let e = refused("leafnodes {\n remotes: [ { url: \"nats://h\", compression: lz4 } ]\n}");
-    assert!(e.contains("line 2") && e.contains("unsupported compression mode"), "{e}");
+    assert!(
+        e.contains("line 2") && e.contains("unsupported compression mode"),
+        "{e}"
+    );
 }
 
 #[test]

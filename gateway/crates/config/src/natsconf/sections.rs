@@ -562,8 +562,9 @@ fn compression(
     prefix: &str,
 ) -> Result<(), ConfigError> {
     let v = any(&e.value);
-    crate::compression::de_compression(v.clone())
-        .map_err(|err: toml::de::Error| at(&e.value.pos, format!("`{}`: {}", e.key, err.message())))?;
+    crate::compression::de_compression(v.clone()).map_err(|err: toml::de::Error| {
+        at(&e.value.pos, format!("`{}`: {}", e.key, err.message()))
+    })?;
     origins.note(&join(prefix, "compression"), e);
     out.insert("compression".into(), v);
     Ok(())
