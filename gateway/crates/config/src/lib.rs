@@ -1,5 +1,6 @@
 //! Layer 1, `twig-config`: the gateway's configuration as plain data plus validation. It uses
-//! `util`, `perms` (permission lists are config data) and twig-core, and names no component:
+//! `natsconf` (nats-server's format), `perms` (permission lists are config data) and
+//! twig-core, and names no component:
 //! every component reads its own section from here.
 //!
 //! One TOML file (`configs/gateway.toml` documents every option), built-in defaults for
@@ -42,6 +43,11 @@ pub const MAX_PAYLOAD_LIMIT: usize = 64 * 1024 * 1024;
 /// Upper bound for `max_control_line`: a control line is buffered whole before parsing.
 pub const MAX_CONTROL_LINE_LIMIT: usize = 1024 * 1024;
 
+/// The listen backlog of the client port by default: nats-server's (Go's somaxconn on Linux 5.4+).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+/// The deepest listen backlog accepted (Linux caps `somaxconn` there on older kernels).
+pub const MAX_LISTEN_BACKLOG: u32 = 65535;
+
 /// The whole configuration. Every field has a default (see [`Config::default`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -73,6 +79,11 @@ pub struct Config {
     pub max_pending: usize,
     /// Most client connections at once (default 65536); more get `maximum connections exceeded`.
     pub max_connections: usize,
+    /// Connections the kernel queues on the client port before twig accepts them (default
+    /// 4096, 1 to 65535; the kernel caps it at `net.core.somaxconn`). nats-server has no such
+    /// option: Go listens with somaxconn, 4096 since Linux 5.4. Too shallow a queue drops the
+    /// SYNs of a reconnect storm, and each dropped client retries only after 1 s, 3 s, 7 s...
+    pub listen_backlog: u32,
     /// Most subscriptions per connection (default 0 = unlimited, as nats-server).
     pub max_subscriptions: usize,
     /// How often the server PINGs an idle client (default 2m).
@@ -144,6 +155,7 @@ impl Default for Config {
             max_control_line: 4096,
             max_pending: 64 * 1024 * 1024,
             max_connections: 64 * 1024,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
             max_subscriptions: 0,
             ping_interval: Duration::from_secs(120),
             ping_max: 2,
@@ -519,6 +531,12 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1"));
+        }
+        if !(1..=MAX_LISTEN_BACKLOG).contains(&self.listen_backlog) {
+            return Err(invalid(
+                "listen_backlog",
+                format!("{} must be between 1 and 65535", self.listen_backlog),
+            ));
         }
         if self.ping_max == 0 {
             return Err(invalid("ping_max", "must be at least 1"));

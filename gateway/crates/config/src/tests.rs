@@ -22,6 +22,7 @@ fn no_file_means_built_in_defaults() {
     assert_eq!(c.max_pending, 64 << 20);
     assert_eq!(c.max_control_line, 4096);
     assert_eq!(c.max_connections, 65536);
+    assert_eq!(c.listen_backlog, 4096);
     assert_eq!(c.ping_interval, Duration::from_secs(120));
     assert_eq!(c.effective_auth_timeout(), Duration::from_secs(2));
     assert_eq!(c.write_deadline, Duration::from_secs(10));
@@ -240,6 +241,8 @@ fn invalid_combinations_are_one_sentence_each() {
         ("max_pending = 1000", "invalid `max_pending`"),
         ("max_control_line = 0", "invalid `max_control_line`"),
         ("max_connections = 0", "invalid `max_connections`"),
+        ("listen_backlog = 0", "invalid `listen_backlog`"),
+        ("listen_backlog = 65536", "invalid `listen_backlog`"),
         ("ping_max = 0", "invalid `ping_max`"),
         ("ping_interval = \"0s\"", "invalid `ping_interval`"),
         ("server_name = \"a b\"", "invalid `server_name`"),

@@ -1,4 +1,4 @@
-//! Component `twig-uplink`: the leafnode connections to the hub. It uses `router`, `config`,
+//! Layer 3, component `twig-uplink`: the leafnode connections to the hub. It uses `router`, `config`,
 //! `util` and twig-core, never another component: each [`link::Link`] plugs into the router
 //! as a `Remote` (local messages go up) and an `InterestObserver` (local interest is
 //! advertised); the forwarders and sync consumers reach it only through the router.

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use async_io::Timer;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt};
@@ -569,7 +569,7 @@ impl Conn<'_> {
             st.hub_cluster.clone_from(&hub.info.cluster);
             st.account.clone_from(&account);
             st.compression = hub.compression.as_str().to_string();
-            st.since = Some(SystemTime::now());
+            st.since = Some(twig_util::clock::now());
             st.connects += 1;
             st.attempts = 0;
             st.last_error = None;
