@@ -129,6 +129,7 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         streams,
         sync,
         mqtt,
+        mqtt_listener,
     } = old;
     let mut out = Vec::new();
     macro_rules! cmp {
@@ -168,6 +169,7 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         streams,
         sync,
         mqtt,
+        mqtt_listener,
     );
     out
 }

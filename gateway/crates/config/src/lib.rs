@@ -23,6 +23,7 @@ use twig_perms::Permissions;
 pub mod compression;
 mod leaf;
 pub mod mqtt;
+pub mod mqtt_listener;
 pub mod natsconf;
 mod streams;
 mod sync;
@@ -31,6 +32,7 @@ mod values;
 pub use compression::Compression;
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use mqtt::MqttConfig;
+pub use mqtt_listener::MqttListenerConfig;
 pub use streams::SECTOR as STREAM_SECTOR;
 pub use streams::{ForwardMode, StreamConfig, SyncPolicy, WhenFullConfig};
 pub use sync::deny_imports;
@@ -140,6 +142,8 @@ pub struct Config {
     pub sync: Vec<SyncConfig>,
     /// `[mqtt]`: the bridge to an MQTT broker (default: none).
     pub mqtt: Option<MqttConfig>,
+    /// `[mqtt_listener]`: MQTT devices connect to twig directly (default: none).
+    pub mqtt_listener: Option<MqttListenerConfig>,
     // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`.
 }
 
@@ -177,6 +181,7 @@ impl Default for Config {
             streams: Vec::new(),
             sync: Vec::new(),
             mqtt: None,
+            mqtt_listener: None,
         }
     }
 }
@@ -497,6 +502,9 @@ impl Config {
         if let Some(m) = &self.mqtt {
             mqtt::validate(m)?;
         }
+        if let Some(m) = &self.mqtt_listener {
+            mqtt_listener::validate(m, self.authorization.is_enabled(), self.allow_anonymous)?;
+        }
         if let Some(h) = &self.http_host {
             check_host("http_host", h)?;
         }
@@ -682,6 +690,17 @@ impl Config {
                     format!("{n:?} not present as user or nkey in authorization.users"),
                 ));
             }
+        }
+        if let Some(n) = self
+            .mqtt_listener
+            .as_ref()
+            .and_then(|m| m.no_auth_user.as_ref())
+            && !seen.contains(&n.as_str())
+        {
+            return Err(invalid(
+                "mqtt_listener.no_auth_user",
+                format!("{n:?} not present as user in authorization.users"),
+            ));
         }
         Ok(())
     }

@@ -45,6 +45,7 @@ pub mod acks;
 pub mod client;
 pub mod export;
 pub mod ingest;
+pub mod listener;
 pub mod server;
 pub mod stats;
 

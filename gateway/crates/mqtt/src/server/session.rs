@@ -127,6 +127,25 @@ impl Session {
         }
     }
 
+    /// A lasting session read from the store at start: offline until its client connects
+    /// again, expiring as configured from `now`. Its NATS subscriptions (`state.subs`) are the
+    /// shell's to restore.
+    pub fn restore(cfg: Arc<Config>, state: SessionState, now: Instant) -> Session {
+        let mut s = Session::new(cfg, now);
+        s.phase = Phase::Offline;
+        s.expires_at = match state.expiry {
+            u32::MAX => None,
+            e => Some(now + Duration::from_secs(u64::from(e))),
+        };
+        s.st = state;
+        s
+    }
+
+    /// The session's subscriptions.
+    pub fn subscriptions(&self) -> &[super::Subscription] {
+        &self.st.subs
+    }
+
     /// Feeds one input.
     pub fn handle(&mut self, now: Instant, input: Input<'_>) {
         match input {
