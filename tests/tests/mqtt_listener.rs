@@ -12,6 +12,8 @@
 //! twig only (NATS on the other side):
 //! - devices and NATS clients see each other's messages under nats-server's mapping, with
 //!   `Nmqtt-Pub` headers; NATS -> MQTT at the subscription's QoS (nats-server: QoS 0 only);
+//!   MQTT 5 request/response both ways (NATS reply subject <-> response topic and correlation
+//!   data);
 //! - a QoS 1 publish on a stream subject is acknowledged only once its stream stored it: a
 //!   stream that refuses gets MQTT 5 PUBACK 0x97 and closes a 3.1.1 connection unacknowledged;
 //! - users and passwords from `[authorization]`: a bad password is CONNACK 0x86 / 4;

@@ -30,6 +30,7 @@ pub mod inbox;
 pub mod login;
 mod persist;
 mod registry;
+mod replies;
 mod task;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -207,6 +208,9 @@ pub fn start<F: Flush + Send + 'static>(
         shared: shared.clone(),
         addrs,
     });
+    if replies::start(&shared.router, ex).is_none() {
+        tracing::warn!("MQTT: cannot subscribe $MQTT.rsp.>: MQTT 5 requests get no answers");
+    }
     ex.spawn(accept_loop(shared, sockets, ex.clone())).detach();
     Ok(listener)
 }
