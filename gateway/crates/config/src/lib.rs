@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use twig_perms::Permissions;
 
+pub mod compression;
 mod leaf;
 pub mod mqtt;
 pub mod mqtt_listener;
@@ -28,6 +29,7 @@ mod streams;
 mod sync;
 mod values;
 
+pub use compression::Compression;
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use mqtt::MqttConfig;
 pub use mqtt_listener::MqttListenerConfig;

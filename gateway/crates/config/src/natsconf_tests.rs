@@ -162,6 +162,34 @@ fn simple_forms_token_user_and_flags_of_style() {
 }
 
 #[test]
+fn remote_compression_takes_nats_server_shapes() {
+    use std::time::Duration;
+    use twig_core::s2::mode::Mode;
+    let remote = |text: &str| {
+        conf(&format!(
+            "leafnodes {{ remotes: [ {{ url: \"nats://h:7422\", {text} }} ] }}"
+        ))
+        .leafnodes
+        .remotes[0]
+            .compression
+    };
+    assert_eq!(remote("first_info_timeout: \"2s\"").mode, Mode::Auto);
+    assert_eq!(remote("compression: s2_best").mode, Mode::Best);
+    assert_eq!(remote("compression: false").mode, Mode::Off);
+    assert_eq!(remote("compression: on").mode, Mode::Auto);
+    let c = remote("compression: { mode: s2_auto, rtt_thresholds: [\"5ms\", \"15ms\"] }");
+    assert_eq!(
+        c.thresholds.as_slice(),
+        [Duration::from_millis(5), Duration::from_millis(15)]
+    );
+    let e = refused("leafnodes {\n remotes: [ { url: \"nats://h\", compression: lz4 } ]\n}");
+    assert!(
+        e.contains("line 2") && e.contains("unsupported compression mode"),
+        "{e}"
+    );
+}
+
+#[test]
 fn keys_used_as_variables_are_not_options() {
     let c = conf("TOKEN: s3cret\nPORT: 4444\nport: $PORT\nauthorization { token: $TOKEN }\n");
     assert_eq!(c.port, Port::Fixed(4444));
@@ -217,11 +245,6 @@ fn what_twig_lacks_is_refused_with_its_name_and_line() {
         (
             "leafnodes { remotes: [ { url: \"nats://h\", hub: true } ] }",
             "hub",
-            1,
-        ),
-        (
-            "leafnodes { remotes: [ { url: \"nats://h\", compression: s2_auto } ] }",
-            "compression",
             1,
         ),
         ("syslog: true", "syslog", 1),

@@ -3,8 +3,8 @@
 use twig_natsconf::{Entry, Kind, Map};
 
 use super::{
-    Action, Conv, Origins, as_map, at, convert, host_port, join, merge_table, seconds, section,
-    wrong,
+    Action, Conv, Origins, any, as_map, at, convert, host_port, join, merge_table, seconds,
+    section, wrong,
 };
 use crate::ConfigError;
 
@@ -571,7 +571,7 @@ fn remote_option(key: &str) -> Option<Action> {
         "account" | "local" => Custom(local_account),
         "hub" => Custom(not_hub),
         "disabled" => Custom(not_disabled),
-        "compression" => Custom(no_compression),
+        "compression" => Custom(compression),
         "no_randomize" | "dont_randomize" => {
             Unsupported("twig tries a remote's URLs in order, then the hub's leafnode_urls")
         }
@@ -643,19 +643,19 @@ fn not_disabled(e: &Entry, _: &mut Out, _: &mut Origins, _: &str) -> Result<(), 
     )
 }
 
-/// twig declines S2 on the link; `compression: off` says the same.
-fn no_compression(e: &Entry, _: &mut Out, _: &mut Origins, _: &str) -> Result<(), ConfigError> {
-    let off = match &e.value.kind {
-        Kind::Bool(b) => !b,
-        Kind::String(s) => s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("disabled"),
-        Kind::Map(m) => m.get("mode").is_some_and(
-            |mode| matches!(&mode.value.kind, Kind::String(s) if s.eq_ignore_ascii_case("off")),
-        ),
-        _ => false,
-    };
-    only(
-        e,
-        off,
-        "twig does not compress the leafnode link (write `compression: off`)",
-    )
+/// A remote's `compression` in nats-server's shapes (a mode, a bool, `{ mode, rtt_thresholds }`),
+/// checked here so an error points at the option's line.
+fn compression(
+    e: &Entry,
+    out: &mut Out,
+    origins: &mut Origins,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    let v = any(&e.value);
+    crate::compression::de_compression(v.clone()).map_err(|err: toml::de::Error| {
+        at(&e.value.pos, format!("`{}`: {}", e.key, err.message()))
+    })?;
+    origins.note(&join(prefix, "compression"), e);
+    out.insert("compression".into(), v);
+    Ok(())
 }
