@@ -9,6 +9,7 @@
 //! exit code 1.
 
 pub mod monitor;
+pub mod mqtt;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -166,7 +167,11 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     if let Some(bridge) = crate::mqtt::spawn(&router, &config, &ex).map_err(|e| e.to_string())? {
         let _ = sources.mqtt.set(bridge);
     }
+    let mqtt_listener = mqtt::start(&config, &router, &server.shared(), &ex)?;
     async_io::block_on(ex.run(server.run(ex.clone(), control_rx)));
+    if let Some(l) = &mqtt_listener {
+        l.shutdown();
+    }
     // Give writers a moment to flush the close to each client, then stop the workers.
     async_io::block_on(
         ex.run(async_io::Timer::after(std::time::Duration::from_millis(

@@ -1,4 +1,5 @@
-//! twig-gateway: the `twig` binary's library: a NATS leaf node for local clients on smol.
+//! Layer 4, twig-gateway: the `twig` binary's library (the app: it wires every component): a
+//! NATS leaf node for local clients on smol.
 //!
 //! Layers, lowest first; each uses only the ones below it (gateway/ARCHITECTURE.md):
 //! - [`util`]: one clock, one id generator, one back-off, one dial/TLS helper, one lock

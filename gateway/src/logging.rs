@@ -15,7 +15,6 @@
 //! internal tracing never floods the log.
 use std::fmt;
 use std::path::Path;
-use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -155,7 +154,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let t = UtcTime::from_system_time(SystemTime::now());
+        let t = UtcTime::from_system_time(twig_util::clock::now());
         write!(
             writer,
             "[{}] {:04}/{:02}/{:02} {:02}:{:02}:{:02}.{:06} {} ",

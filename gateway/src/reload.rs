@@ -107,6 +107,7 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         max_control_line,
         max_pending,
         max_connections,
+        listen_backlog,
         max_subscriptions,
         ping_interval,
         ping_max,
@@ -128,6 +129,7 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         streams,
         sync,
         mqtt,
+        mqtt_listener,
     } = old;
     let mut out = Vec::new();
     macro_rules! cmp {
@@ -145,6 +147,7 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         max_control_line,
         max_pending,
         max_connections,
+        listen_backlog,
         max_subscriptions,
         ping_interval,
         ping_max,
@@ -166,6 +169,7 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         streams,
         sync,
         mqtt,
+        mqtt_listener,
     );
     out
 }

@@ -552,6 +552,40 @@ fn log_reopen_reload_and_quit_by_signal_on_both() {
         if target == Target::Twig {
             // twig says what it applied.
             wait_file(&log, "Reloaded: debug", target);
+            // Without `=PID`: `--pid FILE`, or the config's `pid_file` (nats-server would ask
+            // pgrep for the one process of its name).
+            let st = Command::new(target.binary())
+                .args(["--signal", "reload", "--pid"])
+                .arg(&pid)
+                .status()
+                .unwrap();
+            assert!(st.success(), "twig --signal reload --pid FILE");
+            let st = Command::new(target.binary())
+                .args(["--signal", "reopen", "-c"])
+                .arg(&conf)
+                .status()
+                .unwrap();
+            assert!(st.success(), "twig --signal reopen -c CONF (its pid_file)");
+            let text = std::fs::read_to_string(&log).unwrap();
+            assert!(
+                text.matches("Reloaded server configuration").count() >= 2,
+                "the --pid reload did not reach twig:\n{text}"
+            );
+            // twig's own version is in the start-up log (moved away by the "logrotate" above),
+            // next to the protocol version.
+            let first = std::fs::read_to_string(dir.path().join("server.log.1")).unwrap();
+            let out = Command::new(target.binary()).arg("-v").output().unwrap();
+            let v = String::from_utf8_lossy(&out.stdout).to_string();
+            // `twig: v0.1.0 (nats-server protocol v2.12.0, ...)`
+            let own = v
+                .strip_prefix("twig: v")
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no version in `twig -v`: {v}"))
+                .to_string();
+            assert!(
+                first.contains(&format!("Version:  {own} (speaks nats-server")),
+                "twig {own} not in the log:\n{first}"
+            );
         }
         signal("--signal", "quit");
         let deadline = Instant::now() + STEP;

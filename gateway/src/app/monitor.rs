@@ -101,7 +101,12 @@ impl MonitorSource for Sources {
             .iter()
             .map(|c| conn_info(c))
             .collect();
-        Connz::build(&self.clients.server_id, SystemTime::now(), conns, query)
+        Connz::build(
+            &self.clients.server_id,
+            twig_util::clock::now(),
+            conns,
+            query,
+        )
     }
 
     fn healthz(&self) -> Healthz {
@@ -167,7 +172,7 @@ impl MonitorSource for Sources {
         }
         Leafz {
             server_id: self.clients.server_id.clone(),
-            now: SystemTime::now(),
+            now: twig_util::clock::now(),
             leafnodes: leafs.len(),
             leafs,
             remotes,

@@ -56,7 +56,7 @@ impl Sink {
 
     fn lock(&self) -> MutexGuard<'_, Option<File>> {
         // A panic while writing a line leaves the file usable.
-        self.0.file.lock().unwrap_or_else(|p| p.into_inner())
+        twig_util::lock::lock(&self.0.file)
     }
 }
 

@@ -485,22 +485,20 @@ impl Authenticator {
     }
 }
 
-/// What the config asks for that the connection layer does not do yet: permissions are
-/// checked by [`twig_perms`] and certificates mapped by [`certmap`], but connections do not
-/// call them yet, and a bcrypt check would block the event loop. Starting would silently
-/// allow more than the config says, so the server refuses with this sentence instead.
+/// What the config asks for that the connection layer does not do yet: certificates are
+/// mapped by [`certmap`] but connections do not present them to it yet, and a bcrypt check
+/// would block the event loop. Starting would silently allow more than the config says, so
+/// the server refuses with this sentence instead.
 pub fn not_wired_yet(config: &twig_config::Config) -> Option<String> {
     let a = &config.authorization;
-    let perms = a.default_permissions.is_some() || a.users.iter().any(|u| u.permissions.is_some());
     let tls_map = config.tls.as_ref().is_some_and(|t| t.verify_and_map);
     let bcrypt = [&a.token, &a.password]
         .into_iter()
         .chain(a.users.iter().map(|u| &u.password))
         .any(|p| p.as_deref().is_some_and(is_bcrypt));
-    let what = match (perms, tls_map, bcrypt) {
-        (true, _, _) => "permissions",
-        (_, true, _) => "tls.verify_and_map",
-        (_, _, true) => "bcrypt password hashes",
+    let what = match (tls_map, bcrypt) {
+        (true, _) => "tls.verify_and_map",
+        (_, true) => "bcrypt password hashes",
         _ => return None,
     };
     Some(format!(

@@ -1,4 +1,4 @@
-//! Component `twig-clients`: the local client connections (accept loop, per-connection
+//! Layer 3, component `twig-clients`: the local client connections (accept loop, per-connection
 //! reader, writer and timers, the protocol session, auth, TLS on the client port, lame duck
 //! mode). It uses `router`, `config`, `perms`, `util` and twig-core, never another component:
 //! messages go to the router, which delivers them wherever they may go.
@@ -78,7 +78,8 @@ impl Server {
             addr: addr.clone(),
             source,
         };
-        let bound = listen::bind(config.host.as_deref(), port).map_err(bind_err)?;
+        let bound =
+            listen::bind(config.host.as_deref(), port, config.listen_backlog).map_err(bind_err)?;
         let port = bound.port;
         let listeners = bound
             .listeners

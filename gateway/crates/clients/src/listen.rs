@@ -30,10 +30,11 @@ pub struct Bound {
     pub port: u16,
 }
 
-/// Binds the client port for `host` (`None` = both loopbacks) and `port` (0 = random).
-pub fn bind(host: Option<&str>, port: u16) -> io::Result<Bound> {
+/// Binds the client port for `host` (`None` = both loopbacks) and `port` (0 = random), each
+/// listener queueing up to `backlog` connections not yet accepted.
+pub fn bind(host: Option<&str>, port: u16, backlog: u32) -> io::Result<Bound> {
     let Some(host) = host else {
-        return bind_loopbacks(port);
+        return bind_loopbacks(port, backlog);
     };
     let host = host
         .strip_prefix('[')
@@ -49,16 +50,18 @@ pub fn bind(host: Option<&str>, port: u16) -> io::Result<Bound> {
         match listen(
             SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
             false,
+            backlog,
         ) {
             Ok(l) => l,
             Err(e) if ip.is_ipv4() && no_ipv6(&e) => listen(
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
                 true,
+                backlog,
             )?,
             Err(e) => return Err(e),
         }
     } else {
-        listen(SocketAddr::new(ip, port), true)?
+        listen(SocketAddr::new(ip, port), true, backlog)?
     };
     let port = listener.local_addr()?.port();
     Ok(Bound {
@@ -68,15 +71,20 @@ pub fn bind(host: Option<&str>, port: u16) -> io::Result<Bound> {
 }
 
 /// `127.0.0.1:port` and `[::1]:port`; a random port is one both families have free.
-fn bind_loopbacks(port: u16) -> io::Result<Bound> {
+fn bind_loopbacks(port: u16, backlog: u32) -> io::Result<Bound> {
     let mut tries = 0;
     loop {
         tries += 1;
-        let v4 = listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port), true)?;
+        let v4 = listen(
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            true,
+            backlog,
+        )?;
         let chosen = v4.local_addr()?.port();
         match listen(
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), chosen),
             true,
+            backlog,
         ) {
             Ok(v6) => {
                 return Ok(Bound {
@@ -113,16 +121,17 @@ fn resolve(host: &str, port: u16) -> io::Result<IpAddr> {
 }
 
 /// A listening socket with `SO_REUSEADDR` (as Go and the standard library set it);
-/// `v6_only` keeps an IPv6 socket off IPv4.
-fn listen(addr: SocketAddr, v6_only: bool) -> io::Result<TcpListener> {
+/// `v6_only` keeps an IPv6 socket off IPv4. The kernel caps `backlog` at somaxconn.
+fn listen(addr: SocketAddr, v6_only: bool, backlog: u32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     if addr.is_ipv6() {
         socket.set_only_v6(v6_only)?;
     }
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
-    // Go's backlog on Linux is the kernel's somaxconn; 4096 is its default since 5.4.
-    socket.listen(4096)?;
+    // Go's backlog on Linux is the kernel's somaxconn (4096 by default since 5.4); the
+    // standard library's 128 lost SYNs in a connect storm (clients retried after 1 s).
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket.into())
 }
 
@@ -147,7 +156,7 @@ mod tests {
 
     #[test]
     fn the_default_is_both_loopbacks_on_one_port() {
-        let b = bind(None, 0).unwrap();
+        let b = bind(None, 0, 4096).unwrap();
         assert_ne!(b.port, 0);
         for l in &b.listeners {
             assert_eq!(l.local_addr().unwrap().port(), b.port);
@@ -164,7 +173,7 @@ mod tests {
     #[test]
     fn wildcards_take_both_families_as_go_does() {
         for host in ["0.0.0.0", "::", "[::]"] {
-            let b = bind(Some(host), 0).unwrap();
+            let b = bind(Some(host), 0, 4096).unwrap();
             assert_eq!(b.listeners.len(), 1);
             std::net::TcpStream::connect(("127.0.0.1", b.port)).unwrap();
             if b.listeners[0].local_addr().unwrap().is_ipv6() {
@@ -175,10 +184,32 @@ mod tests {
 
     #[test]
     fn a_name_takes_its_first_ipv4_address() {
-        let b = bind(Some("localhost"), 0).unwrap();
+        let b = bind(Some("localhost"), 0, 4096).unwrap();
         assert_eq!(family_count(&b), (1, 0));
-        let b = bind(Some("127.0.0.1"), 0).unwrap();
+        let b = bind(Some("127.0.0.1"), 0, 4096).unwrap();
         assert_eq!(family_count(&b), (1, 0));
-        assert!(bind(Some("no-such-host.invalid"), 0).is_err());
+        assert!(bind(Some("no-such-host.invalid"), 0, 4096).is_err());
+    }
+
+    /// Connections to `port` that finish their handshake within `wait`, out of `tries`
+    /// (nobody accepts them: only the kernel's queue holds them).
+    fn handshakes(port: u16, tries: usize, wait: std::time::Duration) -> usize {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let held: Vec<_> = (0..tries)
+            .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, wait).ok())
+            .collect();
+        held.len()
+    }
+
+    #[test]
+    fn the_backlog_is_the_queue_the_kernel_keeps() {
+        // A full accept queue drops SYNs; the client would retry only after a second, so a
+        // shorter wait counts the queue's depth (Linux holds backlog + 1).
+        let wait = std::time::Duration::from_millis(250);
+        let shallow = bind(Some("127.0.0.1"), 0, 2).unwrap();
+        let got = handshakes(shallow.port, 8, wait);
+        assert!(got <= 4, "backlog 2 held {got} connections");
+        let deep = bind(Some("127.0.0.1"), 0, 64).unwrap();
+        assert_eq!(handshakes(deep.port, 8, wait), 8);
     }
 }

@@ -12,12 +12,17 @@ use twig_core::wire::json::ClientConnect;
 
 use super::state::Shared;
 use crate::auth::Credentials;
+use twig_perms::violation::{self, go_quote};
+use twig_perms::{Budgets, Checker, Subscribe};
 use twig_router::client::ClientShared;
 use twig_router::outbound::{CloseReason, Push};
 use twig_router::store::{Durable, Full, Submit};
 use twig_router::{Batch, MatchCache, Message, Origin, Stalled, Subscription};
 use twig_util::clock::unix_nanos;
 use twig_util::lock::lock;
+
+/// nats-server's internal queue group, which no client may join (`sysGroup`).
+const SYS_GROUP: &[u8] = b"_sys_";
 
 /// What the reader does after an op.
 #[derive(Debug, PartialEq, Eq)]
@@ -207,13 +212,21 @@ impl Session {
             nkey: nkey.as_deref(),
             sig: sig.as_deref(),
         };
-        if self.shared.auth.auth_required()
-            && let Err(why) = self.shared.auth.check(&creds, self.nonce.as_deref())
-        {
-            self.login_failed(Some(&creds), &why.to_string());
-            self.send(err::AUTH_VIOLATION);
-            return Flow::Close(CloseReason::AuthenticationViolation);
-        }
+        let rules = if self.shared.auth.auth_required() {
+            match self.shared.auth.login(&creds, self.nonce.as_deref(), None) {
+                Ok(login) => login.rules,
+                Err(why) => {
+                    self.login_failed(Some(&creds), &why.to_string());
+                    self.send(err::AUTH_VIOLATION);
+                    return Flow::Close(CloseReason::AuthenticationViolation);
+                }
+            }
+        } else {
+            None
+        };
+        // Before the CONNECT counts as accepted: nothing this client does goes unchecked.
+        self.client
+            .set_perms(rules.map(|r| Checker::new(r, Budgets::default())));
         self.verbose = c.effective_verbose();
         self.pedantic = c.effective_pedantic();
         self.no_responders = no_responders;
@@ -246,11 +259,21 @@ impl Session {
             // Pedantic clients are told, and the message still goes on (nats-server).
             self.send(err::INVALID_PUB_SUBJECT);
         }
-        // nats-server acknowledges a verbose PUB before delivering it.
-        self.ok();
+        // Counted as received even when refused below, as nats-server counts it.
         let size = payload.len() + headers.map_or(0, <[u8]>::len);
         self.batch.in_msgs += 1;
         self.batch.in_bytes += size as u64;
+        if !self.client.may_publish(subj) {
+            // Dropped with an -ERR (no +OK); the connection stays (nats-server).
+            self.violation(&violation::publish(subj));
+            self.log_violation(format_args!(
+                "Publish Violation - Subject {}",
+                go_quote(subj)
+            ));
+            return Flow::Continue;
+        }
+        // nats-server acknowledges a verbose PUB before delivering it.
+        self.ok();
         let msg = Message {
             subject: subj,
             reply,
@@ -304,6 +327,27 @@ impl Session {
     }
 
     fn subscribe(&mut self, subj: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Flow {
+        // Permissions first, as nats-server (an invalid subject an allow list does not cover
+        // is a violation, not `Invalid Subject`).
+        let filtered = match self.may_subscribe(subj, queue) {
+            Subscribe::Denied => {
+                self.violation(&violation::subscription(subj, queue));
+                let sid = String::from_utf8_lossy(sid);
+                match queue {
+                    Some(q) => self.log_violation(format_args!(
+                        "Subscription Violation - Subject {}, Queue: {}, SID {sid}",
+                        go_quote(subj),
+                        go_quote(q)
+                    )),
+                    None => self.log_violation(format_args!(
+                        "Subscription Violation - Subject {}, SID {sid}",
+                        go_quote(subj)
+                    )),
+                }
+                return Flow::Continue;
+            }
+            allowed => allowed.filtered(),
+        };
         if subject::validate(subj).is_err()
             || queue.is_some_and(|q| subject::validate_queue(q).is_err())
         {
@@ -318,6 +362,7 @@ impl Session {
             max: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            filtered: AtomicBool::new(filtered),
         });
         {
             let mut subs = lock(&self.client.subs);
@@ -330,12 +375,7 @@ impl Session {
                 // flood the log (nats-server 2.11+ throttles this line too).
                 if !self.sub_limit_logged {
                     self.sub_limit_logged = true;
-                    tracing::error!(
-                        "{}:{} - cid:{} - maximum subscriptions exceeded",
-                        self.client.addr.ip(),
-                        self.client.addr.port(),
-                        self.client.cid
-                    );
+                    self.log_violation(format_args!("maximum subscriptions exceeded"));
                 }
                 self.send(err::TOO_MANY_SUBS);
                 return Flow::Continue;
@@ -371,6 +411,33 @@ impl Session {
                 .filter(|s| !s.closed.load(Ordering::Acquire))
                 .count()
                 >= max
+    }
+
+    /// The permission check of a SUB. nats-server also refuses the queue group `_sys_` to
+    /// every client, with or without permissions (it is its own internal group).
+    fn may_subscribe(&self, subj: &[u8], queue: Option<&[u8]>) -> Subscribe {
+        if queue == Some(SYS_GROUP) {
+            return Subscribe::Denied;
+        }
+        self.client
+            .with_perms(|c| c.subscribe(subj, queue))
+            .unwrap_or(Subscribe::Allowed { filtered: false })
+    }
+
+    /// A permission violation: `-ERR '<text>'`, the connection stays.
+    fn violation(&mut self, text: &str) {
+        let line = format!("-ERR '{text}'\r\n");
+        self.send(line.as_bytes());
+    }
+
+    /// Logs a violation as nats-server does (an error, with the client's address).
+    fn log_violation(&self, what: std::fmt::Arguments<'_>) {
+        tracing::error!(
+            "{}:{} - cid:{} - {what}",
+            self.client.addr.ip(),
+            self.client.addr.port(),
+            self.client.cid
+        );
     }
 
     fn unsubscribe(&mut self, sid: &[u8], max: Option<u64>) -> Flow {

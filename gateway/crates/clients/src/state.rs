@@ -61,7 +61,7 @@ impl Shared {
             server_id: identity.server_id,
             server_name: identity.server_name,
             port,
-            start: SystemTime::now(),
+            start: twig_util::clock::now(),
             router,
             login_throttle: Mutex::new(throttle),
             auth,

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::leaf::{LeafConfig, RemoteConfig, RemoteTlsConfig};
 use super::mqtt::{ExportConfig, ImportConfig, MqttConfig};
+use super::mqtt_listener::MqttListenerConfig;
 use super::streams::{StreamConfig, SyncPolicy};
 use super::sync::SyncConfig;
 use super::{Config, ConfigError, LoginThrottleConfig, TlsConfig, invalid, values};
@@ -130,6 +131,8 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
         streams,
         sync,
         mqtt,
+        listen_backlog,
+        mqtt_listener,
     } = c;
     let mut k = Check(Ok(()));
     // `max_payload` (64 MiB) and `max_control_line` (1 MiB) keep their checks in `validate`,
@@ -167,7 +170,75 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
     if let Some(m) = mqtt {
         mqtt_section(&mut k, m);
     }
+    k.count(
+        "listen_backlog",
+        u64::from(*listen_backlog),
+        u64::from(super::MAX_LISTEN_BACKLOG),
+    );
+    if let Some(m) = mqtt_listener {
+        listener(&mut k, m);
+    }
     k.0
+}
+
+fn listener(k: &mut Check, m: &MqttListenerConfig) {
+    let MqttListenerConfig {
+        host: _,
+        port: _,
+        tls,
+        no_auth_user: _,
+        max_connections,
+        max_sessions,
+        max_packet_size,
+        receive_maximum: _, // u16s: bounded by their type (MQTT's own fields)
+        max_inflight: _,
+        max_queued_bytes,
+        max_queued_messages,
+        max_subscriptions,
+        topic_alias_maximum: _,
+        max_client_id_len: _, // at most 65535, checked with the section
+        max_keep_alive,
+        max_session_expiry: _, // below u32::MAX seconds, checked with the section
+        connect_timeout,
+        write_deadline,
+        max_qos: _,
+        retain_available: _,
+        max_retained,
+        max_retained_bytes,
+        store_file: _,
+        store_size: _, // below 4 GiB, checked with the section
+    } = m;
+    let at = |f: &str| format!("mqtt_listener.{f}");
+    k.count(at("max_connections"), count(*max_connections), MAX_COUNT);
+    k.count(at("max_sessions"), count(*max_sessions), MAX_COUNT);
+    k.size(
+        at("max_packet_size"),
+        *max_packet_size,
+        super::MAX_PAYLOAD_LIMIT as u64,
+    );
+    k.size(at("max_queued_bytes"), *max_queued_bytes, MAX_BUFFER);
+    k.count(
+        at("max_queued_messages"),
+        count(*max_queued_messages),
+        MAX_COUNT,
+    );
+    k.count(
+        at("max_subscriptions"),
+        count(*max_subscriptions),
+        MAX_COUNT,
+    );
+    k.dur(
+        at("max_keep_alive"),
+        *max_keep_alive,
+        Duration::from_secs(65_535),
+    );
+    k.dur(at("connect_timeout"), *connect_timeout, MAX_TIMER);
+    k.dur(at("write_deadline"), *write_deadline, MAX_TIMER);
+    k.count(at("max_retained"), count(*max_retained), MAX_COUNT);
+    k.size(at("max_retained_bytes"), *max_retained_bytes, MAX_BUFFER);
+    if let Some(t) = tls {
+        k.dur(at("tls.timeout"), t.timeout, MAX_TIMER);
+    }
 }
 
 fn throttle(k: &mut Check, t: &LoginThrottleConfig) {
@@ -221,10 +292,14 @@ fn leaf(k: &mut Check, l: &LeafConfig) {
             ignore_discovered_servers: _,
             deny_imports: _,
             deny_exports: _,
+            compression,
         } = r;
         let at = |f: &str| format!("leafnodes.remotes[{i}].{f}");
         k.dur(at("first_info_timeout"), *first_info_timeout, MAX_TIMER);
         k.opt_dur(at("dial_timeout"), *dial_timeout_override, MAX_TIMER);
+        for d in compression.thresholds.as_slice() {
+            k.dur(at("compression.rtt_thresholds"), *d, MAX_TIMER);
+        }
         if let Some(RemoteTlsConfig {
             ca_file: _,
             cert_file: _,

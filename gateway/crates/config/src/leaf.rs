@@ -9,6 +9,7 @@
 //! urls = ["nats-leaf://hub-a:7422", "nats-leaf://hub-b:7422"]
 //! credentials = "/etc/twig/edge.creds"   # or nkey / user + password / token
 //! first_info_timeout = "1s"
+//! compression = "s2_auto"               # default; see `compression.rs`
 //! [leafnodes.remotes.tls]
 //! ca_file = "/etc/twig/hub-ca.pem"
 //! ```
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::compression::Compression;
 use super::{ConfigError, invalid, values};
 
 /// nats-server's leafnode port.
@@ -133,6 +135,10 @@ pub struct RemoteConfig {
     /// interest the hub shows.
     #[serde(default)]
     pub deny_exports: Vec<String>,
+    /// S2 compression of the link (default `s2_auto`, as nats-server): negotiated with the
+    /// hub after its first INFO; a hub before 2.10 gets the plain protocol.
+    #[serde(default, deserialize_with = "super::compression::de_compression")]
+    pub compression: Compression,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -149,6 +155,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("first_info_timeout", &self.first_info_timeout)
             .field("deny_imports", &self.deny_imports)
             .field("deny_exports", &self.deny_exports)
+            .field("compression", &self.compression)
             .finish()
     }
 }
@@ -205,6 +212,7 @@ impl RemoteConfig {
             ignore_discovered_servers: false,
             deny_imports: Vec::new(),
             deny_exports: Vec::new(),
+            compression: Compression::default(),
         }
     }
 }

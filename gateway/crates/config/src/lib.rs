@@ -1,5 +1,6 @@
 //! Layer 1, `twig-config`: the gateway's configuration as plain data plus validation. It uses
-//! `util`, `perms` (permission lists are config data) and twig-core, and names no component:
+//! `natsconf` (nats-server's format), `perms` (permission lists are config data) and
+//! twig-core, and names no component:
 //! every component reads its own section from here.
 //!
 //! One TOML file (`configs/gateway.toml` documents every option), built-in defaults for
@@ -20,15 +21,19 @@ use serde::Deserialize;
 use twig_perms::Permissions;
 
 pub mod bounds;
+pub mod compression;
 mod leaf;
 pub mod mqtt;
+pub mod mqtt_listener;
 pub mod natsconf;
 mod streams;
 mod sync;
 mod values;
 
+pub use compression::Compression;
 pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use mqtt::MqttConfig;
+pub use mqtt_listener::MqttListenerConfig;
 pub use streams::SECTOR as STREAM_SECTOR;
 pub use streams::{ForwardMode, StreamConfig, SyncPolicy, WhenFullConfig};
 pub use sync::deny_imports;
@@ -40,6 +45,11 @@ pub use values::{Port, format_duration, parse_duration, parse_size};
 pub const MAX_PAYLOAD_LIMIT: usize = 64 * 1024 * 1024;
 /// Upper bound for `max_control_line`: a control line is buffered whole before parsing.
 pub const MAX_CONTROL_LINE_LIMIT: usize = 1024 * 1024;
+
+/// The listen backlog of the client port by default: nats-server's (Go's somaxconn on Linux 5.4+).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+/// The deepest listen backlog accepted (Linux caps `somaxconn` there on older kernels).
+pub const MAX_LISTEN_BACKLOG: u32 = 65535;
 
 /// The whole configuration. Every field has a default (see [`Config::default`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -72,6 +82,11 @@ pub struct Config {
     pub max_pending: usize,
     /// Most client connections at once (default 65536); more get `maximum connections exceeded`.
     pub max_connections: usize,
+    /// Connections the kernel queues on the client port before twig accepts them (default
+    /// 4096, 1 to 65535; the kernel caps it at `net.core.somaxconn`). nats-server has no such
+    /// option: Go listens with somaxconn, 4096 since Linux 5.4. Too shallow a queue drops the
+    /// SYNs of a reconnect storm, and each dropped client retries only after 1 s, 3 s, 7 s...
+    pub listen_backlog: u32,
     /// Most subscriptions per connection (default 0 = unlimited, as nats-server).
     pub max_subscriptions: usize,
     /// How often the server PINGs an idle client (default 2m).
@@ -128,6 +143,8 @@ pub struct Config {
     pub sync: Vec<SyncConfig>,
     /// `[mqtt]`: the bridge to an MQTT broker (default: none).
     pub mqtt: Option<MqttConfig>,
+    /// `[mqtt_listener]`: MQTT devices connect to twig directly (default: none).
+    pub mqtt_listener: Option<MqttListenerConfig>,
     // Room for the sections other parts add, each an `Option<...Config>` or a `Vec`.
 }
 
@@ -143,6 +160,7 @@ impl Default for Config {
             max_control_line: 4096,
             max_pending: 64 * 1024 * 1024,
             max_connections: 64 * 1024,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
             max_subscriptions: 0,
             ping_interval: Duration::from_secs(120),
             ping_max: 2,
@@ -164,6 +182,7 @@ impl Default for Config {
             streams: Vec::new(),
             sync: Vec::new(),
             mqtt: None,
+            mqtt_listener: None,
         }
     }
 }
@@ -491,6 +510,9 @@ impl Config {
         if let Some(m) = &self.mqtt {
             mqtt::validate(m)?;
         }
+        if let Some(m) = &self.mqtt_listener {
+            mqtt_listener::validate(m, self.authorization.is_enabled(), self.allow_anonymous)?;
+        }
         if let Some(h) = &self.http_host {
             check_host("http_host", h)?;
         }
@@ -525,6 +547,12 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1"));
+        }
+        if !(1..=MAX_LISTEN_BACKLOG).contains(&self.listen_backlog) {
+            return Err(invalid(
+                "listen_backlog",
+                format!("{} must be between 1 and 65535", self.listen_backlog),
+            ));
         }
         if self.ping_max == 0 {
             return Err(invalid("ping_max", "must be at least 1"));
@@ -670,6 +698,17 @@ impl Config {
                     format!("{n:?} not present as user or nkey in authorization.users"),
                 ));
             }
+        }
+        if let Some(n) = self
+            .mqtt_listener
+            .as_ref()
+            .and_then(|m| m.no_auth_user.as_ref())
+            && !seen.contains(&n.as_str())
+        {
+            return Err(invalid(
+                "mqtt_listener.no_auth_user",
+                format!("{n:?} not present as user in authorization.users"),
+            ));
         }
         Ok(())
     }

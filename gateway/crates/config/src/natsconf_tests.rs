@@ -162,6 +162,34 @@ fn simple_forms_token_user_and_flags_of_style() {
 }
 
 #[test]
+fn remote_compression_takes_nats_server_shapes() {
+    use std::time::Duration;
+    use twig_core::s2::mode::Mode;
+    let remote = |text: &str| {
+        conf(&format!(
+            "leafnodes {{ remotes: [ {{ url: \"nats://h:7422\", {text} }} ] }}"
+        ))
+        .leafnodes
+        .remotes[0]
+            .compression
+    };
+    assert_eq!(remote("first_info_timeout: \"2s\"").mode, Mode::Auto);
+    assert_eq!(remote("compression: s2_best").mode, Mode::Best);
+    assert_eq!(remote("compression: false").mode, Mode::Off);
+    assert_eq!(remote("compression: on").mode, Mode::Auto);
+    let c = remote("compression: { mode: s2_auto, rtt_thresholds: [\"5ms\", \"15ms\"] }");
+    assert_eq!(
+        c.thresholds.as_slice(),
+        [Duration::from_millis(5), Duration::from_millis(15)]
+    );
+    let e = refused("leafnodes {\n remotes: [ { url: \"nats://h\", compression: lz4 } ]\n}");
+    assert!(
+        e.contains("line 2") && e.contains("unsupported compression mode"),
+        "{e}"
+    );
+}
+
+#[test]
 fn keys_used_as_variables_are_not_options() {
     let c = conf("TOKEN: s3cret\nPORT: 4444\nport: $PORT\nauthorization { token: $TOKEN }\n");
     assert_eq!(c.port, Port::Fixed(4444));
@@ -185,7 +213,12 @@ fn what_twig_lacks_is_refused_with_its_name_and_line() {
         ("cluster { name: c }", "cluster", 1),
         ("\n\naccounts { A: {} }", "accounts", 3),
         ("websocket { port: 8080 }", "websocket", 1),
-        ("mqtt { port: 1883 }", "mqtt", 1),
+        ("mqtt { port: 1883, js_domain: hub }", "js_domain", 1),
+        (
+            "mqtt {\n  port: 1883\n  ack_wait: \"30s\"\n}",
+            "ack_wait",
+            3,
+        ),
         ("https: 127.0.0.1:8443", "https", 1),
         ("gateway { name: g }", "gateway", 1),
         ("leafnodes {\n  port: 7422\n}", "leafnodes.port", 2),
@@ -212,11 +245,6 @@ fn what_twig_lacks_is_refused_with_its_name_and_line() {
         (
             "leafnodes { remotes: [ { url: \"nats://h\", hub: true } ] }",
             "hub",
-            1,
-        ),
-        (
-            "leafnodes { remotes: [ { url: \"nats://h\", compression: s2_auto } ] }",
-            "compression",
             1,
         ),
         ("syslog: true", "syslog", 1),
@@ -293,4 +321,47 @@ fn load_reads_both_formats_and_includes() {
     let e = Config::load(Some(&main)).unwrap_err().to_string();
     assert!(e.contains("auth.conf") && e.contains("jetstream"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_mqtt_block_is_the_mqtt_listener() {
+    let nats = conf(
+        r#"
+mqtt {
+  listen: 127.0.0.1:1999
+  max_ack_pending: 20
+  reject_qos2_publish: true
+  tls { cert_file: "/c.pem", key_file: "/k.pem", ca_file: "/ca.pem", verify: true, timeout: 3 }
+  store_size: 1MB
+}
+"#,
+    );
+    let toml = Config::from_toml(
+        r#"
+[mqtt_listener]
+host = "127.0.0.1"
+port = 1999
+max_inflight = 20
+max_qos = 1
+store_size = "1MB"
+[mqtt_listener.tls]
+cert_file = "/c.pem"
+key_file = "/k.pem"
+ca_file = "/ca.pem"
+verify = true
+timeout = "3s"
+"#,
+    )
+    .unwrap();
+    assert_eq!(nats, toml);
+    let m = nats.mqtt_listener.unwrap();
+    assert_eq!(m.port, Port::Fixed(1999));
+    assert_eq!(m.tls.unwrap().timeout, Duration::from_secs(3));
+    assert_eq!(
+        conf("mqtt { port: -1 }").mqtt_listener.unwrap().port,
+        Port::Random
+    );
+    // A limit that does not validate names the nats-server key's line.
+    let e = refused("port: 4222\nmqtt {\n  max_ack_pending: 0\n}\n");
+    assert!(e.contains("line 3") && e.contains("max_inflight"), "{e}");
 }

@@ -22,6 +22,7 @@ fn no_file_means_built_in_defaults() {
     assert_eq!(c.max_pending, 64 << 20);
     assert_eq!(c.max_control_line, 4096);
     assert_eq!(c.max_connections, 65536);
+    assert_eq!(c.listen_backlog, 4096);
     assert_eq!(c.ping_interval, Duration::from_secs(120));
     assert_eq!(c.effective_auth_timeout(), Duration::from_secs(2));
     assert_eq!(c.write_deadline, Duration::from_secs(10));
@@ -63,7 +64,7 @@ fn commented_examples(text: &str) -> Vec<String> {
 fn every_commented_example_in_the_default_file_parses() {
     let text = std::fs::read_to_string(DEFAULT_FILE).unwrap();
     let examples = commented_examples(&text);
-    assert_eq!(examples.len(), 10, "{examples:#?}");
+    assert_eq!(examples.len(), 11, "{examples:#?}");
     for ex in examples {
         Config::from_toml(&ex).unwrap_or_else(|e| panic!("{ex}\n=> {e}"));
     }
@@ -240,6 +241,8 @@ fn invalid_combinations_are_one_sentence_each() {
         ("max_pending = 1000", "invalid `max_pending`"),
         ("max_control_line = 0", "invalid `max_control_line`"),
         ("max_connections = 0", "invalid `max_connections`"),
+        ("listen_backlog = 0", "invalid `listen_backlog`"),
+        ("listen_backlog = 65536", "invalid `listen_backlog`"),
         ("ping_max = 0", "invalid `ping_max`"),
         ("ping_interval = \"0s\"", "invalid `ping_interval`"),
         ("server_name = \"a b\"", "invalid `server_name`"),
@@ -422,4 +425,37 @@ fn the_dial_timeout_is_set_for_all_remotes_or_per_remote() {
         "[leafnodes]\ndial_timeout = \"0s\"\n[[leafnodes.remotes]]\nurls = [\"nats-leaf://a\"]",
     );
     assert!(e.contains("timeouts"), "{e}");
+}
+
+#[test]
+fn the_mqtt_listener_defaults_and_limits() {
+    let c = Config::from_toml("[mqtt_listener]\n").unwrap();
+    let m = c.mqtt_listener.unwrap();
+    assert_eq!(m, MqttListenerConfig::default());
+    assert_eq!(m.port, Port::Fixed(1883));
+    assert_eq!(
+        m.store_path(Path::new("/var/lib/twig")),
+        Path::new("/var/lib/twig/mqtt.store")
+    );
+    for (text, what) in [
+        ("port = 70000", "port"),
+        ("max_inflight = 0", "max_inflight"),
+        ("max_qos = 3", "max_qos"),
+        ("store_size = 1000", "store_size"),
+        ("max_keep_alive = \"1.5s\"", "max_keep_alive"),
+        ("max_packet_size = 2", "max_packet_size"),
+        ("colour = 1", "colour"),
+    ] {
+        let e = err(&format!("[mqtt_listener]\n{text}\n"));
+        assert!(e.contains(what), "{text}: {e}");
+    }
+    // The network needs authorization, as the client port does.
+    let e = err("[mqtt_listener]\nhost = \"0.0.0.0\"\n");
+    assert!(
+        e.contains("mqtt_listener.host") && e.contains("authorization"),
+        "{e}"
+    );
+    Config::from_toml("allow_anonymous = true\n[mqtt_listener]\nhost = \"0.0.0.0\"\n").unwrap();
+    let e = err("[mqtt_listener]\nno_auth_user = \"ghost\"\n");
+    assert!(e.contains("mqtt_listener.no_auth_user"), "{e}");
 }

@@ -1,4 +1,4 @@
-//! Component `twig-monitor`: monitoring over HTTP, shaped like nats-server's so its tooling
+//! Layer 3, component `twig-monitor`: monitoring over HTTP, shaped like nats-server's so its tooling
 //! reads twig too: `/varz`, `/connz`, `/leafz`, `/healthz`, `/jsz`, `/mqttz` (the MQTT
 //! bridge), and `/metrics` in the Prometheus text format. It uses `router` (the counters),
 //! `config` and `util`, never another component: the app answers [`MonitorSource`] from the

@@ -117,7 +117,7 @@ impl Varz {
         http_port: u16,
         start: SystemTime,
     ) -> Varz {
-        let now = SystemTime::now();
+        let now = twig_util::clock::now();
         Varz {
             server_id: server_id.to_string(),
             server_name: config

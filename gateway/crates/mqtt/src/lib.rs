@@ -1,4 +1,4 @@
-//! Component `twig-mqtt`: the MQTT bridge, and the MQTT listener's session ([`server`]). It
+//! Layer 3, component `twig-mqtt`: the MQTT bridge, and the MQTT listener's session ([`server`]). It
 //! uses `router`, `config`, `util` and twig-core, never another component: messages go in
 //! through a `Publisher`, out through internal subscriptions, into streams through the
 //! router's store.
@@ -45,6 +45,7 @@ pub mod acks;
 pub mod client;
 pub mod export;
 pub mod ingest;
+pub mod listener;
 pub mod server;
 pub mod stats;
 

@@ -120,7 +120,7 @@ impl Stats {
         Mqttz {
             enabled: true,
             connected: self.connected.load(Relaxed),
-            url: self.url.lock().map(|u| u.clone()).unwrap_or_default(),
+            url: twig_util::lock::lock(&self.url).clone(),
             connects,
             reconnects: connects.saturating_sub(1),
             disconnects: self.disconnects.load(Relaxed),
@@ -134,7 +134,7 @@ impl Stats {
             out_msgs: self.out_msgs.load(Relaxed),
             out_bytes: self.out_bytes.load(Relaxed),
             out_unmapped: self.out_unmapped.load(Relaxed),
-            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+            last_error: twig_util::lock::lock(&self.last_error).clone(),
             ..Mqttz::default()
         }
     }

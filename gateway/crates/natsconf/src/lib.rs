@@ -1,4 +1,5 @@
-//! nats-server's configuration format, read into a value tree with positions.
+//! Layer 0, `twig-natsconf`: nats-server's configuration format, read into a value tree with
+//! positions. It uses no crate of twig (config maps the tree onto its data).
 //!
 //! ```text
 //! # leaf.conf

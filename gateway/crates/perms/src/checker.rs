@@ -75,6 +75,12 @@ impl Checker {
     /// static lists (cached), then, if they refuse, an earned response permission (counted,
     /// never cached).
     pub fn publish(&mut self, now: Instant, subject: &[u8]) -> bool {
+        self.publish_at(subject, || now)
+    }
+
+    /// [`Checker::publish`] reading the time from `clock` only when an earned response
+    /// permission must be checked (the hot path, a cached decision, never needs it).
+    pub fn publish_at(&mut self, subject: &[u8], clock: impl FnOnce() -> Instant) -> bool {
         if !self.rules.checks_publish() {
             return true;
         }
@@ -83,7 +89,7 @@ impl Checker {
         }
         let allowed = self.rules.may_publish(subject);
         match (&mut self.replies, allowed) {
-            (Some(replies), false) => replies.allow(now, subject),
+            (Some(replies), false) => replies.allow(clock(), subject),
             _ => {
                 self.publish.put(subject, allowed);
                 allowed
@@ -106,7 +112,9 @@ impl Checker {
     /// A message on `subject` with `reply` is about to be delivered to a subscription of this
     /// connection in `queue`. Returns false if the subscribe deny list forbids it (only
     /// checked when `check_deny`, i.e. the subscription was [`Subscribe::filtered`]); when it
-    /// may go, a reply subject is remembered for `allow_responses`.
+    /// may go, a reply subject is remembered for `allow_responses`. The two halves, for a
+    /// caller that queues the message in between (as nats-server does): [`Checker::deliverable`]
+    /// and [`Checker::delivered_reply`].
     pub fn deliver(
         &mut self,
         now: Instant,
@@ -118,33 +126,57 @@ impl Checker {
         if check_deny && !self.deliverable(subject, queue) {
             return false;
         }
-        if let Some(reply) = reply.filter(|r| !r.is_empty())
+        if let Some(reply) = reply {
+            self.delivered_reply(now, reply);
+        }
+        true
+    }
+
+    /// Whether [`Checker::delivered_reply`] does anything: `allow_responses` is set.
+    pub fn tracks_replies(&self) -> bool {
+        self.replies.is_some()
+    }
+
+    /// A message with `reply` was delivered to this connection at `now`: unless the user may
+    /// publish there anyway, the reply subject may now be answered (nats-server `deliverMsg`
+    /// after queueing; its check counts as a use of an earlier, unused permission).
+    pub fn delivered_reply(&mut self, now: Instant, reply: &[u8]) {
+        if !reply.is_empty()
             && self.replies.is_some()
             && !self.publish(now, reply)
             && let Some(replies) = &mut self.replies
         {
             replies.record(now, reply);
         }
-        true
     }
 
-    /// The delivery-time deny filter, cached per subject and queue group.
-    fn deliverable(&mut self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+    /// The delivery-time deny filter (nats-server `checkDenySub`), cached per subject and
+    /// queue group: false if the subscribe deny list forbids a message on `subject` to a
+    /// subscription in `queue`.
+    pub fn deliverable(&mut self, subject: &[u8], queue: Option<&[u8]>) -> bool {
         if !self.rules.has_subscribe_denies() {
             return true;
         }
-        let mut key = Vec::with_capacity(subject.len() + 1 + queue.map_or(0, <[u8]>::len));
-        key.extend_from_slice(subject);
-        if let Some(q) = queue {
-            // A space never occurs in a subject or a queue name: the key is unambiguous.
-            key.push(b' ');
-            key.extend_from_slice(q);
-        }
-        if let Some(v) = self.delivery.get(&key) {
+        // A plain subscription's key is the subject itself (no allocation on the hot path); a
+        // queue subscription's is `subject queue`: a space never occurs in either, so keys
+        // never collide.
+        let queued;
+        let key = match queue {
+            None => subject,
+            Some(q) => {
+                let mut k = Vec::with_capacity(subject.len() + 1 + q.len());
+                k.extend_from_slice(subject);
+                k.push(b' ');
+                k.extend_from_slice(q);
+                queued = k;
+                &queued
+            }
+        };
+        if let Some(v) = self.delivery.get(key) {
             return v;
         }
         let v = self.rules.may_deliver(subject, queue);
-        self.delivery.put(&key, v);
+        self.delivery.put(key, v);
         v
     }
 

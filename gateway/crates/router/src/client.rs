@@ -1,7 +1,7 @@
 //! The part of a client connection other tasks see: its outbound buffer, the options it
 //! negotiated in CONNECT (read by publishers on other threads), its subscriptions and counters.
 //!
-//! Lock order: every lock here (`subs`, `info`, the outbound buffer) is taken alone. To
+//! Lock order: every lock here (`subs`, `info`, `perms`, the outbound buffer) is taken alone. To
 //! drop a subscription the owner removes it from `subs`, releases that lock, and only then
 //! removes it from the router (`Router::subs`), so no path holds two of them.
 
@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
+
+use twig_perms::Checker;
 
 use super::deliver::Subscription;
 use super::outbound::Outbound;
@@ -48,6 +50,17 @@ pub struct ClientShared {
     pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
     /// CONNECT details for `/connz`.
     pub info: Mutex<ConnectInfo>,
+    /// The connection's permission state (`None`: everything is allowed). Its reader checks
+    /// publishes and subscriptions; whoever delivers to it checks the subscribe deny filter
+    /// (subscriptions marked `filtered`) and records reply subjects (`allow_responses`). A
+    /// leaf lock, held for one decision.
+    perms: Mutex<Option<Checker>>,
+    /// `allow_responses` is on: deliveries with a reply subject go through `perms`.
+    replies: AtomicBool,
+    /// The rules check publishes: the reader asks `perms` on each PUB.
+    checks_publish: AtomicBool,
+    /// The rules have a subscribe deny list.
+    sub_denies: AtomicBool,
     /// Messages received from the client.
     pub in_msgs: AtomicU64,
     /// Payload bytes received from the client.
@@ -66,7 +79,7 @@ impl ClientShared {
         ClientShared {
             cid,
             addr,
-            start: SystemTime::now(),
+            start: twig_util::clock::now(),
             out: Outbound::new(max_pending),
             direct: std::sync::OnceLock::new(),
             // nats-server: echo defaults to true; headers to false until CONNECT says so.
@@ -75,6 +88,10 @@ impl ClientShared {
             async_info: AtomicBool::new(false),
             subs: Mutex::new(HashMap::new()),
             info: Mutex::new(ConnectInfo::default()),
+            perms: Mutex::new(None),
+            replies: AtomicBool::new(false),
+            checks_publish: AtomicBool::new(false),
+            sub_denies: AtomicBool::new(false),
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
             out_msgs: AtomicU64::new(0),
@@ -117,6 +134,55 @@ impl ClientShared {
     /// Records that the client now takes async INFO.
     pub fn set_takes_async_info(&self) {
         self.async_info.store(true, Relaxed);
+    }
+
+    /// Puts `checker` in force (at login, and on a reload that changed the rules).
+    pub fn set_perms(&self, checker: Option<Checker>) {
+        let replies = checker.as_ref().is_some_and(Checker::tracks_replies);
+        let publish = checker.as_ref().is_some_and(|c| c.rules().checks_publish());
+        let denies = checker
+            .as_ref()
+            .is_some_and(|c| c.rules().has_subscribe_denies());
+        *lock(&self.perms) = checker;
+        self.replies.store(replies, Relaxed);
+        self.checks_publish.store(publish, Relaxed);
+        self.sub_denies.store(denies, Relaxed);
+    }
+
+    /// Whether the client's rules deny some subscriptions (so a message shown under another
+    /// subject than it was routed by must pass [`ClientShared::may_deliver`]).
+    pub fn has_subscribe_denies(&self) -> bool {
+        self.sub_denies.load(Relaxed)
+    }
+
+    /// May this client publish to `subject` now? (Its reader asks, for every PUB.)
+    pub fn may_publish(&self, subject: &[u8]) -> bool {
+        if !self.checks_publish.load(Relaxed) {
+            return true;
+        }
+        self.with_perms(|c| c.publish_at(subject, Instant::now))
+            .unwrap_or(true)
+    }
+
+    /// Runs `f` on the permission state, if the connection has any (`None` otherwise).
+    pub fn with_perms<R>(&self, f: impl FnOnce(&mut Checker) -> R) -> Option<R> {
+        lock(&self.perms).as_mut().map(f)
+    }
+
+    /// Whether a message on `subject` may reach this client's subscription in `queue` under
+    /// its subscribe deny list (asked only for subscriptions marked `filtered`).
+    pub fn may_deliver(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+        self.with_perms(|c| c.deliverable(subject, queue))
+            .unwrap_or(true)
+    }
+
+    /// A message with `reply` was queued for this client: with `allow_responses` it may now
+    /// publish to `reply` (within the configured count and time).
+    pub fn delivered_reply(&self, reply: &[u8]) {
+        if self.replies.load(Relaxed) {
+            let now = Instant::now();
+            self.with_perms(|c| c.delivered_reply(now, reply));
+        }
     }
 
     /// Counts delivered messages (once per batch).

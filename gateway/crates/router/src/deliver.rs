@@ -39,6 +39,10 @@ pub struct Subscription {
     pub delivered: AtomicU64,
     /// Set when removed, so a delivery racing the removal is skipped.
     pub closed: AtomicBool,
+    /// A subscribe deny rule of the client covers part of what this subscription matches
+    /// (a wildcard or queue subscription): each delivery asks
+    /// [`ClientShared::may_deliver`] first. Set by the owner at SUB and on a reload.
+    pub filtered: AtomicBool,
 }
 
 /// An entry as the sublist stores it: equal and hashed by identity, so two subscriptions on
@@ -346,6 +350,20 @@ fn deliver_one(
     {
         return false;
     }
+    // The publisher may have said how clients see it (e.g. a JetStream delivery from a hub,
+    // under the subject it was stored with: see the uplink's inbound path); the client's
+    // permissions apply to what it sees, as nats-server checks the delivered subject.
+    let (subject, reply) = shown_as.unwrap_or((msg.subject, msg.reply));
+    // Deny rules do not stop a wider subscription (`SUB a.>` with `a.secret` denied): its
+    // deliveries are filtered instead, before they count toward an auto-unsubscribe. A
+    // message shown under another subject than the one it matched (a hub stream's message on
+    // a consumer's inbox) is checked whatever the subscription: stricter than nats-server,
+    // which checks it only if some subscription of the client overlaps a deny rule.
+    let check = sub.filtered.load(Ordering::Relaxed)
+        || (shown_as.is_some() && client.has_subscribe_denies());
+    if check && !client.may_deliver(subject, sub.queue.as_deref()) {
+        return false;
+    }
     // Counted always: UNSUB with a max compares against what was already delivered.
     let d = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
     let max = sub.max.load(Ordering::Relaxed);
@@ -359,9 +377,6 @@ fn deliver_one(
     }
     // A client that did not negotiate headers gets the body alone, as nats-server does.
     let hdrs = if client.headers() { msg.headers } else { None };
-    // The publisher may have said how clients see it (e.g. a JetStream delivery from a hub,
-    // under the subject it was stored with: see the uplink's inbound path).
-    let (subject, reply) = shown_as.unwrap_or((msg.subject, msg.reply));
     let head = wire::MsgHead {
         subject,
         sid: &sub.sid,
@@ -388,6 +403,9 @@ fn deliver_one(
             }
             batch.out_msgs += 1;
             batch.out_bytes += bytes;
+            if let Some(reply) = reply {
+                client.delivered_reply(reply);
+            }
             true
         }
         Push::SlowConsumer => {

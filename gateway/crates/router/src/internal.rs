@@ -65,6 +65,22 @@ pub fn new_owner() -> Owner {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Where an internal subscription's messages go instead of a channel of its own: a component's
+/// queue shared by several subscriptions (the MQTT listener's per-session mailbox, bounded in
+/// bytes), told which subscription matched and who published.
+pub trait Sink: Send + Sync {
+    /// Takes `msg` for the subscription tagged `tag`; `from` is the publishing component, if
+    /// any (a sink decides itself whether its owner gets its own messages: MQTT delivers them
+    /// unless the subscription says No Local). Returns whether it was taken. Never waits.
+    fn offer(&self, tag: u64, msg: &Message<'_>, from: Option<Owner>) -> bool;
+}
+
+/// Where an [`InternalSub`] delivers.
+enum Target {
+    Channel(async_channel::Sender<Owned>),
+    Sink(Arc<dyn Sink>, u64),
+}
+
 /// A subscription held by twig itself.
 pub struct InternalSub {
     /// The subject filter (validated by the caller).
@@ -73,7 +89,7 @@ pub struct InternalSub {
     pub queue: Option<Box<[u8]>>,
     /// The component holding it.
     pub owner: Owner,
-    tx: async_channel::Sender<Owned>,
+    target: Target,
     /// Messages handed to the channel.
     pub delivered: AtomicU64,
     /// Messages dropped because the channel was full.
@@ -96,7 +112,7 @@ impl InternalSub {
             subject: subject.into(),
             queue: queue.map(Box::from),
             owner,
-            tx,
+            target: Target::Channel(tx),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -104,12 +120,47 @@ impl InternalSub {
         (sub, rx)
     }
 
-    /// Hands `msg` to the owner unless it published it. Returns whether it was taken.
+    /// A subscription whose messages go to `sink`, tagged `tag` (see [`Sink`]). Insert it with
+    /// [`Router::insert_internal`](super::Router::insert_internal).
+    pub fn with_sink(
+        owner: Owner,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        sink: Arc<dyn Sink>,
+        tag: u64,
+    ) -> Arc<InternalSub> {
+        Arc::new(InternalSub {
+            subject: subject.into(),
+            queue: queue.map(Box::from),
+            owner,
+            target: Target::Sink(sink, tag),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Hands `msg` to the owner unless it published it (a channel) or the sink refuses it.
+    /// Returns whether it was taken.
     pub(super) fn offer(&self, msg: &Message<'_>, from: Option<Owner>) -> bool {
-        if self.closed.load(Ordering::Acquire) || from == Some(self.owner) {
+        if self.closed.load(Ordering::Acquire) {
             return false;
         }
-        match self.tx.try_send(Owned::from_msg(msg)) {
+        let tx = match &self.target {
+            Target::Channel(_) if from == Some(self.owner) => return false,
+            Target::Channel(tx) => tx,
+            Target::Sink(sink, tag) => {
+                let taken = sink.offer(*tag, msg, from);
+                let counter = if taken {
+                    &self.delivered
+                } else {
+                    &self.dropped
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                return taken;
+            }
+        };
+        match tx.try_send(Owned::from_msg(msg)) {
             Ok(()) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
                 true
@@ -243,6 +294,31 @@ mod tests {
         assert_eq!(route(&router, &msg("a.b"), Origin::component(owner)), 0);
         assert_eq!(route(&router, &msg("b.a"), Origin::internal()), 0);
         assert_eq!(rx.len(), 1);
+    }
+
+    #[test]
+    fn a_sink_gets_the_tag_and_the_publisher_and_decides_itself() {
+        struct Keep(std::sync::Mutex<Vec<(u64, Option<Owner>)>>);
+        impl Sink for Keep {
+            fn offer(&self, tag: u64, _: &Message<'_>, from: Option<Owner>) -> bool {
+                self.0.lock().unwrap().push((tag, from));
+                tag != 9
+            }
+        }
+        let router = Router::new(16);
+        let owner = new_owner();
+        let keep = Arc::new(Keep(Default::default()));
+        let a = InternalSub::with_sink(owner, b"a.*", None, keep.clone(), 7);
+        let b = InternalSub::with_sink(owner, b"a.b", None, keep.clone(), 9);
+        router.insert_internal(&a).unwrap();
+        router.insert_internal(&b).unwrap();
+        // Its own owner's message too: a sink decides (MQTT's No Local is per subscription).
+        assert_eq!(route(&router, &msg("a.b"), Origin::component(owner)), 1);
+        let mut got = keep.0.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, [(7, Some(owner)), (9, Some(owner))]);
+        assert_eq!(b.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(a.delivered.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -21,6 +21,8 @@
 
 pub mod client;
 pub mod deliver;
+#[cfg(test)]
+mod deliver_tests;
 pub mod internal;
 pub mod outbound;
 pub mod remote;

@@ -149,7 +149,7 @@ pub struct Forwarder {
     slots: VecDeque<Slot>,
     up: bool,
     retry_at: Option<Instant>,
-    backoff: Duration,
+    backoff: twig_util::backoff::Backoff,
     barriers: VecDeque<Barrier>,
     /// Copies queued and not yet written, `(seq, end)` in the lane's order.
     unwritten: VecDeque<(u64, u64)>,
@@ -191,7 +191,7 @@ impl Forwarder {
             slots: VecDeque::new(),
             up: false,
             retry_at: None,
-            backoff: MIN_BACKOFF,
+            backoff: twig_util::backoff::Backoff::new(MIN_BACKOFF, MAX_BACKOFF),
             barriers: VecDeque::new(),
             unwritten: VecDeque::new(),
             lost: BTreeSet::new(),
@@ -267,7 +267,7 @@ impl Forwarder {
     /// The link came up (a new connection): send from the cursor.
     pub fn link_up(&mut self) {
         self.up = true;
-        self.backoff = MIN_BACKOFF;
+        self.backoff.reset();
         self.retry_at = None;
         self.rewind();
         self.rtt.forget_min();
@@ -451,15 +451,14 @@ impl Forwarder {
         };
         if !stored {
             self.counts.errors += 1;
-            self.retry_at = Some(now + self.backoff);
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            self.retry_at = Some(now + self.backoff.next_nominal());
             // A copy still queued is the retry already.
             if self.slots[i].state == State::Written {
                 self.mark_lost(i);
             }
             return;
         }
-        self.backoff = MIN_BACKOFF;
+        self.backoff.reset();
         self.complete(now, i);
         self.advance();
     }

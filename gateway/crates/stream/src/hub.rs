@@ -92,15 +92,6 @@ pub fn parse_seq_token(t: &[u8]) -> Option<u64> {
     })
 }
 
-/// 16 base-62 characters from 16 random bytes (each byte's value modulo 62: the bias is
-/// harmless for an identifier).
-fn base62_id(raw: &[u8; 16]) -> String {
-    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    raw.iter()
-        .map(|&b| char::from(DIGITS[usize::from(b) % 62]))
-        .collect()
-}
-
 /// A gateway name as one subject token.
 pub fn subject_token(name: &str) -> String {
     name.chars()
@@ -137,7 +128,7 @@ pub fn gateway_id(config: &Config) -> Result<String, StreamError> {
     // (its Nats-Msg-Id and reply subject); an id kept from an older twig stays as it is.
     let mut raw = [0u8; 16];
     twig_util::id::fill(&mut raw).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
-    let id = base62_id(&raw);
+    let id = twig_util::id::base62(&raw);
     std::fs::create_dir_all(&config.store_dir).map_err(fail)?;
     let tmp = path.with_extension("id.tmp");
     std::fs::write(&tmp, &id).map_err(fail)?;

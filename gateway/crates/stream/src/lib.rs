@@ -1,4 +1,4 @@
-//! Component `twig-stream`: flash-backed streams and their forwarder. It uses `router`,
+//! Layer 3, component `twig-stream`: flash-backed streams and their forwarder. It uses `router`,
 //! `config`, `util` and twig-core, never another component: the streams plug into the router
 //! as its durable store, and the forwarder reaches its hub through `Router::remote`.
 //!

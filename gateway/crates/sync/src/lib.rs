@@ -1,4 +1,4 @@
-//! Component `twig-sync`: durable pull consumers on hub streams. It uses `router`, `config`,
+//! Layer 3, component `twig-sync`: durable pull consumers on hub streams. It uses `router`, `config`,
 //! `util` and twig-core, never another component: it publishes and subscribes through the
 //! router and watches its link through `Router::remote`.
 //!

@@ -143,15 +143,22 @@ pub struct Machine {
     /// Messages still expected on the open pull request.
     left: u32,
     deadline: Option<Instant>,
-    /// Requests in a row that reached nobody.
-    misses: u32,
+    /// Requests in a row that reached nobody: its attempts are the misses.
+    misses: twig_util::backoff::Backoff,
     /// Pull requests sent (for monitoring).
     requests: u64,
+}
+
+/// Retries of a request that reached nobody: from [`NO_INTEREST_RETRY`], doubling, up to the
+/// plan's `retry_delay`.
+fn no_interest_backoff(plan: &Plan) -> twig_util::backoff::Backoff {
+    twig_util::backoff::Backoff::new(NO_INTEREST_RETRY, plan.retry_delay.max(NO_INTEREST_RETRY))
 }
 
 impl Machine {
     /// A machine whose link is down.
     pub fn new(plan: Plan) -> Machine {
+        let misses = no_interest_backoff(&plan);
         Machine {
             plan,
             phase: Phase::Down,
@@ -159,7 +166,7 @@ impl Machine {
             req: 0,
             left: 0,
             deadline: None,
-            misses: 0,
+            misses,
             requests: 0,
         }
     }
@@ -177,7 +184,7 @@ impl Machine {
     /// The link (re)connected: start over (create, then pull).
     pub fn up(&mut self, now: Instant) -> Vec<Out> {
         self.next = Next::Create;
-        self.misses = 0;
+        self.misses.reset();
         self.start(now)
     }
 
@@ -198,12 +205,9 @@ impl Machine {
         } else {
             Next::Pull
         };
-        let delay = NO_INTEREST_RETRY
-            .saturating_mul(1 << self.misses.min(10))
-            .min(self.plan.retry_delay.max(NO_INTEREST_RETRY));
+        let delay = self.misses.next_nominal();
         self.wait(now, delay);
-        self.misses = self.misses.saturating_add(1);
-        if self.misses == MISSES_REPORTED {
+        if self.misses.attempts() == MISSES_REPORTED {
             return vec![Out::Error(format!(
                 "the hub shows no interest in {}.> (JetStream off for this account, or a \
                  wrong api_prefix?)",
@@ -260,7 +264,7 @@ impl Machine {
         };
         let Some(n) = n else { return Vec::new() };
         if n == self.req && matches!(kind, b'c' | b'p') {
-            self.misses = 0;
+            self.misses.reset();
         }
         match kind {
             b'c' => self.on_created(now, n, &msg.payload),

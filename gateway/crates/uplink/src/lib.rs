@@ -1,4 +1,4 @@
-//! Component `twig-uplink`: the leafnode connections to the hub. It uses `router`, `config`,
+//! Layer 3, component `twig-uplink`: the leafnode connections to the hub. It uses `router`, `config`,
 //! `util` and twig-core, never another component: each [`link::Link`] plugs into the router
 //! as a `Remote` (local messages go up) and an `InterestObserver` (local interest is
 //! advertised); the forwarders and sync consumers reach it only through the router.
@@ -10,7 +10,8 @@
 //! - [`session`]: handshake and keepalive as a sans-IO state machine (ops and time in, steps
 //!   out); [`interest`]: local interest counts into `LS+`/`LS-`, hub permissions;
 //!   [`urls`]: URL rotation (the delays are `util::backoff`'s); [`creds`]: what goes into
-//!   CONNECT.
+//!   CONNECT; [`transport`]: the S2 and websocket layers between socket and parser, bytes in
+//!   and out.
 //! - [`outbound`]: the two-lane buffer (keepalive ahead of bulk data); [`link`]: what the
 //!   router and monitoring share with the link's task.
 //! - `task`: the task per remote that dials (`util::dial`), reads, and reconnects;
@@ -24,6 +25,7 @@ pub mod interest;
 pub mod link;
 pub mod outbound;
 pub mod session;
+pub mod transport;
 pub mod urls;
 
 mod task;

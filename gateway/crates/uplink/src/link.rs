@@ -6,8 +6,8 @@
 //! interest is in the router as `RemoteInterest` entries; status and counters are here for
 //! monitoring.
 //!
-//! Lock order: `Link::state` is taken before the outbound's lock, in [`Link::local_interest`]
-//! and [`Link::go_up`] (and the outbound's lock is a leaf: nothing is taken while it is
+//! Lock order: `Link::state` is taken before the outbound's lock, in [`Link::local_interest`],
+//! [`Link::go_up`] and [`Link::go_down`] (and the outbound's lock is a leaf: nothing is taken while it is
 //! held), so an interest change and the dump after connecting cannot interleave; it is never
 //! held while taking `Router::subs`. `Link::hub_subs` and `Link::status` are taken alone.
 use std::collections::HashMap;

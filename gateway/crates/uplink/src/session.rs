@@ -5,16 +5,26 @@
 //! The sequence (reference §2.2-2.4), as a nats-server leaf soliciting a hub:
 //! 1. wait for the hub's INFO (within `first_info_timeout`); refuse it as "wrong port" when
 //!    `client_id` is 0 or `leafnode_urls` is missing, as nats-server does;
-//! 2. send CONNECT (twig-core's `LeafConnect`: no `lang`, `is_hub` false so omitted,
-//!    `compress_mode` "off" when the hub offered compression, "not supported" otherwise, so S2
-//!    is declined; twig never sends an INFO first, which is what would start S2);
-//! 3. if the INFO said `info_on_connect`, wait (2 s, as nats-server) for the INFO with
+//! 2. compression (nats-server 2.10+, `negotiateLeafCompression`): when the remote's mode wants
+//!    it and the hub offers it, send an INFO of twig's own with the chosen `compression`
+//!    ([`Step::StartCompression`]); the shell flushes it plain and from then on both
+//!    directions are S2 streams; the hub answers with its INFO again, compressed, and that INFO
+//!    is the one CONNECT answers. `s2_auto` picks its first level from the time between the
+//!    connection and the hub's INFO (about one round trip, as nats-server measures it), then
+//!    follows the RTT of every PONG ([`Session::level`]);
+//! 3. send CONNECT (twig-core's `LeafConnect`: no `lang`, `is_hub` false so omitted,
+//!    `compress_mode` the negotiated mode: "off" to a hub that offered compression twig does
+//!    not want, "not supported" to a hub before 2.10);
+//! 4. if the INFO said `info_on_connect`, wait (2 s, as nats-server) for the INFO with
 //!    `connect_info`, which names the account and carries the permissions;
-//! 4. connected: the shell sends the interest dump. Then PING every `ping_interval`; the link is
+//! 5. connected: the shell sends the interest dump. Then PING every `ping_interval`; the link is
 //!    stale after `ping_max` PINGs with no answer *and no other data* from the hub: a PONG stuck
 //!    behind bulk data on a slow link does not kill a link that is plainly delivering.
 use std::time::{Duration, Instant};
 
+use twig_config::Compression;
+use twig_core::s2::Level;
+use twig_core::s2::mode::{LeafPlan, Mode, leaf_plan};
 use twig_core::wire::Op;
 use twig_core::wire::json::full::{LeafConnect, ServerInfo, SubjectPermission};
 
@@ -52,6 +62,8 @@ pub struct SessionConfig {
     /// Subjects the hub must not send as plain messages (CONNECT `deny_pub`, nats-server's
     /// `deny_imports`): the `[[sync]]` filters, whose messages come through the consumer.
     pub deny_imports: Vec<String>,
+    /// The remote's compression mode and `s2_auto` thresholds.
+    pub compression: Compression,
 }
 
 /// Why the session ended. Each renders as a sentence for the log.
@@ -66,6 +78,12 @@ pub enum SessionError {
     /// No INFO within the timeout.
     #[error("no INFO from the hub within {0:?}")]
     InfoTimeout(Duration),
+    /// No compressed INFO after twig's INFO that started compression.
+    #[error("no compressed INFO from the hub within {0:?} after negotiating compression")]
+    CompressedInfoTimeout(Duration),
+    /// The hub offered a compression mode nats-server would not know either.
+    #[error("unsupported compression mode {0:?} offered by the hub")]
+    UnknownCompression(String),
     /// No `connect_info` INFO after CONNECT.
     #[error("the hub did not confirm CONNECT within {0:?}")]
     ConnectTimeout(Duration),
@@ -88,6 +106,8 @@ pub enum SessionError {
 pub enum Phase {
     /// Waiting for the hub's INFO.
     AwaitInfo,
+    /// twig's INFO sent, both directions S2 now; waiting for the hub's INFO again.
+    AwaitCompressedInfo,
     /// CONNECT sent; waiting for the `connect_info` INFO.
     AwaitConnectInfo,
     /// Up: interest and messages flow.
@@ -99,6 +119,14 @@ pub enum Phase {
 pub enum Step<'a> {
     /// Nothing.
     Nothing,
+    /// Write this INFO plain and flush it, then switch both directions to S2, writing at
+    /// `level` (the hub's next bytes are compressed).
+    StartCompression {
+        /// twig's INFO line.
+        info: Vec<u8>,
+        /// The encoder's first level.
+        level: Level,
+    },
     /// Write these bytes ahead of anything queued (CONNECT, PING, PONG).
     Send(Vec<u8>),
     /// Write a fixed protocol line ahead of anything queued.
@@ -114,7 +142,7 @@ pub enum Step<'a> {
 }
 
 /// What twig learnt about the hub.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HubInfo {
     /// The first INFO.
     pub info: ServerInfo,
@@ -124,8 +152,21 @@ pub struct HubInfo {
     pub import: Option<SubjectPermission>,
     /// What twig may publish to the hub (LMSG), from the `connect_info` INFO.
     pub export: Option<SubjectPermission>,
-    /// Compression mode twig asked for.
-    pub compression: &'static str,
+    /// The compression mode negotiated (CONNECT `compress_mode`; for `s2_auto` the level it
+    /// started at).
+    pub compression: Mode,
+}
+
+impl Default for HubInfo {
+    fn default() -> HubInfo {
+        HubInfo {
+            info: ServerInfo::default(),
+            account: None,
+            import: None,
+            export: None,
+            compression: Mode::NotSupported,
+        }
+    }
 }
 
 /// One uplink connection's protocol state.
@@ -139,6 +180,10 @@ pub struct Session {
     ping_sent: Option<Instant>,
     rtt: Option<Duration>,
     hub: HubInfo,
+    /// When the connection opened: `s2_auto`'s first RTT is the time to the hub's INFO.
+    opened: Instant,
+    /// The level twig compresses at, while compressing.
+    level: Option<Level>,
 }
 
 impl Session {
@@ -155,7 +200,15 @@ impl Session {
             ping_sent: None,
             rtt: None,
             hub: HubInfo::default(),
+            opened: now,
+            level: None,
         }
+    }
+
+    /// The level twig's writer compresses at (`None` = no compression). With `s2_auto` it
+    /// follows the RTT of the last PONG, as nats-server's `updateS2AutoCompressionLevel`.
+    pub fn level(&self) -> Option<Level> {
+        self.level
     }
 
     /// The current phase.
@@ -185,6 +238,15 @@ impl Session {
                 Op::Info(json) => self.first_info(now, json),
                 _ => Err(SessionError::Protocol("expected INFO first")),
             },
+            Phase::AwaitCompressedInfo => match op {
+                Op::Info(json) => {
+                    let info = ServerInfo::parse(json).map_err(|_| SessionError::BadInfo)?;
+                    self.connect(now, info)
+                }
+                _ => Err(SessionError::Protocol(
+                    "expected the hub's compressed INFO after negotiating compression",
+                )),
+            },
             Phase::AwaitConnectInfo => match op {
                 Op::Info(json) => {
                     let info = ServerInfo::parse(json).map_err(|_| SessionError::BadInfo)?;
@@ -208,7 +270,12 @@ impl Session {
                     Op::Ping => Ok(Step::SendStatic(b"PONG\r\n")),
                     Op::Pong => {
                         if let Some(sent) = self.ping_sent.take() {
-                            self.rtt = Some(now.saturating_duration_since(sent));
+                            let rtt = now.saturating_duration_since(sent);
+                            self.rtt = Some(rtt);
+                            let c = &self.cfg.compression;
+                            if self.level.is_some() && c.mode == Mode::Auto {
+                                self.level = Some(c.thresholds.level_for(rtt));
+                            }
                         }
                         Ok(Step::Nothing)
                     }
@@ -230,12 +297,14 @@ impl Session {
     /// Checks the timers at `now`: handshake deadlines, PINGs, staleness.
     pub fn poll(&mut self, now: Instant) -> Result<Step<'static>, SessionError> {
         match self.phase {
-            Phase::AwaitInfo | Phase::AwaitConnectInfo => {
+            Phase::AwaitInfo | Phase::AwaitCompressedInfo | Phase::AwaitConnectInfo => {
                 if self.deadline.is_some_and(|d| now >= d) {
-                    return Err(if self.phase == Phase::AwaitInfo {
-                        SessionError::InfoTimeout(self.cfg.first_info_timeout)
-                    } else {
-                        SessionError::ConnectTimeout(CONNECT_INFO_TIMEOUT)
+                    return Err(match self.phase {
+                        Phase::AwaitInfo => SessionError::InfoTimeout(self.cfg.first_info_timeout),
+                        Phase::AwaitCompressedInfo => {
+                            SessionError::CompressedInfoTimeout(self.compressed_info_timeout())
+                        }
+                        _ => SessionError::ConnectTimeout(CONNECT_INFO_TIMEOUT),
                     });
                 }
                 Ok(Step::Nothing)
@@ -268,21 +337,66 @@ impl Session {
         if info.client_id == 0 || info.leafnode_urls.is_none() {
             return Err(SessionError::WrongPort);
         }
-        // Declining compression: "off" is what a nats-server leaf configured without
-        // compression answers a hub that offers it; a hub that does not know compression
-        // gets "not supported" (a 2.9 hub ignores the key).
-        let compression = if info.compression.is_some() {
-            "off"
-        } else {
-            "not supported"
-        };
+        let c = &self.cfg.compression;
+        let offered = info.compression.as_deref();
+        let plan = leaf_plan(
+            c.mode,
+            &c.thresholds,
+            offered,
+            now.saturating_duration_since(self.opened),
+        )
+        .map_err(|_| SessionError::UnknownCompression(offered.unwrap_or_default().into()))?;
+        match plan {
+            LeafPlan::Plain { connect } => {
+                self.hub.compression = connect;
+                self.connect(now, info)
+            }
+            LeafPlan::Compress {
+                info: mode,
+                level,
+                connect,
+            } => {
+                // What a nats-server leaf without a leafnode listener sends: its ids, a
+                // non-zero client id and the mode.
+                let ours = serde_json::json!({
+                    "server_id": self.cfg.server_id,
+                    "name": self.cfg.name,
+                    "version": self.cfg.version,
+                    "proto": 1,
+                    "headers": info.headers,
+                    "client_id": 1,
+                    "compression": mode.as_str(),
+                });
+                let mut line = b"INFO ".to_vec();
+                line.extend_from_slice(ours.to_string().as_bytes());
+                line.extend_from_slice(b"\r\n");
+                self.hub = HubInfo {
+                    info,
+                    compression: connect,
+                    ..HubInfo::default()
+                };
+                self.level = Some(level);
+                self.phase = Phase::AwaitCompressedInfo;
+                self.deadline = Some(now + self.compressed_info_timeout());
+                Ok(Step::StartCompression { info: line, level })
+            }
+        }
+    }
+
+    /// The hub's compressed INFO comes one round trip after twig's INFO.
+    fn compressed_info_timeout(&self) -> Duration {
+        self.cfg.first_info_timeout.max(CONNECT_INFO_TIMEOUT)
+    }
+
+    /// CONNECT in answer to `info` (the first INFO, or the compressed one).
+    fn connect<'a>(&mut self, now: Instant, info: ServerInfo) -> Result<Step<'a>, SessionError> {
         let mut connect = LeafConnect {
             version: Some(self.cfg.version.clone()),
             server_id: Some(self.cfg.server_id.clone()),
             name: Some(self.cfg.name.clone()),
             cluster: Some(self.cfg.name.clone()),
             headers: info.headers,
-            compress_mode: Some(compression.to_string()),
+            compress_mode: Some(self.hub.compression.as_str().to_string()),
             remote_account: Some("$G".to_string()),
             protocol: 1,
             deny_pub: (!self.cfg.deny_imports.is_empty()).then(|| self.cfg.deny_imports.clone()),
@@ -299,11 +413,7 @@ impl Session {
         line.extend_from_slice(&json);
         line.extend_from_slice(b"\r\n");
         let on_connect = info.info_on_connect;
-        self.hub = HubInfo {
-            info,
-            compression,
-            ..HubInfo::default()
-        };
+        self.hub.info = info;
         if on_connect {
             self.phase = Phase::AwaitConnectInfo;
             self.deadline = Some(now + CONNECT_INFO_TIMEOUT);

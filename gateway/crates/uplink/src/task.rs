@@ -3,16 +3,19 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use async_io::Timer;
-use futures_lite::{AsyncRead, FutureExt};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt};
+use twig_core::s2::mode::Mode as Compression;
+use twig_core::s2::{Level, NATS_BLOCK_SIZE};
 use twig_core::wire::{Limits, Mode, Op, ParseError, Parser, Queues};
 
 use super::creds::Credentials;
 use super::interest::{Key, Permissions};
 use super::link::Link;
 use super::session::{Session, SessionConfig, Step};
+use super::transport::{SharedLevel, WireReader, WriteLayers};
 use super::urls::Urls;
 use twig_config::Config;
 use twig_config::{LeafUrl, RemoteConfig};
@@ -190,6 +193,16 @@ struct Conn<'c> {
     up: bool,
     /// The hub's interest changed in this batch (forwarders are told once it ends).
     interest_changed: bool,
+    /// The writer's S2 level, while compressing (`s2_auto` moves it with the RTT).
+    level: Option<Arc<SharedLevel>>,
+}
+
+/// What the handshake asks the shell to do before the writer starts.
+enum First {
+    /// CONNECT; true if the link is up at once (no `connect_info` to wait for).
+    Connect(Vec<u8>, bool),
+    /// twig's INFO, then S2 both ways at this level.
+    Compress(Vec<u8>, Level),
 }
 
 async fn connected(
@@ -211,6 +224,7 @@ async fn connected(
         ping_interval: leaf.ping_interval,
         ping_max: leaf.ping_max,
         lds: ctx.lds.clone(),
+        compression: ctx.remote.compression,
         deny_imports: {
             // The remote's own `deny_imports`, then the `[[sync]]` filters (their messages
             // come through the consumer, never as plain publishes).
@@ -235,29 +249,17 @@ async fn connected(
         hub_subs: HashMap::new(),
         up: false,
         interest_changed: false,
+        level: None,
     };
 
     // The hub's first INFO comes in the clear, before any TLS.
-    let mut plain = dial::ArcIo(stream.clone());
-    let first = loop {
-        match read_or_timer(&mut conn.session, &mut inbound, &mut plain).await {
-            Ok(true) => {}
-            Ok(false) => return Ended::Failed("connection closed by the hub".into()),
-            Err(e) => return Ended::Failed(e.to_string()),
-        }
-        match inbound.next_op() {
-            Ok(Some(op)) => match conn.session.handle(Instant::now(), op) {
-                Ok(Step::Send(line)) => break (line, false),
-                Ok(Step::SendAndConnected(line)) => break (line, true),
-                Ok(_) => return Ended::Failed("unexpected first op from the hub".into()),
-                Err(e) => return Ended::Failed(e.to_string()),
-            },
-            Ok(None) => {}
-            Err(e) => return Ended::Failed(format!("protocol error: {e}")),
-        }
+    let mut reader = WireReader::new(Box::pin(dial::ArcIo(stream.clone())), Box::new(|_| {}));
+    let first = match handshake_step(&mut conn.session, &mut inbound, &mut reader).await {
+        Ok(f) => f,
+        Err(e) => return Ended::Failed(e),
     };
     let info = &conn.session.hub().info;
-    let (reader, writer) = if url.tls || tls.is_some() || info.tls_required {
+    let (tls_reader, mut writer) = if url.tls || tls.is_some() || info.tls_required {
         let Some(config) = tls else {
             return Ended::Failed(
                 "the hub requires TLS: give leafnodes.remotes.tls.ca_file".into(),
@@ -275,12 +277,43 @@ async fn connected(
     } else {
         dial::plain(stream.clone())
     };
-
+    if inbound.buf.unparsed() > 0 {
+        return Ended::Failed("the hub sent data right after its INFO".into());
+    }
+    if let Err(e) = reader.set_inner(tls_reader) {
+        return Ended::Failed(e.to_string());
+    }
+    let mut layers = WriteLayers::new();
+    let first = match first {
+        First::Connect(line, up) => (line, up),
+        First::Compress(info, level) => {
+            // twig's INFO goes out plain and whole before any compressed byte; the hub's
+            // answer is the first byte of its S2 stream.
+            if let Err(e) = write_within(&mut writer, &info, leaf.write_deadline).await {
+                return Ended::Failed(e);
+            }
+            if inbound.buf.unparsed() > 0 || reader.layers.buffered() > 0 {
+                return Ended::Failed("the hub sent data before compression started".into());
+            }
+            reader.layers.start_s2(NATS_BLOCK_SIZE);
+            let shared = Arc::new(SharedLevel::new(level));
+            layers.start_s2(shared.clone());
+            conn.level = Some(shared);
+            match handshake_step(&mut conn.session, &mut inbound, &mut reader).await {
+                Ok(First::Connect(line, up)) => (line, up),
+                Ok(First::Compress(..)) => {
+                    return Ended::Failed("the hub asked for compression twice".into());
+                }
+                Err(e) => return Ended::Failed(e),
+            }
+        }
+    };
     let link = &ctx.link;
     link.out.reset();
     let writer_task = ctx.ex.spawn(super::writer::write_loop(
         link.clone(),
         writer,
+        layers,
         leaf.write_deadline,
         stream.clone(),
     ));
@@ -288,7 +321,7 @@ async fn connected(
     if first.1 {
         conn.go_up();
     }
-    let read = conn.read_loop(&mut inbound, reader);
+    let read = conn.read_loop(&mut inbound, &mut reader);
     let mut writer_task = writer_task;
     let ended = match read.or(async { Err((&mut writer_task).await) }).await {
         Ok(()) => "connection closed by the hub".to_string(),
@@ -315,6 +348,16 @@ async fn connected(
     classify(ended, was_up)
 }
 
+/// The mode name of a level, as nats-server reports an `s2_auto` link's current level.
+fn level_mode(level: Level) -> Compression {
+    match level {
+        Level::Uncompressed => Compression::Uncompressed,
+        Level::Fast => Compression::Fast,
+        Level::Better => Compression::Better,
+        Level::Best => Compression::Best,
+    }
+}
+
 fn classify(reason: String, was_up: bool) -> Ended {
     if reason.contains("Loop detected") || reason.contains("same cluster name") {
         Ended::Loop(reason)
@@ -322,6 +365,63 @@ fn classify(reason: String, was_up: bool) -> Ended {
         Ended::Lost(reason)
     } else {
         Ended::Failed(reason)
+    }
+}
+
+/// Reads until the session answers the hub's INFO: with CONNECT, or with twig's INFO that
+/// starts compression.
+async fn handshake_step(
+    session: &mut Session,
+    inbound: &mut Inbound,
+    reader: &mut WireReader,
+) -> Result<First, String> {
+    loop {
+        match inbound.next_op() {
+            Ok(Some(op)) => {
+                return match session.handle(Instant::now(), op) {
+                    Ok(Step::Send(line)) => Ok(First::Connect(line, false)),
+                    Ok(Step::SendAndConnected(line)) => Ok(First::Connect(line, true)),
+                    Ok(Step::StartCompression { info, level }) => Ok(First::Compress(info, level)),
+                    Ok(_) => Err("unexpected first op from the hub".into()),
+                    Err(e) => Err(e.to_string()),
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("protocol error: {e}")),
+        }
+        match read_or_timer(session, inbound, reader).await {
+            Ok(true) => {}
+            Ok(false) => return Err("connection closed by the hub".into()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes and flushes `bytes` before the writer task exists (twig's INFO), within `deadline`.
+async fn write_within(
+    writer: &mut (impl AsyncWrite + Unpin),
+    bytes: &[u8],
+    deadline: std::time::Duration,
+) -> Result<(), String> {
+    let write = async {
+        let r = async {
+            writer.write_all(bytes).await?;
+            writer.flush().await
+        }
+        .await;
+        Some(r)
+    };
+    let late = async {
+        Timer::after(deadline).await;
+        None
+    };
+    match write.or(late).await {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(format!("write error: {e}")),
+        None => Err(format!(
+            "{}: writing INFO took over {deadline:?}",
+            super::writer::WRITE_DEADLINE
+        )),
     }
 }
 
@@ -356,13 +456,13 @@ impl Conn<'_> {
     async fn read_loop(
         &mut self,
         inbound: &mut Inbound,
-        mut reader: dial::Reader,
+        reader: &mut WireReader,
     ) -> Result<(), String> {
         // Whatever arrived with the first INFO is handled before reading more.
         self.handle_ops(inbound)?;
         loop {
             let at = self.session.poll_at();
-            let read = async { Some(inbound.read(&mut reader).await) };
+            let read = async { Some(inbound.read(reader).await) };
             let timer = async {
                 Timer::at(at).await;
                 None
@@ -431,6 +531,10 @@ impl Conn<'_> {
                 self.go_up();
             }
             Step::Connected => self.go_up(),
+            // Only the first INFO can start compression (the handshake, before this loop).
+            Step::StartCompression { .. } => {
+                return Err("protocol violation by the hub: a second compression start".into());
+            }
             Step::Urls(u) => {
                 if !self.ctx.remote.ignore_discovered_servers {
                     self.urls.update_discovered(self.url, &u);
@@ -464,8 +568,8 @@ impl Conn<'_> {
             st.hub_name.clone_from(&hub.info.server_name);
             st.hub_cluster.clone_from(&hub.info.cluster);
             st.account.clone_from(&account);
-            st.compression = hub.compression.to_string();
-            st.since = Some(SystemTime::now());
+            st.compression = hub.compression.as_str().to_string();
+            st.since = Some(twig_util::clock::now());
             st.connects += 1;
             st.attempts = 0;
             st.last_error = None;
@@ -587,6 +691,12 @@ impl Conn<'_> {
         let _ = self.ctx.router.finish(&mut self.batch);
         if let Some(rtt) = self.session.rtt() {
             lock(&self.ctx.link.status).rtt = Some(rtt);
+        }
+        // s2_auto: the writer's level follows the RTT; /leafz shows the level in use.
+        if let (Some(shared), Some(level)) = (&self.level, self.session.level())
+            && shared.set(level)
+        {
+            lock(&self.ctx.link.status).compression = level_mode(level).as_str().to_string();
         }
         if std::mem::take(&mut self.interest_changed) {
             self.ctx.link.notify_change();

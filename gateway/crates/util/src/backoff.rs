@@ -1,11 +1,14 @@
 //! Reconnect timing, without clocks or sockets: the caller passes random numbers in (e.g.
 //! [`crate::id::random_u64`]) and sleeps for what comes out. Used by the uplink and the
-//! MQTT bridge.
+//! MQTT bridge, and
+//! (without jitter) the stream forwarder and the sync consumer.
 //!
 //! Back-off: attempt `n` (0-based, counted since the last good connection) waits a random time
 //! in `[d/2, d]` with `d = min(min_delay * 2^n, max_delay)` ("equal jitter"): never less than
 //! half the nominal delay, so a hub that is down is not hammered, and never more, so the first
 //! retry after a loss comes within `min_delay` (at most 100 ms, checked by the config).
+//! [`Backoff::next_nominal`] is the same doubling without jitter, for the retries inside the
+//! forwarder and the sync consumer.
 use std::time::Duration;
 
 /// The back-off state of one connection (a remote, a broker).
@@ -41,6 +44,18 @@ impl Backoff {
         half + Duration::from_nanos(extra)
     }
 
+    /// The wait before the next attempt without jitter: `min * 2^n` up to `max`. For retries
+    /// inside sans-IO state machines (the forwarder's error PubAcks, the sync consumer's
+    /// missing interest), where one peer is retried and exact times keep the tests scripts.
+    pub fn next_nominal(&mut self) -> Duration {
+        let shift = self.attempt.min(30);
+        self.attempt = self.attempt.saturating_add(1);
+        self.min
+            .checked_mul(1u32 << shift)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+
     /// A connection was established and worked: the next loss starts from `min` again.
     pub fn reset(&mut self) {
         self.attempt = 0;
@@ -55,6 +70,16 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nominal_doubles_to_the_cap_and_resets() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(100), ms(500));
+        let got: Vec<_> = (0..5).map(|_| b.next_nominal()).collect();
+        assert_eq!(got, [ms(100), ms(200), ms(400), ms(500), ms(500)]);
+        b.reset();
+        assert_eq!(b.next_nominal(), ms(100));
+    }
 
     const MS: Duration = Duration::from_millis(1);
 

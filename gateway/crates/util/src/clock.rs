@@ -4,10 +4,20 @@
 //! Sans-IO state machines never read it: their shells pass `Instant`s or these values in.
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The wall clock now: every wall-clock read of the gateway goes through here (start times,
+/// monitoring, log lines), so one place says where time comes from.
+pub fn now() -> SystemTime {
+    SystemTime::now()
+}
+
 /// Nanoseconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    nanos_since_epoch(now())
+}
+
+/// A wall-clock time as nanoseconds since the Unix epoch (0 before it).
+pub fn nanos_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
 

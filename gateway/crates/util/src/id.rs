@@ -32,9 +32,15 @@ pub fn random_u64() -> u64 {
 
 /// 22 random base62 characters (like a nuid): loop-detection subjects, inboxes.
 pub fn token() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut raw = [0u8; 22];
     fill_or_clock(&mut raw);
+    base62(&raw)
+}
+
+/// Random bytes as base62 characters, one per byte (each byte's value modulo 62: the bias is
+/// harmless for an identifier).
+pub fn base62(raw: &[u8]) -> String {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     raw.iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect()

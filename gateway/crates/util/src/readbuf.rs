@@ -79,6 +79,11 @@ impl ReadBuf {
         }
     }
 
+    /// Bytes read and not parsed yet.
+    pub fn unparsed(&self) -> usize {
+        self.filled - self.start
+    }
+
     /// The current capacity (for tests and monitoring).
     pub fn capacity(&self) -> usize {
         self.buf.len()

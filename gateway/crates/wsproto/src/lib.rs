@@ -1,4 +1,5 @@
-//! twig-wsproto: the WebSocket client side of a leafnode remote, and the HTTP CONNECT proxy
+//! Layer 0, `twig-wsproto` (uses no crate of twig; the uplink drives it): the WebSocket client
+//! side of a leafnode remote, and the HTTP CONNECT proxy
 //! in front of it, without any IO.
 //!
 //! - [`url`]: `ws://` / `wss://` remote URLs (host, port, path, credentials) and the path a

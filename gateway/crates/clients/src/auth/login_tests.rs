@@ -358,16 +358,9 @@ fn what_connections_do_not_apply_yet_stops_the_start() {
     let hash = bcrypt::hash("x", 4).unwrap();
     for (toml, what) in [
         (
-            "[authorization]\nusers = [{ user = \"a\", password = \"p\", permissions = { publish = \"x\" } }]"
-                .to_string(),
-            "permissions",
+            format!("{TLS}[authorization]\nusers = [{{ user = \"CN=a\" }}]"),
+            "verify_and_map",
         ),
-        (
-            "[authorization]\ndefault_permissions = { publish = \"x\" }\nusers = [{ user = \"a\", password = \"p\" }]"
-                .to_string(),
-            "permissions",
-        ),
-        (format!("{TLS}[authorization]\nusers = [{{ user = \"CN=a\" }}]"), "verify_and_map"),
         (format!("[authorization]\ntoken = \"{hash}\""), "bcrypt"),
     ] {
         let c = Config::from_toml(&toml).unwrap();
@@ -379,4 +372,15 @@ fn what_connections_do_not_apply_yet_stops_the_start() {
     )
     .unwrap();
     assert_eq!(not_wired_yet(&plain), None);
+    // Permissions are applied: they start.
+    for toml in [
+        "[authorization]\nusers = [{ user = \"a\", password = \"p\", permissions = { publish = \"x\" } }]",
+        "[authorization]\ndefault_permissions = { publish = \"x\" }\nusers = [{ user = \"a\", password = \"p\" }]",
+    ] {
+        assert_eq!(
+            not_wired_yet(&Config::from_toml(toml).unwrap()),
+            None,
+            "{toml}"
+        );
+    }
 }

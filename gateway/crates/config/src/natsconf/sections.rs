@@ -3,8 +3,8 @@
 use twig_natsconf::{Entry, Kind, Map};
 
 use super::{
-    Action, Conv, Origins, as_map, at, convert, host_port, join, merge_table, seconds, section,
-    wrong,
+    Action, Conv, Origins, any, as_map, at, convert, host_port, join, merge_table, seconds,
+    section, wrong,
 };
 use crate::ConfigError;
 
@@ -20,8 +20,8 @@ const NO_OPERATOR: &str = "twig has no operator/JWT mode for its own clients (as
 const NO_LISTENER: &str = "twig does not accept leafnode connections; it connects out to hubs \
                            (`remotes`)";
 const NO_WEBSOCKET: &str = "twig has no websocket listener";
-const NO_MQTT: &str = "nats-server's MQTT listener needs JetStream; twig's MQTT bridge is set \
-                       up in twig's TOML (`[mqtt]`)";
+const MQTT_STATE: &str = "twig keeps MQTT sessions and retained messages in its own store file \
+                          (`store_file`), not in JetStream";
 const NO_HTTPS: &str = "twig's monitoring port speaks plain HTTP; put it behind a TLS proxy";
 const LOGROTATE: &str = "twig does not rotate its log itself; rotate `log_file` with logrotate \
                          and `twig --signal reopen`";
@@ -91,7 +91,7 @@ fn top_option(key: &str) -> Option<Action> {
         | "trusted_keys"
         | "default_sentinel" => Unsupported(NO_OPERATOR),
         "websocket" | "ws" => Unsupported(NO_WEBSOCKET),
-        "mqtt" => Unsupported(NO_MQTT),
+        "mqtt" => Custom(mqtt),
         "https" | "https_port" | "http_base_path" => Unsupported(NO_HTTPS),
         "remote_syslog" => Unsupported("twig logs to stderr or `log_file`, not to syslog"),
         "ocsp" | "ocsp_cache" | "allow_non_tls" => Unsupported(TLS_TUNING),
@@ -364,6 +364,96 @@ fn tls_timeout(
     Ok(())
 }
 
+/// `mqtt { ... }`: twig's `[mqtt_listener]`.
+fn mqtt(e: &Entry, out: &mut Out, origins: &mut Origins, _: &str) -> Result<(), ConfigError> {
+    let mut t = Out::new();
+    let prefix = "mqtt_listener";
+    origins.note(prefix, e);
+    section(as_map(e)?, prefix, &mut t, origins, mqtt_option, "mqtt")?;
+    merge_table(out, prefix, t);
+    Ok(())
+}
+
+fn mqtt_option(key: &str) -> Option<Action> {
+    use Action::{Custom, To, Unsupported};
+    use Conv::{Bool, Duration, Int, Size, Str};
+    Some(match key {
+        "listen" => Custom(listen),
+        "host" | "net" => To("host", Str),
+        "port" => To("port", Int),
+        "tls" => Custom(mqtt_tls),
+        "no_auth_user" => To("no_auth_user", Str),
+        // nats-server: QoS 1 messages pending acknowledgement per subscription; twig: per
+        // session, the same bound on what a device has in flight.
+        "max_ack_pending" | "max_pending" | "max_inflight" => To("max_inflight", Int),
+        "reject_qos2_publish" | "downgrade_qos2_subscribe" => Custom(mqtt_no_qos2),
+        "ack_wait" | "ackwait" => Unsupported(
+            "twig sends unacknowledged messages again when the session resumes, as MQTT \
+             says, not on a timer",
+        ),
+        "authorization" | "authentication" => Unsupported(
+            "MQTT clients log in with the server's `authorization` users (give \
+             `mqtt.no_auth_user` for clients without credentials)",
+        ),
+        "js_domain"
+        | "stream_replicas"
+        | "consumer_replicas"
+        | "consumer_memory_storage"
+        | "consumer_inactive_threshold"
+        | "js_api_timeout"
+        | "api_timeout" => Unsupported(MQTT_STATE),
+        // twig's own limits, under the names of its TOML.
+        "max_connections" => To("max_connections", Int),
+        "max_sessions" => To("max_sessions", Int),
+        "max_packet_size" => To("max_packet_size", Size),
+        "receive_maximum" => To("receive_maximum", Int),
+        "max_queued_bytes" => To("max_queued_bytes", Size),
+        "max_queued_messages" => To("max_queued_messages", Int),
+        "max_subscriptions" => To("max_subscriptions", Int),
+        "topic_alias_maximum" => To("topic_alias_maximum", Int),
+        "max_client_id_len" => To("max_client_id_len", Int),
+        "max_keep_alive" => To("max_keep_alive", Duration),
+        "max_session_expiry" => To("max_session_expiry", Duration),
+        "connect_timeout" => To("connect_timeout", Duration),
+        "write_deadline" => To("write_deadline", Duration),
+        "max_qos" => To("max_qos", Int),
+        "retain_available" => To("retain_available", Bool),
+        "max_retained" => To("max_retained", Int),
+        "max_retained_bytes" => To("max_retained_bytes", Size),
+        "store_file" => To("store_file", Str),
+        "store_size" => To("store_size", Size),
+        _ => return None,
+    })
+}
+
+fn mqtt_tls(e: &Entry, out: &mut Out, origins: &mut Origins, _: &str) -> Result<(), ConfigError> {
+    let mut t = Out::new();
+    let prefix = "mqtt_listener.tls";
+    section(as_map(e)?, prefix, &mut t, origins, tls_option, "mqtt.tls")?;
+    merge_table(out, "tls", t);
+    Ok(())
+}
+
+/// nats-server's two QoS 2 switches: twig has one cap for both directions (`max_qos`), so
+/// either one set caps QoS at 1 (a QoS 2 publish is then refused, a QoS 2 subscription granted
+/// QoS 1).
+fn mqtt_no_qos2(
+    e: &Entry,
+    out: &mut Out,
+    origins: &mut Origins,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    match e.value.kind {
+        Kind::Bool(true) => {
+            origins.note(&join(prefix, "max_qos"), e);
+            out.insert("max_qos".into(), toml::Value::Integer(1));
+            Ok(())
+        }
+        Kind::Bool(false) => Ok(()),
+        _ => Err(wrong(e, "true or false")),
+    }
+}
+
 /// `leafnodes { remotes: [...], reconnect, dial_timeout, write_deadline }`.
 fn leafnodes(e: &Entry, out: &mut Out, origins: &mut Origins, _: &str) -> Result<(), ConfigError> {
     let m = as_map(e)?;
@@ -481,7 +571,7 @@ fn remote_option(key: &str) -> Option<Action> {
         "account" | "local" => Custom(local_account),
         "hub" => Custom(not_hub),
         "disabled" => Custom(not_disabled),
-        "compression" => Custom(no_compression),
+        "compression" => Custom(compression),
         "no_randomize" | "dont_randomize" => {
             Unsupported("twig tries a remote's URLs in order, then the hub's leafnode_urls")
         }
@@ -553,19 +643,19 @@ fn not_disabled(e: &Entry, _: &mut Out, _: &mut Origins, _: &str) -> Result<(), 
     )
 }
 
-/// twig declines S2 on the link; `compression: off` says the same.
-fn no_compression(e: &Entry, _: &mut Out, _: &mut Origins, _: &str) -> Result<(), ConfigError> {
-    let off = match &e.value.kind {
-        Kind::Bool(b) => !b,
-        Kind::String(s) => s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("disabled"),
-        Kind::Map(m) => m.get("mode").is_some_and(
-            |mode| matches!(&mode.value.kind, Kind::String(s) if s.eq_ignore_ascii_case("off")),
-        ),
-        _ => false,
-    };
-    only(
-        e,
-        off,
-        "twig does not compress the leafnode link (write `compression: off`)",
-    )
+/// A remote's `compression` in nats-server's shapes (a mode, a bool, `{ mode, rtt_thresholds }`),
+/// checked here so an error points at the option's line.
+fn compression(
+    e: &Entry,
+    out: &mut Out,
+    origins: &mut Origins,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    let v = any(&e.value);
+    crate::compression::de_compression(v.clone()).map_err(|err: toml::de::Error| {
+        at(&e.value.pos, format!("`{}`: {}", e.key, err.message()))
+    })?;
+    origins.note(&join(prefix, "compression"), e);
+    out.insert("compression".into(), v);
+    Ok(())
 }

@@ -45,6 +45,36 @@ pub const CONTENT_TYPE: &str = "Twig-Mqtt-Content-Type";
 pub const EXPIRY: &str = "Twig-Mqtt-Expiry";
 /// Stream de-duplication id.
 pub const MSG_ID: &str = "Nats-Msg-Id";
+/// MQTT 5 correlation data (hex) of an answer twig republished from a `$MQTT.rsp.` subject to
+/// its response topic.
+pub const CORRELATION: &str = "Twig-Mqtt-Correlation";
+
+/// An answer published to a `$MQTT.rsp.` reply subject, as it goes to its response topic: the
+/// topic's subject, and the header block with the correlation data added.
+pub fn answer(subject: &str, headers: Option<&[u8]>) -> Option<(String, Vec<u8>)> {
+    let (topic, corr) = decode_reply(subject)?;
+    let target = topic_subject(&topic)?;
+    let hex: Option<String> = corr.map(|c| c.iter().map(|b| format!("{b:02x}")).collect());
+    let mut fields: Vec<(String, String)> = Vec::new();
+    if let Some(h) = headers.and_then(|h| Headers::parse(h).ok()) {
+        for (k, v) in h.iter() {
+            if let (Ok(k), Ok(v)) = (std::str::from_utf8(k), std::str::from_utf8(v))
+                && !k.eq_ignore_ascii_case(CORRELATION)
+            {
+                fields.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    if let Some(h) = hex {
+        fields.push((CORRELATION.to_string(), h));
+    }
+    let block = if fields.is_empty() {
+        Vec::new()
+    } else {
+        header_block(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    };
+    Some((target, block))
+}
 
 /// Maps a topic to its subject (nats-server's mapping).
 pub fn topic_subject(topic: &str) -> Option<String> {
@@ -208,6 +238,10 @@ pub fn outbound(headers: Option<&[u8]>, reply: Option<&str>) -> Outbound {
                 }
             } else if k.eq_ignore_ascii_case(CONTENT_TYPE) {
                 let _ = w.put(id::CONTENT_TYPE, Value::Str(v));
+            } else if k.eq_ignore_ascii_case(CORRELATION) {
+                if let Some(c) = unhex(v) {
+                    let _ = w.put(id::CORRELATION_DATA, Value::Bin(&c));
+                }
             } else if !is_internal(k) && !v.contains('\0') && !k.contains('\0') {
                 let _ = w.put(id::USER_PROPERTY, Value::Pair(k, v));
             }
@@ -227,6 +261,16 @@ pub fn outbound(headers: Option<&[u8]>, reply: Option<&str>) -> Outbound {
     }
     o.props = props;
     o
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn is_internal(k: &str) -> bool {
@@ -253,6 +297,23 @@ mod tests {
         let long = vec![1u8; MAX_CORRELATION + 1];
         assert_eq!(encode_reply("x", Some(&long)).as_deref(), Some("x"));
         assert_eq!(decode_reply("$MQTT.rsp.abc.x"), None, "odd hex");
+    }
+
+    #[test]
+    fn an_answer_goes_to_its_response_topic_with_the_correlation_data() {
+        let reply = encode_reply("dev/1/resp", Some(&[0xCA, 0xFE])).unwrap();
+        let hdr = header_block([("unit", "C")].into_iter());
+        let (subject, block) = answer(&reply, Some(&hdr)).unwrap();
+        assert_eq!(subject, "dev.1.resp");
+        let o = outbound(Some(&block), None);
+        let props =
+            twig_core::mqtt::packet::Props::new(&o.props, twig_core::mqtt::packet::Ctx::Publish)
+                .unwrap();
+        assert_eq!(props.bin(id::CORRELATION_DATA), Some(&[0xCA, 0xFE][..]));
+        assert_eq!(props.user().collect::<Vec<_>>(), [("unit", "C")]);
+        let (subject, block) = answer("$MQTT.rsp._.a.b", None).unwrap();
+        assert_eq!((subject.as_str(), block.len()), ("a.b", 0));
+        assert_eq!(answer("a.b", None), None, "not a reply subject");
     }
 
     #[test]

@@ -127,6 +127,25 @@ impl Session {
         }
     }
 
+    /// A lasting session read from the store at start: offline until its client connects
+    /// again, expiring as configured from `now`. Its NATS subscriptions (`state.subs`) are the
+    /// shell's to restore.
+    pub fn restore(cfg: Arc<Config>, state: SessionState, now: Instant) -> Session {
+        let mut s = Session::new(cfg, now);
+        s.phase = Phase::Offline;
+        s.expires_at = match state.expiry {
+            u32::MAX => None,
+            e => Some(now + Duration::from_secs(u64::from(e))),
+        };
+        s.st = state;
+        s
+    }
+
+    /// The session's subscriptions.
+    pub fn subscriptions(&self) -> &[super::Subscription] {
+        &self.st.subs
+    }
+
     /// Feeds one input.
     pub fn handle(&mut self, now: Instant, input: Input<'_>) {
         match input {
@@ -797,14 +816,11 @@ fn empty_publish() -> Publish {
     }
 }
 
-/// A client id for a client that sent none: unique within the process and over restarts
-/// (time-based), 23 characters or fewer as MQTT 3.1.1 suggests.
+/// A client id for a client that sent none: 18 random base62 characters after `twig-` (23
+/// characters, the most MQTT 3.1.1 promises a server accepts). Random, not time-based: the
+/// session reads no clock.
 fn assigned_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    format!("twig-{:x}{:04x}", wall & 0xFFFF_FFFF_FFFF, n & 0xFFFF)
+    let mut id = String::from("twig-");
+    id.push_str(&twig_util::id::token()[..18]);
+    id
 }

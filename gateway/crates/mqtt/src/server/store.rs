@@ -286,6 +286,11 @@ impl<F: Flush> Store<F> {
         Ok(())
     }
 
+    /// Whether `client_id` has a stored session.
+    pub fn has_session(&self, client_id: &str) -> bool {
+        self.table.contains(&key(b's', client_id, &[]))
+    }
+
     /// Client ids with a stored session.
     pub fn sessions(&self) -> Vec<String> {
         self.table
