@@ -95,7 +95,6 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
         std::fs::write(p, std::process::id().to_string())
             .map_err(|e| format!("cannot write pid_file {}: {e}", p.display()))?;
     }
-    let reloader = Reloader::new(cli.clone(), config.clone());
     let config_threads = config.threads;
     let config = Arc::new(config);
     let identity = Identity::new(config.server_name.as_deref());
@@ -115,6 +114,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     let server = Server::bind(config.clone(), router.clone(), identity.clone())
         .map_err(|e| e.to_string())?;
     log_banner(&identity);
+    let reloader = Reloader::new(cli.clone(), (*config).clone()).with_clients(server.shared());
     let sources = Arc::new(monitor::Sources {
         config: config.clone(),
         router: router.clone(),

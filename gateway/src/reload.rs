@@ -2,15 +2,20 @@
 //! as at start, and apply what can change in a running twig. The log says plainly what was
 //! reloaded and what needs a restart; a file that does not load changes nothing.
 //!
-//! What reloads today: `debug` and `trace`. Everything else is listed as not reloaded. To
+//! What reloads today: `debug`, `trace` and `authorization` (users, passwords, tokens, nkeys,
+//! permissions, `no_auth_user`: applied to the open connections too, see
+//! `twig_clients::reauth`). Everything else is listed as not reloaded. A new `authorization`
+//! that cannot be put in force refuses the whole reload, with the reason in the log. To
 //! make an option reloadable, give it an arm in [`Reloader::apply`] and move it from the
 //! "restart" list to the "reloaded" one there; [`changed`] names every option (it fails to
 //! build when `Config` gains a field it does not compare).
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::logging::Logger;
+use crate::server::state::Shared;
 
 /// What one reload did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -26,6 +31,8 @@ pub struct Reloader {
     path: Option<PathBuf>,
     cli: Cli,
     current: Config,
+    /// The client connections, whose authorization reloads.
+    clients: Option<Arc<Shared>>,
 }
 
 impl Reloader {
@@ -35,7 +42,14 @@ impl Reloader {
             path: cli.config.clone(),
             cli,
             current: config,
+            clients: None,
         }
+    }
+
+    /// Lets a reload apply `authorization` to these client connections.
+    pub fn with_clients(mut self, clients: Arc<Shared>) -> Reloader {
+        self.clients = Some(clients);
+        self
     }
 
     /// Loads the file again and applies what it can; logs the outcome.
@@ -51,7 +65,28 @@ impl Reloader {
         self.cli.apply(&mut next);
         next.validate().map_err(|e| e.to_string())?;
         let mut report = Report::default();
-        for option in changed(&self.current, &next) {
+        let changes = changed(&self.current, &next);
+        // The one option that can still be refused: put in force first, so a refusal leaves
+        // everything as it was.
+        if changes.contains(&"authorization")
+            && let Some(clients) = &self.clients
+        {
+            let outcome = clients.reload_authorization(&next)?;
+            self.current.authorization = next.authorization.clone();
+            tracing::info!(
+                "Authorization reloaded on open connections ({} checked, {} closed for a removed user, \
+                 {} refused, {} subscriptions removed)",
+                outcome.checked,
+                outcome.removed,
+                outcome.refused,
+                outcome.subs_removed
+            );
+            report.reloaded.push("authorization");
+        }
+        for option in changes {
+            if report.reloaded.contains(&option) {
+                continue;
+            }
             if self.apply(option, &next, logger) {
                 report.reloaded.push(option);
             } else {

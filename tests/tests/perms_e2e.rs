@@ -169,3 +169,65 @@ async fn hub_messages_are_filtered_by_permission(v: HubVersion) {
     assert_quiet(&mut fleet).await;
 }
 per_version!(hub_messages_are_filtered_by_permission);
+
+/// A reload whose `[authorization]` is invalid, or asks for what this build cannot apply, is
+/// refused whole with its reason in the log; the running rules stay.
+#[test]
+fn a_refused_reload_says_why_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twig.toml");
+    let good = "debug = false\n[authorization]\nusers = [{ user = \"a\", password = \"pa\", permissions = { publish = \"a.>\" } }]\n";
+    std::fs::write(&path, good).unwrap();
+    let twig = Twig::start(&["-c".into(), path.display().to_string()]);
+    let mut c = RawConn::connect(&twig.sut.addr());
+    c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"user\":\"a\",\"pass\":\"pa\"}\r\nSUB a.> 1\r\n");
+    c.ping_pong(DEADLINE);
+    let hash = "$2a$04$wTt3.d6JKNhB5l2ie6MRtOc8s0R6Z6GdgUeQUIMqVXoXnV6HZ3GdW";
+    let bad = [
+        // An invalid subject, with a debug change that must not go in force either.
+        ("debug = true\n[authorization]\nusers = [{ user = \"a\", password = \"pa\", permissions = { publish = \"a..b\" } }]\n".to_string(), "a..b"),
+        (format!("[authorization]\nusers = [{{ user = \"a\", password = \"{hash}\" }}]\n"), "bcrypt"),
+    ];
+    for (n, (text, why)) in bad.iter().enumerate() {
+        std::fs::write(&path, text).unwrap();
+        twig.sut.signal("reload");
+        twig.wait_log("Failed to reload server configuration", n + 1);
+        let log = twig.log();
+        let line = log
+            .lines()
+            .filter(|l| l.contains("Failed to reload server configuration"))
+            .nth(n)
+            .unwrap();
+        assert!(line.contains(why), "{line}");
+    }
+    // With debug in force, a new connection would be logged at [DBG].
+    let mut probe = RawConn::connect(&twig.sut.addr());
+    probe
+        .send(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"user\":\"a\",\"pass\":\"pa\"}\r\n");
+    probe.ping_pong(DEADLINE);
+    let log = twig.log();
+    assert!(!log.contains("[DBG]"), "debug went in force:\n{log}");
+    assert!(!log.contains("Authorization reloaded"), "{log}");
+    c.send(b"PUB a.x 1\r\n1\r\nPUB b.x 1\r\n2\r\n");
+    c.ping_pong(DEADLINE);
+    assert!(c.text().contains("MSG a.x 1 1\r\n1"), "{}", c.text());
+    assert!(
+        c.text()
+            .contains("-ERR 'Permissions Violation for Publish to \"b.x\"'"),
+        "{}",
+        c.text()
+    );
+    // A good one goes in force on the open connection.
+    std::fs::write(&path, good.replace("a.>", "b.>")).unwrap();
+    twig.sut.signal("reload");
+    twig.wait_log("Authorization reloaded on open connections", 1);
+    c.send(b"PUB a.y 1\r\n3\r\nPUB b.y 1\r\n4\r\n");
+    c.ping_pong(DEADLINE);
+    assert!(
+        c.text()
+            .contains("-ERR 'Permissions Violation for Publish to \"a.y\"'"),
+        "{}",
+        c.text()
+    );
+    assert!(!c.is_closed());
+}

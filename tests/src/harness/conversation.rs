@@ -16,6 +16,9 @@
 //! sync C                    send PING and read until its PONG (or close)
 //! wait C BYTES              read until BYTES arrived (or close)
 //! close C [SECS]            read until the server closes C (default 5 s)
+//! reload FILE               replace the config file given with `-c` (a copy per run) by
+//!                           FILE (relative to `tests/`), send the reload signal, and wait
+//!                           until the server logged that it reloaded (or refused to)
 //! expect C BYTES            the reference server's masked transcript of C contains BYTES
 //! expect-closed C / expect-open C   how the reference server left C at the end
 //! end                       ends the case
@@ -47,6 +50,8 @@ pub enum Step {
     Wait(usize, Vec<u8>),
     /// Read until the server closes the connection.
     Close(usize, Duration),
+    /// Replace the config by this file (relative to `tests/`) and reload.
+    Reload(String),
 }
 
 /// A conversation and what the reference server must say in it.
@@ -119,6 +124,7 @@ pub fn parse(text: &str) -> Result<Vec<Case>, String> {
                 };
                 case.steps.push(Step::Close(c, Duration::from_secs(secs)));
             }
+            "reload" => case.steps.push(Step::Reload(rest.trim().to_string())),
             "expect" => {
                 let (c, b) = conn_and_rest(rest)?;
                 let b = unescape(&b).map_err(|e| at(&e))?;
@@ -226,10 +232,36 @@ pub type Transcript = Vec<String>;
 
 /// Run a case against a freshly started `target`; one transcript per client, in client order.
 pub fn run(case: &Case, target: Target) -> Vec<Transcript> {
-    let server = ServerUnderTest::start_target(target, &case.options);
+    // A case that reloads changes its config file: each run gets its own copy.
+    let own_config = tempfile::tempdir().expect("temp dir");
+    let mut options = case.options.clone();
+    let config = if case.steps.iter().any(|s| matches!(s, Step::Reload(_))) {
+        let at = options
+            .extra_args
+            .iter()
+            .position(|a| a == "-c")
+            .expect("a case with `reload` needs `-c FILE` in its options");
+        let arg = options.extra_args.get_mut(at + 1).expect("-c FILE");
+        let copy = own_config.path().join("server.conf");
+        std::fs::copy(&*arg, &copy).expect("copy the config");
+        *arg = copy.display().to_string();
+        Some(copy)
+    } else {
+        None
+    };
+    let server = ServerUnderTest::start_target(target, &options);
+    let mut reloads = 0;
     let mut conns: BTreeMap<usize, RawConn> = BTreeMap::new();
     for step in &case.steps {
         match step {
+            Step::Reload(file) => {
+                let from = super::workspace_root().join("tests").join(file);
+                let to = config.as_ref().expect("config copy");
+                std::fs::copy(&from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+                server.signal("reload");
+                reloads += 1;
+                wait_reloaded(&server, reloads);
+            }
             Step::Open(c) => {
                 conns.insert(*c, RawConn::connect(&server.addr()));
             }
@@ -288,6 +320,26 @@ fn substitute(case: &Case, conn: &mut RawConn, bytes: &[u8]) -> Vec<u8> {
     text.replace("{nkey}", &kp.public_key())
         .replace("{sig}", &base64url(&sig))
         .into_bytes()
+}
+
+/// Waits until `server` logged its `n`-th reload, done or refused (both servers use these
+/// words).
+fn wait_reloaded(server: &ServerUnderTest, n: usize) {
+    let deadline = std::time::Instant::now() + READ_DEADLINE;
+    loop {
+        let log = server.log();
+        let done = log.matches("Reloaded server configuration").count()
+            + log.matches("Failed to reload server configuration").count();
+        if done >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not log reload {n}:\n{log}",
+            server.target().name()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Base64url without padding (the CONNECT `sig` encoding).

@@ -339,6 +339,31 @@ impl Authenticator {
         stored.is_some_and(is_bcrypt)
     }
 
+    /// The `no_auth_user`, if any.
+    pub fn no_auth_user(&self) -> Option<&str> {
+        self.no_auth_user.as_deref()
+    }
+
+    /// The password (or hash) configured for user `name`.
+    pub fn password_of(&self, name: &str) -> Option<&str> {
+        self.users.get(name).and_then(|u| u.password.as_deref())
+    }
+
+    /// Whether `creds` name a user or nkey this config does not have (a reload then closes
+    /// the connection without an `-ERR`, as nats-server does for a user that is gone).
+    /// Credentials without a user or nkey (a token, the no-auth user) name none.
+    pub fn names_unknown_identity(&self, creds: &Credentials<'_>) -> bool {
+        if let Some(k) = creds.nkey.filter(|k| !k.is_empty()) {
+            return !self.nkeys.contains_key(k);
+        }
+        match creds.user.filter(|u| !u.is_empty()) {
+            Some(u) => {
+                !self.users.contains_key(u) && self.single.as_ref().is_none_or(|(n, _)| n != u)
+            }
+            None => false,
+        }
+    }
+
     /// A fresh nonce for INFO: 11 random bytes, base64url without padding (15 characters).
     pub fn new_nonce() -> Result<String, AuthError> {
         let mut raw = [0u8; NONCE_RAW_LEN];

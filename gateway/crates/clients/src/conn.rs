@@ -40,7 +40,11 @@ pub async fn serve(
         .total_connections
         .fetch_add(1, Ordering::Relaxed);
     let client = Arc::new(ClientShared::new(cid, addr, shared.config.max_pending));
-    let nonce = if shared.auth.needs_nonce() {
+    // The authenticator in force when INFO goes out decides what INFO says; the CONNECT is
+    // checked against the one in force when it arrives (a reload may come in between).
+    let auth = shared.auth();
+    let auth_required = auth.auth_required();
+    let nonce = if auth.needs_nonce() {
         match crate::auth::Authenticator::new_nonce() {
             Ok(n) => Some(n),
             Err(e) => {
@@ -74,7 +78,7 @@ pub async fn serve(
     }
     // An address that keeps failing to log in waits for its turn before its CONNECT is read
     // (counted among the connections meanwhile, so waiting costs it a connection slot).
-    if shared.auth.auth_required() {
+    if auth_required {
         let wait = lock(&shared.login_throttle).reserve(std::time::Instant::now(), addr.ip());
         if !wait.is_zero() {
             tracing::debug!(
@@ -112,7 +116,7 @@ pub async fn serve(
         // Plain TCP: other readers may write this client's bytes inline.
         let _ = client.direct.set(stream.clone());
     }
-    let mut session = Session::new(shared.clone(), client.clone(), nonce);
+    let mut session = Session::new(shared.clone(), client.clone(), nonce, auth_required);
     let writer_task = ex.spawn(write_loop(
         shared.clone(),
         client.clone(),
@@ -124,6 +128,7 @@ pub async fn serve(
         client.clone(),
         session.authed.clone(),
         session.pings_out.clone(),
+        auth_required,
     ));
 
     let reason = read_loop(&shared, &client, &mut session, reader).await;
@@ -138,6 +143,7 @@ pub async fn serve(
         shared.router.remove(s);
     }
     lock(&shared.clients).remove(&cid);
+    shared.forget_login(cid);
     let reason = client.out.closed().unwrap_or(reason);
     tracing::debug!(
         "{}:{} - cid:{} - Client connection closed: {}",
@@ -299,8 +305,9 @@ async fn timers(
     client: Arc<ClientShared>,
     authed: Arc<std::sync::atomic::AtomicBool>,
     pings_out: Arc<std::sync::atomic::AtomicU64>,
+    auth_required: bool,
 ) {
-    if shared.auth.auth_required() {
+    if auth_required {
         Timer::after(shared.config.effective_auth_timeout()).await;
         if !authed.load(Ordering::Acquire) {
             client.out.push_bytes(b"-ERR 'Authentication Timeout'\r\n");

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod conn;
 pub mod lame_duck;
 pub mod listen;
+pub mod reauth;
 pub mod session;
 pub mod state;
 pub mod tls;

@@ -11,7 +11,8 @@ use twig_core::wire::Op;
 use twig_core::wire::json::ClientConnect;
 
 use super::state::Shared;
-use crate::auth::Credentials;
+use crate::auth::{Credentials, Identity};
+use crate::reauth::StoredLogin;
 use twig_perms::violation::{self, go_quote};
 use twig_perms::{Budgets, Checker, Subscribe};
 use twig_router::client::ClientShared;
@@ -53,6 +54,8 @@ pub struct Session {
     client: Arc<ClientShared>,
     /// The nonce sent in INFO, when the server's auth needs one.
     nonce: Option<String>,
+    /// INFO said authentication is required (so nothing but CONNECT may come first).
+    auth_required: bool,
     connected: bool,
     // nats-server pre-fills verbose and pedantic with true and overlays CONNECT's JSON, so a
     // client that never sends CONNECT (no auth configured) gets +OK to everything.
@@ -75,11 +78,17 @@ pub struct Session {
 
 impl Session {
     /// A session for a client that was just sent INFO (with `nonce`, if any).
-    pub fn new(shared: Arc<Shared>, client: Arc<ClientShared>, nonce: Option<String>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        client: Arc<ClientShared>,
+        nonce: Option<String>,
+        auth_required: bool,
+    ) -> Self {
         Session {
             shared,
             client,
             nonce,
+            auth_required,
             connected: false,
             verbose: true,
             pedantic: true,
@@ -97,7 +106,7 @@ impl Session {
 
     /// Handles one op from the client.
     pub fn handle(&mut self, op: Op<'_>) -> Flow {
-        if !self.connected && self.shared.auth.auth_required() && !matches!(op, Op::Connect(_)) {
+        if !self.connected && self.auth_required && !matches!(op, Op::Connect(_)) {
             self.login_failed(None, "an operation before CONNECT");
             self.send(err::AUTH_VIOLATION);
             return Flow::Close(CloseReason::AuthenticationViolation);
@@ -212,21 +221,36 @@ impl Session {
             nkey: nkey.as_deref(),
             sig: sig.as_deref(),
         };
-        let rules = if self.shared.auth.auth_required() {
-            match self.shared.auth.login(&creds, self.nonce.as_deref(), None) {
-                Ok(login) => login.rules,
-                Err(why) => {
-                    self.login_failed(Some(&creds), &why.to_string());
-                    self.send(err::AUTH_VIOLATION);
-                    return Flow::Close(CloseReason::AuthenticationViolation);
+        // Checked against the authenticator in force; if a reload swaps it before the login
+        // is registered, checked again against the new one (see `reauth`).
+        loop {
+            let (auth, generation) = self.shared.auth_snapshot();
+            let (identity, rules) = if auth.auth_required() {
+                match auth.login(&creds, self.nonce.as_deref(), None) {
+                    Ok(login) => (login.identity, login.rules),
+                    Err(why) => {
+                        self.login_failed(Some(&creds), &why.to_string());
+                        self.send(err::AUTH_VIOLATION);
+                        return Flow::Close(CloseReason::AuthenticationViolation);
+                    }
                 }
+            } else {
+                (Identity::Anonymous, None)
+            };
+            // Before the CONNECT counts as accepted: nothing this client does goes unchecked.
+            self.client
+                .set_perms(rules.map(|r| Checker::new(r, Budgets::default())));
+            let stored = StoredLogin::new(
+                self.client.clone(),
+                &creds,
+                self.nonce.as_deref(),
+                &identity,
+                &auth,
+            );
+            if self.shared.register_login(generation, stored) {
+                break;
             }
-        } else {
-            None
-        };
-        // Before the CONNECT counts as accepted: nothing this client does goes unchecked.
-        self.client
-            .set_perms(rules.map(|r| Checker::new(r, Budgets::default())));
+        }
         self.verbose = c.effective_verbose();
         self.pedantic = c.effective_pedantic();
         self.no_responders = no_responders;
@@ -329,6 +353,7 @@ impl Session {
     fn subscribe(&mut self, subj: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Flow {
         // Permissions first, as nats-server (an invalid subject an allow list does not cover
         // is a violation, not `Invalid Subject`).
+        let generation = self.client.perms_generation();
         let filtered = match self.may_subscribe(subj, queue) {
             Subscribe::Denied => {
                 self.violation(&violation::subscription(subj, queue));
@@ -395,6 +420,18 @@ impl Session {
             lock(&self.client.subs).remove(sid);
             self.send(err::INVALID_SUBJECT);
             return Flow::Continue;
+        }
+        // A reload changed the rules while this SUB was checked against the old ones: check
+        // it again (the reload may not have seen it).
+        if self.client.perms_generation() != generation {
+            match self.may_subscribe(subj, queue) {
+                Subscribe::Denied => {
+                    self.shared.router.remove_sub(&sub);
+                    self.violation(&violation::subscription(subj, queue));
+                    return Flow::Continue;
+                }
+                allowed => sub.filtered.store(allowed.filtered(), Ordering::SeqCst),
+            }
         }
         self.ok();
         Flow::Continue

@@ -1,7 +1,8 @@
 //! State shared by every client connection of one server: configuration, identity, the
 //! router, credentials, TLS, and the live connections (for monitoring and shutdown).
 //!
-//! Lock order: `clients` is taken alone; a client's own locks are never held while taking it.
+//! Lock order: `clients` and `auth` are each taken alone; a client's own locks are never held
+//! while taking them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -12,6 +13,7 @@ use twig_core::wire::json::full::ServerInfo;
 
 use crate::auth::Authenticator;
 use crate::auth::throttle::LoginThrottle;
+use crate::reauth::{self, AuthState, Outcome, StoredLogin};
 use twig_config::Config;
 use twig_router::Router;
 use twig_router::client::ClientShared;
@@ -32,8 +34,8 @@ pub struct Shared {
     pub start: SystemTime,
     /// Subscriptions and delivery (and the server-wide counters).
     pub router: Arc<Router>,
-    /// Credentials checks.
-    pub auth: Authenticator,
+    /// Credentials checks in force, and the logins made (see [`crate::reauth`]).
+    auth: Mutex<AuthState>,
     /// Failed logins per address, to slow down guessing (a leaf lock, taken alone).
     pub login_throttle: Mutex<LoginThrottle>,
     /// TLS for the client port, when configured.
@@ -64,12 +66,57 @@ impl Shared {
             start: twig_util::clock::now(),
             router,
             login_throttle: Mutex::new(throttle),
-            auth,
+            auth: Mutex::new(AuthState::new(auth)),
             tls,
             clients: Mutex::new(HashMap::new()),
             lame_duck: AtomicBool::new(false),
             next_cid: AtomicU64::new(1),
         }
+    }
+
+    /// The credentials checks in force (they change on a reload).
+    pub fn auth(&self) -> Arc<Authenticator> {
+        lock(&self.auth).current.clone()
+    }
+
+    /// The authenticator in force and its generation, for a CONNECT.
+    pub(crate) fn auth_snapshot(&self) -> (Arc<Authenticator>, u64) {
+        let st = lock(&self.auth);
+        (st.current.clone(), st.generation)
+    }
+
+    /// Keeps an accepted login for reloads; false (nothing kept) when a reload came after
+    /// `generation`: the CONNECT must be checked again against the new authenticator.
+    pub(crate) fn register_login(&self, generation: u64, login: StoredLogin) -> bool {
+        let mut st = lock(&self.auth);
+        if st.generation != generation {
+            return false;
+        }
+        st.logins.insert(login.client.cid, login);
+        true
+    }
+
+    /// A connection closed: its login is forgotten.
+    pub(crate) fn forget_login(&self, cid: u64) {
+        lock(&self.auth).logins.remove(&cid);
+    }
+
+    /// A reload's `[authorization]`: refused whole (nothing changes) when it cannot be put in
+    /// force; else the new users, tokens, nkeys and permissions apply to new and open
+    /// connections alike ([`crate::reauth`]).
+    pub fn reload_authorization(&self, config: &Config) -> Result<Outcome, String> {
+        if let Some(why) = crate::auth::not_wired_yet(config) {
+            return Err(why);
+        }
+        let auth = Authenticator::from_config(&config.authorization).map_err(|e| e.to_string())?;
+        let throttle = config.authorization.login_throttle;
+        {
+            let mut t = lock(&self.login_throttle);
+            if t.config() != throttle {
+                *t = LoginThrottle::new(throttle);
+            }
+        }
+        Ok(reauth::reload(&self.auth, &self.router, auth))
     }
 
     /// The next connection id.
@@ -140,7 +187,7 @@ impl Shared {
             host: self.config.listen_host().to_owned(),
             port: i32::from(self.port),
             headers: self.headers_supported(),
-            auth_required: self.auth.info_auth_required(),
+            auth_required: self.auth().info_auth_required(),
             tls_required: self.tls.is_some(),
             tls_verify: self.config.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: i32::try_from(self.config.max_payload).unwrap_or(i32::MAX),

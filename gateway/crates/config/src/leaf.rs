@@ -88,7 +88,9 @@ impl Default for LeafConfig {
 pub struct RemoteConfig {
     /// Hub URLs: `nats-leaf://host[:port]`, `nats://…`, or `tls://…` (TLS required);
     /// `user:password@` in a URL is used as credentials. Port defaults to 7422. The hub's
-    /// `leafnode_urls` are added to the rotation once learnt.
+    /// `leafnode_urls` are added to the rotation once learnt. Or all websocket:
+    /// `ws://host[:port][/path]`, `wss://…` (TLS, needs `tls`), ports 80/443 by default, to a
+    /// hub's `websocket { }` listener (path + `/leafnode`).
     pub urls: Vec<String>,
     /// A `.creds` file: user JWT and nkey seed (operator mode hubs). Re-read per connect.
     #[serde(default)]
@@ -139,6 +141,42 @@ pub struct RemoteConfig {
     /// hub after its first INFO; a hub before 2.10 gets the plain protocol.
     #[serde(default, deserialize_with = "super::compression::de_compression")]
     pub compression: Compression,
+    /// An HTTP CONNECT proxy every connection of this remote goes through (nats-server's
+    /// remote `proxy`, for sites that allow only outbound HTTP(S) through a proxy).
+    #[serde(default)]
+    pub proxy: Option<ProxyConfig>,
+    /// Ask a websocket hub for unmasked frames (`Nats-No-Masking`; nats-server's
+    /// `ws_no_masking`): saves masking every byte where nothing in between needs it.
+    #[serde(default)]
+    pub ws_no_masking: bool,
+}
+
+/// `proxy = { url, username, password, timeout }` of a remote.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// `http://host[:port]` (port 80 by default).
+    pub url: String,
+    /// Basic credentials for the proxy (with `password`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Time for the connect to the proxy and its answer (default: the dial timeout).
+    #[serde(default, deserialize_with = "values::de_opt_duration")]
+    pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -156,6 +194,8 @@ impl std::fmt::Debug for RemoteConfig {
             .field("deny_imports", &self.deny_imports)
             .field("deny_exports", &self.deny_exports)
             .field("compression", &self.compression)
+            .field("proxy", &self.proxy)
+            .field("ws_no_masking", &self.ws_no_masking)
             .finish()
     }
 }
@@ -213,6 +253,8 @@ impl RemoteConfig {
             deny_imports: Vec::new(),
             deny_exports: Vec::new(),
             compression: Compression::default(),
+            proxy: None,
+            ws_no_masking: false,
         }
     }
 }
@@ -230,6 +272,8 @@ pub struct LeafUrl {
     pub user: Option<String>,
     /// The password from the URL.
     pub password: Option<String>,
+    /// A websocket URL (`ws://`, `wss://`: `tls` says which) with its path.
+    pub ws: Option<twig_wsproto::RemoteUrl>,
 }
 
 impl LeafUrl {
@@ -244,7 +288,19 @@ impl LeafUrl {
             "nats-leaf" | "nats" | "leafnode" => false,
             "tls" => true,
             "ws" | "wss" => {
-                return Err("websocket leafnode URLs are not supported".into());
+                let ws = twig_wsproto::RemoteUrl::parse(url).map_err(|e| e.to_string())?;
+                let (user, password) = match &ws.user {
+                    Some((u, p)) => (Some(u.clone()), (!p.is_empty()).then(|| p.clone())),
+                    None => (None, None),
+                };
+                return Ok(LeafUrl {
+                    host: ws.host.clone(),
+                    port: ws.port,
+                    tls: ws.tls,
+                    user,
+                    password,
+                    ws: Some(ws),
+                });
             }
             other => return Err(format!("unknown scheme {other:?}")),
         };
@@ -289,6 +345,7 @@ impl LeafUrl {
             tls,
             user,
             password,
+            ws: None,
         })
     }
 
@@ -346,9 +403,37 @@ impl LeafConfig {
             if r.urls.is_empty() {
                 return Err(invalid(at(".urls"), "give at least one hub URL"));
             }
+            let mut websocket = Vec::new();
             for u in &r.urls {
-                LeafUrl::parse(u)
+                let parsed = LeafUrl::parse(u)
                     .map_err(|e| invalid(at(".urls"), format!("{}: {e}", redact_url(u))))?;
+                if parsed.ws.as_ref().is_some_and(|w| w.tls) && r.tls.is_none() {
+                    return Err(invalid(
+                        at(".tls"),
+                        format!(
+                            "{} needs tls (at least ca_file) to verify the hub",
+                            redact_url(u)
+                        ),
+                    ));
+                }
+                websocket.push(parsed.ws.is_some());
+            }
+            // nats-server's rule: a remote is websocket or not, all its URLs alike.
+            if websocket.iter().any(|&w| w) && !websocket.iter().all(|&w| w) {
+                return Err(invalid(
+                    at(".urls"),
+                    "mixes websocket (ws://, wss://) and other URLs; use one kind per remote",
+                ));
+            }
+            if let Some(p) = &r.proxy {
+                twig_wsproto::ProxyUrl::parse(&p.url)
+                    .map_err(|e| invalid(at(".proxy.url"), e.to_string()))?;
+                if p.username.is_some() != p.password.is_some() {
+                    return Err(invalid(at(".proxy"), "username and password go together"));
+                }
+                if p.timeout.is_some_and(|t| t.is_zero()) {
+                    return Err(invalid(at(".proxy.timeout"), "must be longer than zero"));
+                }
             }
             let kinds = [
                 r.credentials.is_some(),
@@ -412,7 +497,16 @@ mod tests {
         let u = LeafUrl::parse("[::1]:17422").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 17422));
         assert_eq!(u.host_port(), "[::1]:17422");
-        assert!(LeafUrl::parse("ws://hub:80").is_err());
+        let u = LeafUrl::parse("wss://bob:pw@hub.example/nats").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.tls), ("hub.example", 443, true));
+        assert_eq!(u.ws.as_ref().map(|w| w.path.as_str()), Some("/nats"));
+        assert_eq!(
+            (u.user.as_deref(), u.password.as_deref()),
+            (Some("bob"), Some("pw"))
+        );
+        let u = LeafUrl::parse("ws://hub").unwrap();
+        assert_eq!((u.port, u.tls, u.password), (80, false, None));
+        assert!(LeafUrl::parse("ws://hub:0").is_err());
         assert!(LeafUrl::parse("nats://hub:x").is_err());
         assert!(LeafUrl::parse("nats://:7422").is_err());
         assert_eq!(redact_url("nats://u:p@h:1"), "nats://<redacted>@h:1");
@@ -434,5 +528,40 @@ mod tests {
         assert!(c.validate().is_ok());
         c.reconnect_delay_min = Duration::from_millis(500);
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn websocket_remotes_and_proxies_are_checked() {
+        let check = |urls: &[&str], tls: bool, proxy: Option<(&str, Option<&str>)>| {
+            let mut c = LeafConfig::default();
+            let mut r = RemoteConfig::with_urls(urls.iter().map(|u| u.to_string()).collect());
+            if tls {
+                r.tls = Some(RemoteTlsConfig {
+                    ca_file: "ca.pem".into(),
+                    cert_file: None,
+                    key_file: None,
+                    server_name: None,
+                    timeout: Duration::from_secs(2),
+                });
+            }
+            r.proxy = proxy.map(|(url, user)| ProxyConfig {
+                url: url.into(),
+                username: user.map(Into::into),
+                password: user.map(|_| "pw".into()),
+                timeout: None,
+            });
+            c.remotes.push(r);
+            c.validate().map_err(|e| e.to_string())
+        };
+        assert!(check(&["ws://h:8080", "ws://g:8080/x"], false, None).is_ok());
+        assert!(check(&["wss://h"], true, Some(("http://proxy:3128", Some("u")))).is_ok());
+        let e = check(&["wss://h"], false, None).unwrap_err();
+        assert!(e.contains("needs tls"), "{e}");
+        let e = check(&["ws://h:1", "nats://h:2"], false, None).unwrap_err();
+        assert!(e.contains("mixes websocket"), "{e}");
+        let e = check(&["ws://h:1"], false, Some(("https://proxy", None))).unwrap_err();
+        assert!(e.contains("proxy"), "{e}");
+        // nats-server (2.14+) takes the proxy for plain remotes too.
+        assert!(check(&["nats://h:1"], false, Some(("http://proxy", None))).is_ok());
     }
 }

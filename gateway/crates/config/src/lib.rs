@@ -31,7 +31,7 @@ mod sync;
 mod values;
 
 pub use compression::Compression;
-pub use leaf::{LeafConfig, LeafUrl, RemoteConfig, RemoteTlsConfig, redact_url};
+pub use leaf::{LeafConfig, LeafUrl, ProxyConfig, RemoteConfig, RemoteTlsConfig, redact_url};
 pub use mqtt::MqttConfig;
 pub use mqtt_listener::MqttListenerConfig;
 pub use streams::SECTOR as STREAM_SECTOR;

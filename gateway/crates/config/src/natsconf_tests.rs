@@ -182,6 +182,21 @@ fn remote_compression_takes_nats_server_shapes() {
         c.thresholds.as_slice(),
         [Duration::from_millis(5), Duration::from_millis(15)]
     );
+    let r = &conf(
+        "leafnodes { remotes: [ { url: \"ws://h:8080/edge\", ws_no_masking: true, \
+         proxy: { url: \"http://proxy:3128\", username: u, password: p, timeout: \"3s\" } } ] }",
+    )
+    .leafnodes
+    .remotes[0];
+    assert!(r.ws_no_masking);
+    let p = r.proxy.as_ref().unwrap();
+    assert_eq!(
+        (p.url.as_str(), p.username.as_deref(), p.timeout),
+        ("http://proxy:3128", Some("u"), Some(Duration::from_secs(3)))
+    );
+    let e =
+        refused("leafnodes { remotes: [ { url: \"ws://h\", proxy: { url: \"socks5://p\" } } ] }");
+    assert!(e.contains("proxy") && e.contains("line 1"), "{e}");
     let e = refused("leafnodes {\n remotes: [ { url: \"nats://h\", compression: lz4 } ]\n}");
     assert!(
         e.contains("line 2") && e.contains("unsupported compression mode"),
@@ -278,8 +293,8 @@ fn wrong_values_name_the_option_and_line() {
     // Caught by twig's validation, still at the option's line.
     let e = refused("\nmax_payload: 100MB\n");
     assert!(e.contains("line 2") && e.contains("max_payload"), "{e}");
-    let e = refused("leafnodes {\n remotes: [\n  { url: \"ws://h:1\" }\n ]\n}\n");
-    assert!(e.contains("websocket") && e.contains("line"), "{e}");
+    let e = refused("leafnodes {\n remotes: [\n  { url: \"wss://h:1\" }\n ]\n}\n");
+    assert!(e.contains("needs tls") && e.contains("line"), "{e}");
     let e = refused("lame_duck_duration: \"10s\"\n");
     assert!(e.contains("30s"), "{e}");
     let e = refused("authorization { users: [ { user: a } ] }");

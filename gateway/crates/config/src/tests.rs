@@ -210,7 +210,7 @@ fn parse_errors_name_line_and_column() {
     assert!(e.contains("out of range"), "{e}");
     let e = err("[bogus]\nx = []");
     assert!(e.contains("unknown field `bogus`"), "{e}");
-    let e = err("[[leafnodes.remotes]]\nurls = [\"ws://hub\"]");
+    let e = err("[[leafnodes.remotes]]\nurls = [\"ftp://hub\"]");
     assert!(e.contains("leafnodes.remotes[0].urls"), "{e}");
 }
 

@@ -61,6 +61,8 @@ pub struct ClientShared {
     checks_publish: AtomicBool,
     /// The rules have a subscribe deny list.
     sub_denies: AtomicBool,
+    /// Bumped each time `perms` is replaced (a reload), after the new checker is in.
+    perms_generation: AtomicU64,
     /// Messages received from the client.
     pub in_msgs: AtomicU64,
     /// Payload bytes received from the client.
@@ -92,6 +94,7 @@ impl ClientShared {
             replies: AtomicBool::new(false),
             checks_publish: AtomicBool::new(false),
             sub_denies: AtomicBool::new(false),
+            perms_generation: AtomicU64::new(0),
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
             out_msgs: AtomicU64::new(0),
@@ -147,6 +150,15 @@ impl ClientShared {
         self.replies.store(replies, Relaxed);
         self.checks_publish.store(publish, Relaxed);
         self.sub_denies.store(denies, Relaxed);
+        self.perms_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many times the permission state was replaced: a reader that checked a SUB under
+    /// one generation and sees another after registering it checks it again.
+    pub fn perms_generation(&self) -> u64 {
+        self.perms_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether the client's rules deny some subscriptions (so a message shown under another

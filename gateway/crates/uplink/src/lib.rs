@@ -14,7 +14,8 @@
 //!   and out.
 //! - [`outbound`]: the two-lane buffer (keepalive ahead of bulk data); [`link`]: what the
 //!   router and monitoring share with the link's task.
-//! - `task`: the task per remote that dials (`util::dial`), reads, and reconnects;
+//! - `open`: TCP (direct or through an HTTP CONNECT proxy), and for websocket remotes TLS and
+//!   the upgrade; `task`: the task per remote that dials, reads, and reconnects;
 //!   `writer`: the task that drains the outbound while connected.
 //!
 //! Per remote there is one task (dial, read the hub, apply what the session says, deliver hub
@@ -28,6 +29,7 @@ pub mod session;
 pub mod transport;
 pub mod urls;
 
+mod open;
 mod task;
 mod writer;
 

@@ -29,6 +29,9 @@ pub use twig_router::remote::Counters;
 /// Bulk bytes between marks: the most urgent lines wait behind (plus one op larger than this).
 pub const CHUNK: usize = 16 * 1024;
 
+/// Websocket pings waiting for their pong, at most (older ones are answered by a later one).
+pub const MAX_WS_PONGS: usize = 4;
+
 /// What a push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -41,6 +44,9 @@ pub enum Pushed {
 #[derive(Default)]
 struct State {
     urgent: Vec<u8>,
+    /// Payloads of websocket pings to answer (control frames: the writer frames them apart
+    /// from the NATS bytes). At most [`MAX_WS_PONGS`]; a pong may answer only the latest ping.
+    ws_pongs: Vec<Vec<u8>>,
     bulk: Vec<u8>,
     /// Ends of ops in `bulk` where the writer may pause for urgent lines.
     marks: Vec<usize>,
@@ -82,6 +88,8 @@ pub struct LinkOutbound {
 /// What the writer took: urgent bytes, and possibly a bulk batch with its marks.
 #[derive(Default)]
 pub struct Taken {
+    /// Websocket pongs to write first (payloads of the pings they answer).
+    pub ws_pongs: Vec<Vec<u8>>,
     /// Urgent lines, written first.
     pub urgent: Vec<u8>,
     /// Bulk bytes (only when asked for and available).
@@ -137,6 +145,7 @@ impl LinkOutbound {
             st.closed = true;
             st.bulk_open = false;
             st.urgent = Vec::new();
+            st.ws_pongs = Vec::new();
             st.bulk = Vec::new();
             st.marks = Vec::new();
             st.held = 0;
@@ -160,6 +169,21 @@ impl LinkOutbound {
         };
         self.ready.notify(1);
         Some(n)
+    }
+
+    /// Queues a websocket pong answering a ping with `payload` (websocket remotes).
+    pub fn push_ws_pong(&self, payload: &[u8]) {
+        {
+            let mut st = self.lock();
+            if st.closed {
+                return;
+            }
+            if st.ws_pongs.len() >= MAX_WS_PONGS {
+                st.ws_pongs.remove(0);
+            }
+            st.ws_pongs.push(payload.to_vec());
+        }
+        self.ready.notify(1);
     }
 
     /// The hub answered a PING.
@@ -319,6 +343,7 @@ impl LinkOutbound {
             return false;
         }
         std::mem::swap(&mut st.urgent, &mut into.urgent);
+        std::mem::swap(&mut st.ws_pongs, &mut into.ws_pongs);
         if want_bulk && !st.bulk.is_empty() {
             std::mem::swap(&mut st.bulk, &mut into.bulk);
             std::mem::swap(&mut st.marks, &mut into.marks);
@@ -338,7 +363,9 @@ impl LinkOutbound {
                 if st.closed {
                     return false;
                 }
-                let has = !st.urgent.is_empty() || (want_bulk && !st.bulk.is_empty());
+                let has = !st.urgent.is_empty()
+                    || !st.ws_pongs.is_empty()
+                    || (want_bulk && !st.bulk.is_empty());
                 drop(st);
                 if has {
                     return self.try_take(want_bulk, into);
@@ -436,6 +463,21 @@ mod tests {
         smol::block_on(out.wait_drained(Duration::from_secs(10)));
         assert!(t0.elapsed() < Duration::from_secs(5));
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn websocket_pongs_are_taken_first_and_bounded() {
+        let out = LinkOutbound::new(1 << 20);
+        out.push_ws_pong(b"closed: dropped");
+        out.reset();
+        for i in 0..10u8 {
+            out.push_ws_pong(&[i]);
+        }
+        let mut t = Taken::default();
+        assert!(smol::block_on(out.take(false, &mut t)));
+        // Only the latest few: a pong may answer the latest ping alone (RFC 6455 5.5.3).
+        assert_eq!(t.ws_pongs, [[6u8], [7], [8], [9]]);
+        assert!(t.urgent.is_empty());
     }
 
     #[test]

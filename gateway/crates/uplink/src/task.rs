@@ -14,8 +14,9 @@ use twig_core::wire::{Limits, Mode, Op, ParseError, Parser, Queues};
 use super::creds::Credentials;
 use super::interest::{Key, Permissions};
 use super::link::Link;
+use super::open::{Opened, open};
 use super::session::{Session, SessionConfig, Step};
-use super::transport::{SharedLevel, WireReader, WriteLayers};
+use super::transport::{SharedLevel, WireReader};
 use super::urls::Urls;
 use twig_config::Config;
 use twig_config::{LeafUrl, RemoteConfig};
@@ -137,18 +138,15 @@ async fn attempt(
         url.host_port()
     );
     let leaf = &ctx.config.leafnodes;
-    let stream = match dial::tcp(
-        &url.host,
-        url.port,
-        ctx.remote.dial_timeout(leaf),
-        leaf.unsent_limit,
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => return Ended::Failed(e.to_string()),
+    // Websocket pings are answered by the writer (a pong is a frame of its own).
+    let link = ctx.link.clone();
+    let on_ping = Box::new(move |payload: &[u8]| link.out.push_ws_pong(payload));
+    let opened = match open(&ctx.remote, leaf, url, tls.clone(), on_ping).await {
+        Ok(o) => o,
+        Err(e) => return Ended::Failed(e),
     };
-    let ended = connected(ctx, url, urls, tls, creds, stream.clone()).await;
+    let stream = opened.stream.clone();
+    let ended = connected(ctx, url, urls, tls, creds, opened).await;
     let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
     ended
 }
@@ -211,8 +209,15 @@ async fn connected(
     urls: &mut Urls,
     tls: Option<Arc<futures_rustls::rustls::ClientConfig>>,
     creds: Credentials,
-    stream: Arc<async_io::Async<std::net::TcpStream>>,
+    opened: Opened,
 ) -> Ended {
+    let Opened {
+        stream,
+        mut reader,
+        writer,
+        mut layers,
+        tls_done,
+    } = opened;
     let config = &ctx.config;
     let leaf = &config.leafnodes;
     let cfg = SessionConfig {
@@ -252,14 +257,16 @@ async fn connected(
         level: None,
     };
 
-    // The hub's first INFO comes in the clear, before any TLS.
-    let mut reader = WireReader::new(Box::pin(dial::ArcIo(stream.clone())), Box::new(|_| {}));
+    // The hub's first INFO comes in the clear, before any TLS (over websocket: after it).
     let first = match handshake_step(&mut conn.session, &mut inbound, &mut reader).await {
         Ok(f) => f,
         Err(e) => return Ended::Failed(e),
     };
     let info = &conn.session.hub().info;
-    let (tls_reader, mut writer) = if url.tls || tls.is_some() || info.tls_required {
+    let tls_after_info = url.tls || tls.is_some() || info.tls_required;
+    let mut writer = if tls_done || url.ws.is_some() {
+        writer
+    } else if tls_after_info {
         let Some(config) = tls else {
             return Ended::Failed(
                 "the hub requires TLS: give leafnodes.remotes.tls.ca_file".into(),
@@ -270,25 +277,30 @@ async fn connected(
             .and_then(|t| t.server_name.clone())
             .unwrap_or_else(|| url.host.clone());
         let timeout = t.map_or(twig_config::default_tls_timeout(), |t| t.timeout);
-        match dial::tls(stream.clone(), config, &name, timeout).await {
+        let (tls_reader, tls_writer) = match dial::tls(stream.clone(), config, &name, timeout).await
+        {
             Ok(halves) => halves,
             Err(e) => return Ended::Failed(format!("TLS handshake error: {e}")),
+        };
+        if inbound.buf.unparsed() > 0 {
+            return Ended::Failed("the hub sent data right after its INFO".into());
         }
+        if let Err(e) = reader.set_inner(tls_reader) {
+            return Ended::Failed(e.to_string());
+        }
+        tls_writer
     } else {
-        dial::plain(stream.clone())
+        writer
     };
-    if inbound.buf.unparsed() > 0 {
-        return Ended::Failed("the hub sent data right after its INFO".into());
-    }
-    if let Err(e) = reader.set_inner(tls_reader) {
-        return Ended::Failed(e.to_string());
-    }
-    let mut layers = WriteLayers::new();
     let first = match first {
         First::Connect(line, up) => (line, up),
         First::Compress(info, level) => {
-            // twig's INFO goes out plain and whole before any compressed byte; the hub's
-            // answer is the first byte of its S2 stream.
+            // twig's INFO goes out uncompressed (in a frame over websocket) and whole before
+            // any compressed byte; the hub's answer is the first byte of its S2 stream.
+            let info = match layers.encode(&[], &info, &[]) {
+                Ok(b) => b.to_vec(),
+                Err(e) => return Ended::Failed(e.to_string()),
+            };
             if let Err(e) = write_within(&mut writer, &info, leaf.write_deadline).await {
                 return Ended::Failed(e);
             }
@@ -536,7 +548,9 @@ impl Conn<'_> {
                 return Err("protocol violation by the hub: a second compression start".into());
             }
             Step::Urls(u) => {
-                if !self.ctx.remote.ignore_discovered_servers {
+                // The hub's leafnode_urls are its plain leafnode ports: of no use to a
+                // websocket remote.
+                if !self.ctx.remote.ignore_discovered_servers && self.url.ws.is_none() {
                     self.urls.update_discovered(self.url, &u);
                 }
             }
@@ -557,6 +571,7 @@ impl Conn<'_> {
         self.up = true;
         let account = hub.account.clone().unwrap_or_else(|| "$G".into());
         if !self.ctx.remote.ignore_discovered_servers
+            && self.url.ws.is_none()
             && let Some(u) = &hub.info.leafnode_urls
         {
             self.urls.update_discovered(self.url, u);

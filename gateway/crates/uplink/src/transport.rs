@@ -163,6 +163,15 @@ impl ReadLayers {
         &mut r.bytes[r.len..]
     }
 
+    /// Bytes already read from the socket by someone else (after an HTTP head), to be used
+    /// before anything read next. At most one read's worth.
+    pub fn preload(&mut self, bytes: &[u8]) {
+        let space = self.space();
+        let n = bytes.len().min(space.len());
+        space[..n].copy_from_slice(&bytes[..n]);
+        self.filled(n);
+    }
+
     /// `n` bytes were read into [`ReadLayers::space`].
     pub fn filled(&mut self, n: usize) {
         self.raw.len = (self.raw.len + n).min(self.raw.bytes.len());

@@ -61,7 +61,7 @@ pub async fn write_loop(
                     }
                 } else {
                     let wire = layers
-                        .encode(&[], &t.urgent, bulk)
+                        .encode(&t.ws_pongs, &t.urgent, bulk)
                         .map_err(io::Error::other)?;
                     if !wire.is_empty() {
                         writer.write_all(wire).await?;
@@ -87,6 +87,7 @@ pub async fn write_loop(
             Some(Err(e)) => break format!("write error: {e}"),
         }
         t.urgent.clear();
+        t.ws_pongs.clear();
         link.out.written(chunk.len());
         pos = chunk.end;
         // Give a big buffer back once the link is idle; under load it is reused, since

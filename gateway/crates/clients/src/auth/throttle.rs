@@ -46,6 +46,11 @@ impl LoginThrottle {
         }
     }
 
+    /// The settings in force.
+    pub fn config(&self) -> LoginThrottleConfig {
+        self.config
+    }
+
     /// A login attempt from `ip` is about to be checked: how long it must wait first (zero
     /// for an address in good standing). Reserves the slot, so call it once per attempt.
     pub fn reserve(&mut self, now: Instant, ip: IpAddr) -> Duration {

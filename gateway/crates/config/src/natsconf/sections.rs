@@ -575,13 +575,14 @@ fn remote_option(key: &str) -> Option<Action> {
         "no_randomize" | "dont_randomize" => {
             Unsupported("twig tries a remote's URLs in order, then the hub's leafnode_urls")
         }
-        "ws_compress"
-        | "ws_compression"
-        | "websocket_compress"
-        | "websocket_compression"
-        | "ws_no_masking"
-        | "websocket_no_masking"
-        | "proxy" => Unsupported(NO_WEBSOCKET),
+        "ws_no_masking" | "websocket_no_masking" => To("ws_no_masking", Bool),
+        "proxy" => Custom(proxy),
+        "ws_compress" | "ws_compression" | "websocket_compress" | "websocket_compression" => {
+            Unsupported(
+                "twig does not deflate websocket frames; S2 `compression` is negotiated on \
+                 websocket remotes too (nats-server uses one or the other)",
+            )
+        }
         "jetstream_cluster_migrate" | "js_cluster_migrate" => Unsupported(NO_JETSTREAM),
         "isolate_leafnode_interest" | "isolate" | "request_isolation" => {
             Unsupported("twig only sends its own clients' interest anyway")
@@ -658,4 +659,33 @@ fn compression(
     origins.note(&join(prefix, "compression"), e);
     out.insert("compression".into(), v);
     Ok(())
+}
+
+/// A remote's `proxy { url, username, password, timeout }`.
+fn proxy(e: &Entry, out: &mut Out, origins: &mut Origins, prefix: &str) -> Result<(), ConfigError> {
+    let mut t = Out::new();
+    let prefix = join(prefix, "proxy");
+    section(
+        as_map(e)?,
+        &prefix,
+        &mut t,
+        origins,
+        proxy_option,
+        "a remote's proxy",
+    )?;
+    origins.note(&prefix, e);
+    merge_table(out, "proxy", t);
+    Ok(())
+}
+
+fn proxy_option(key: &str) -> Option<Action> {
+    use Action::To;
+    use Conv::{Duration, Str};
+    Some(match key {
+        "url" => To("url", Str),
+        "username" => To("username", Str),
+        "password" => To("password", Str),
+        "timeout" => To("timeout", Duration),
+        _ => return None,
+    })
 }
