@@ -149,6 +149,65 @@ fn twig_t_validates_both_formats() {
     assert!(text.contains("bad.conf"), "{text}");
 }
 
+/// Out-of-range numbers (one used to panic at the first `Instant + d`): `-t` and a start both
+/// exit 1 with the option named, never a panic, in both formats.
+#[test]
+fn out_of_range_values_are_refused_at_t_and_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, option) in [
+        (
+            "huge.toml",
+            "ping_interval = 9223372036854775807\n",
+            "ping_interval",
+        ),
+        (
+            "big.toml",
+            "[leafnodes]\nmax_pending = \"8GB\"\n",
+            "leafnodes.max_pending",
+        ),
+        (
+            "huge.conf",
+            "port: 4222\nwrite_deadline: \"26h\"\n",
+            "write_deadline",
+        ),
+        (
+            "many.conf",
+            "max_connections: 99999999\n",
+            "max_connections",
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let (code, out) = check_config(Target::Twig, &file, &[]);
+        assert_eq!(code, 1, "twig -t accepted {text:?}: {out}");
+        assert!(out.contains(option), "-t must name {option}: {out}");
+        assert!(!out.contains("panicked"), "{out}");
+        // A start with the same file: refused before anything runs.
+        let mut child = Command::new(Target::Twig.binary())
+            .arg("-c")
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + STEP;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("twig started with {text:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(status.code(), Some(1), "{text:?}: {err}");
+        assert!(err.contains(option) && !err.contains("panicked"), "{err}");
+    }
+}
+
 /// Conversations run against `clients.conf` on both servers.
 const CLIENT_CONVERSATIONS: &str = r#"
 case app-user-pub-sub-and-the-connect-info

@@ -191,3 +191,59 @@ async fn clients_reconnect_and_resubscribe_after_server_restart() {
         async_nats::connection::State::Connected
     );
 }
+
+/// `max_subscriptions`: the SUB past the limit gets nats-server's `-ERR 'maximum subscriptions
+/// exceeded'` (and no `+OK`), is not subscribed, and the connection stays open; after an
+/// UNSUB there is room again. A live sid reused at the limit is refused too (nats-server
+/// checks the count first).
+#[test]
+fn max_subscriptions_is_enforced() {
+    const ERR: &str = "-ERR 'maximum subscriptions exceeded'\r\n";
+    let opts = ServerOptions {
+        max_subscriptions: Some(3),
+        ..ServerOptions::default()
+    };
+    let server = ServerUnderTest::start(&opts);
+    let mut c = RawConn::connect(&server.addr());
+    c.read_info(STEP);
+    c.send(b"CONNECT {\"verbose\":true,\"pedantic\":false}\r\nSUB a 1\r\nSUB b 2\r\nSUB c 3\r\n");
+    assert_eq!(
+        c.ping_pong(STEP),
+        twig_tests::harness::raw::ReadEnd::Matched
+    );
+    let seen = c.received().len();
+    let text = c.text();
+    assert_eq!(count(&text, "+OK\r\n"), 4, "{text:?}");
+    assert!(!text.contains("-ERR"), "{text:?}");
+
+    c.send(b"SUB d 4\r\nSUB a 1\r\nPUB d 1\r\nx\r\n");
+    assert_eq!(
+        c.ping_pong(STEP),
+        twig_tests::harness::raw::ReadEnd::Matched
+    );
+    let tail = String::from_utf8_lossy(&c.received()[seen..]).into_owned();
+    assert_eq!(count(&tail, ERR), 2, "both SUBs refused: {tail:?}");
+    assert_eq!(
+        count(&tail, "+OK\r\n"),
+        1,
+        "only the PUB is acknowledged: {tail:?}"
+    );
+    assert!(
+        !tail.contains("MSG d"),
+        "a refused SUB got a message: {tail:?}"
+    );
+    assert!(!c.is_closed(), "the connection stays open");
+
+    // Room again after an UNSUB.
+    let seen = c.received().len();
+    c.send(b"UNSUB 1\r\nSUB d 4\r\nPUB d 1\r\ny\r\n");
+    c.expect("MSG d 4 1\r\ny\r\n", STEP);
+    let tail = String::from_utf8_lossy(&c.received()[seen..]).into_owned();
+    assert!(!tail.contains("-ERR"), "{tail:?}");
+    // Logged as nats-server does (the log is read by another thread: wait for it).
+    server.wait_log("maximum subscriptions exceeded");
+}
+
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}

@@ -51,6 +51,8 @@ pub struct ServerOptions {
     pub max_pending: Option<u64>,
     /// Most client connections at once.
     pub max_connections: Option<u32>,
+    /// Most subscriptions per connection.
+    pub max_subscriptions: Option<u32>,
     /// Server PING interval (whole seconds).
     pub ping_interval: Option<Duration>,
     /// Outstanding PINGs before `Stale Connection`.
@@ -105,6 +107,7 @@ impl ServerOptions {
         let needed = self.max_payload.is_some()
             || self.max_pending.is_some()
             || self.max_connections.is_some()
+            || self.max_subscriptions.is_some()
             || self.ping_interval.is_some()
             || self.ping_max.is_some()
             || self.auth_timeout.is_some()
@@ -131,6 +134,9 @@ impl ServerOptions {
         }
         if let Some(v) = self.max_connections {
             let _ = writeln!(s, "max_connections: {v}");
+        }
+        if let Some(v) = self.max_subscriptions {
+            let _ = writeln!(s, "max_subscriptions: {v}");
         }
         if let Some(v) = self.ping_interval {
             let _ = writeln!(s, "ping_interval: \"{}s\"", whole_secs(v));
@@ -180,6 +186,9 @@ impl ServerOptions {
         }
         if let Some(v) = self.max_connections {
             let _ = writeln!(s, "max_connections = {v}");
+        }
+        if let Some(v) = self.max_subscriptions {
+            let _ = writeln!(s, "max_subscriptions = {v}");
         }
         if let Some(v) = self.ping_interval {
             let _ = writeln!(s, "ping_interval = {}", whole_secs(v));

@@ -2,6 +2,7 @@
 //! the connection's reader (conn.rs) feeds ops in and acts on the returned [`Flow`]; replies
 //! go to the client's outbound buffer, messages to the router.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -44,6 +45,7 @@ mod err {
     pub const INVALID_PUB_SUBJECT: &[u8] = b"-ERR 'Invalid Publish Subject'\r\n";
     pub const INVALID_PROTOCOL: &[u8] = b"-ERR 'invalid client protocol'\r\n";
     pub const NO_RESPONDERS_HEADERS: &[u8] = b"-ERR 'no responders requires headers support'\r\n";
+    pub const TOO_MANY_SUBS: &[u8] = b"-ERR 'maximum subscriptions exceeded'\r\n";
 }
 
 /// One client's protocol session.
@@ -62,6 +64,8 @@ pub struct Session {
     no_responders: bool,
     protocol: i64,
     sent_connect_info: bool,
+    /// `maximum subscriptions exceeded` was logged for this connection.
+    sub_limit_logged: bool,
     /// A store request that found its queue full (see [`Flow::Wait`]).
     full_stream: Option<Full>,
     cache: MatchCache,
@@ -91,6 +95,7 @@ impl Session {
             no_responders: false,
             protocol: 0,
             sent_connect_info: false,
+            sub_limit_logged: false,
             full_stream: None,
             cache: MatchCache::default(),
             batch: Batch::default(),
@@ -386,6 +391,20 @@ impl Session {
         });
         {
             let mut subs = lock(&self.client.subs);
+            // nats-server checks the limit before it looks at the sid, so a SUB that reuses a
+            // live sid at the limit is refused too. The connection stays open (client.go's
+            // maxSubsExceeded sends the -ERR and logs it, nothing more).
+            if self.at_sub_limit(&subs) {
+                drop(subs);
+                // Logged once per connection: a client looping SUBs at its limit must not
+                // flood the log (nats-server 2.11+ throttles this line too).
+                if !self.sub_limit_logged {
+                    self.sub_limit_logged = true;
+                    self.log_violation(format_args!("maximum subscriptions exceeded"));
+                }
+                self.send(err::TOO_MANY_SUBS);
+                return Flow::Continue;
+            }
             // nats-server ignores a SUB that reuses a live sid.
             if subs
                 .get(sid)
@@ -416,6 +435,19 @@ impl Session {
         }
         self.ok();
         Flow::Continue
+    }
+
+    /// `max_subscriptions` reached (0 = unlimited). An auto-unsubscribed entry may sit in the
+    /// map until its batch ends; only live ones count, and only counted near the limit.
+    fn at_sub_limit(&self, subs: &HashMap<Box<[u8]>, Arc<Subscription>>) -> bool {
+        let max = self.shared.config.max_subscriptions;
+        max != 0
+            && subs.len() >= max
+            && subs
+                .values()
+                .filter(|s| !s.closed.load(Ordering::Acquire))
+                .count()
+                >= max
     }
 
     /// The permission check of a SUB. nats-server also refuses the queue group `_sys_` to

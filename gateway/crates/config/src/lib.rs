@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use twig_perms::Permissions;
 
+pub mod bounds;
 pub mod compression;
 mod leaf;
 pub mod mqtt;
@@ -467,15 +468,20 @@ impl Config {
     /// Parses and validates TOML text (errors carry no path).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|span| line_column(text, span.start))
-                .unwrap_or((1, 1));
+            let span = e.span();
+            let (line, column) = span.as_ref().map_or((1, 1), |s| line_column(text, s.start));
+            let message = one_line(e.message());
+            // A value's error says what is wrong with it, not whose it is: add the key. (A
+            // syntax error's span is empty or is not the whole value.)
+            let message = match span.and_then(|s| value_key(text, s)) {
+                Some(key) if !message.contains(key) => format!("`{key}`: {message}"),
+                _ => message,
+            };
             ConfigError::Parse {
                 path: None,
                 line,
                 column,
-                message: one_line(e.message()),
+                message,
             }
         })?;
         config.validate()?;
@@ -484,6 +490,8 @@ impl Config {
 
     /// Checks values and combinations the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // First: no later check (or the server) ever sees a number past its maximum.
+        bounds::check(self)?;
         if let Some(h) = &self.host {
             check_host("host", h)?;
             if !is_loopback(h) && !self.authorization.is_enabled() && !self.allow_anonymous {
@@ -810,6 +818,21 @@ fn one_line(message: &str) -> String {
     } else {
         parts.join("; ")
     }
+}
+
+/// The key of `key = value` when `span` is exactly that value (a bare or quoted key of the same
+/// line, also inside an inline table), for the messages of value errors.
+fn value_key(text: &str, span: std::ops::Range<usize>) -> Option<&str> {
+    let value = text.get(span.clone())?;
+    if value.trim().is_empty() || value.contains('\n') {
+        return None;
+    }
+    let head = text.get(..span.start)?;
+    let line = &head[head.rfind('\n').map_or(0, |i| i + 1)..];
+    let key = line.trim_end().strip_suffix('=')?;
+    let key = key.rsplit([',', '{']).next()?.trim().trim_matches('"');
+    let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    (!key.is_empty() && key.chars().all(bare)).then_some(key)
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.

@@ -206,7 +206,12 @@ fn convert(e: &Entry, conv: Conv) -> Result<toml::Value, ConfigError> {
         (Conv::Bool, Kind::Bool(b)) => toml::Value::Boolean(*b),
         (Conv::Bool, _) => return Err(wrong(e, "true or false")),
         (Conv::Size, Kind::Integer(i)) => toml::Value::Integer(*i),
-        (Conv::Size, Kind::String(s)) => toml::Value::String(s.clone()),
+        (Conv::Size, Kind::String(s)) => {
+            // Parsed here too, where the key and line are known (the deserializer's own error
+            // would name neither).
+            crate::values::parse_size(s).map_err(|m| value_error(e, m))?;
+            toml::Value::String(s.clone())
+        }
         (Conv::Size, _) => return Err(wrong(e, "a size (1048576 or 1MB)")),
         (Conv::Duration, _) => duration(e)?,
         (Conv::List, Kind::String(s)) => toml::Value::Array(vec![toml::Value::String(s.clone())]),
@@ -229,7 +234,10 @@ fn convert(e: &Entry, conv: Conv) -> Result<toml::Value, ConfigError> {
 /// 2,000,000, and 2,000,000 seconds is not what anyone means.
 fn duration(e: &Entry) -> Result<toml::Value, ConfigError> {
     match &e.value.kind {
-        Kind::String(s) => Ok(toml::Value::String(s.clone())),
+        Kind::String(s) => {
+            crate::values::parse_duration(s).map_err(|m| value_error(e, m))?;
+            Ok(toml::Value::String(s.clone()))
+        }
         Kind::Integer(i) => Err(at(
             &e.value.pos,
             format!(
@@ -242,11 +250,28 @@ fn duration(e: &Entry) -> Result<toml::Value, ConfigError> {
     }
 }
 
+/// A value the deserializer would refuse without saying where: the key and its line.
+fn value_error(e: &Entry, message: String) -> ConfigError {
+    at(&e.value.pos, format!("`{}`: {message}", e.key))
+}
+
 /// Seconds as a number (`authorization.timeout`, `tls.timeout`): nats-server's floats.
 fn seconds(e: &Entry) -> Result<toml::Value, ConfigError> {
+    let check = |text: String| crate::values::parse_duration(&text).map_err(|m| value_error(e, m));
     match &e.value.kind {
-        Kind::Integer(i) => Ok(toml::Value::Integer(*i)),
-        Kind::Float(f) => Ok(toml::Value::Float(*f)),
+        Kind::Integer(i) => {
+            check(i.to_string())?;
+            Ok(toml::Value::Integer(*i))
+        }
+        Kind::Float(f) => {
+            if !(f.is_finite() && *f >= 0.0 && *f <= crate::bounds::MAX_DURATION.as_secs_f64()) {
+                return Err(value_error(
+                    e,
+                    format!("{f} seconds is negative or too long"),
+                ));
+            }
+            Ok(toml::Value::Float(*f))
+        }
         Kind::String(s) => Ok(toml::Value::String(s.clone())),
         _ => Err(wrong(e, "a number of seconds")),
     }

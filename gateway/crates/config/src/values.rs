@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 
+use crate::bounds::MAX_DURATION;
+
 /// A listening port: a fixed number, or a free one chosen by the OS (`-1` in config and flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
@@ -77,8 +79,25 @@ fn parse_int(s: &str) -> Result<i64, String> {
 }
 
 /// Parses a duration: Go syntax (`"2m"`, `"1h30m"`, `"1.5s"`, `"500ms"`, `"10us"`, `"5ns"`),
-/// or a bare number of seconds (`"10"`). Negative or overflowing values are errors.
+/// or a bare number of seconds (`"10"`). Negative values and values past
+/// [`MAX_DURATION`](crate::bounds::MAX_DURATION) are errors.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_unbounded(s).and_then(|d| at_most_max(d, s))
+}
+
+/// A duration past [`MAX_DURATION`]: an error, whatever the option (each has a tighter bound
+/// of its own, see `bounds`).
+fn at_most_max(d: Duration, written: impl fmt::Display) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration {written} is too long (at most {})",
+            format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_duration_unbounded(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     if text.is_empty() {
         return Err("empty duration (write e.g. \"2m\", \"500ms\" or \"10s\")".into());
@@ -238,16 +257,16 @@ impl Visitor<'_> for DurationVisitor {
         f.write_str("a duration such as \"2m\", \"500ms\" or a number of seconds")
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        u64::try_from(v)
-            .map(Duration::from_secs)
-            .map_err(|_| E::custom(format!("duration {v} is negative")))
+        let secs = u64::try_from(v).map_err(|_| E::custom(format!("duration {v} is negative")))?;
+        self.visit_u64(secs)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-        Ok(Duration::from_secs(v))
+        at_most_max(Duration::from_secs(v), format_args!("{v}s")).map_err(E::custom)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        Duration::try_from_secs_f64(v)
-            .map_err(|_| E::custom(format!("duration {v} is negative or too large")))
+        let d = Duration::try_from_secs_f64(v)
+            .map_err(|_| E::custom(format!("duration {v} is negative or too large")))?;
+        at_most_max(d, format_args!("{v}s")).map_err(E::custom)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
         parse_duration(v).map_err(E::custom)
