@@ -29,6 +29,8 @@ pub struct Options {
     pub subs: usize,
     /// Subject to publish on.
     pub subject: String,
+    /// `pubsub`: what the subscribers subscribe to (default `subject`).
+    pub sub_subject: Option<String>,
     /// Requests made before latencies are recorded (`reqrep`).
     pub warmup: u64,
     /// Bytes the publisher writes per `write` call (whole PUB frames).
@@ -113,6 +115,7 @@ impl Default for Options {
             limit: Duration::from_secs(30),
             subs: 1,
             subject: "twig.bench".into(),
+            sub_subject: None,
             warmup: 100,
             batch: 64 * 1024,
             idle: Duration::from_secs(2),

@@ -119,7 +119,8 @@ fn subscriber(
     let probe = o.probe_subject();
     let setup =
         Conn::connect(o.sub_addr(), &format!("twig-bench-sub-{id}"), deadline).and_then(|mut c| {
-            c.send(format!("SUB {} 1\r\n", o.subject).as_bytes(), deadline)?;
+            let filter = o.sub_subject.as_deref().unwrap_or(&o.subject);
+            c.send(format!("SUB {filter} 1\r\n").as_bytes(), deadline)?;
             if let Some(p) = &probe {
                 c.send(format!("SUB {p} 2\r\n").as_bytes(), deadline)?;
             }

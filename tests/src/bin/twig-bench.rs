@@ -24,6 +24,8 @@ const USAGE: &str = "usage: twig-bench <pub|pubsub|reqrep|jspub> [options]
   --duration-limit SECS   hard limit on the whole run (default 30)
   --subs N                pubsub: number of subscribers (default 1)
   --subject S             subject (default twig.bench)
+  --sub-subject S         pubsub: the subscribers' filter (default the subject; may be a
+                          wildcard that covers it, e.g. `>`)
   --warmup N              reqrep: unmeasured requests first (default 100)
   --batch BYTES           publisher: bytes of whole PUB frames per write (default 65536)
   --idle SECS             pubsub: stop waiting after this long without progress (default 2)
@@ -94,6 +96,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--duration-limit" => o.limit = secs()?,
             "--subs" => o.subs = size()?.clamp(1, 1024),
             "--subject" => o.subject = value.clone(),
+            "--sub-subject" => o.sub_subject = Some(value.clone()),
             "--warmup" => o.warmup = num()?,
             "--batch" => o.batch = size()?.max(1),
             "--idle" => o.idle = secs()?,
@@ -112,6 +115,12 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
     }
     if o.subject.is_empty() || o.subject.contains([' ', '\t', '\r', '\n']) {
         return Err("--subject must be one non-empty token".into());
+    }
+    if o.sub_subject
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.contains([' ', '\t', '\r', '\n']))
+    {
+        return Err("--sub-subject must be one non-empty token".into());
     }
     Ok((mode, o))
 }
