@@ -12,7 +12,7 @@
 //! [`Config::validate`](super::Config::validate), so both are covered.
 use std::time::Duration;
 
-use super::leaf::{LeafConfig, RemoteConfig, RemoteTlsConfig};
+use super::leaf::{LeafConfig, ProxyConfig, RemoteConfig, RemoteTlsConfig};
 use super::mqtt::{ExportConfig, ImportConfig, MqttConfig};
 use super::mqtt_listener::MqttListenerConfig;
 use super::streams::{StreamConfig, SyncPolicy};
@@ -304,6 +304,15 @@ fn leaf(k: &mut Check, l: &LeafConfig) {
         );
         k.dur(at("first_info_timeout"), *first_info_timeout, MAX_TIMER);
         k.opt_dur(at("dial_timeout"), *dial_timeout_override, MAX_TIMER);
+        if let Some(ProxyConfig {
+            url: _,
+            username: _,
+            password: _,
+            timeout,
+        }) = proxy
+        {
+            k.opt_dur(at("proxy.timeout"), *timeout, MAX_TIMER);
+        }
         for d in compression.thresholds.as_slice() {
             k.dur(at("compression.rtt_thresholds"), *d, MAX_TIMER);
         }
