@@ -297,11 +297,6 @@ fn leaf(k: &mut Check, l: &LeafConfig) {
             ws_no_masking: _,
         } = r;
         let at = |f: &str| format!("leafnodes.remotes[{i}].{f}");
-        k.opt_dur(
-            at("proxy.timeout"),
-            proxy.as_ref().and_then(|p| p.timeout),
-            MAX_TIMER,
-        );
         k.dur(at("first_info_timeout"), *first_info_timeout, MAX_TIMER);
         k.opt_dur(at("dial_timeout"), *dial_timeout_override, MAX_TIMER);
         if let Some(ProxyConfig {
