@@ -3,7 +3,8 @@
 //! knows a dozen users named every way a certificate can name one (SAN email, DNS, URI;
 //! subject DN in and out of order, with spaces, escapes, domain components; Go's rendering
 //! when the DN match cannot run); each certificate logs in with no credentials, and the user
-//! nats-server picked (each may publish only to its own `who.<n>`) must be the one twig picks.
+//! nats-server picked (each may publish only to its own `who.<n>`) must be the one twig picks,
+//! both by its mapping alone and as a running server given the same config.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -18,6 +19,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use twig_gateway::auth::CertIdentity;
+use twig_tests::harness::{ServerOptions, ServerUnderTest, Target};
 use twig_tests::nats_server::{NatsServer, Options};
 
 const USERS: &[&str] = &[
@@ -262,6 +264,16 @@ fn certificates_map_to_the_users_nats_server_maps_them_to() {
         path("ca.pem"),
         users.join(",\n    ")
     );
+    // twig reads the same text as its config file (nats-server's format).
+    let conf = dir.path().join("twig.conf");
+    std::fs::write(&conf, &extra).unwrap();
+    let twig = ServerUnderTest::start_target(
+        Target::Twig,
+        &ServerOptions {
+            extra_args: vec!["-c".into(), conf.display().to_string()],
+            ..ServerOptions::default()
+        },
+    );
     let nats = NatsServer::start(&Options {
         extra,
         ..Options::default()
@@ -273,10 +285,17 @@ fn certificates_map_to_the_users_nats_server_maps_them_to() {
             .unwrap()
             .map(USERS)
             .map(|u| USERS.iter().position(|x| *x == u).unwrap());
-        let theirs = nats_server_maps(nats.client_port, &pki.ca_pem, cert, &key);
+        let theirs = nats_server_maps(nats.client_port, &pki.ca_pem, cert.clone(), &key);
         assert_eq!(
             ours, theirs,
             "certificate {n} ({:?}, {:?})",
+            spec.subject, spec.sans
+        );
+        // And twig itself, logging the certificate in and applying that user's permissions.
+        let twigs = nats_server_maps(twig.port(), &pki.ca_pem, cert, &key);
+        assert_eq!(
+            twigs, theirs,
+            "twig, certificate {n} ({:?}, {:?})",
             spec.subject, spec.sans
         );
         mapped += usize::from(theirs.is_some());

@@ -292,6 +292,13 @@ impl Authenticator {
         })
     }
 
+    /// The checker for a whole config: `[authorization]`, and client certificates naming
+    /// users when `tls.verify_and_map` is on.
+    pub fn for_config(config: &twig_config::Config) -> Result<Authenticator, AuthError> {
+        let tls_map = config.tls.as_ref().is_some_and(|t| t.verify_and_map);
+        Ok(Authenticator::from_config(&config.authorization)?.map_certificates(tls_map))
+    }
+
     /// Let client certificates name users (`tls.verify_and_map`): every user-name login then
     /// needs a certificate that maps to a configured user, as in nats-server (nkey users and
     /// `no_auth_user`... are not affected: nkeys are checked first).
@@ -510,26 +517,20 @@ impl Authenticator {
     }
 }
 
-/// What the config asks for that the connection layer does not do yet: certificates are
-/// mapped by [`certmap`] but connections do not present them to it yet, and a bcrypt check
-/// would block the event loop. Starting would silently allow more than the config says, so
-/// the server refuses with this sentence instead.
+/// What the config asks for that the connection layer does not do yet: a bcrypt check would
+/// block the event loop. Starting would silently allow more than the config says, so the
+/// server refuses with this sentence instead.
 pub fn not_wired_yet(config: &twig_config::Config) -> Option<String> {
     let a = &config.authorization;
-    let tls_map = config.tls.as_ref().is_some_and(|t| t.verify_and_map);
     let bcrypt = [&a.token, &a.password]
         .into_iter()
         .chain(a.users.iter().map(|u| &u.password))
         .any(|p| p.as_deref().is_some_and(is_bcrypt));
-    let what = match (tls_map, bcrypt) {
-        (true, _) => "tls.verify_and_map",
-        (_, true) => "bcrypt password hashes",
-        _ => return None,
-    };
-    Some(format!(
-        "{what}: read and validated, but this build does not apply them to connections yet; \
-         remove them from the config to start"
-    ))
+    bcrypt.then(|| {
+        "bcrypt password hashes: read and validated, but this build does not apply them to \
+         connections yet; remove them from the config to start"
+            .to_string()
+    })
 }
 
 fn verify_signature(

@@ -13,6 +13,7 @@ use twig_core::wire::{Limits, Mode, Parser};
 
 use super::session::{Flow, Session};
 use super::state::Shared;
+use crate::auth::CertIdentity;
 use twig_router::client::ClientShared;
 use twig_router::outbound::CloseReason;
 use twig_util::dial::{self, ArcIo};
@@ -98,7 +99,7 @@ pub async fn serve(
         cid
     );
 
-    let (reader, writer) = match split(&shared, stream.clone()).await {
+    let (reader, writer, cert) = match split(&shared, stream.clone()).await {
         Ok(halves) => halves,
         Err(e) => {
             tracing::error!(
@@ -116,7 +117,7 @@ pub async fn serve(
         // Plain TCP: other readers may write this client's bytes inline.
         let _ = client.direct.set(stream.clone());
     }
-    let mut session = Session::new(shared.clone(), client.clone(), nonce, auth_required);
+    let mut session = Session::new(shared.clone(), client.clone(), nonce, auth_required, cert);
     let writer_task = ex.spawn(write_loop(
         shared.clone(),
         client.clone(),
@@ -154,17 +155,30 @@ pub async fn serve(
     );
 }
 
-/// Splits the connection into read and write halves, through TLS when configured.
+/// Splits the connection into read and write halves, through TLS when configured; with
+/// `verify_and_map`, also what the client's (verified) certificate can name it by.
 async fn split(
     shared: &Shared,
     stream: Arc<Async<TcpStream>>,
-) -> std::io::Result<(Reader, Writer)> {
+) -> std::io::Result<(Reader, Writer, Option<CertIdentity>)> {
     match &shared.tls {
-        None => Ok(dial::plain(stream)),
+        None => {
+            let (r, w) = dial::plain(stream);
+            Ok((r, w, None))
+        }
         Some(acceptor) => {
             let tls = acceptor.accept(ArcIo(stream)).await?;
+            let maps = shared.config.tls.as_ref().is_some_and(|t| t.verify_and_map);
+            // A leaf that does not parse names nobody: the login then fails as without one.
+            let cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .filter(|_| maps)
+                .and_then(|leaf| CertIdentity::from_der(leaf.as_ref()).ok());
             let (r, w) = futures_lite::io::split(tls);
-            Ok((Box::pin(r), Box::pin(w)))
+            Ok((Box::pin(r), Box::pin(w), cert))
         }
     }
 }

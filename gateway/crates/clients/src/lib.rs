@@ -97,8 +97,8 @@ impl Server {
         if let Some(missing) = crate::auth::not_wired_yet(&config) {
             return Err(StartError::Auth(missing));
         }
-        let auth = Authenticator::from_config(&config.authorization)
-            .map_err(|e| StartError::Auth(e.to_string()))?;
+        let auth =
+            Authenticator::for_config(&config).map_err(|e| StartError::Auth(e.to_string()))?;
         let shared = Arc::new(Shared::new(config, identity, router, port, auth, tls));
         Ok(Server { listeners, shared })
     }

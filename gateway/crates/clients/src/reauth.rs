@@ -33,7 +33,7 @@ use twig_router::client::ClientShared;
 use twig_router::outbound::CloseReason;
 use twig_util::lock::lock;
 
-use crate::auth::{Authenticator, Credentials, Identity};
+use crate::auth::{Authenticator, CertIdentity, Credentials, Identity};
 
 /// The authenticator in force, its generation, and the logins made under it (a leaf lock).
 pub(crate) struct AuthState {
@@ -66,6 +66,8 @@ pub struct StoredLogin {
     nonce: Option<String>,
     /// Logged in as the `no_auth_user` nkey without credentials.
     implied_nkey: bool,
+    /// The client's certificate (`verify_and_map`).
+    cert: Option<CertIdentity>,
 }
 
 // Secrets stay out of debug logs.
@@ -91,6 +93,7 @@ impl StoredLogin {
         nonce: Option<&str>,
         identity: &Identity,
         auth: &Authenticator,
+        cert: Option<CertIdentity>,
     ) -> Self {
         let own = |s: Option<&str>| s.map(str::to_owned);
         let mut stored = StoredLogin {
@@ -102,8 +105,9 @@ impl StoredLogin {
             sig: own(creds.sig),
             nonce: own(nonce),
             implied_nkey: false,
+            cert,
         };
-        if creds.is_empty() {
+        if creds.is_empty() && stored.cert.is_none() {
             match identity {
                 Identity::User(name) => {
                     stored.pass = auth.password_of(name).map(str::to_owned);
@@ -190,8 +194,12 @@ pub(crate) fn reload(
             continue;
         }
         let result = if auth.auth_required() {
-            auth.login(&login.credentials(&auth), login.nonce.as_deref(), None)
-                .map(|l| l.rules)
+            auth.login(
+                &login.credentials(&auth),
+                login.nonce.as_deref(),
+                login.cert.as_ref(),
+            )
+            .map(|l| l.rules)
         } else {
             Ok(None)
         };

@@ -11,7 +11,7 @@ use twig_core::wire::Op;
 use twig_core::wire::json::ClientConnect;
 
 use super::state::Shared;
-use crate::auth::{Credentials, Identity};
+use crate::auth::{CertIdentity, Credentials, Identity};
 use crate::reauth::StoredLogin;
 use twig_perms::violation::{self, go_quote};
 use twig_perms::{Budgets, Checker, Subscribe};
@@ -56,6 +56,8 @@ pub struct Session {
     nonce: Option<String>,
     /// INFO said authentication is required (so nothing but CONNECT may come first).
     auth_required: bool,
+    /// What the client's TLS certificate names it by (`verify_and_map`).
+    cert: Option<CertIdentity>,
     connected: bool,
     // nats-server pre-fills verbose and pedantic with true and overlays CONNECT's JSON, so a
     // client that never sends CONNECT (no auth configured) gets +OK to everything.
@@ -83,12 +85,14 @@ impl Session {
         client: Arc<ClientShared>,
         nonce: Option<String>,
         auth_required: bool,
+        cert: Option<CertIdentity>,
     ) -> Self {
         Session {
             shared,
             client,
             nonce,
             auth_required,
+            cert,
             connected: false,
             verbose: true,
             pedantic: true,
@@ -226,7 +230,7 @@ impl Session {
         loop {
             let (auth, generation) = self.shared.auth_snapshot();
             let (identity, rules) = if auth.auth_required() {
-                match auth.login(&creds, self.nonce.as_deref(), None) {
+                match auth.login(&creds, self.nonce.as_deref(), self.cert.as_ref()) {
                     Ok(login) => (login.identity, login.rules),
                     Err(why) => {
                         self.login_failed(Some(&creds), &why.to_string());
@@ -246,6 +250,7 @@ impl Session {
                 self.nonce.as_deref(),
                 &identity,
                 &auth,
+                self.cert.clone(),
             );
             if self.shared.register_login(generation, stored) {
                 break;

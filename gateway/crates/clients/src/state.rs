@@ -108,7 +108,7 @@ impl Shared {
         if let Some(why) = crate::auth::not_wired_yet(config) {
             return Err(why);
         }
-        let auth = Authenticator::from_config(&config.authorization).map_err(|e| e.to_string())?;
+        let auth = Authenticator::for_config(config).map_err(|e| e.to_string())?;
         let throttle = config.authorization.login_throttle;
         {
             let mut t = lock(&self.login_throttle);
