@@ -559,7 +559,9 @@ mod tests {
         assert_eq!(remotes.len(), 2);
         assert_eq!(remotes[0].urls.len(), 2);
         assert_eq!(remotes[1].urls, vec!["tls://hub:7422".to_string()]);
-        assert!(parse(&["--leaf", "ws://x"]).is_err());
+        // websocket remotes are URLs too (issue 15); other schemes are not.
+        assert!(parse(&["--leaf", "ws://hub/leafnode"]).is_ok());
+        assert!(parse(&["--leaf", "http://x"]).is_err());
         assert!(parse(&["--leaf", ","]).is_err());
     }
 
