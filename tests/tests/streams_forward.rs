@@ -337,7 +337,13 @@ async fn live_traffic_and_the_drain_share_the_link() {
     let dir = tempfile::tempdir().unwrap();
     let twig = Twig::with_config(
         dir.path(),
-        &twig_config(dir.path(), &hub, "forward_window = 32"),
+        // Uncompressed, as this test was written: it is about the lanes sharing one link.
+        // (With s2_auto on loopback, S2's uncompressed framing, one loaded CI run saw only 2
+        // live round trips during the drain: not explained yet, see the issue-15 note.)
+        &twig_config(dir.path(), &hub, "forward_window = 32").replace(
+            "ignore_discovered_servers = true\n",
+            "ignore_discovered_servers = true\ncompression = \"off\"\n",
+        ),
     );
     publish(&twig.url(), 0, n).await;
 
