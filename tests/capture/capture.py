@@ -25,10 +25,8 @@ import time
 import nats
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from freeport import free_port  # noqa: E402
 
 
 def wait_port(port, deadline_s=10.0):

@@ -21,10 +21,8 @@ from harness import binary, WORKSPACE  # noqa: E402
 DEADLINE = 10.0
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from freeport import free_port  # noqa: E402
 
 
 class Twig:

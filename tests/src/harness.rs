@@ -128,10 +128,51 @@ pub fn nats_server_binary() -> PathBuf {
     )
 }
 
-/// A free TCP port on 127.0.0.1 (bound to :0 and released; for ports the server cannot pick itself).
+/// A free TCP port on loopback, for ports a server cannot pick itself.
+///
+/// Chosen below the kernel's ephemeral range (32768-60999 by default), checked free on both
+/// loopbacks and never handed out twice by this process. A port taken from `bind(:0)` and
+/// released is an ephemeral one: any outgoing connection may get it as its local port before
+/// the server binds it, which a loaded CI run hit ("Address already in use" on a monitor port).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    const LOW: u64 = 10_000;
+    const HIGH: u64 = 32_000;
+    if STATE.load(Ordering::Relaxed) == 0 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        let seed = (nanos ^ (u64::from(std::process::id()) << 32)) | 1;
+        let _ = STATE.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..1000 {
+        // xorshift64: processes started at once still differ by pid in the seed.
+        let mut x = STATE.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        STATE.store(x, Ordering::Relaxed);
+        let port = (LOW + x % (HIGH - LOW)) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        let given = given.get_or_insert_with(HashSet::new);
+        if given.contains(&port) {
+            continue;
+        }
+        let v4 = TcpListener::bind(("127.0.0.1", port)).is_ok();
+        // No IPv6 on the machine counts as free; a v6 listener on the port does not.
+        let v6 = match TcpListener::bind(("::1", port)) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::AddrInUse,
+        };
+        if v4 && v6 {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{HIGH} after 1000 tries")
 }
 
 /// A running server process; killed when dropped.
