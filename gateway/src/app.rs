@@ -201,7 +201,7 @@ fn go_name(sig: Signal) -> &'static str {
 async fn handle_signals(
     mut signals: async_signal::Signals,
     control: async_channel::Sender<Control>,
-    logger: Logger,
+    mut logger: Logger,
     mut reloader: Reloader,
 ) {
     let mut lame_duck = false;
@@ -230,7 +230,17 @@ async fn handle_signals(
                         .unwrap_or_default()
                 ),
             },
-            Signal::Hup => reloader.reload(Some(&logger)),
+            Signal::Hup => {
+                // On a blocking thread: a reload reads the file and checks every open login
+                // again, bcrypt ones included (tens of ms each), which must not hold up the
+                // executor. Signals wait meanwhile; connections do not.
+                let (mut r, l) = (reloader, logger);
+                (reloader, logger) = blocking::unblock(move || {
+                    r.reload(Some(&l));
+                    (r, l)
+                })
+                .await;
+            }
             _ => {}
         }
     }

@@ -182,6 +182,11 @@ class ServerUnderTest:
         for flag, key in (("--user", "user"), ("--pass", "password"), ("--auth", "token")):
             if key in self.opts:
                 args += [flag, self.opts[key]]
+        if "conf" in self.opts:
+            # A config in nats-server's format, given as is to either server (twig reads it).
+            path = Path(self.dir.name) / "server.conf"
+            path.write_text(self.opts["conf"])
+            args += ["-c", str(path)]
         conf = render_config(self.which, self.opts)
         if conf:
             path = Path(self.dir.name) / ("twig.toml" if self.which == "twig" else "nats.conf")

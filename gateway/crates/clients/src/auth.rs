@@ -517,22 +517,6 @@ impl Authenticator {
     }
 }
 
-/// What the config asks for that the connection layer does not do yet: a bcrypt check would
-/// block the event loop. Starting would silently allow more than the config says, so the
-/// server refuses with this sentence instead.
-pub fn not_wired_yet(config: &twig_config::Config) -> Option<String> {
-    let a = &config.authorization;
-    let bcrypt = [&a.token, &a.password]
-        .into_iter()
-        .chain(a.users.iter().map(|u| &u.password))
-        .any(|p| p.as_deref().is_some_and(is_bcrypt));
-    bcrypt.then(|| {
-        "bcrypt password hashes: read and validated, but this build does not apply them to \
-         connections yet; remove them from the config to start"
-            .to_string()
-    })
-}
-
 fn verify_signature(
     key: &KeyPair,
     sig: Option<&str>,

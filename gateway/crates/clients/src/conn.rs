@@ -230,6 +230,15 @@ async fn read_loop(
                     }
                 }
             }
+            if flow == Flow::Login {
+                // A bcrypt login: the check runs on a blocking thread while this reader waits
+                // (the executor thread serves others meanwhile); the ops after the CONNECT in
+                // the buffer are handled only once it is accepted.
+                match session.finish_login().await {
+                    Flow::Continue => continue,
+                    other => break other,
+                }
+            }
             if flow != Flow::Wait {
                 break flow;
             }

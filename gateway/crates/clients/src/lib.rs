@@ -7,7 +7,9 @@
 //!
 //! Threads: an `async_executor::Executor` run by one thread per core (plus the caller's);
 //! every connection is three tasks on it (reader, writer, timers). Nothing blocks a thread
-//! but the short locks documented beside each type.
+//! but the short locks documented beside each type: a bcrypt login check runs on a blocking
+//! thread (`blocking::unblock`, at most `authorization.max_bcrypt_checks` at once) while its
+//! connection's reader waits for the verdict.
 
 pub mod auth;
 pub mod conn;
@@ -94,9 +96,6 @@ impl Server {
             )),
             None => None,
         };
-        if let Some(missing) = crate::auth::not_wired_yet(&config) {
-            return Err(StartError::Auth(missing));
-        }
         let auth =
             Authenticator::for_config(&config).map_err(|e| StartError::Auth(e.to_string()))?;
         let shared = Arc::new(Shared::new(config, identity, router, port, auth, tls));

@@ -11,7 +11,7 @@ use twig_core::wire::Op;
 use twig_core::wire::json::ClientConnect;
 
 use super::state::Shared;
-use crate::auth::{CertIdentity, Credentials, Identity};
+use crate::auth::{AuthError, Authenticator, CertIdentity, Credentials, Identity, Login};
 use crate::reauth::StoredLogin;
 use twig_perms::violation::{self, go_quote};
 use twig_perms::{Budgets, Checker, Subscribe};
@@ -35,6 +35,71 @@ pub enum Flow {
     /// A store's queue is full: end the batch, wait for room
     /// ([`Session::take_full_stream`]), then go on with the ops already read.
     Wait,
+    /// The CONNECT needs a bcrypt check: await [`Session::finish_login`] (its verdict is the
+    /// next flow) before handling any op after it.
+    Login,
+}
+
+/// A CONNECT whose login is being decided, with everything it set (owned: the check may run
+/// on another thread, after the read buffer moved on).
+pub(crate) struct PendingConnect {
+    user: Option<String>,
+    pass: Option<String>,
+    token: Option<String>,
+    nkey: Option<String>,
+    sig: Option<String>,
+    verbose: bool,
+    pedantic: bool,
+    no_responders: bool,
+    protocol: i64,
+    headers: bool,
+    echo: bool,
+    name: String,
+    lang: String,
+    version: String,
+}
+
+/// The credentials of a [`PendingConnect`], to move to the thread that checks them.
+pub(crate) struct OwnedCredentials {
+    user: Option<String>,
+    pass: Option<String>,
+    token: Option<String>,
+    nkey: Option<String>,
+    sig: Option<String>,
+}
+
+impl OwnedCredentials {
+    pub(crate) fn borrowed(&self) -> Credentials<'_> {
+        Credentials {
+            user: self.user.as_deref(),
+            pass: self.pass.as_deref(),
+            auth_token: self.token.as_deref(),
+            nkey: self.nkey.as_deref(),
+            sig: self.sig.as_deref(),
+        }
+    }
+}
+
+impl PendingConnect {
+    pub(crate) fn owned_credentials(&self) -> OwnedCredentials {
+        OwnedCredentials {
+            user: self.user.clone(),
+            pass: self.pass.clone(),
+            token: self.token.clone(),
+            nkey: self.nkey.clone(),
+            sig: self.sig.clone(),
+        }
+    }
+
+    pub(crate) fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            user: self.user.as_deref(),
+            pass: self.pass.as_deref(),
+            auth_token: self.token.as_deref(),
+            nkey: self.nkey.as_deref(),
+            sig: self.sig.as_deref(),
+        }
+    }
 }
 
 /// nats-server's exact error texts (reference §1.6).
@@ -70,6 +135,8 @@ pub struct Session {
     sub_limit_logged: bool,
     /// A store request that found its queue full (see [`Flow::Wait`]).
     full_stream: Option<Full>,
+    /// A CONNECT waiting for its bcrypt check (see [`Flow::Login`]).
+    pending: Option<PendingConnect>,
     cache: MatchCache,
     batch: Batch,
     /// PINGs sent by the server and not yet answered (shared with the ping timer).
@@ -101,6 +168,7 @@ impl Session {
             sent_connect_info: false,
             sub_limit_logged: false,
             full_stream: None,
+            pending: None,
             cache: MatchCache::default(),
             batch: Batch::default(),
             pings_out: Arc::new(AtomicU64::new(0)),
@@ -216,61 +284,143 @@ impl Session {
         }
         // Go clients escape '&', '<' and '>' in JSON strings: compare decoded text.
         let text = |s: Option<twig_core::wire::json::JsonStr<'_>>| s.map(|s| s.to_string());
-        let (user, pass, token) = (text(c.user), text(c.pass), text(c.auth_token));
-        let (nkey, sig) = (text(c.nkey), text(c.sig));
-        let creds = Credentials {
-            user: user.as_deref(),
-            pass: pass.as_deref(),
-            auth_token: token.as_deref(),
-            nkey: nkey.as_deref(),
-            sig: sig.as_deref(),
+        let p = PendingConnect {
+            user: text(c.user),
+            pass: text(c.pass),
+            token: text(c.auth_token),
+            nkey: text(c.nkey),
+            sig: text(c.sig),
+            verbose: c.effective_verbose(),
+            pedantic: c.effective_pedantic(),
+            no_responders,
+            protocol,
+            headers,
+            echo: c.effective_echo(),
+            name: text(c.name).unwrap_or_default(),
+            lang: text(c.lang).unwrap_or_default(),
+            version: text(c.version).unwrap_or_default(),
         };
         // Checked against the authenticator in force; if a reload swaps it before the login
         // is registered, checked again against the new one (see `reauth`).
         loop {
             let (auth, generation) = self.shared.auth_snapshot();
-            let (identity, rules) = if auth.auth_required() {
-                match auth.login(&creds, self.nonce.as_deref(), self.cert.as_ref()) {
-                    Ok(login) => (login.identity, login.rules),
-                    Err(why) => {
-                        self.login_failed(Some(&creds), &why.to_string());
-                        self.send(err::AUTH_VIOLATION);
-                        return Flow::Close(CloseReason::AuthenticationViolation);
+            if auth.auth_required() && auth.needs_blocking(&p.credentials()) {
+                // bcrypt: the reader awaits `finish_login` before any further op is read.
+                self.pending = Some(p);
+                return Flow::Login;
+            }
+            let result = self.login_here(&auth, &p);
+            if let Some(flow) = self.conclude(&p, &auth, generation, result) {
+                return flow;
+            }
+        }
+    }
+
+    /// After [`Flow::Login`]: checks the CONNECT's credentials with bcrypt on a blocking
+    /// thread (at most `authorization.max_bcrypt_checks` at once, see
+    /// [`Shared::login_off_loop`]) while this connection's reader waits and the executor
+    /// serves everyone else; then accepts or refuses the CONNECT as [`Session::handle`] would
+    /// have. No op after the CONNECT is handled before this returns.
+    pub async fn finish_login(&mut self) -> Flow {
+        let Some(p) = self.pending.take() else {
+            return Flow::Continue;
+        };
+        loop {
+            let (auth, generation) = self.shared.auth_snapshot();
+            let result = if auth.auth_required() && auth.needs_blocking(&p.credentials()) {
+                match self
+                    .shared
+                    .login_off_loop(
+                        &self.client,
+                        auth.clone(),
+                        &p,
+                        self.nonce.clone(),
+                        self.cert.clone(),
+                    )
+                    .await
+                {
+                    Some(result) => result,
+                    // Closed while it waited for its turn (auth timeout, shutdown).
+                    None => {
+                        return Flow::Close(
+                            self.client
+                                .out
+                                .closed()
+                                .unwrap_or(CloseReason::AuthenticationTimeout),
+                        );
                     }
                 }
             } else {
-                (Identity::Anonymous, None)
+                self.login_here(&auth, &p)
             };
-            // Before the CONNECT counts as accepted: nothing this client does goes unchecked.
-            self.client
-                .set_perms(rules.map(|r| Checker::new(r, Budgets::default())));
-            let stored = StoredLogin::new(
-                self.client.clone(),
-                &creds,
-                self.nonce.as_deref(),
-                &identity,
-                &auth,
-                self.cert.clone(),
-            );
-            if self.shared.register_login(generation, stored) {
-                break;
+            if let Some(flow) = self.conclude(&p, &auth, generation, result) {
+                return flow;
             }
         }
-        self.verbose = c.effective_verbose();
-        self.pedantic = c.effective_pedantic();
-        self.no_responders = no_responders;
-        self.protocol = protocol;
-        self.client.set_options(headers, c.effective_echo());
+    }
+
+    /// A login decided on the event loop (nothing slow: no bcrypt).
+    fn login_here(
+        &self,
+        auth: &Authenticator,
+        p: &PendingConnect,
+    ) -> Result<Option<Login>, AuthError> {
+        if !auth.auth_required() {
+            return Ok(None);
+        }
+        auth.login(&p.credentials(), self.nonce.as_deref(), self.cert.as_ref())
+            .map(Some)
+    }
+
+    /// Accepts or refuses the CONNECT `p` on the verdict `result` of `auth` (generation
+    /// `generation`; `Ok(None)`: no authentication is configured). `None`: a reload came in
+    /// between, check again.
+    fn conclude(
+        &mut self,
+        p: &PendingConnect,
+        auth: &Arc<Authenticator>,
+        generation: u64,
+        result: Result<Option<Login>, AuthError>,
+    ) -> Option<Flow> {
+        let creds = p.credentials();
+        let (identity, rules) = match result {
+            Ok(Some(login)) => (login.identity, login.rules),
+            Ok(None) => (Identity::Anonymous, None),
+            Err(why) => {
+                self.login_failed(Some(&creds), &why.to_string());
+                self.send(err::AUTH_VIOLATION);
+                return Some(Flow::Close(CloseReason::AuthenticationViolation));
+            }
+        };
+        // Before the CONNECT counts as accepted: nothing this client does goes unchecked.
+        self.client
+            .set_perms(rules.map(|r| Checker::new(r, Budgets::default())));
+        let stored = StoredLogin::new(
+            self.client.clone(),
+            &creds,
+            self.nonce.as_deref(),
+            &identity,
+            auth,
+            self.cert.clone(),
+        );
+        if !self.shared.register_login(generation, stored) {
+            return None;
+        }
+        self.verbose = p.verbose;
+        self.pedantic = p.pedantic;
+        self.no_responders = p.no_responders;
+        self.protocol = p.protocol;
+        self.client.set_options(p.headers, p.echo);
         {
             let mut info = lock(&self.client.info);
-            info.name = text(c.name).unwrap_or_default();
-            info.lang = text(c.lang).unwrap_or_default();
-            info.version = text(c.version).unwrap_or_default();
+            info.name.clone_from(&p.name);
+            info.lang.clone_from(&p.lang);
+            info.version.clone_from(&p.version);
         }
         self.connected = true;
         self.authed.store(true, Ordering::Release);
         self.ok();
-        Flow::Continue
+        Some(Flow::Continue)
     }
 
     fn publish(

@@ -11,9 +11,10 @@ use std::time::SystemTime;
 
 use twig_core::wire::json::full::ServerInfo;
 
-use crate::auth::Authenticator;
 use crate::auth::throttle::LoginThrottle;
+use crate::auth::{AuthError, Authenticator, CertIdentity, Login};
 use crate::reauth::{self, AuthState, Outcome, StoredLogin};
+use crate::session::PendingConnect;
 use twig_config::Config;
 use twig_router::Router;
 use twig_router::client::ClientShared;
@@ -38,6 +39,9 @@ pub struct Shared {
     auth: Mutex<AuthState>,
     /// Failed logins per address, to slow down guessing (a leaf lock, taken alone).
     pub login_throttle: Mutex<LoginThrottle>,
+    /// Turns for bcrypt checks (`authorization.max_bcrypt_checks` at once) and their number;
+    /// a reload that changes the number puts a new one in (a leaf lock, taken alone).
+    bcrypt_gate: Mutex<(usize, Arc<async_lock::Semaphore>)>,
     /// TLS for the client port, when configured.
     pub tls: Option<futures_rustls::TlsAcceptor>,
     /// Live client connections by cid.
@@ -58,7 +62,9 @@ impl Shared {
         tls: Option<futures_rustls::TlsAcceptor>,
     ) -> Self {
         let throttle = LoginThrottle::new(config.authorization.login_throttle);
+        let checks = config.authorization.max_bcrypt_checks.max(1);
         Shared {
+            bcrypt_gate: Mutex::new((checks, Arc::new(async_lock::Semaphore::new(checks)))),
             config,
             server_id: identity.server_id,
             server_name: identity.server_name,
@@ -105,9 +111,6 @@ impl Shared {
     /// force; else the new users, tokens, nkeys and permissions apply to new and open
     /// connections alike ([`crate::reauth`]).
     pub fn reload_authorization(&self, config: &Config) -> Result<Outcome, String> {
-        if let Some(why) = crate::auth::not_wired_yet(config) {
-            return Err(why);
-        }
         let auth = Authenticator::for_config(config).map_err(|e| e.to_string())?;
         let throttle = config.authorization.login_throttle;
         {
@@ -116,7 +119,44 @@ impl Shared {
                 *t = LoginThrottle::new(throttle);
             }
         }
+        {
+            // Checks already running keep their turns on the old gate until they finish.
+            let checks = config.authorization.max_bcrypt_checks.max(1);
+            let mut g = lock(&self.bcrypt_gate);
+            if g.0 != checks {
+                *g = (checks, Arc::new(async_lock::Semaphore::new(checks)));
+            }
+        }
         Ok(reauth::reload(&self.auth, &self.router, auth))
+    }
+
+    /// Decides the CONNECT `p` of `client` on a blocking thread (its bcrypt check would hold
+    /// an executor thread for tens to hundreds of milliseconds): once a turn is free (at most
+    /// `authorization.max_bcrypt_checks` run at once, the others wait here, one waiting
+    /// future per connection, so `max_connections` bounds the queue). The turn is held by
+    /// the check itself, so a connection that goes away meanwhile does not free it early.
+    /// `None`: the client was closed while it waited for its turn (no check was spent on it).
+    pub(crate) async fn login_off_loop(
+        &self,
+        client: &ClientShared,
+        auth: Arc<Authenticator>,
+        p: &PendingConnect,
+        nonce: Option<String>,
+        cert: Option<CertIdentity>,
+    ) -> Option<Result<Option<Login>, AuthError>> {
+        let gate = lock(&self.bcrypt_gate).1.clone();
+        let turn = gate.acquire_arc().await;
+        if client.out.closed().is_some() {
+            return None;
+        }
+        let creds = p.owned_credentials();
+        let verdict = blocking::unblock(move || {
+            let _turn = turn;
+            let c = creds.borrowed();
+            auth.login(&c, nonce.as_deref(), cert.as_ref())
+        })
+        .await;
+        Some(verdict.map(Some))
     }
 
     /// The next connection id.

@@ -149,6 +149,11 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
     k.dur("lame_duck_duration", *lame_duck_duration, MAX_TIMER);
     k.dur("lame_duck_grace_period", *lame_duck_grace_period, MAX_TIMER);
     throttle(&mut k, &authorization.login_throttle);
+    k.count(
+        "authorization.max_bcrypt_checks",
+        count(authorization.max_bcrypt_checks),
+        MAX_THREADS,
+    );
     if let Some(TlsConfig {
         cert_file: _,
         key_file: _,

@@ -188,7 +188,7 @@ impl Default for Config {
 }
 
 /// `[authorization]`: at most one of a token, one user/password, or a `users` list.
-#[derive(Clone, Default, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// A shared token clients send as `auth_token`.
@@ -210,6 +210,25 @@ pub struct AuthConfig {
     pub no_auth_user: Option<String>,
     /// How addresses that keep failing to log in are slowed down.
     pub login_throttle: LoginThrottleConfig,
+    /// bcrypt checks of logins running at once, each on a thread of its own off the event
+    /// loop (default 2); further logins with a bcrypt password or token wait their turn.
+    /// Beyond nats-server (which checks each in its client's goroutine).
+    pub max_bcrypt_checks: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token: None,
+            user: None,
+            password: None,
+            users: Vec::new(),
+            default_permissions: None,
+            no_auth_user: None,
+            login_throttle: LoginThrottleConfig::default(),
+            max_bcrypt_checks: 2,
+        }
+    }
 }
 
 /// `[authorization.login_throttle]`: after `free_failures` failed logins from one address, its
@@ -264,6 +283,7 @@ impl fmt::Debug for AuthConfig {
             .field("default_permissions", &self.default_permissions)
             .field("no_auth_user", &self.no_auth_user)
             .field("login_throttle", &self.login_throttle)
+            .field("max_bcrypt_checks", &self.max_bcrypt_checks)
             .finish()
     }
 }
@@ -681,6 +701,12 @@ impl Config {
         if t.max_addresses == 0 {
             return Err(invalid(
                 "authorization.login_throttle.max_addresses",
+                "must be at least 1",
+            ));
+        }
+        if a.max_bcrypt_checks == 0 {
+            return Err(invalid(
+                "authorization.max_bcrypt_checks",
                 "must be at least 1",
             ));
         }

@@ -64,7 +64,7 @@ fn commented_examples(text: &str) -> Vec<String> {
 fn every_commented_example_in_the_default_file_parses() {
     let text = std::fs::read_to_string(DEFAULT_FILE).unwrap();
     let examples = commented_examples(&text);
-    assert_eq!(examples.len(), 11, "{examples:#?}");
+    assert_eq!(examples.len(), 12, "{examples:#?}");
     for ex in examples {
         Config::from_toml(&ex).unwrap_or_else(|e| panic!("{ex}\n=> {e}"));
     }

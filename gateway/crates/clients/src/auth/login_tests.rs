@@ -354,31 +354,21 @@ fn nkeys_still_work_when_certificates_name_users() {
 }
 
 #[test]
-fn what_connections_do_not_apply_yet_stops_the_start() {
+fn bcrypt_configs_start_and_bound_their_checks() {
     let hash = bcrypt::hash("x", 4).unwrap();
-    let toml = format!("[authorization]\ntoken = \"{hash}\"");
-    let why = not_wired_yet(&Config::from_toml(&toml).unwrap()).unwrap_or_else(|| panic!("{toml}"));
-    assert!(why.contains("bcrypt"), "{why}");
-    // Certificates name users on connections now.
-    let mapped = Config::from_toml(&format!(
-        "{TLS}[authorization]\nusers = [{{ user = \"CN=a\" }}]"
-    ))
-    .unwrap();
-    assert_eq!(not_wired_yet(&mapped), None);
-    let plain = Config::from_toml(
-        "[authorization]\nno_auth_user = \"a\"\nusers = [{ user = \"a\", password = \"p\" }]",
-    )
-    .unwrap();
-    assert_eq!(not_wired_yet(&plain), None);
-    // Permissions are applied: they start.
     for toml in [
-        "[authorization]\nusers = [{ user = \"a\", password = \"p\", permissions = { publish = \"x\" } }]",
-        "[authorization]\ndefault_permissions = { publish = \"x\" }\nusers = [{ user = \"a\", password = \"p\" }]",
+        format!("[authorization]\ntoken = \"{hash}\""),
+        format!("[authorization]\nusers = [{{ user = \"a\", password = \"{hash}\" }}]"),
+        format!("[authorization]\nuser = \"a\"\npassword = \"{hash}\"\nmax_bcrypt_checks = 8"),
     ] {
-        assert_eq!(
-            not_wired_yet(&Config::from_toml(toml).unwrap()),
-            None,
-            "{toml}"
-        );
+        let config = Config::from_toml(&toml).unwrap();
+        config.validate().unwrap_or_else(|e| panic!("{toml}: {e}"));
+        assert!(Authenticator::for_config(&config).is_ok(), "{toml}");
     }
+    assert_eq!(Config::default().authorization.max_bcrypt_checks, 2);
+    let e = Config::from_toml("[authorization]\ntoken = \"t\"\nmax_bcrypt_checks = 0")
+        .and_then(|c| c.validate().map(|_| c))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_bcrypt_checks"), "{e}");
 }
