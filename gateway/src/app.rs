@@ -124,6 +124,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
         streams,
         sync: std::sync::OnceLock::new(),
         mqtt: std::sync::OnceLock::new(),
+        mqtt_listener: std::sync::OnceLock::new(),
     });
     let monitor = monitor::bind(&sources)?;
 
@@ -168,6 +169,9 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
         let _ = sources.mqtt.set(bridge);
     }
     let mqtt_listener = mqtt::start(&config, &router, &server.shared(), &ex)?;
+    if let Some(l) = &mqtt_listener {
+        let _ = sources.mqtt_listener.set(l.clone());
+    }
     async_io::block_on(ex.run(server.run(ex.clone(), control_rx)));
     if let Some(l) = &mqtt_listener {
         l.shutdown();

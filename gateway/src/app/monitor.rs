@@ -42,6 +42,18 @@ pub struct Sources {
     pub sync: OnceLock<Vec<Arc<crate::sync::Stats>>>,
     /// The MQTT bridge, once it runs.
     pub mqtt: OnceLock<Arc<crate::mqtt::Bridge>>,
+    /// The MQTT listener, once it runs.
+    pub mqtt_listener: OnceLock<Arc<crate::mqtt::listener::Listener>>,
+}
+
+/// `/mqttz`: the bridge's snapshot (its fields at the top, as before) and the listener's
+/// counters under `listener`.
+#[derive(serde::Serialize)]
+struct Mqttz {
+    #[serde(flatten)]
+    bridge: crate::mqtt::stats::Mqttz,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listener: Option<crate::mqtt::listener::ListenerSnapshot>,
 }
 
 /// `/jsz`: twig's flash-backed streams. Not nats-server's `/jsz` shape (twig has no JetStream
@@ -195,7 +207,10 @@ impl MonitorSource for Sources {
     }
 
     fn mqttz(&self) -> Response {
-        Response::json(&self.mqtt.get().map(|b| b.mqttz()).unwrap_or_default())
+        Response::json(&Mqttz {
+            bridge: self.mqtt.get().map(|b| b.mqttz()).unwrap_or_default(),
+            listener: self.mqtt_listener.get().map(|l| l.snapshot()),
+        })
     }
 }
 

@@ -87,8 +87,37 @@ pub struct Stats {
     pub retained_refused: AtomicU64,
     /// Sessions on file (persistent ones).
     pub stored_sessions: AtomicU64,
+    /// Messages queued in the sessions on file, as of the last sync.
+    pub stored_queued: AtomicU64,
     /// Deliveries dropped (an inbox or a session queue was full, or expired).
     pub dropped: AtomicU64,
+}
+
+/// The listener's counters as `/mqttz` shows them (under `listener`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ListenerSnapshot {
+    /// Connections open now.
+    pub connections: u64,
+    /// Connections accepted since start.
+    pub total_connections: u64,
+    /// Sessions held now (connected or offline).
+    pub sessions: u64,
+    /// Persistent sessions on file.
+    pub stored_sessions: u64,
+    /// Messages queued in the sessions on file (synced).
+    pub stored_queued: u64,
+    /// Retained messages on file.
+    pub retained: u64,
+    /// Retained messages refused (limits).
+    pub retained_refused: u64,
+    /// PUBLISH packets from devices.
+    pub in_msgs: u64,
+    /// Their payload bytes.
+    pub in_bytes: u64,
+    /// Refused logins.
+    pub auth_failures: u64,
+    /// Deliveries dropped (a full inbox or session queue, or expired).
+    pub dropped: u64,
 }
 
 /// What every session task shares.
@@ -229,6 +258,25 @@ impl Listener {
     /// Sessions held now (connected or offline).
     pub fn sessions(&self) -> usize {
         self.shared.registry.len()
+    }
+
+    /// The counters, for monitoring.
+    pub fn snapshot(&self) -> ListenerSnapshot {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.shared.stats;
+        ListenerSnapshot {
+            connections: s.connections.load(Relaxed) as u64,
+            total_connections: s.total_connections.load(Relaxed),
+            sessions: self.sessions() as u64,
+            stored_sessions: s.stored_sessions.load(Relaxed),
+            stored_queued: s.stored_queued.load(Relaxed),
+            retained: s.retained.load(Relaxed),
+            retained_refused: s.retained_refused.load(Relaxed),
+            in_msgs: s.in_msgs.load(Relaxed),
+            in_bytes: s.in_bytes.load(Relaxed),
+            auth_failures: s.auth_failures.load(Relaxed),
+            dropped: s.dropped.load(Relaxed),
+        }
     }
 
     /// Tells every session the server is stopping (MQTT 5 clients get DISCONNECT 0x8B).

@@ -155,6 +155,8 @@ fn run_batch<F: Flush>(store: &mut Store<F>, stats: &Stats, batch: Vec<Req>) {
         r.inbox.push_done(r.epoch, r.ticket, outcome);
     }
     stats.retained.store(store.retained_count() as u64, Relaxed);
+    // After the sync: what monitoring shows as queued is on disk.
+    stats.stored_queued.store(store.queued_count(), Relaxed);
     if sessions_changed {
         count(store, stats);
     }
@@ -162,6 +164,7 @@ fn run_batch<F: Flush>(store: &mut Store<F>, stats: &Stats, batch: Vec<Req>) {
 
 fn count<F: Flush>(store: &Store<F>, stats: &Stats) {
     stats.retained.store(store.retained_count() as u64, Relaxed);
+    stats.stored_queued.store(store.queued_count(), Relaxed);
     stats
         .stored_sessions
         .store(store.sessions().len() as u64, Relaxed);

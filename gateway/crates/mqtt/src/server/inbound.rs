@@ -89,7 +89,9 @@ impl Session {
             // A repeat (DUP, or after a reconnect): never published twice. If its PUBREC
             // went, send it again; if the first is still on its way, that one will answer.
             let known = self.pending.iter().any(|x| match &x.what {
-                Owed::PubRec(id) | Owed::Qos2Stored(id, _) => *id == p.pkid,
+                Owed::PubRec(id) | Owed::Qos2Stored(id, _) | Owed::Qos2Recording(id) => {
+                    *id == p.pkid
+                }
                 _ => false,
             });
             if q.recorded || !known {

@@ -54,6 +54,10 @@ pub(super) enum Owed {
     UnsubAck(u16, Vec<u8>),
     /// A QoS 2 message being persisted before it is published.
     Qos2Stored(u16, Box<Publish>),
+    /// A persistent session's QoS 2 message was published; its PUBREC waits until that is
+    /// on flash too ([`Change::Qos2Published`]), so a repeat after a restart is answered
+    /// without publishing it again.
+    Qos2Recording(u16),
 }
 
 /// One MQTT connection and the session it carries: sans-IO (bytes in, bytes and events out,
@@ -715,7 +719,33 @@ impl Session {
             self.events.push_back(Event::Publish(*p));
             return;
         }
-        owed.done = Some(o);
+        if let (Owed::PubRec(pkid), Outcome::Ok) = (&owed.what, o) {
+            let pkid = *pkid;
+            let n = self.st.qos2_in.iter().find(|q| q.pkid == pkid).map(|q| q.n);
+            if let (true, Some(n)) = (self.persistent(), n) {
+                // Routed. Kill -9 after a PUBREC must not publish it twice: a core NATS
+                // subscriber has no Nats-Msg-Id dedup, so the fact goes to flash first.
+                let t3 = self.ticket();
+                let owed = &mut self.pending[i];
+                owed.ticket = Some(t3);
+                owed.what = Owed::Qos2Recording(pkid);
+                let change = Change::Qos2Published {
+                    client_id: self.st.client_id.clone(),
+                    pkid,
+                    n,
+                };
+                self.persist(change, Some(t3));
+                return;
+            }
+        }
+        let owed = &mut self.pending[i];
+        if matches!(owed.what, Owed::Qos2Recording(_)) {
+            // The message is out already: a failed record costs at most a repeat after a
+            // crash, while refusing now would make the client send it again at once.
+            owed.done = Some(Outcome::Ok);
+        } else {
+            owed.done = Some(o);
+        }
         self.flush_pending(now);
     }
 
@@ -745,7 +775,7 @@ impl Session {
                     self.in_flight_in = self.in_flight_in.saturating_sub(1);
                     self.send(&Packet::PubAck(ack(pkid)));
                 }
-                Owed::PubRec(pkid) => {
+                Owed::PubRec(pkid) | Owed::Qos2Recording(pkid) => {
                     if code >= 0x80 {
                         // The exchange ends here (MQTT 5 §4.3.3): forget the packet id.
                         self.st.qos2_in.retain(|q| q.pkid != pkid);

@@ -161,6 +161,16 @@ pub enum Change {
         /// [`Qos2In::n`].
         n: u64,
     },
+    /// The QoS 2 message received under `pkid` was published (its PUBREC waits for this): a
+    /// repeat after a restart gets its PUBREC without being published again.
+    Qos2Published {
+        /// The client id.
+        client_id: String,
+        /// Packet id.
+        pkid: u16,
+        /// [`Qos2In::n`].
+        n: u64,
+    },
     /// PUBREL came for `pkid`: forget it (before PUBCOMP, so a new message under the same
     /// packet id is never taken for the old one).
     Qos2Released {

@@ -70,6 +70,8 @@ pub struct Store<F: Flush> {
     table: Table<F>,
     limits: StoreLimits,
     retained_bytes: usize,
+    /// Messages queued in stored sessions (monitoring: `/mqttz`).
+    queued: u64,
     buf: Vec<u8>,
 }
 
@@ -98,9 +100,11 @@ impl<F: Flush> Store<F> {
             table,
             limits,
             retained_bytes,
+            queued: 0,
             buf: Vec::new(),
         };
         store.remove_orphans()?;
+        store.queued = store.table.keys_with_prefix(b"q").count() as u64;
         Ok(store)
     }
 
@@ -238,7 +242,9 @@ impl<F: Flush> Store<F> {
             }
             Change::Queued { client_id, msg } => {
                 let k = key(b'q', client_id, &msg.serial.to_be_bytes());
+                let new = !self.table.contains(&k);
                 self.table.put(&k, &encode_msg(msg))?;
+                self.queued += u64::from(new);
             }
             Change::Sent {
                 client_id,
@@ -254,14 +260,23 @@ impl<F: Flush> Store<F> {
             Change::Done { client_id, serial } => {
                 // The message first: a `p` record without its `q` is ignored, so a cut
                 // between the two leaves the state the change makes.
-                self.table
+                let was = self
+                    .table
                     .delete(&key(b'q', client_id, &serial.to_be_bytes()))?;
+                self.queued -= u64::from(was && self.queued > 0);
                 self.table
                     .delete(&key(b'p', client_id, &serial.to_be_bytes()))?;
             }
             Change::Qos2Received { client_id, pkid, n } => {
                 let k = key(b'2', client_id, &pkid.to_be_bytes());
                 self.table.put(&k, &n.to_be_bytes())?;
+            }
+            Change::Qos2Published { client_id, pkid, n } => {
+                // The same record with a trailing 1: published.
+                let k = key(b'2', client_id, &pkid.to_be_bytes());
+                let mut v = n.to_be_bytes().to_vec();
+                v.push(1);
+                self.table.put(&k, &v)?;
             }
             Change::Qos2Released { client_id, pkid } => {
                 self.table
@@ -278,12 +293,20 @@ impl<F: Flush> Store<F> {
                         .map(<[u8]>::to_vec)
                         .collect();
                     for k in keys {
-                        self.table.delete(&k)?;
+                        let was = self.table.delete(&k)?;
+                        if tag == b'q' && was {
+                            self.queued = self.queued.saturating_sub(1);
+                        }
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Messages queued in stored sessions.
+    pub fn queued_count(&self) -> u64 {
+        self.queued
     }
 
     /// Whether `client_id` has a stored session.
@@ -362,12 +385,14 @@ impl<F: Flush> Store<F> {
             let n = Rd(&self.buf).u64().ok_or(StoreError::Corrupt)?;
             let pkid = pkid.ok_or(StoreError::Corrupt)?;
             st.next_qos2 = st.next_qos2.max(n + 1);
-            // Not known to have been PUBREC'd: a repeat PUBLISH publishes it again under the
-            // same Nats-Msg-Id (the stream drops a duplicate); a PUBREL releases it.
+            // Published (`Qos2Published`): a repeat PUBLISH gets its PUBREC only. Not known
+            // to be published: a repeat publishes it again under the same Nats-Msg-Id (a
+            // stream drops a duplicate); a PUBREL releases it.
+            let published = self.buf.get(8) == Some(&1);
             st.qos2_in.push(Qos2In {
                 pkid,
                 n,
-                recorded: false,
+                recorded: published,
             });
         }
         Ok(Some(st))

@@ -359,6 +359,13 @@ fn qos2_in_persistent_session_is_stored_before_published() {
     let evs = t.events();
     let p = publish_events(&evs)[0];
     t.done(p.ticket.unwrap());
+    t.recv(b""); // PUBREC only once "published" is stored too (no repeat after a crash)
+    let evs = t.events();
+    let Some(Event::Persist(Change::Qos2Published { pkid: 7, n: 0, .. }, Some(tk))) = evs.first()
+    else {
+        panic!("{evs:?}")
+    };
+    t.done(*tk);
     t.recv(&[0x50, 2, 0, 7]);
     t.send(&[0x62, 2, 0, 7]);
     t.recv(b""); // PUBCOMP only once the release is stored

@@ -121,6 +121,13 @@ fn script() -> Vec<Option<Change>> {
                 pkid: round as u16 + 1,
                 n: round,
             }));
+            if round % 3 == 0 {
+                v.push(Some(Change::Qos2Published {
+                    client_id: c(id),
+                    pkid: round as u16 + 1,
+                    n: round,
+                }));
+            }
             v.push(Some(Change::Done {
                 client_id: c(id),
                 serial: base,
@@ -204,6 +211,16 @@ fn sessions_round_trip() {
     assert!(a.inflight.iter().all(|f| f.stage == Stage::WaitComp));
     assert_eq!(a.inflight.len(), 3, "{:?}", a.inflight);
     assert_eq!(a.qos2_in.len(), 3);
+    // Left unreleased: rounds 1, 3 and 5; round 3's was recorded as published.
+    assert_eq!(
+        a.qos2_in
+            .iter()
+            .map(|q| (q.n, q.recorded))
+            .collect::<Vec<_>>(),
+        [(1, false), (3, true), (5, false)],
+        "{:?}",
+        a.qos2_in
+    );
     assert_eq!(s.load_session("dev-b", now).unwrap(), None, "deleted");
     assert_eq!(s.sessions(), ["dev-a"]);
 }
