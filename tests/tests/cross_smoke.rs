@@ -127,20 +127,37 @@ struct Emulated {
     child: Child,
     lines: Receiver<String>,
     log: Vec<String>,
+    /// The config copy and the store.
+    _dir: tempfile::TempDir,
 }
 
 impl Emulated {
     fn start(arm: &Arm) -> Emulated {
         let bin = binary(arm);
-        let config = workspace_root().join("configs/raspberry-pi.toml");
+        // The shipped Pi config, with flags that keep the test on loopback and free ports;
+        // its MQTT listener's fixed 1883 becomes a random port (no flag sets it), and its
+        // store lands in a temp dir (store_dir's default is relative to the working dir).
+        let shipped = workspace_root().join("configs/raspberry-pi.toml");
+        let text = std::fs::read_to_string(&shipped).expect("read the Pi config");
+        assert!(
+            text.contains("\nport = 1883\n"),
+            "the Pi config's MQTT port moved"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("raspberry-pi.toml");
+        std::fs::write(
+            &config,
+            text.replacen("\nport = 1883\n", "\nport = -1\n", 1),
+        )
+        .expect("write the test's copy");
         let (qemu, qemu_args) = arm.qemu.split_first().expect("qemu command");
-        // The shipped Pi config, with flags that keep the test on loopback and free ports.
         let mut child = Command::new(qemu)
             .args(qemu_args)
             .arg(&bin)
             .arg("-c")
             .arg(&config)
             .args(["-a", "127.0.0.1", "-p", "-1", "-m", "-1"])
+            .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -160,6 +177,7 @@ impl Emulated {
             child,
             lines,
             log: Vec::new(),
+            _dir: dir,
         }
     }
 

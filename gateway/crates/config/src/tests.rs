@@ -107,6 +107,14 @@ fn the_raspberry_pi_config_stays_on_loopback_until_told() {
     assert!(c.max_connections.saturating_mul(c.max_pending) <= 8 << 30);
     assert!(!c.authorization.is_enabled());
     assert!(!c.allow_anonymous);
+    // MQTT devices connect to twig itself (no mosquitto on the Pi), on loopback too.
+    let m = c
+        .mqtt_listener
+        .as_ref()
+        .expect("the Pi config has an MQTT listener");
+    assert_eq!(m.host.as_deref(), Some("127.0.0.1"));
+    assert_eq!(m.port, Port::Fixed(1883));
+    assert!(c.mqtt.is_none(), "the bridge stays off");
     // Opened to the LAN as its comments say: refused alone, accepted with its
     // [authorization] example.
     let text = std::fs::read_to_string(&path).unwrap();
