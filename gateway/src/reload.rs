@@ -2,10 +2,20 @@
 //! as at start, and apply what can change in a running twig. The log says plainly what was
 //! reloaded and what needs a restart; a file that does not load changes nothing.
 //!
-//! What reloads today: `debug`, `trace` and `authorization` (users, passwords, tokens, nkeys,
-//! permissions, `no_auth_user`: applied to the open connections too, see
-//! `twig_clients::reauth`). Everything else is listed as not reloaded. A new `authorization`
-//! that cannot be put in force refuses the whole reload, with the reason in the log. To
+//! What reloads today:
+//!
+//! - `debug`, `trace`;
+//! - `authorization` (users, passwords, tokens, nkeys, permissions, `no_auth_user`: applied
+//!   to the open connections too, see `twig_clients::reauth`);
+//! - `tls` of the client port (certificate, key, CA, `verify`, `verify_and_map`, on or off),
+//!   as nats-server: new connections are upgraded with the new one, open ones keep their
+//!   session (`twig_clients::tls::ClientTls`, swapped in `Shared::reload_tls`). A change of
+//!   `verify_and_map` also reloads the authorization (the authenticator maps certificates),
+//!   so open logins are checked again under the new rule.
+//!
+//! Everything else is listed as not reloaded. A new `tls` that does not load or an
+//! `authorization` that cannot be put in force refuses the whole reload, with the reason in
+//! the log: both are built before anything changes. To
 //! make an option reloadable, give it an arm in [`Reloader::apply`] and move it from the
 //! "restart" list to the "reloaded" one there; [`changed`] names every option (it fails to
 //! build when `Config` gains a field it does not compare).
@@ -66,11 +76,23 @@ impl Reloader {
         next.validate().map_err(|e| e.to_string())?;
         let mut report = Report::default();
         let changes = changed(&self.current, &next);
-        // The one option that can still be refused: put in force first, so a refusal leaves
-        // everything as it was.
-        if changes.contains(&"authorization")
-            && let Some(clients) = &self.clients
-        {
+        // What can still be refused is built first, so a refusal leaves everything as it
+        // was: the client port's TLS (certificate, key, CA read from their files), then the
+        // authorization (put in force at once), then the TLS is swapped in (cannot fail).
+        let new_tls = match &self.clients {
+            Some(_) if changes.contains(&"tls") => Some(
+                next.tls
+                    .as_ref()
+                    .map(crate::server::tls::ClientTls::from_config)
+                    .transpose()
+                    .map_err(|e| format!("tls: {e}"))?,
+            ),
+            _ => None,
+        };
+        // The authenticator maps certificates to users when `tls.verify_and_map` is on.
+        let maps = |c: &Config| c.tls.as_ref().is_some_and(|t| t.verify_and_map);
+        let auth_changed = changes.contains(&"authorization") || maps(&self.current) != maps(&next);
+        if auth_changed && let Some(clients) = &self.clients {
             let outcome = clients.reload_authorization(&next)?;
             self.current.authorization = next.authorization.clone();
             tracing::info!(
@@ -81,7 +103,18 @@ impl Reloader {
                 outcome.refused,
                 outcome.subs_removed
             );
-            report.reloaded.push("authorization");
+            if changes.contains(&"authorization") {
+                report.reloaded.push("authorization");
+            }
+        }
+        if let (Some(tls), Some(clients)) = (new_tls, &self.clients) {
+            tracing::info!(
+                "Reloaded: tls = {} (new client connections use it; open ones keep their session)",
+                if tls.is_some() { "enabled" } else { "disabled" }
+            );
+            clients.reload_tls(tls);
+            self.current.tls = next.tls.clone();
+            report.reloaded.push("tls");
         }
         for option in changes {
             if report.reloaded.contains(&option) {

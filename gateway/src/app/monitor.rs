@@ -100,6 +100,10 @@ impl MonitorSource for Sources {
         )
         .with_stats(&self.router.stats);
         v.server_name = c.server_name.clone();
+        // The TLS in force (a reload may have changed it since start).
+        let tls = c.tls();
+        v.tls_required = tls.is_some();
+        v.tls_verify = tls.as_ref().is_some_and(|t| t.verify);
         v.connections = c.connections().len();
         v.subscriptions = self.router.count() as u64;
         v.leafnodes = self.links.iter().filter(|l| l.is_connected()).count();
