@@ -288,6 +288,13 @@ async fn live_requests_and_keepalives_get_through_during_a_drain() {
         Some(1),
         "no keepalive timed out: {leafz}"
     );
+    // The hub offers s2_auto (nats-server's default) and twig too: at 200 ms of round trip
+    // both pick s2_best, so the live traffic above crossed inside S2 frames.
+    assert_eq!(
+        leafz["leafs"][0]["compression"].as_str(),
+        Some("s2_best"),
+        "the drain ran compressed: {leafz}"
+    );
 }
 
 /// Priorities on a metered link: 100 alarms waiting with a 3,000-message telemetry backlog
