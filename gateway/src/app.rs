@@ -114,7 +114,10 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     let server = Server::bind(config.clone(), router.clone(), identity.clone())
         .map_err(|e| e.to_string())?;
     log_banner(&identity);
-    let reloader = Reloader::new(cli.clone(), (*config).clone()).with_clients(server.shared());
+    let mut reloader = Reloader::new(cli.clone(), (*config).clone()).with_clients(server.shared());
+    if let Some(s) = &streams {
+        reloader = reloader.with_streams(s.clone());
+    }
     let sources = Arc::new(monitor::Sources {
         config: config.clone(),
         router: router.clone(),

@@ -13,6 +13,12 @@
 //!   `verify_and_map` also reloads the authorization (the authenticator maps certificates),
 //!   so open logins are checked again under the new rule.
 //!
+//! - `streams` limits (`max_msgs`, `max_age`, `when_full`, `sync`, `duplicate_window`,
+//!   `max_duplicate_ids`), sent to each stream's thread, which enforces them at once (see
+//!   `twig_stream::reload`); a stream added or removed, or a changed `subjects`, `file`,
+//!   `max_bytes` or `forward*` option, is named in the log as needing a restart while the
+//!   rest reloads.
+//!
 //! Everything else is listed as not reloaded. A new `tls` that does not load or an
 //! `authorization` that cannot be put in force refuses the whole reload, with the reason in
 //! the log: both are built before anything changes. To
@@ -43,6 +49,8 @@ pub struct Reloader {
     current: Config,
     /// The client connections, whose authorization reloads.
     clients: Option<Arc<Shared>>,
+    /// The running streams, whose limits reload.
+    streams: Option<Arc<crate::stream::Streams>>,
 }
 
 impl Reloader {
@@ -53,12 +61,19 @@ impl Reloader {
             cli,
             current: config,
             clients: None,
+            streams: None,
         }
     }
 
     /// Lets a reload apply `authorization` to these client connections.
     pub fn with_clients(mut self, clients: Arc<Shared>) -> Reloader {
         self.clients = Some(clients);
+        self
+    }
+
+    /// Lets a reload apply stream limits to these running streams.
+    pub fn with_streams(mut self, streams: Arc<crate::stream::Streams>) -> Reloader {
+        self.streams = Some(streams);
         self
     }
 
@@ -116,8 +131,28 @@ impl Reloader {
             self.current.tls = next.tls.clone();
             report.reloaded.push("tls");
         }
+        if changes.contains(&"streams")
+            && let Some(streams) = &self.streams
+        {
+            let plan = streams.reload(&self.current.streams, &next.streams);
+            for (i, limits) in &plan.limits {
+                if let Some(c) = self.current.streams.get_mut(*i) {
+                    limits.set_in(c);
+                }
+            }
+            if !plan.limits.is_empty() || plan.restart.is_empty() {
+                report.reloaded.push("streams");
+            }
+            if !plan.restart.is_empty() {
+                tracing::warn!(
+                    "Streams: not reloaded (twig keeps the running values until it restarts): {}",
+                    plan.restart.join(", ")
+                );
+                report.not_reloaded.push("streams");
+            }
+        }
         for option in changes {
-            if report.reloaded.contains(&option) {
+            if report.reloaded.contains(&option) || report.not_reloaded.contains(&option) {
                 continue;
             }
             if self.apply(option, &next, logger) {
