@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::app::mqtt::MqttReload;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::logging::Logger;
@@ -33,6 +34,8 @@ pub struct Reloader {
     current: Config,
     /// The client connections, whose authorization reloads.
     clients: Option<Arc<Shared>>,
+    /// The MQTT listener's logins, whose authorization reloads with the clients'.
+    mqtt: Option<MqttReload>,
 }
 
 impl Reloader {
@@ -43,12 +46,19 @@ impl Reloader {
             cli,
             current: config,
             clients: None,
+            mqtt: None,
         }
     }
 
     /// Lets a reload apply `authorization` to these client connections.
     pub fn with_clients(mut self, clients: Arc<Shared>) -> Reloader {
         self.clients = Some(clients);
+        self
+    }
+
+    /// Lets a reload apply `authorization` to the MQTT listener's devices.
+    pub fn with_mqtt(mut self, mqtt: MqttReload) -> Reloader {
+        self.mqtt = Some(mqtt);
         self
     }
 
@@ -71,7 +81,21 @@ impl Reloader {
         if changes.contains(&"authorization")
             && let Some(clients) = &self.clients
         {
+            // The MQTT logins' rules are built first: a refusal there changes nothing either.
+            let mqtt = match &self.mqtt {
+                Some(m) => Some(m.prepare(&next)?),
+                None => None,
+            };
             let outcome = clients.reload_authorization(&next)?;
+            if let (Some(m), Some(prepared)) = (&self.mqtt, mqtt) {
+                let r = m.apply(prepared);
+                tracing::info!(
+                    "Authorization reloaded on MQTT sessions ({} checked, {} closed for a removed \
+                     user or a changed password)",
+                    r.checked,
+                    r.revoked
+                );
+            }
             self.current.authorization = next.authorization.clone();
             tracing::info!(
                 "Authorization reloaded on open connections ({} checked, {} closed for a removed user, \
