@@ -11,8 +11,7 @@
 //!   as nats-server: new connections are upgraded with the new one, open ones keep their
 //!   session (`twig_clients::tls::ClientTls`, swapped in `Shared::reload_tls`). A change of
 //!   `verify_and_map` also reloads the authorization (the authenticator maps certificates),
-//!   so open logins are checked again under the new rule.
-//!
+//!   so open logins are checked again under the new rule;
 //! - `streams` limits (`max_msgs`, `max_age`, `when_full`, `sync`, `duplicate_window`,
 //!   `max_duplicate_ids`), sent to each stream's thread, which enforces them at once (see
 //!   `twig_stream::reload`); a stream added or removed, or a changed `subjects`, `file`,
@@ -28,6 +27,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::app::mqtt::MqttReload;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::logging::Logger;
@@ -51,6 +51,8 @@ pub struct Reloader {
     clients: Option<Arc<Shared>>,
     /// The running streams, whose limits reload.
     streams: Option<Arc<crate::stream::Streams>>,
+    /// The MQTT listener's logins, whose authorization reloads with the clients'.
+    mqtt: Option<MqttReload>,
 }
 
 impl Reloader {
@@ -62,6 +64,7 @@ impl Reloader {
             current: config,
             clients: None,
             streams: None,
+            mqtt: None,
         }
     }
 
@@ -74,6 +77,12 @@ impl Reloader {
     /// Lets a reload apply stream limits to these running streams.
     pub fn with_streams(mut self, streams: Arc<crate::stream::Streams>) -> Reloader {
         self.streams = Some(streams);
+        self
+    }
+
+    /// Lets a reload apply `authorization` to the MQTT listener's devices.
+    pub fn with_mqtt(mut self, mqtt: MqttReload) -> Reloader {
+        self.mqtt = Some(mqtt);
         self
     }
 
@@ -108,7 +117,21 @@ impl Reloader {
         let maps = |c: &Config| c.tls.as_ref().is_some_and(|t| t.verify_and_map);
         let auth_changed = changes.contains(&"authorization") || maps(&self.current) != maps(&next);
         if auth_changed && let Some(clients) = &self.clients {
+            // The MQTT logins' rules are built first: a refusal there changes nothing either.
+            let mqtt = match &self.mqtt {
+                Some(m) => Some(m.prepare(&next)?),
+                None => None,
+            };
             let outcome = clients.reload_authorization(&next)?;
+            if let (Some(m), Some(prepared)) = (&self.mqtt, mqtt) {
+                let r = m.apply(prepared);
+                tracing::info!(
+                    "Authorization reloaded on MQTT sessions ({} checked, {} closed for a removed \
+                     user or a changed password)",
+                    r.checked,
+                    r.revoked
+                );
+            }
             self.current.authorization = next.authorization.clone();
             tracing::info!(
                 "Authorization reloaded on open connections ({} checked, {} closed for a removed user, \
