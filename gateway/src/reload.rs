@@ -2,10 +2,17 @@
 //! as at start, and apply what can change in a running twig. The log says plainly what was
 //! reloaded and what needs a restart; a file that does not load changes nothing.
 //!
-//! What reloads today: `debug`, `trace` and `authorization` (users, passwords, tokens, nkeys,
+//! What reloads today: `debug`, `trace`, `authorization` (users, passwords, tokens, nkeys,
 //! permissions, `no_auth_user`: applied to the open connections too, see
-//! `twig_clients::reauth`). Everything else is listed as not reloaded. A new `authorization`
-//! that cannot be put in force refuses the whole reload, with the reason in the log. To
+//! `twig_clients::reauth`) and `leafnodes.remotes` (each `[[leafnodes.remotes]]` entry by
+//! position: one added at the end starts connecting, a removed one's connection is closed, a
+//! changed one (URLs, credentials, TLS, denies, ...) reconnects with its new settings; client
+//! connections and the other remotes are not touched; see `twig_uplink::uplinks`). The
+//! settings shared by every remote (`leafnodes.ping_interval`, `reconnect_delay_*`,
+//! `max_pending`, ...) are reported as `leafnodes`, which needs a restart. Everything else is
+//! listed as not reloaded. A new `authorization` that cannot be put in force, or remotes that
+//! would remove or move a position a running stream forwards through (or a sync consumer
+//! pulls through), refuse the whole reload, with the reason in the log. To
 //! make an option reloadable, give it an arm in [`Reloader::apply`] and move it from the
 //! "restart" list to the "reloaded" one there; [`changed`] names every option (it fails to
 //! build when `Config` gains a field it does not compare).
@@ -16,6 +23,7 @@ use crate::cli::Cli;
 use crate::config::Config;
 use crate::logging::Logger;
 use crate::server::state::Shared;
+use crate::uplink::uplinks::Uplinks;
 
 /// What one reload did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -33,6 +41,8 @@ pub struct Reloader {
     current: Config,
     /// The client connections, whose authorization reloads.
     clients: Option<Arc<Shared>>,
+    /// The leafnode remotes, which reload.
+    uplinks: Option<Arc<Uplinks>>,
 }
 
 impl Reloader {
@@ -43,12 +53,19 @@ impl Reloader {
             cli,
             current: config,
             clients: None,
+            uplinks: None,
         }
     }
 
     /// Lets a reload apply `authorization` to these client connections.
     pub fn with_clients(mut self, clients: Arc<Shared>) -> Reloader {
         self.clients = Some(clients);
+        self
+    }
+
+    /// Lets a reload add, remove and change these leafnode remotes.
+    pub fn with_uplinks(mut self, uplinks: Arc<Uplinks>) -> Reloader {
+        self.uplinks = Some(uplinks);
         self
     }
 
@@ -66,8 +83,13 @@ impl Reloader {
         next.validate().map_err(|e| e.to_string())?;
         let mut report = Report::default();
         let changes = changed(&self.current, &next);
-        // The one option that can still be refused: put in force first, so a refusal leaves
-        // everything as it was.
+        // The options that can still be refused: the remotes are checked (nothing changes),
+        // then authorization is put in force, so a refusal of either leaves everything as it
+        // was; the remotes, checked already, are put in force last.
+        let remotes = changes.contains(&"leafnodes.remotes");
+        if remotes && let Some(uplinks) = &self.uplinks {
+            uplinks.check(&next.leafnodes.remotes)?;
+        }
         if changes.contains(&"authorization")
             && let Some(clients) = &self.clients
         {
@@ -82,6 +104,17 @@ impl Reloader {
                 outcome.subs_removed
             );
             report.reloaded.push("authorization");
+        }
+        if remotes && let Some(uplinks) = &self.uplinks {
+            let outcome = uplinks.reload(&next.leafnodes.remotes);
+            self.current.leafnodes.remotes = next.leafnodes.remotes.clone();
+            tracing::info!(
+                "Leafnode remotes reloaded ({} added, {} removed, {} changed)",
+                outcome.added.len(),
+                outcome.removed.len(),
+                outcome.changed.len()
+            );
+            report.reloaded.push("leafnodes.remotes");
         }
         for option in changes {
             if report.reloaded.contains(&option) {
@@ -172,6 +205,13 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
             $(if *$field != new.$field { out.push(stringify!($field)); })*
         };
     }
+    // The remotes reload; the settings they share do not: named apart.
+    let remotes = leafnodes.remotes != new.leafnodes.remotes;
+    let shared = {
+        let mut l = leafnodes.clone();
+        l.remotes.clone_from(&new.leafnodes.remotes);
+        l != new.leafnodes
+    };
     cmp!(
         host,
         port,
@@ -199,13 +239,14 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         lame_duck_grace_period,
         debug,
         trace,
-        leafnodes,
-        store_dir,
-        streams,
-        sync,
-        mqtt,
-        mqtt_listener,
     );
+    if shared {
+        out.push("leafnodes");
+    }
+    if remotes {
+        out.push("leafnodes.remotes");
+    }
+    cmp!(store_dir, streams, sync, mqtt, mqtt_listener);
     out
 }
 
@@ -225,6 +266,17 @@ mod tests {
             changed(&old, &new),
             ["max_payload", "authorization", "debug"]
         );
+    }
+
+    #[test]
+    fn remotes_are_named_apart_from_the_settings_they_share() {
+        let old = Config::default();
+        let mut new = old.clone();
+        let with_remote = "[[leafnodes.remotes]]\nurls = [\"nats://hub:7422\"]\n";
+        new.leafnodes.remotes = Config::from_toml(with_remote).unwrap().leafnodes.remotes;
+        assert_eq!(changed(&old, &new), ["leafnodes.remotes"]);
+        new.leafnodes.ping_max = 9;
+        assert_eq!(changed(&old, &new), ["leafnodes", "leafnodes.remotes"]);
     }
 
     #[test]
