@@ -76,9 +76,10 @@ fn still_there(c: &mut RawConn) {
 
 /// Waits until the hub's `/leafz` counts `n` leafnode connections.
 async fn hub_leafs(hub: &Hub, n: u64) {
-    eventually(&format!("the hub counts {n} leafnode connection(s)"), || {
-        http_json(hub.http_port, "/leafz")["leafnodes"].as_u64() == Some(n)
-    })
+    eventually(
+        &format!("the hub counts {n} leafnode connection(s)"),
+        || http_json(hub.http_port, "/leafz")["leafnodes"].as_u64() == Some(n),
+    )
     .await;
 }
 

@@ -124,7 +124,7 @@ async fn run_settings(ctx: &Ctx) {
             return std::future::pending().await;
         };
         lock(&ctx.link.status).url = url.host_port();
-        let ended = attempt(&ctx, &url, &mut urls, tls.clone()).await;
+        let ended = attempt(ctx, &url, &mut urls, tls.clone()).await;
         let (delay, reason) = match ended {
             Ended::Lost(reason) => {
                 tracing::info!("{} - Leafnode connection closed: {reason}", url.host_port());
@@ -244,6 +244,8 @@ struct Conn<'c> {
     batch: Batch,
     hub_subs: HashMap<Key, Arc<RemoteInterest>>,
     up: bool,
+    /// The writer started: from here on the connection ends with [`Conn::go_down`].
+    started: bool,
     /// The hub's interest changed in this batch (forwarders are told once it ends).
     interest_changed: bool,
     /// The writer's S2 level, while compressing (`s2_auto` moves it with the RTT).
@@ -308,6 +310,7 @@ async fn connected(
         batch: Batch::default(),
         hub_subs: HashMap::new(),
         up: false,
+        started: false,
         interest_changed: false,
         level: None,
     };
@@ -377,6 +380,7 @@ async fn connected(
     };
     let link = &ctx.link;
     link.out.reset();
+    conn.started = true;
     let writer_task = ctx.ex.spawn(super::writer::write_loop(
         link.clone(),
         writer,
@@ -519,11 +523,13 @@ async fn read_or_timer(
     }
 }
 
-/// However the connection ends, even when a reload drops it mid-way: the link goes down and
-/// the hub's interest leaves the router.
+/// However a started connection ends, even when a reload drops it mid-way: the link goes down
+/// and the hub's interest leaves the router.
 impl Drop for Conn<'_> {
     fn drop(&mut self) {
-        self.go_down();
+        if self.started {
+            self.go_down();
+        }
     }
 }
 

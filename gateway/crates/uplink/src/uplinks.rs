@@ -323,7 +323,7 @@ mod tests {
         let a = remote("nats://a:7422", "u");
         let b = remote("nats://b:7422", "u");
         let running = vec![Some(a.clone()), Some(b.clone())];
-        let e = plan(&running, &[a.clone()], &used(1)).unwrap_err();
+        let e = plan(&running, std::slice::from_ref(&a), &used(1)).unwrap_err();
         assert!(
             e.contains("remote 1 is used by stream \"s\"") && e.contains("restart"),
             "{e}"
