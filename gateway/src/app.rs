@@ -116,7 +116,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     let server = Server::bind(config.clone(), router.clone(), identity.clone())
         .map_err(|e| e.to_string())?;
     log_banner(&identity);
-    let reloader = Reloader::new(cli.clone(), (*config).clone())
+    let mut reloader = Reloader::new(cli.clone(), (*config).clone())
         .with_clients(server.shared())
         .with_uplinks(uplinks.clone());
     let sources = Arc::new(monitor::Sources {
@@ -160,8 +160,6 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let (control_tx, control_rx) = async_channel::bounded::<Control>(4);
-    ex.spawn(handle_signals(signals, control_tx, logger, reloader))
-        .detach();
     if let Some(m) = monitor {
         ex.spawn(m).detach();
     }
@@ -171,10 +169,19 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     if let Some(bridge) = crate::mqtt::spawn(&router, &config, &ex).map_err(|e| e.to_string())? {
         let _ = sources.mqtt.set(bridge);
     }
-    let mqtt_listener = mqtt::start(&config, &router, &server.shared(), &ex)?;
-    if let Some(l) = &mqtt_listener {
-        let _ = sources.mqtt_listener.set(l.clone());
-    }
+    let mqtt_listener = match mqtt::start(&config, &router, &server.shared(), &ex)? {
+        Some(m) => {
+            let _ = sources.mqtt_listener.set(m.listener.clone());
+            let l = m.listener.clone();
+            reloader = reloader.with_mqtt(m);
+            Some(l)
+        }
+        None => None,
+    };
+    // Signals were trapped from the start (they wait in `signals`); they are handled once
+    // everything a reload applies to is running.
+    ex.spawn(handle_signals(signals, control_tx, logger, reloader))
+        .detach();
     async_io::block_on(ex.run(server.run(ex.clone(), control_rx)));
     if let Some(l) = &mqtt_listener {
         l.shutdown();

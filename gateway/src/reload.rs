@@ -19,6 +19,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::app::mqtt::MqttReload;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::logging::Logger;
@@ -43,6 +44,8 @@ pub struct Reloader {
     clients: Option<Arc<Shared>>,
     /// The leafnode remotes, which reload.
     uplinks: Option<Arc<Uplinks>>,
+    /// The MQTT listener's logins, whose authorization reloads with the clients'.
+    mqtt: Option<MqttReload>,
 }
 
 impl Reloader {
@@ -54,6 +57,7 @@ impl Reloader {
             current: config,
             clients: None,
             uplinks: None,
+            mqtt: None,
         }
     }
 
@@ -66,6 +70,12 @@ impl Reloader {
     /// Lets a reload add, remove and change these leafnode remotes.
     pub fn with_uplinks(mut self, uplinks: Arc<Uplinks>) -> Reloader {
         self.uplinks = Some(uplinks);
+        self
+    }
+
+    /// Lets a reload apply `authorization` to the MQTT listener's devices.
+    pub fn with_mqtt(mut self, mqtt: MqttReload) -> Reloader {
+        self.mqtt = Some(mqtt);
         self
     }
 
@@ -93,7 +103,21 @@ impl Reloader {
         if changes.contains(&"authorization")
             && let Some(clients) = &self.clients
         {
+            // The MQTT logins' rules are built first: a refusal there changes nothing either.
+            let mqtt = match &self.mqtt {
+                Some(m) => Some(m.prepare(&next)?),
+                None => None,
+            };
             let outcome = clients.reload_authorization(&next)?;
+            if let (Some(m), Some(prepared)) = (&self.mqtt, mqtt) {
+                let r = m.apply(prepared);
+                tracing::info!(
+                    "Authorization reloaded on MQTT sessions ({} checked, {} closed for a removed \
+                     user or a changed password)",
+                    r.checked,
+                    r.revoked
+                );
+            }
             self.current.authorization = next.authorization.clone();
             tracing::info!(
                 "Authorization reloaded on open connections ({} checked, {} closed for a removed user, \

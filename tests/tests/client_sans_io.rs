@@ -428,6 +428,113 @@ fn a_device_logs_in_with_its_nkey() {
     }
 }
 
+/// The firmware's case: each device logs in with its own nkey and gets its own rights. One
+/// config in nats-server's format for both servers: a device may publish only its readings
+/// and subscribe only to its commands; an operator reads every reading and commands any
+/// device. The MCU client sees the servers' permission errors and stays connected.
+#[test]
+fn each_device_nkey_gets_its_own_permissions() {
+    use twig_core::nkey::Signer;
+    let keys = [nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user()];
+    let signers: Vec<&'static Signer> = keys
+        .iter()
+        .map(|kp| &*Box::leak(Box::new(Signer::from_seed(&kp.seed().unwrap()).unwrap())))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("devices.conf");
+    let device = |i: usize, kp: &nkeys::KeyPair| {
+        let n = i + 7;
+        format!(
+            "    {{ nkey: {}, permissions: {{ publish: [\"sensors.dev-{n}.>\"], \
+             subscribe: {{ allow: [\"cmd.dev-{n}.>\"] }} }} }}\n",
+            kp.public_key()
+        )
+    };
+    let text = format!(
+        "authorization {{\n  users: [\n{}{}    {{ user: ops, password: ops-pass, permissions: \
+         {{ publish: [\"cmd.>\"], subscribe: [\"sensors.>\"] }} }}\n  ]\n}}\n",
+        device(0, &keys[0]),
+        device(1, &keys[1])
+    );
+    std::fs::write(&conf, text).unwrap();
+    for target in TARGETS {
+        let opts = ServerOptions {
+            extra_args: vec!["-c".into(), conf.display().to_string()],
+            ..ServerOptions::default()
+        };
+        let server = ServerUnderTest::start_target(target, &opts);
+        let mut ops = Shell::open(
+            &server.addr(),
+            Options::new().user_password("ops", "ops-pass"),
+        );
+        let readings = ops.client.subscribe(b"sensors.>", None).unwrap();
+        ops.until_connected();
+        ops.flush_round_trip();
+
+        let mut d7 = Shell::open(
+            &server.addr(),
+            Options::new().name("dev-7").nkey(signers[0]),
+        );
+        let mine = d7.client.subscribe(b"cmd.dev-7.>", None).unwrap();
+        d7.client.subscribe(b"cmd.dev-8.>", None).unwrap();
+        let mut seen = d7.until("Connected", |e| *e == Seen::Connected);
+        seen.extend(d7.flush_round_trip());
+        let refused =
+            Seen::ServerError("Permissions Violation for Subscription to \"cmd.dev-8.>\"".into());
+        assert!(seen.contains(&refused), "{target:?}: {seen:?}");
+        let mut d8 = Shell::open(
+            &server.addr(),
+            Options::new().name("dev-8").nkey(signers[1]),
+        );
+        let d8_cmds = d8.client.subscribe(b"cmd.dev-8.>", None).unwrap();
+        d8.until_connected();
+        d8.flush_round_trip();
+
+        // A reading of its own goes through; one under another device's name is refused and
+        // never delivered; the connection stays up.
+        d7.client
+            .publish(b"sensors.dev-8.temp", None, None, b"forged")
+            .unwrap();
+        d7.client
+            .publish(b"sensors.dev-7.temp", None, None, b"21.5")
+            .unwrap();
+        let seen = d7.flush_round_trip();
+        let refused =
+            Seen::ServerError("Permissions Violation for Publish to \"sensors.dev-8.temp\"".into());
+        assert!(seen.contains(&refused), "{target:?}: {seen:?}");
+        assert_eq!(d7.client.status(), Status::Connected, "{target:?}");
+        assert_eq!(
+            ops.next_msg(),
+            msg(readings, "sensors.dev-7.temp", b"21.5"),
+            "{target:?}"
+        );
+
+        // Commands reach only the device they name: dev-7's refused subscription gets none.
+        ops.client
+            .publish(b"cmd.dev-8.led", None, None, b"off")
+            .unwrap();
+        ops.client
+            .publish(b"cmd.dev-7.led", None, None, b"on")
+            .unwrap();
+        ops.flush_round_trip();
+        assert_eq!(
+            d7.next_msg(),
+            msg(mine, "cmd.dev-7.led", b"on"),
+            "{target:?}"
+        );
+        assert_eq!(
+            d8.next_msg(),
+            msg(d8_cmds, "cmd.dev-8.led", b"off"),
+            "{target:?}"
+        );
+        let after = d7.flush_round_trip();
+        assert!(
+            !after.iter().any(|e| matches!(e, Seen::Msg { .. })),
+            "{target:?}: dev-7 got another device's command: {after:?}"
+        );
+    }
+}
+
 #[test]
 fn a_restarted_server_gets_the_subscriptions_again() {
     for target in TARGETS {

@@ -288,6 +288,80 @@ async fn live_requests_and_keepalives_get_through_during_a_drain() {
         Some(1),
         "no keepalive timed out: {leafz}"
     );
+    // The hub offers s2_auto (nats-server's default) and twig too: at 200 ms of round trip
+    // both pick s2_best, so the live traffic above crossed inside S2 frames.
+    assert_eq!(
+        leafz["leafs"][0]["compression"].as_str(),
+        Some("s2_best"),
+        "the drain ran compressed: {leafz}"
+    );
+}
+
+/// A SIGHUP reload in the middle of a drain (new users and log levels) leaves the uplink and
+/// the forwarder alone: the drain goes on over the same link to exactly once and in order,
+/// and the new users are in force for new clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_during_a_drain_keeps_it_going() {
+    let c = Case {
+        rate: 125_000,
+        rtt: 200 * MS,
+        messages: 3_000 * scale(),
+        stalls: None,
+        leaf: "",
+        alarms: 0,
+    };
+    let d = drain(
+        &c,
+        async |twig: &Twig, _: &LinkEmulator, js: &jetstream::Context| {
+            // Reload once the drain is under way and well before it ends.
+            let deadline = Instant::now() + common::STEP;
+            let mut at = hub_count(js, "EDGE").await;
+            while at == 0 {
+                assert!(Instant::now() < deadline, "the drain did not start");
+                tokio::time::sleep(10 * MS).await;
+                at = hub_count(js, "EDGE").await;
+            }
+            let path = twig.config.as_ref().expect("a config file");
+            let old = std::fs::read_to_string(path).unwrap();
+            let new = format!(
+                "debug = true\n{old}\n[authorization]\n\
+                 users = [{{ user = \"ops\", password = \"ops-pass\" }}]\n"
+            );
+            std::fs::write(path, new).unwrap();
+            twig.sut.signal("reload");
+            twig.wait_log("Reloaded server configuration", 1);
+            let at_reload = hub_count(js, "EDGE").await;
+            eprintln!(
+                "reloaded with {at} .. {at_reload} of {} in the hub",
+                c.messages
+            );
+            assert!(at_reload < c.messages, "the drain ended before the reload");
+            let log = twig.log();
+            assert!(
+                log.contains("Authorization reloaded on open connections"),
+                "{log}"
+            );
+            // In force for new clients: a login is needed now.
+            let anon = async_nats::ConnectOptions::new()
+                .max_reconnects(Some(0))
+                .connect(twig.url())
+                .await;
+            assert!(anon.is_err(), "an anonymous client got in after the reload");
+            let ops =
+                async_nats::ConnectOptions::with_user_and_password("ops".into(), "ops-pass".into())
+                    .connect(twig.url())
+                    .await
+                    .expect("the new user logs in");
+            ops.flush().await.unwrap();
+        },
+    )
+    .await;
+    let leafz = d.twig.monitor("/leafz");
+    assert_eq!(
+        leafz["remotes"][0]["connects"].as_u64(),
+        Some(1),
+        "the reload did not redial the hub: {leafz}"
+    );
 }
 
 /// Priorities on a metered link: 100 alarms waiting with a 3,000-message telemetry backlog

@@ -2,7 +2,8 @@
 //! store file, and logins answered by the client port's authenticator, so MQTT devices have
 //! the same users, passwords, certificates and permissions as NATS clients.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use twig_core::log::Config as LogConfig;
 use twig_core::mqtt::packet::reason;
@@ -17,6 +18,7 @@ use crate::perms::Rules;
 use crate::router::Router;
 use crate::server::state::Shared;
 use crate::stream::flash::FileFlash;
+use crate::util::lock::lock;
 
 /// Starts the listener when `[mqtt_listener]` is configured.
 pub fn start(
@@ -24,7 +26,7 @@ pub fn start(
     router: &Arc<Router>,
     clients: &Arc<Shared>,
     ex: &Arc<async_executor::Executor<'static>>,
-) -> Result<Option<Arc<Listener>>, String> {
+) -> Result<Option<MqttReload>, String> {
     let Some(m) = &config.mqtt_listener else {
         return Ok(None);
     };
@@ -44,7 +46,7 @@ pub fn start(
         ),
         None => None,
     };
-    let login = MqttLogin::new(config, m)?;
+    let login = Arc::new(MqttLogin::new(config, m)?);
     let path = m.store_path(&config.store_dir);
     let flash = FileFlash::open(&path, m.store_size as u64)
         .map_err(|e| format!("mqtt_listener: cannot open {}: {e}", path.display()))?;
@@ -60,74 +62,151 @@ pub fn start(
         config: m.clone(),
         listeners: bound.listeners,
         tls,
-        login: Arc::new(login),
+        login: login.clone(),
         store,
         router: router.clone(),
         next_cid: Arc::new(move || next.next_cid()),
     };
-    listener::start(setup, ex)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    let listener = listener::start(setup, ex).map_err(|e| e.to_string())?;
+    Ok(Some(MqttReload { listener, login }))
 }
 
 /// Logins against `[authorization]` (with `mqtt_listener.no_auth_user` for clients without a
 /// user name). MQTT has no server nonce, so users identified by an nkey cannot log in over it.
-struct MqttLogin {
-    auth: Option<Authenticator>,
+///
+/// A reload swaps the authenticator ([`MqttReload`]): each open login is checked again with
+/// the credentials it logged in with (as `twig_clients::reauth` does for NATS clients), and
+/// its session is told to recheck, so a removed user is closed and narrowed permissions apply
+/// to the sessions already open, kept offline ones included.
+pub struct MqttLogin {
+    /// `mqtt_listener.no_auth_user`, which overrides `[authorization]`'s.
+    no_auth_user: Option<String>,
+    /// `mqtt_listener.tls.verify_and_map`.
+    map_certificates: bool,
+    /// `None`: no `[authorization]`, everyone may do everything.
+    auth: Mutex<Option<Arc<Authenticator>>>,
+    /// The logins accepted so far, for a reload to check again (dead ones pruned on login).
+    live: Mutex<Vec<Weak<LiveLogin>>>,
+}
+
+/// What a reload checks an open login with: the credentials it logged in with.
+struct LiveLogin {
+    user: Option<String>,
+    pass: Option<String>,
+    cert: Option<CertIdentity>,
+    /// `None`: everything allowed.
+    rules: Mutex<Option<Arc<Rules>>>,
+    revoked: AtomicBool,
+}
+
+/// A new authenticator, built and checked, waiting for [`MqttReload::apply`].
+pub struct Prepared(Option<Arc<Authenticator>>);
+
+/// What a reload did to the MQTT logins.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Rechecked {
+    /// Open logins checked again.
+    pub checked: usize,
+    /// Those whose login no longer holds (closed).
+    pub revoked: usize,
 }
 
 impl MqttLogin {
     fn new(config: &Config, m: &MqttListenerConfig) -> Result<MqttLogin, String> {
+        let login = MqttLogin {
+            no_auth_user: m.no_auth_user.clone(),
+            map_certificates: m.tls.as_ref().is_some_and(|t| t.verify_and_map),
+            auth: Mutex::new(None),
+            live: Mutex::new(Vec::new()),
+        };
+        let Prepared(auth) = login.prepare(config)?;
+        *lock(&login.auth) = auth;
+        Ok(login)
+    }
+
+    /// The authenticator for `config`'s `[authorization]`, or why it cannot be built.
+    fn prepare(&self, config: &Config) -> Result<Prepared, String> {
         let mut a = config.authorization.clone();
-        if m.no_auth_user.is_some() {
-            a.no_auth_user = m.no_auth_user.clone();
+        if self.no_auth_user.is_some() {
+            a.no_auth_user = self.no_auth_user.clone();
         }
         let auth = Authenticator::from_config(&a)
             .map_err(|e| format!("mqtt_listener: authorization: {e}"))?
-            .map_certificates(m.tls.as_ref().is_some_and(|t| t.verify_and_map));
-        Ok(MqttLogin {
-            auth: auth.auth_required().then_some(auth),
-        })
+            .map_certificates(self.map_certificates);
+        Ok(Prepared(auth.auth_required().then(|| Arc::new(auth))))
+    }
+
+    /// Checks `live` against `auth` (`None`: no authorization), as a new login would be.
+    fn check(
+        auth: Option<&Authenticator>,
+        live: &LiveLogin,
+    ) -> Result<Option<Arc<Rules>>, AuthError> {
+        let Some(auth) = auth else {
+            return Ok(None);
+        };
+        let creds = Credentials {
+            user: live.user.as_deref(),
+            pass: live.pass.as_deref(),
+            // A token is given as the password (nats-server's MQTT listener takes it so too).
+            auth_token: live.pass.as_deref(),
+            nkey: None,
+            sig: None,
+        };
+        auth.login(&creds, None, live.cert.as_ref())
+            .map(|l| l.rules)
     }
 }
 
 impl Login for MqttLogin {
     fn login(&self, req: &LoginRequest<'_>) -> Result<LoggedIn, Refused> {
-        let Some(auth) = &self.auth else {
-            return Ok(LoggedIn {
-                user: None,
-                permissions: Box::new(AllowAll),
-            });
-        };
         let pass = match req.password.map(std::str::from_utf8) {
             Some(Ok(p)) => Some(p),
-            Some(Err(_)) => {
+            Some(Err(_)) if lock(&self.auth).is_some() => {
                 return Err(Refused {
                     code: reason::BAD_USER_NAME_OR_PASSWORD,
                     why: "password is not UTF-8".into(),
                 });
             }
-            None => None,
+            _ => None,
         };
-        // A token is given as the password (nats-server's MQTT listener takes it so too).
+        let live = LiveLogin {
+            user: req.username.map(str::to_string),
+            pass: pass.map(str::to_string),
+            cert: req
+                .certificate
+                .and_then(|der| CertIdentity::from_der(der).ok()),
+            rules: Mutex::new(None),
+            revoked: AtomicBool::new(false),
+        };
+        let auth = lock(&self.auth).clone();
+        let Some(auth) = auth else {
+            return Ok(LoggedIn {
+                user: None,
+                permissions: Box::new(AllowAll),
+            });
+        };
         let creds = Credentials {
-            user: req.username,
-            pass,
-            auth_token: pass,
+            user: live.user.as_deref(),
+            pass: live.pass.as_deref(),
+            auth_token: live.pass.as_deref(),
             nkey: None,
             sig: None,
         };
-        let cert = req
-            .certificate
-            .and_then(|der| CertIdentity::from_der(der).ok());
-        match auth.login(&creds, None, cert.as_ref()) {
-            Ok(l) => Ok(LoggedIn {
-                user: l.identity.name().map(str::to_string),
-                permissions: match l.rules {
-                    Some(rules) => Box::new(RulesPerms(rules)),
-                    None => Box::new(AllowAll),
-                },
-            }),
+        match auth.login(&creds, None, live.cert.as_ref()) {
+            Ok(l) => {
+                *lock(&live.rules) = l.rules;
+                let live = Arc::new(live);
+                let mut all = lock(&self.live);
+                // Pruned when the list doubles: amortized O(1) per login.
+                if all.len() >= 64 && all.len().is_power_of_two() {
+                    all.retain(|w| w.strong_count() > 0);
+                }
+                all.push(Arc::downgrade(&live));
+                Ok(LoggedIn {
+                    user: l.identity.name().map(str::to_string),
+                    permissions: Box::new(LivePerms(live)),
+                })
+            }
             Err(e) => Err(Refused {
                 code: match e {
                     AuthError::Permissions(_) | AuthError::InvalidPermissions(_) => {
@@ -141,15 +220,66 @@ impl Login for MqttLogin {
     }
 }
 
-/// A user's permission rules, asked by the MQTT session about NATS subjects.
-struct RulesPerms(Arc<Rules>);
+/// The listener and its logins, for a reload of `[authorization]`.
+pub struct MqttReload {
+    pub listener: Arc<Listener>,
+    pub login: Arc<MqttLogin>,
+}
 
-impl Permissions for RulesPerms {
+impl MqttReload {
+    /// Builds the authenticator of `next`; an error refuses the whole reload.
+    pub fn prepare(&self, next: &Config) -> Result<Prepared, String> {
+        self.login.prepare(next)
+    }
+
+    /// Puts `p` in force: new logins use it, open ones are checked again with it (on the
+    /// caller's thread: a bcrypt check takes tens of ms), then every session rechecks.
+    pub fn apply(&self, Prepared(auth): Prepared) -> Rechecked {
+        *lock(&self.login.auth) = auth.clone();
+        let live: Vec<Arc<LiveLogin>> = {
+            let mut all = lock(&self.login.live);
+            all.retain(|w| w.strong_count() > 0);
+            all.iter().filter_map(Weak::upgrade).collect()
+        };
+        let mut out = Rechecked::default();
+        for l in &live {
+            out.checked += 1;
+            match MqttLogin::check(auth.as_deref(), l) {
+                Ok(rules) => *lock(&l.rules) = rules,
+                Err(_) => {
+                    l.revoked.store(true, Ordering::Release);
+                    out.revoked += 1;
+                }
+            }
+        }
+        self.listener.recheck();
+        out
+    }
+}
+
+/// A login's permissions, as the last reload left them.
+struct LivePerms(Arc<LiveLogin>);
+
+impl Permissions for LivePerms {
     fn publish(&self, subject: &str) -> bool {
-        self.0.may_publish(subject.as_bytes())
+        !self.revoked()
+            && lock(&self.0.rules)
+                .as_ref()
+                .is_none_or(|r| r.may_publish(subject.as_bytes()))
     }
     fn subscribe(&self, subject: &str, queue: Option<&str>) -> bool {
-        self.0
-            .may_subscribe(subject.as_bytes(), queue.map(str::as_bytes))
+        !self.revoked()
+            && lock(&self.0.rules)
+                .as_ref()
+                .is_none_or(|r| r.may_subscribe(subject.as_bytes(), queue.map(str::as_bytes)))
+    }
+    fn deliver(&self, subject: &str, queue: Option<&str>) -> bool {
+        !self.revoked()
+            && lock(&self.0.rules)
+                .as_ref()
+                .is_none_or(|r| r.may_deliver(subject.as_bytes(), queue.map(str::as_bytes)))
+    }
+    fn revoked(&self) -> bool {
+        self.0.revoked.load(Ordering::Acquire)
     }
 }

@@ -16,6 +16,8 @@ pub const STEP: Duration = Duration::from_secs(10);
 pub struct Twig {
     pub sut: ServerUnderTest,
     pub http_port: u16,
+    /// The config file of [`Twig::with_config`] (a test rewrites it, then reloads).
+    pub config: Option<std::path::PathBuf>,
 }
 
 impl Twig {
@@ -28,7 +30,11 @@ impl Twig {
         };
         let sut = ServerUnderTest::start_target(Target::Twig, &options);
         let http_port = sut.http_port().expect("twig logged its monitoring port");
-        Twig { sut, http_port }
+        Twig {
+            sut,
+            http_port,
+            config: None,
+        }
     }
 
     /// twig joined to `hub` by `--leaf`.
@@ -40,7 +46,9 @@ impl Twig {
     pub fn with_config(dir: &std::path::Path, toml: &str) -> Twig {
         let path = dir.join(format!("twig-{}.toml", free_port()));
         std::fs::write(&path, toml).expect("write twig config");
-        Twig::start(&["-c".into(), path.display().to_string()])
+        let mut twig = Twig::start(&["-c".into(), path.display().to_string()]);
+        twig.config = Some(path);
+        twig
     }
 
     pub fn url(&self) -> String {

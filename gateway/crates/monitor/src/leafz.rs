@@ -51,7 +51,8 @@ pub struct LeafInfo {
     /// Those subjects (with `?subs=1`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriptions_list: Option<Vec<String>>,
-    /// Compression in use (twig declines S2: `off` or `not supported`).
+    /// Compression in use: the negotiated mode (`off`, `s2_uncompressed`, `s2_fast`,
+    /// `s2_better`, `s2_best`), or `not supported` for a hub without it (2.9).
     pub compression: String,
 }
 

@@ -38,7 +38,7 @@ pub struct LinkStatus {
     pub hub_cluster: Option<String>,
     /// The hub account the credentials bound to.
     pub account: String,
-    /// Compression mode asked for ("off" / "not supported").
+    /// Compression in use: the negotiated mode, or "not supported" for a hub without it.
     pub compression: String,
     /// When the link came up.
     pub since: Option<SystemTime>,

@@ -5,7 +5,7 @@
 //!   copied into one buffer each and bounded in bytes: past `max_bytes` a delivery is dropped
 //!   and counted, as a slow consumer's would be, and never blocks the publisher.
 //! - Answers of the store thread (persisted, retained messages for a new subscription).
-//! - Control: another connection takes the session over; shutdown.
+//! - Control: another connection takes the session over; shutdown; a reload's recheck.
 //!
 //! One leaf mutex and one event: the task drains everything at once when woken. The event is
 //! notified only when the inbox goes from empty to not empty, so a burst wakes the task once.
@@ -99,6 +99,8 @@ pub(super) enum Control {
     TakeOver(async_channel::Sender<Handover>),
     /// The server is stopping.
     Shutdown,
+    /// A reload changed the users or permissions: check the login and subscriptions again.
+    Recheck,
 }
 
 #[derive(Default)]

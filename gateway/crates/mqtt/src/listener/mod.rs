@@ -279,6 +279,16 @@ impl Listener {
         }
     }
 
+    /// Tells every session (connected or kept offline) that users or permissions changed:
+    /// each asks its [`login::LoggedIn::permissions`] again (see [`Input::Recheck`]).
+    ///
+    /// [`Input::Recheck`]: crate::server::Input::Recheck
+    pub fn recheck(&self) {
+        for inbox in self.shared.registry.all() {
+            inbox.push_control(inbox::Control::Recheck);
+        }
+    }
+
     /// Tells every session the server is stopping (MQTT 5 clients get DISCONNECT 0x8B).
     pub fn shutdown(&self) {
         for inbox in self.shared.registry.all() {

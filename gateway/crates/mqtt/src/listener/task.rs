@@ -344,6 +344,7 @@ impl Task {
                     self.handover = Some(reply);
                 }
                 Control::Shutdown => self.session.handle(now, Input::Shutdown),
+                Control::Recheck => self.session.handle(now, Input::Recheck),
             }
         }
         for (epoch, t, o) in d.done {

@@ -71,6 +71,17 @@ pub trait Permissions: Send + Sync {
     fn publish(&self, subject: &str) -> bool;
     /// May the client subscribe to `subject` (in queue group `queue`, for `$share/`)?
     fn subscribe(&self, subject: &str, queue: Option<&str>) -> bool;
+    /// May a message on `subject` reach a subscription of the client (in `queue`)? A
+    /// wildcard subscription that a deny rule overlaps is allowed, and the messages the rule
+    /// denies are filtered here, one by one, as nats-server filters its deliveries.
+    fn deliver(&self, _subject: &str, _queue: Option<&str>) -> bool {
+        true
+    }
+    /// The login no longer holds: a reload removed its user or changed its password. The
+    /// session closes at the next [`Input::Recheck`].
+    fn revoked(&self) -> bool {
+        false
+    }
 }
 
 /// Everything allowed.
@@ -165,6 +176,9 @@ pub enum Input<'a> {
     TakenOver,
     /// The server is shutting down.
     Shutdown,
+    /// The permissions may have changed (a reload): a revoked login is closed (MQTT 5
+    /// DISCONNECT 0x87), subscriptions no longer allowed are removed, as nats-server does.
+    Recheck,
     /// Nothing new; time passed (the shell calls this at [`Session::poll_at`](super::Session::poll_at)).
     Tick,
 }

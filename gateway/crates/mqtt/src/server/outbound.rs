@@ -25,6 +25,15 @@ impl Session {
         if d.own && sub.options.no_local {
             return;
         }
+        // A session restored from the store has no login until its device is back: it
+        // queues as it did before the restart.
+        if self
+            .perms
+            .as_deref()
+            .is_some_and(|p| !p.deliver(d.subject, sub.share.as_deref()))
+        {
+            return;
+        }
         // MQTT-4.7.2-1: `#`, `+/...` never match topics starting with `$`.
         let top_wild = sub
             .subjects

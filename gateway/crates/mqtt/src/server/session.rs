@@ -161,6 +161,7 @@ impl Session {
             Input::Closed => self.go_offline(now, true),
             Input::TakenOver => self.close(now, reason::SESSION_TAKEN_OVER, true),
             Input::Shutdown => self.close(now, reason::SERVER_SHUTTING_DOWN, true),
+            Input::Recheck => self.recheck(now),
             Input::Tick => {}
         }
         self.on_time(now);

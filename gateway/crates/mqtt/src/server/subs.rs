@@ -9,7 +9,7 @@ use twig_core::mqtt::max_subject_len;
 use twig_core::mqtt::packet::{self, SubOptions, Version, props::id, reason};
 
 use super::api::*;
-use super::session::{Owed, Pending, Session};
+use super::session::{Owed, Pending, Phase, Session};
 use super::state::{Change, Subscription};
 
 /// A filter split into its queue group (`$share/G/...`) and the filter proper.
@@ -165,6 +165,43 @@ impl Session {
             what: Owed::UnsubAck(u.pkid, codes),
         });
         self.flush_pending(self.last_rx);
+    }
+
+    /// After a reload: a revoked login ends its connection (a kept session lives on offline,
+    /// and its deliveries are filtered by the revoked permissions, so it receives nothing);
+    /// subscriptions the new rules no longer allow are removed (and persisted so).
+    pub(super) fn recheck(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Connected | Phase::Offline) {
+            return;
+        }
+        let Some(p) = self.perms.as_deref() else {
+            return;
+        };
+        if p.revoked() {
+            tracing::info!(client = %self.st.client_id, "MQTT login revoked by a reload");
+            // No will: the server ended it, for a user who may no longer publish at all.
+            return self.close(now, reason::NOT_AUTHORIZED, false);
+        }
+        let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.st.subs)
+            .into_iter()
+            .partition(|s| {
+                s.subjects
+                    .iter()
+                    .all(|subject| p.subscribe(subject, s.share.as_deref()))
+            });
+        self.st.subs = keep;
+        if gone.is_empty() {
+            return;
+        }
+        for s in gone {
+            tracing::info!(client = %self.st.client_id, filter = %s.filter,
+                "MQTT subscription removed: no longer allowed");
+            for subject in s.subjects {
+                self.events
+                    .push_back(Event::Unsubscribe { id: s.id, subject });
+            }
+        }
+        self.persist_session();
     }
 
     /// Persists the subscriptions of a lasting session; the SUBACK waits for the ticket.
