@@ -101,8 +101,10 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
 
     // The router first, with the uplink's links plugged in (as remotes and interest
     // observers); then the store, set before the first client can publish.
+    let ex = Arc::new(async_executor::Executor::new());
     let links = crate::uplink::links(&config.leafnodes);
     let router = Arc::new(Router::with_links(SUBLIST_CACHE, links.clone()));
+    let uplinks = crate::uplink::uplinks::Uplinks::new(&router, &config, &identity, &links, &ex);
     let streams = if config.streams.is_empty() {
         None
     } else {
@@ -114,7 +116,9 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     let server = Server::bind(config.clone(), router.clone(), identity.clone())
         .map_err(|e| e.to_string())?;
     log_banner(&identity);
-    let mut reloader = Reloader::new(cli.clone(), (*config).clone()).with_clients(server.shared());
+    let mut reloader = Reloader::new(cli.clone(), (*config).clone())
+        .with_clients(server.shared())
+        .with_uplinks(uplinks.clone());
     if let Some(s) = &streams {
         reloader = reloader.with_streams(s.clone());
     }
@@ -122,7 +126,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
         config: config.clone(),
         router: router.clone(),
         clients: server.shared(),
-        links: links.clone(),
+        uplinks: uplinks.clone(),
         http_port: std::sync::atomic::AtomicU64::new(0),
         streams,
         sync: std::sync::OnceLock::new(),
@@ -131,7 +135,6 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     });
     let monitor = monitor::bind(&sources)?;
 
-    let ex = Arc::new(async_executor::Executor::new());
     // `threads` executor threads in all: the main thread runs the accept loop and a share of
     // the connections; `threads - 1` workers run the rest.
     let threads = match config_threads {
@@ -163,7 +166,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     if let Some(m) = monitor {
         ex.spawn(m).detach();
     }
-    crate::uplink::spawn(&router, &config, &identity, &links, &ex);
+    uplinks.start();
     let sync = crate::sync::spawn(&router, &config, &ex).map_err(|e| e.to_string())?;
     let _ = sources.sync.set(sync);
     if let Some(bridge) = crate::mqtt::spawn(&router, &config, &ex).map_err(|e| e.to_string())? {

@@ -7,6 +7,12 @@
 //! - `debug`, `trace`;
 //! - `authorization` (users, passwords, tokens, nkeys, permissions, `no_auth_user`: applied
 //!   to the open connections too, see `twig_clients::reauth`);
+//! - `leafnodes.remotes` (each `[[leafnodes.remotes]]` entry by position: one added at the
+//!   end starts connecting, a removed one's connection is closed, a changed one (URLs,
+//!   credentials, TLS, denies, ...) reconnects with its new settings; client connections and
+//!   the other remotes are not touched; see `twig_uplink::uplinks`). The settings shared by
+//!   every remote (`leafnodes.ping_interval`, `reconnect_delay_*`, `max_pending`, ...) are
+//!   reported as `leafnodes`, which needs a restart;
 //! - `tls` of the client port (certificate, key, CA, `verify`, `verify_and_map`, on or off),
 //!   as nats-server: new connections are upgraded with the new one, open ones keep their
 //!   session (`twig_clients::tls::ClientTls`, swapped in `Shared::reload_tls`). A change of
@@ -18,9 +24,10 @@
 //!   `max_bytes` or `forward*` option, is named in the log as needing a restart while the
 //!   rest reloads.
 //!
-//! Everything else is listed as not reloaded. A new `tls` that does not load or an
-//! `authorization` that cannot be put in force refuses the whole reload, with the reason in
-//! the log: both are built before anything changes. To
+//! Everything else is listed as not reloaded. The whole reload is refused, with the reason in
+//! the log, by a new `tls` that does not load, an `authorization` that cannot be put in
+//! force, or remotes that would remove or move a position a running stream forwards through
+//! (or a sync consumer pulls through): all are checked or built before anything changes. To
 //! make an option reloadable, give it an arm in [`Reloader::apply`] and move it from the
 //! "restart" list to the "reloaded" one there; [`changed`] names every option (it fails to
 //! build when `Config` gains a field it does not compare).
@@ -32,6 +39,7 @@ use crate::cli::Cli;
 use crate::config::Config;
 use crate::logging::Logger;
 use crate::server::state::Shared;
+use crate::uplink::uplinks::Uplinks;
 
 /// What one reload did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -51,6 +59,8 @@ pub struct Reloader {
     clients: Option<Arc<Shared>>,
     /// The running streams, whose limits reload.
     streams: Option<Arc<crate::stream::Streams>>,
+    /// The leafnode remotes, which reload.
+    uplinks: Option<Arc<Uplinks>>,
     /// The MQTT listener's logins, whose authorization reloads with the clients'.
     mqtt: Option<MqttReload>,
 }
@@ -64,6 +74,7 @@ impl Reloader {
             current: config,
             clients: None,
             streams: None,
+            uplinks: None,
             mqtt: None,
         }
     }
@@ -77,6 +88,12 @@ impl Reloader {
     /// Lets a reload apply stream limits to these running streams.
     pub fn with_streams(mut self, streams: Arc<crate::stream::Streams>) -> Reloader {
         self.streams = Some(streams);
+        self
+    }
+
+    /// Lets a reload add, remove and change these leafnode remotes.
+    pub fn with_uplinks(mut self, uplinks: Arc<Uplinks>) -> Reloader {
+        self.uplinks = Some(uplinks);
         self
     }
 
@@ -100,9 +117,15 @@ impl Reloader {
         next.validate().map_err(|e| e.to_string())?;
         let mut report = Report::default();
         let changes = changed(&self.current, &next);
-        // What can still be refused is built first, so a refusal leaves everything as it
-        // was: the client port's TLS (certificate, key, CA read from their files), then the
-        // authorization (put in force at once), then the TLS is swapped in (cannot fail).
+        // The options that can still be refused are checked or built first, so a refusal
+        // leaves everything as it was: the remotes are checked (nothing changes), the client
+        // port's TLS is built (certificate, key, CA read from their files), then the
+        // authorization is put in force; the TLS and the remotes, checked already, are put in
+        // force after it (neither can fail).
+        let remotes = changes.contains(&"leafnodes.remotes");
+        if remotes && let Some(uplinks) = &self.uplinks {
+            uplinks.check(&next.leafnodes.remotes)?;
+        }
         let new_tls = match &self.clients {
             Some(_) if changes.contains(&"tls") => Some(
                 next.tls
@@ -173,6 +196,17 @@ impl Reloader {
                 );
                 report.not_reloaded.push("streams");
             }
+        }
+        if remotes && let Some(uplinks) = &self.uplinks {
+            let outcome = uplinks.reload(&next.leafnodes.remotes);
+            self.current.leafnodes.remotes = next.leafnodes.remotes.clone();
+            tracing::info!(
+                "Leafnode remotes reloaded ({} added, {} removed, {} changed)",
+                outcome.added.len(),
+                outcome.removed.len(),
+                outcome.changed.len()
+            );
+            report.reloaded.push("leafnodes.remotes");
         }
         for option in changes {
             if report.reloaded.contains(&option) || report.not_reloaded.contains(&option) {
@@ -263,6 +297,13 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
             $(if *$field != new.$field { out.push(stringify!($field)); })*
         };
     }
+    // The remotes reload; the settings they share do not: named apart.
+    let remotes = leafnodes.remotes != new.leafnodes.remotes;
+    let shared = {
+        let mut l = leafnodes.clone();
+        l.remotes.clone_from(&new.leafnodes.remotes);
+        l != new.leafnodes
+    };
     cmp!(
         host,
         port,
@@ -290,13 +331,14 @@ pub fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
         lame_duck_grace_period,
         debug,
         trace,
-        leafnodes,
-        store_dir,
-        streams,
-        sync,
-        mqtt,
-        mqtt_listener,
     );
+    if shared {
+        out.push("leafnodes");
+    }
+    if remotes {
+        out.push("leafnodes.remotes");
+    }
+    cmp!(store_dir, streams, sync, mqtt, mqtt_listener);
     out
 }
 
@@ -316,6 +358,17 @@ mod tests {
             changed(&old, &new),
             ["max_payload", "authorization", "debug"]
         );
+    }
+
+    #[test]
+    fn remotes_are_named_apart_from_the_settings_they_share() {
+        let old = Config::default();
+        let mut new = old.clone();
+        let with_remote = "[[leafnodes.remotes]]\nurls = [\"nats://hub:7422\"]\n";
+        new.leafnodes.remotes = Config::from_toml(with_remote).unwrap().leafnodes.remotes;
+        assert_eq!(changed(&old, &new), ["leafnodes.remotes"]);
+        new.leafnodes.ping_max = 9;
+        assert_eq!(changed(&old, &new), ["leafnodes", "leafnodes.remotes"]);
     }
 
     #[test]

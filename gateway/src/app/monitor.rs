@@ -21,7 +21,7 @@ use crate::monitor::{
 use crate::router::Router;
 use crate::router::client::ClientShared;
 use crate::server::state::Shared;
-use crate::uplink::link::Link;
+use crate::uplink::uplinks::Uplinks;
 use crate::util::lock::lock;
 
 /// Every component's view, for the monitor.
@@ -32,8 +32,8 @@ pub struct Sources {
     pub router: Arc<Router>,
     /// The client connections' state.
     pub clients: Arc<Shared>,
-    /// The uplink's links.
-    pub links: Vec<Arc<Link>>,
+    /// The uplink's remotes (their links change with a reload).
+    pub uplinks: Arc<Uplinks>,
     /// The monitoring port actually bound (0 = none).
     pub http_port: AtomicU64,
     /// The streams, when configured.
@@ -106,7 +106,12 @@ impl MonitorSource for Sources {
         v.tls_verify = tls.as_ref().is_some_and(|t| t.verify);
         v.connections = c.connections().len();
         v.subscriptions = self.router.count() as u64;
-        v.leafnodes = self.links.iter().filter(|l| l.is_connected()).count();
+        v.leafnodes = self
+            .uplinks
+            .links()
+            .iter()
+            .filter(|l| l.is_connected())
+            .count();
         v
     }
 
@@ -130,7 +135,7 @@ impl MonitorSource for Sources {
     }
 
     fn healthz_leafnodes(&self) -> Healthz {
-        for l in self.links.iter().map(|l| l.snapshot(false)) {
+        for l in self.uplinks.links().iter().map(|l| l.snapshot(false)) {
             if !l.connected {
                 let why = l.status.last_error.as_deref().unwrap_or("connecting");
                 return Healthz::unavailable(format!(
@@ -145,7 +150,7 @@ impl MonitorSource for Sources {
     fn leafz(&self, subs: bool) -> Leafz {
         let mut leafs = Vec::new();
         let mut remotes = Vec::new();
-        for l in self.links.iter().map(|l| l.snapshot(subs)) {
+        for l in self.uplinks.links().iter().map(|l| l.snapshot(subs)) {
             let st = &l.status;
             if l.connected {
                 let (ip, port) = match st.url.rsplit_once(':') {

@@ -10,7 +10,7 @@ use twig_core::mqtt::packet::reason;
 
 use crate::auth::{AuthError, Authenticator, CertIdentity, Credentials};
 use crate::config::{Config, MqttListenerConfig};
-use crate::mqtt::listener::login::{LoggedIn, Login, LoginRequest, Refused};
+use crate::mqtt::listener::login::{LoggedIn, Login, LoginRequest, Refused, Verdict};
 use crate::mqtt::listener::{self, Listener, Setup};
 use crate::mqtt::server::store::{Store, StoreLimits};
 use crate::mqtt::server::{AllowAll, Permissions};
@@ -46,7 +46,7 @@ pub fn start(
         ),
         None => None,
     };
-    let login = Arc::new(MqttLogin::new(config, m)?);
+    let login = Arc::new(MqttLogin::new(config, m, clients)?);
     let path = m.store_path(&config.store_dir);
     let flash = FileFlash::open(&path, m.store_size as u64)
         .map_err(|e| format!("mqtt_listener: cannot open {}: {e}", path.display()))?;
@@ -86,7 +86,9 @@ pub struct MqttLogin {
     /// `None`: no `[authorization]`, everyone may do everything.
     auth: Mutex<Option<Arc<Authenticator>>>,
     /// The logins accepted so far, for a reload to check again (dead ones pruned on login).
-    live: Mutex<Vec<Weak<LiveLogin>>>,
+    live: Arc<Mutex<Vec<Weak<LiveLogin>>>>,
+    /// The client port's state: its turns for bcrypt checks are shared with the devices.
+    clients: Arc<Shared>,
 }
 
 /// What a reload checks an open login with: the credentials it logged in with.
@@ -112,12 +114,17 @@ pub struct Rechecked {
 }
 
 impl MqttLogin {
-    fn new(config: &Config, m: &MqttListenerConfig) -> Result<MqttLogin, String> {
+    fn new(
+        config: &Config,
+        m: &MqttListenerConfig,
+        clients: &Arc<Shared>,
+    ) -> Result<MqttLogin, String> {
         let login = MqttLogin {
             no_auth_user: m.no_auth_user.clone(),
             map_certificates: m.tls.as_ref().is_some_and(|t| t.verify_and_map),
             auth: Mutex::new(None),
-            live: Mutex::new(Vec::new()),
+            live: Arc::new(Mutex::new(Vec::new())),
+            clients: clients.clone(),
         };
         let Prepared(auth) = login.prepare(config)?;
         *lock(&login.auth) = auth;
@@ -141,81 +148,113 @@ impl MqttLogin {
         auth: Option<&Authenticator>,
         live: &LiveLogin,
     ) -> Result<Option<Arc<Rules>>, AuthError> {
-        let Some(auth) = auth else {
-            return Ok(None);
-        };
-        let creds = Credentials {
-            user: live.user.as_deref(),
-            pass: live.pass.as_deref(),
-            // A token is given as the password (nats-server's MQTT listener takes it so too).
-            auth_token: live.pass.as_deref(),
-            nkey: None,
-            sig: None,
-        };
-        auth.login(&creds, None, live.cert.as_ref())
-            .map(|l| l.rules)
+        match auth {
+            Some(auth) => check_login(auth, live).map(|(_, rules)| rules),
+            None => Ok(None),
+        }
     }
 }
 
 impl Login for MqttLogin {
-    fn login(&self, req: &LoginRequest<'_>) -> Result<LoggedIn, Refused> {
+    fn login(&self, req: &LoginRequest<'_>) -> Verdict {
+        let auth = lock(&self.auth).clone();
+        let Some(auth) = auth else {
+            return Box::pin(std::future::ready(Ok(LoggedIn {
+                user: None,
+                permissions: Box::new(AllowAll),
+            })));
+        };
         let pass = match req.password.map(std::str::from_utf8) {
-            Some(Ok(p)) => Some(p),
-            Some(Err(_)) if lock(&self.auth).is_some() => {
-                return Err(Refused {
+            Some(Ok(p)) => Some(p.to_string()),
+            Some(Err(_)) => {
+                return Box::pin(std::future::ready(Err(Refused {
                     code: reason::BAD_USER_NAME_OR_PASSWORD,
                     why: "password is not UTF-8".into(),
-                });
+                })));
             }
-            _ => None,
+            None => None,
         };
         let live = LiveLogin {
             user: req.username.map(str::to_string),
-            pass: pass.map(str::to_string),
+            pass,
             cert: req
                 .certificate
                 .and_then(|der| CertIdentity::from_der(der).ok()),
             rules: Mutex::new(None),
             revoked: AtomicBool::new(false),
         };
-        let auth = lock(&self.auth).clone();
-        let Some(auth) = auth else {
-            return Ok(LoggedIn {
-                user: None,
-                permissions: Box::new(AllowAll),
-            });
-        };
-        let creds = Credentials {
-            user: live.user.as_deref(),
-            pass: live.pass.as_deref(),
-            auth_token: live.pass.as_deref(),
+        let all = self.live.clone();
+        if !auth.needs_blocking(&live.credentials()) {
+            let verdict = check_login(&auth, &live);
+            return Box::pin(std::future::ready(accepted(verdict, live, &all)));
+        }
+        // bcrypt: on a blocking thread, in a turn shared with the NATS clients' logins
+        // (`authorization.max_bcrypt_checks` at once); only this device's task waits.
+        let clients = self.clients.clone();
+        Box::pin(async move {
+            let turn = clients.bcrypt_turn().await;
+            let (verdict, live) = blocking::unblock(move || {
+                let _turn = turn;
+                (check_login(&auth, &live), live)
+            })
+            .await;
+            accepted(verdict, live, &all)
+        })
+    }
+}
+
+/// Who `live` logs in as, and its rules.
+fn check_login(
+    auth: &Authenticator,
+    live: &LiveLogin,
+) -> Result<(Option<String>, Option<Arc<Rules>>), AuthError> {
+    auth.login(&live.credentials(), None, live.cert.as_ref())
+        .map(|l| (l.identity.name().map(str::to_string), l.rules))
+}
+
+/// The listener's answer to a login's verdict; an accepted login is kept for reloads.
+fn accepted(
+    verdict: Result<(Option<String>, Option<Arc<Rules>>), AuthError>,
+    live: LiveLogin,
+    all: &Mutex<Vec<Weak<LiveLogin>>>,
+) -> Result<LoggedIn, Refused> {
+    match verdict {
+        Ok((user, rules)) => {
+            *lock(&live.rules) = rules;
+            let live = Arc::new(live);
+            let mut all = lock(all);
+            // Pruned when the list doubles: amortized O(1) per login.
+            if all.len() >= 64 && all.len().is_power_of_two() {
+                all.retain(|w| w.strong_count() > 0);
+            }
+            all.push(Arc::downgrade(&live));
+            Ok(LoggedIn {
+                user,
+                permissions: Box::new(LivePerms(live)),
+            })
+        }
+        Err(e) => Err(Refused {
+            code: match e {
+                AuthError::Permissions(_) | AuthError::InvalidPermissions(_) => {
+                    reason::NOT_AUTHORIZED
+                }
+                _ => reason::BAD_USER_NAME_OR_PASSWORD,
+            },
+            why: e.to_string(),
+        }),
+    }
+}
+
+impl LiveLogin {
+    /// The credentials it logged in with. A token is given as the password (nats-server's
+    /// MQTT listener takes it so too).
+    fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            user: self.user.as_deref(),
+            pass: self.pass.as_deref(),
+            auth_token: self.pass.as_deref(),
             nkey: None,
             sig: None,
-        };
-        match auth.login(&creds, None, live.cert.as_ref()) {
-            Ok(l) => {
-                *lock(&live.rules) = l.rules;
-                let live = Arc::new(live);
-                let mut all = lock(&self.live);
-                // Pruned when the list doubles: amortized O(1) per login.
-                if all.len() >= 64 && all.len().is_power_of_two() {
-                    all.retain(|w| w.strong_count() > 0);
-                }
-                all.push(Arc::downgrade(&live));
-                Ok(LoggedIn {
-                    user: l.identity.name().map(str::to_string),
-                    permissions: Box::new(LivePerms(live)),
-                })
-            }
-            Err(e) => Err(Refused {
-                code: match e {
-                    AuthError::Permissions(_) | AuthError::InvalidPermissions(_) => {
-                        reason::NOT_AUTHORIZED
-                    }
-                    _ => reason::BAD_USER_NAME_OR_PASSWORD,
-                },
-                why: e.to_string(),
-            }),
         }
     }
 }

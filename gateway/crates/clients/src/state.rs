@@ -175,6 +175,14 @@ impl Shared {
         Some(verdict.map(Some))
     }
 
+    /// A turn for one bcrypt check, for another listener's logins (the MQTT devices'): at
+    /// most `authorization.max_bcrypt_checks` run at once across all of them. Hold it for
+    /// the whole check.
+    pub async fn bcrypt_turn(&self) -> async_lock::SemaphoreGuardArc {
+        let gate = lock(&self.bcrypt_gate).1.clone();
+        gate.acquire_arc().await
+    }
+
     /// The next connection id.
     pub fn next_cid(&self) -> u64 {
         self.next_cid.fetch_add(1, Relaxed)

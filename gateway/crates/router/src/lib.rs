@@ -15,9 +15,13 @@
 //! [`Router::publish`], nowhere else. A batch of deliveries ends in [`Router::finish`].
 //!
 //! Lock order: `Router::subs` is taken alone (never while an outbound or a client's subs map
-//! is held). Readers avoid it on the hot path with a per-reader [`MatchCache`] that is
+//! is held), except that `Router::plugins` (a leaf: the lists of remotes and observers) is
+//! read under it. Readers avoid it on the hot path with a per-reader [`MatchCache`] that is
 //! invalidated by the router's generation, bumped on every subscription change. The interest
-//! observers are called after `Router::subs` is released.
+//! observers are called after `Router::subs` is released, with the list read under it, except
+//! in [`Router::add_remote`]: a remote plugged in at run time (a leafnode remote added by a
+//! reload, not yet started) is told of every local interest under `Router::subs`, so no
+//! change is missed or counted twice.
 
 pub mod client;
 pub mod deliver;
@@ -46,11 +50,18 @@ use store::{Durable, Store};
 pub struct Router {
     subs: Mutex<Sublist<SubRef>>,
     generation: AtomicU64,
-    remotes: Box<[Arc<dyn Remote>]>,
-    observers: Box<[Arc<dyn InterestObserver>]>,
+    plugins: Mutex<Plugins>,
     store: OnceLock<Arc<dyn Store>>,
     /// Server-wide counters (`/varz`).
     pub stats: Stats,
+}
+
+/// The remotes and interest observers plugged in; replaced whole when one is added, so a
+/// reader takes a copy of the handle and calls them with no lock held.
+#[derive(Clone, Default)]
+struct Plugins {
+    remotes: Arc<[Arc<dyn Remote>]>,
+    observers: Arc<[Arc<dyn InterestObserver>]>,
 }
 
 /// What a batch left behind for its publisher to wait on (see [`Router::finish`]).
@@ -77,8 +88,10 @@ impl Router {
         Router {
             subs: Mutex::new(Sublist::with_cache_capacity(cache_size)),
             generation: AtomicU64::new(1),
-            remotes: remotes.into_boxed_slice(),
-            observers: observers.into_boxed_slice(),
+            plugins: Mutex::new(Plugins {
+                remotes: remotes.into(),
+                observers: observers.into(),
+            }),
             store: OnceLock::new(),
             stats: Stats::default(),
         }
@@ -153,10 +166,13 @@ impl Router {
         queue: Option<&[u8]>,
         r: SubRef,
     ) -> Result<(), SublistError> {
-        let res = self.lock().insert(subject, queue, r);
+        let (res, observers) = {
+            let mut sl = self.lock();
+            (sl.insert(subject, queue, r), self.observers())
+        };
         self.generation.fetch_add(1, Ordering::Release);
         if res.is_ok() {
-            for o in &self.observers {
+            for o in observers.iter() {
                 o.interest(subject, queue, true);
             }
         }
@@ -164,10 +180,13 @@ impl Router {
     }
 
     fn remove_local(&self, subject: &[u8], queue: Option<&[u8]>, r: &SubRef) -> bool {
-        let removed = self.lock().remove(subject, queue, r).is_ok();
+        let (removed, observers) = {
+            let mut sl = self.lock();
+            (sl.remove(subject, queue, r).is_ok(), self.observers())
+        };
         self.generation.fetch_add(1, Ordering::Release);
         if removed {
-            for o in &self.observers {
+            for o in observers.iter() {
                 o.interest(subject, queue, false);
             }
         }
@@ -196,13 +215,45 @@ impl Router {
     }
 
     /// The remotes, in configuration order.
-    pub fn remotes(&self) -> &[Arc<dyn Remote>] {
-        &self.remotes
+    pub fn remotes(&self) -> Arc<[Arc<dyn Remote>]> {
+        twig_util::lock::lock(&self.plugins).remotes.clone()
     }
 
     /// Remote number `index`, if configured.
-    pub fn remote(&self, index: usize) -> Option<&Arc<dyn Remote>> {
-        self.remotes.get(index)
+    pub fn remote(&self, index: usize) -> Option<Arc<dyn Remote>> {
+        twig_util::lock::lock(&self.plugins)
+            .remotes
+            .get(index)
+            .cloned()
+    }
+
+    fn observers(&self) -> Arc<[Arc<dyn InterestObserver>]> {
+        twig_util::lock::lock(&self.plugins).observers.clone()
+    }
+
+    /// Plugs in one more remote at run time (the next position) that is also an interest
+    /// observer, and tells it of every local subscription there is, under `Router::subs` so
+    /// that every later change reaches it after that and none before. The remote must not be
+    /// started yet: its [`InterestObserver::interest`] is called with the sublist locked.
+    /// Returns its position.
+    pub fn add_remote<L: Remote + InterestObserver + 'static>(&self, link: Arc<L>) -> usize {
+        let sl = self.lock();
+        for sub in sl.iter() {
+            if matches!(sub.subscriber, SubRef::Remote(_)) {
+                continue;
+            }
+            for _ in 0..sub.refs {
+                link.interest(sub.subject, sub.queue, true);
+            }
+        }
+        let mut plugins = twig_util::lock::lock(&self.plugins);
+        let mut remotes = plugins.remotes.to_vec();
+        remotes.push(link.clone());
+        let mut observers = plugins.observers.to_vec();
+        observers.push(link);
+        plugins.remotes = remotes.into();
+        plugins.observers = observers.into();
+        plugins.remotes.len() - 1
     }
 
     /// The number of subscriptions.

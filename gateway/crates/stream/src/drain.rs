@@ -110,7 +110,7 @@ impl Drain {
     ) -> Option<Drain> {
         let remotes = config.leafnodes.remotes.len();
         let mode = cfg.forward_mode(remotes);
-        let link = router.remote(cfg.forward_remote)?.clone();
+        let link = router.remote(cfg.forward_remote)?;
         if mode == ForwardMode::Off {
             return None;
         }

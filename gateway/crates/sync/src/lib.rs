@@ -172,7 +172,7 @@ pub fn spawn(
 ) -> Result<Vec<Arc<Stats>>, SyncError> {
     let mut all = Vec::new();
     for cfg in &config.sync {
-        let Some(link) = router.remote(cfg.remote).cloned() else {
+        let Some(link) = router.remote(cfg.remote) else {
             let name = format!("{}/{}", cfg.stream, cfg.durable);
             return Err(SyncError::NoRemote(name, cfg.remote));
         };

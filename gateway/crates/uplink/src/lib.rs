@@ -14,6 +14,8 @@
 //!   and out.
 //! - [`outbound`]: the two-lane buffer (keepalive ahead of bulk data); [`link`]: what the
 //!   router and monitoring share with the link's task.
+//! - [`uplinks`]: every remote's link and task, and what a reload changes (remotes added,
+//!   removed, changed; refused when a stream's or sync consumer's position would move).
 //! - `open`: TCP (direct or through an HTTP CONNECT proxy), and for websocket remotes TLS and
 //!   the upgrade; `task`: the task per remote that dials, reads, and reconnects;
 //!   `writer`: the task that drains the outbound while connected.
@@ -27,6 +29,7 @@ pub mod link;
 pub mod outbound;
 pub mod session;
 pub mod transport;
+pub mod uplinks;
 pub mod urls;
 
 mod open;
@@ -36,10 +39,7 @@ mod writer;
 use std::sync::Arc;
 
 use link::Link;
-use twig_config::Config;
 use twig_config::LeafConfig;
-use twig_router::Router;
-use twig_util::id::Identity;
 
 /// nats-server waits this long after a loop or a "same cluster name" rejection.
 pub const LOOP_DELAY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -49,30 +49,4 @@ pub fn links(config: &LeafConfig) -> Vec<Arc<Link>> {
     (0..config.remotes.len())
         .map(|i| Arc::new(Link::new(i, config.max_pending)))
         .collect()
-}
-
-/// Starts the task of every remote on `ex`; they run until the executor stops.
-pub fn spawn(
-    router: &Arc<Router>,
-    config: &Arc<Config>,
-    identity: &Identity,
-    links: &[Arc<Link>],
-    ex: &Arc<async_executor::Executor<'static>>,
-) {
-    let lds = format!("$LDS.{}", twig_util::id::token());
-    for link in links {
-        let Some(remote) = config.leafnodes.remotes.get(link.index).cloned() else {
-            continue;
-        };
-        let ctx = task::Ctx {
-            router: router.clone(),
-            config: config.clone(),
-            identity: identity.clone(),
-            ex: ex.clone(),
-            link: link.clone(),
-            remote,
-            lds: lds.clone(),
-        };
-        ex.spawn(task::run(ctx)).detach();
-    }
 }

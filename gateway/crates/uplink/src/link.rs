@@ -591,4 +591,36 @@ mod tests {
         assert_eq!(route(&router, &msg("a.b"), Origin::component(1)), 1);
         assert!(link.out.counters().bulk_in > before);
     }
+
+    #[test]
+    fn a_link_added_at_run_time_learns_the_local_interest_there_is() {
+        use twig_router::internal::{InternalSub, new_owner};
+        let first = Arc::new(Link::new(0, 1 << 20));
+        let router = Router::with_links(16, vec![first.clone()]);
+        let (a, _rx_a) = InternalSub::new(new_owner(), b"a.b", None, 4);
+        let (q, _rx_q) = InternalSub::new(new_owner(), b"q.>", Some(b"w"), 4);
+        router.insert_internal(&a).unwrap();
+        router.insert_internal(&q).unwrap();
+        // The hub's interest of another link is not local interest.
+        router
+            .insert_remote(&interest(&first, "hub.>", None))
+            .unwrap();
+        let added = Arc::new(Link::new(1, 1 << 20));
+        assert_eq!(router.add_remote(added.clone()), 1);
+        assert_eq!(added.local_interest_count(), 2);
+        assert_eq!(router.remotes().len(), 2);
+        assert!(router.remote(1).is_some_and(|r| r.index() == 1));
+        added.out.reset();
+        added.go_up(Permissions::default(), true, 0, "$LDS.x");
+        let dump = drain(&added);
+        assert!(
+            dump.contains("LS+ a.b\r\n") && dump.contains("LS+ q.> w 1\r\n"),
+            "{dump}"
+        );
+        // Later changes reach it once, as they reach the first link.
+        router.remove_internal(&a);
+        assert_eq!(drain(&added), "LS- a.b\r\n");
+        assert_eq!(added.local_interest_count(), 1);
+        assert_eq!(first.local_interest_count(), 1);
+    }
 }

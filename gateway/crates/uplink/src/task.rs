@@ -17,6 +17,7 @@ use super::link::Link;
 use super::open::{Opened, open};
 use super::session::{Session, SessionConfig, Step};
 use super::transport::{SharedLevel, WireReader};
+use super::uplinks::Control;
 use super::urls::Urls;
 use twig_config::Config;
 use twig_config::{LeafUrl, RemoteConfig};
@@ -32,7 +33,19 @@ use twig_util::readbuf::ReadBuf;
 /// The read buffer starts here and grows (up to one whole op) only for large messages.
 const READ_BUF: usize = 32 * 1024;
 
-/// What a remote's task works with.
+/// What a remote's task is started with; its settings come from `control`, one generation
+/// at a time.
+pub struct Task {
+    pub router: Arc<Router>,
+    pub config: Arc<Config>,
+    pub identity: Identity,
+    pub ex: Arc<async_executor::Executor<'static>>,
+    pub link: Arc<Link>,
+    pub control: Arc<Control>,
+    pub lds: String,
+}
+
+/// What one generation of a remote's settings works with.
 pub struct Ctx {
     pub router: Arc<Router>,
     pub config: Arc<Config>,
@@ -53,8 +66,39 @@ enum Ended {
     Loop(String),
 }
 
-/// Connects, reconnects with back-off, forever.
-pub async fn run(ctx: Ctx) {
+/// Runs the remote for as long as twig does: each generation of its settings until a reload
+/// replaces it (the connection in use is dropped, which closes it, and the new settings dial
+/// at once); while the remote is removed, waits to be configured again.
+pub async fn run(task: Task) {
+    loop {
+        let (generation, remote) = task.control.current();
+        if let Some(remote) = remote {
+            let ctx = Ctx {
+                router: task.router.clone(),
+                config: task.config.clone(),
+                identity: task.identity.clone(),
+                ex: task.ex.clone(),
+                link: task.link.clone(),
+                remote,
+                lds: task.lds.clone(),
+            };
+            run_settings(&ctx)
+                .or(task.control.changed_since(generation))
+                .await;
+        } else {
+            {
+                let mut st = lock(&task.link.status);
+                st.last_error = Some("removed by a reload".into());
+                st.attempts = 0;
+            }
+            task.control.changed_since(generation).await;
+        }
+    }
+}
+
+/// Connects, reconnects with back-off, until the settings change (the caller drops it then).
+/// Settings it cannot use (no URL, a TLS file that does not load) wait for the next reload.
+async fn run_settings(ctx: &Ctx) {
     let leaf = &ctx.config.leafnodes;
     let parsed: Vec<LeafUrl> = ctx
         .remote
@@ -71,14 +115,16 @@ pub async fn run(ctx: Ctx) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("Leafnode remote {}: TLS configuration: {e}", ctx.link.index);
-            return;
+            return std::future::pending().await;
         }
     };
     let mut last_error = String::new();
     loop {
-        let Some(url) = urls.next_url() else { return };
+        let Some(url) = urls.next_url() else {
+            return std::future::pending().await;
+        };
         lock(&ctx.link.status).url = url.host_port();
-        let ended = attempt(&ctx, &url, &mut urls, tls.clone()).await;
+        let ended = attempt(ctx, &url, &mut urls, tls.clone()).await;
         let (delay, reason) = match ended {
             Ended::Lost(reason) => {
                 tracing::info!("{} - Leafnode connection closed: {reason}", url.host_port());
@@ -145,10 +191,19 @@ async fn attempt(
         Ok(o) => o,
         Err(e) => return Ended::Failed(e),
     };
-    let stream = opened.stream.clone();
-    let ended = connected(ctx, url, urls, tls, creds, opened).await;
-    let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
-    ended
+    // Shut when the attempt ends, also when a reload drops it half-way.
+    let _shut = Shut(opened.stream.clone());
+    connected(ctx, url, urls, tls, creds, opened).await
+}
+
+/// Shuts the socket down both ways when dropped (the hub sees the close at once, whoever
+/// still holds a handle).
+struct Shut(Arc<async_io::Async<std::net::TcpStream>>);
+
+impl Drop for Shut {
+    fn drop(&mut self) {
+        let _ = self.0.get_ref().shutdown(std::net::Shutdown::Both);
+    }
 }
 
 /// The hub's bytes: a parser over a growable buffer.
@@ -189,6 +244,8 @@ struct Conn<'c> {
     batch: Batch,
     hub_subs: HashMap<Key, Arc<RemoteInterest>>,
     up: bool,
+    /// The writer started: from here on the connection ends with [`Conn::go_down`].
+    started: bool,
     /// The hub's interest changed in this batch (forwarders are told once it ends).
     interest_changed: bool,
     /// The writer's S2 level, while compressing (`s2_auto` moves it with the RTT).
@@ -253,6 +310,7 @@ async fn connected(
         batch: Batch::default(),
         hub_subs: HashMap::new(),
         up: false,
+        started: false,
         interest_changed: false,
         level: None,
     };
@@ -322,6 +380,7 @@ async fn connected(
     };
     let link = &ctx.link;
     link.out.reset();
+    conn.started = true;
     let writer_task = ctx.ex.spawn(super::writer::write_loop(
         link.clone(),
         writer,
@@ -355,8 +414,8 @@ async fn connected(
             _ => ended,
         }
     };
-    conn.go_down();
     let was_up = conn.up;
+    drop(conn);
     classify(ended, was_up)
 }
 
@@ -460,6 +519,16 @@ async fn read_or_timer(
                 Ok(_) => continue,
                 Err(e) => return Err(e.to_string()),
             },
+        }
+    }
+}
+
+/// However a started connection ends, even when a reload drops it mid-way: the link goes down
+/// and the hub's interest leaves the router.
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if self.started {
+            self.go_down();
         }
     }
 }

@@ -166,7 +166,7 @@ impl Task {
             addr: self.addr.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
             certificate: self.cert.as_deref(),
         };
-        let login = match sh.login.login(&req) {
+        let login = match sh.login.login(&req).await {
             Ok(l) => l,
             Err(r) => {
                 sh.stats.auth_failures.fetch_add(1, Relaxed);

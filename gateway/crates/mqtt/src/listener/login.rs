@@ -2,7 +2,9 @@
 //! certificates and permissions as for NATS clients (`twig-clients`' authenticator): this
 //! component may not use another component, so the question is a trait the app implements.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use crate::server::Permissions;
 
@@ -52,21 +54,26 @@ pub struct Refused {
     pub why: String,
 }
 
+/// A login's verdict, to await: at once for most logins, after a blocking thread's check
+/// for a slow one (bcrypt). It owns what it needs, so the request can go.
+pub type Verdict = Pin<Box<dyn Future<Output = Result<LoggedIn, Refused>> + Send>>;
+
 /// Decides CONNECTs.
 pub trait Login: Send + Sync {
-    /// Decides one CONNECT. Called on the executor: it must not block (a slow check, such as
-    /// bcrypt, belongs on a blocking thread behind this call's owner).
-    fn login(&self, req: &LoginRequest<'_>) -> Result<LoggedIn, Refused>;
+    /// Decides one CONNECT. Called on the executor: whatever is slow (bcrypt) must happen
+    /// in the returned future off the executor, e.g. behind `blocking::unblock`; only this
+    /// connection's task waits for it.
+    fn login(&self, req: &LoginRequest<'_>) -> Verdict;
 }
 
 /// Everyone may do everything (no `[authorization]`).
 pub struct Anonymous;
 
 impl Login for Anonymous {
-    fn login(&self, _: &LoginRequest<'_>) -> Result<LoggedIn, Refused> {
-        Ok(LoggedIn {
+    fn login(&self, _: &LoginRequest<'_>) -> Verdict {
+        Box::pin(std::future::ready(Ok(LoggedIn {
             user: None,
             permissions: Box::new(crate::server::AllowAll),
-        })
+        })))
     }
 }
