@@ -7,7 +7,9 @@
 //! - a changed `max_bytes` (the file's size) is named in the log as needing a restart and the
 //!   rest still reloads;
 //! - a limit the file format does not allow refuses the whole reload: the limits in force
-//!   stay.
+//!   stay;
+//! - `when_full` switched by a reload decides the next publish into a full file (refused, then
+//!   stored again over the oldest).
 
 #[path = "common/uplink.rs"]
 mod common;
@@ -162,5 +164,55 @@ async fn a_lower_max_msgs_applies_to_the_running_stream() {
     wait_stream(&twig, "max_msgs raised", |s| {
         s["max_msgs"] == 100 && s["when_full"] == "drop_oldest"
     });
+    assert_eq!(c.statistics().connects.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_full_changed_by_a_reload_decides_the_next_publish() {
+    // 128 KiB = 2 sectors; 4 KiB messages, nothing forwarded: it fills after ~30.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twig.toml");
+    let limits = |when: &str| format!("max_bytes = 131072\nwhen_full = \"{when}\"");
+    std::fs::write(&path, config(dir.path(), &limits("drop_oldest"))).unwrap();
+    let twig = Twig::start(&["-c".into(), path.display().to_string()]);
+    let c = async_nats::connect(twig.url()).await.expect("connect");
+    let body = bytes::Bytes::from(vec![b'x'; 4096]);
+    let pub_ack = |c: async_nats::Client, body: bytes::Bytes| async move {
+        let r = c.request("orders.big", body).await.expect("PubAck");
+        serde_json::from_slice::<serde_json::Value>(&r.payload).unwrap()
+    };
+    // Full several times over: the oldest are dropped, every publish is stored.
+    for seq in 1..=100u64 {
+        let v = pub_ack(c.clone(), body.clone()).await;
+        assert_eq!(v["seq"], seq, "{v}");
+    }
+    assert!(stream(&twig)["dropped"].as_u64().unwrap() > 0);
+
+    std::fs::write(&path, config(dir.path(), &limits("refuse"))).unwrap();
+    reload(&twig, 1);
+    wait_stream(&twig, "when_full = refuse in force", |s| {
+        s["when_full"] == "refuse"
+    });
+    // The file is still full: once the sector being written is (at most 16 of these), the
+    // next publish is refused as a full refuse-mode stream's, where drop_oldest stored it.
+    let mut stored = 0u64;
+    let v = loop {
+        let v = pub_ack(c.clone(), body.clone()).await;
+        if v.get("error").is_some() {
+            break v;
+        }
+        stored += 1;
+        assert!(stored <= 16, "still stored after a sector's worth: {v}");
+    };
+    assert_eq!(v["error"]["err_code"], 10077, "{v}");
+    assert_eq!(stream(&twig)["refused"], 1);
+
+    std::fs::write(&path, config(dir.path(), &limits("drop_oldest"))).unwrap();
+    reload(&twig, 2);
+    wait_stream(&twig, "when_full = drop_oldest in force", |s| {
+        s["when_full"] == "drop_oldest"
+    });
+    let v = pub_ack(c.clone(), body.clone()).await;
+    assert_eq!(v["seq"], 101 + stored, "{v}");
     assert_eq!(c.statistics().connects.load(Ordering::Relaxed), 1);
 }
