@@ -1,6 +1,7 @@
 //! The MQTT listener in monitoring: each device in `/connz` (`type` mqtt, `mqtt_client` its
 //! client id, as nats-server lists its MQTT clients) with its counters and user, the
-//! listener's counters in `/metrics` (`twig_mqtt_*`) and `/mqttz`.
+//! listener's counters in `/metrics` (`twig_mqtt_*`) and `/mqttz`; NATS clients beside them
+//! with their `authorized_user` too.
 
 #[path = "common/uplink.rs"]
 mod common;
@@ -83,6 +84,25 @@ async fn devices_are_listed_in_connz_and_counted_in_metrics() {
     assert_eq!(e["authorized_user"], "meter", "{e}");
     assert_eq!(e["in_bytes"], 3, "{e}");
     assert!(mqtt_entry(&twig, "intruder").is_none());
+    // A NATS client of the same user is listed beside it, as `nats`, with its user too.
+    let nc = async_nats::ConnectOptions::with_user_and_password("meter".into(), "s3cret".into())
+        .name("meter-app")
+        .connect(twig.url())
+        .await
+        .unwrap();
+    nc.flush().await.unwrap();
+    let connz = twig.monitor("/connz?auth=1");
+    let app = connz["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "meter-app")
+        .cloned()
+        .unwrap_or_else(|| panic!("the NATS client in /connz: {connz}"));
+    assert_eq!(app["type"], "nats", "{app}");
+    assert_eq!(app["authorized_user"], "meter", "{app}");
+    assert!(app.get("mqtt_client").is_none(), "{app}");
+    assert_eq!(connz["total"], 2, "{connz}");
 
     let text = metrics(twig.http_port);
     for line in [

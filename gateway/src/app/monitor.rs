@@ -271,6 +271,7 @@ fn conn_info(c: &ClientShared) -> ConnInfo {
         i.name = info.name.clone();
         i.lang = info.lang.clone();
         i.version = info.version.clone();
+        i.authorized_user = info.authorized_user.clone();
     }
     let subs = lock(&c.subs);
     i.subscriptions = subs.len() as u32;
