@@ -103,12 +103,12 @@ fn expect(s: &mut TcpStream, want: [u8; 4], what: &str) {
     assert_eq!(got, want, "{what}");
 }
 
-/// Where twig is killed.
+/// The packet after which twig is killed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Step {
-    AfterPublish,
-    AfterPubrec,
-    AfterPubrel,
+    Publish,
+    Pubrec,
+    Pubrel,
 }
 
 /// Messages in the stream, per /jsz.
@@ -129,13 +129,13 @@ async fn kill_at(step: Step) {
 
     let mut s = open(port);
     s.write_all(&publish(false)).unwrap();
-    if step != Step::AfterPublish {
+    if step != Step::Publish {
         expect(&mut s, PUBREC, "PUBREC");
     }
-    if step == Step::AfterPubrel {
+    if step == Step::Pubrel {
         s.write_all(&PUBREL).unwrap();
     }
-    if step != Step::AfterPublish {
+    if step != Step::Publish {
         // PUBREC means durable in the stream and published: the subscriber has it.
         let m = tokio::time::timeout(STEP, sub.next())
             .await
@@ -146,7 +146,7 @@ async fn kill_at(step: Step) {
     }
     kill_and_restart(&mut t, port);
     drop(s);
-    if step == Step::AfterPublish {
+    if step == Step::Publish {
         // What the first twig delivered before it died is in the client's buffer.
         while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
             assert_eq!(&m.payload[..], b"FIRE");
@@ -158,7 +158,7 @@ async fn kill_at(step: Step) {
     let mut sub = nc.subscribe("orders.>").await.unwrap();
     nc.flush().await.unwrap();
     let mut s = open(port);
-    if step != Step::AfterPubrel {
+    if step != Step::Pubrel {
         // It has no PUBREC for sure (or it does, and repeats it as a device must): DUP.
         s.write_all(&publish(true)).unwrap();
         expect(&mut s, PUBREC, "PUBREC after the restart");
@@ -173,7 +173,7 @@ async fn kill_at(step: Step) {
         assert_eq!(&m.payload[..], b"FIRE");
         copies += 1;
     }
-    if step != Step::AfterPublish {
+    if step != Step::Publish {
         assert_eq!(copies, 1, "{step:?}: a plain subscriber got it once");
     } else {
         eprintln!("{step:?}: a plain subscriber got {copies} copies");
@@ -186,15 +186,15 @@ async fn kill_at(step: Step) {
 
 #[tokio::test]
 async fn qos2_into_a_stream_killed_after_the_publish() {
-    kill_at(Step::AfterPublish).await;
+    kill_at(Step::Publish).await;
 }
 
 #[tokio::test]
 async fn qos2_into_a_stream_killed_after_the_pubrec() {
-    kill_at(Step::AfterPubrec).await;
+    kill_at(Step::Pubrec).await;
 }
 
 #[tokio::test]
 async fn qos2_into_a_stream_killed_after_the_pubrel() {
-    kill_at(Step::AfterPubrel).await;
+    kill_at(Step::Pubrel).await;
 }
