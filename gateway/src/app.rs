@@ -119,6 +119,9 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     let mut reloader = Reloader::new(cli.clone(), (*config).clone())
         .with_clients(server.shared())
         .with_uplinks(uplinks.clone());
+    if let Some(s) = &streams {
+        reloader = reloader.with_streams(s.clone());
+    }
     let sources = Arc::new(monitor::Sources {
         config: config.clone(),
         router: router.clone(),

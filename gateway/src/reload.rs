@@ -2,17 +2,32 @@
 //! as at start, and apply what can change in a running twig. The log says plainly what was
 //! reloaded and what needs a restart; a file that does not load changes nothing.
 //!
-//! What reloads today: `debug`, `trace`, `authorization` (users, passwords, tokens, nkeys,
-//! permissions, `no_auth_user`: applied to the open connections too, see
-//! `twig_clients::reauth`) and `leafnodes.remotes` (each `[[leafnodes.remotes]]` entry by
-//! position: one added at the end starts connecting, a removed one's connection is closed, a
-//! changed one (URLs, credentials, TLS, denies, ...) reconnects with its new settings; client
-//! connections and the other remotes are not touched; see `twig_uplink::uplinks`). The
-//! settings shared by every remote (`leafnodes.ping_interval`, `reconnect_delay_*`,
-//! `max_pending`, ...) are reported as `leafnodes`, which needs a restart. Everything else is
-//! listed as not reloaded. A new `authorization` that cannot be put in force, or remotes that
-//! would remove or move a position a running stream forwards through (or a sync consumer
-//! pulls through), refuse the whole reload, with the reason in the log. To
+//! What reloads today:
+//!
+//! - `debug`, `trace`;
+//! - `authorization` (users, passwords, tokens, nkeys, permissions, `no_auth_user`: applied
+//!   to the open connections too, see `twig_clients::reauth`);
+//! - `leafnodes.remotes` (each `[[leafnodes.remotes]]` entry by position: one added at the
+//!   end starts connecting, a removed one's connection is closed, a changed one (URLs,
+//!   credentials, TLS, denies, ...) reconnects with its new settings; client connections and
+//!   the other remotes are not touched; see `twig_uplink::uplinks`). The settings shared by
+//!   every remote (`leafnodes.ping_interval`, `reconnect_delay_*`, `max_pending`, ...) are
+//!   reported as `leafnodes`, which needs a restart;
+//! - `tls` of the client port (certificate, key, CA, `verify`, `verify_and_map`, on or off),
+//!   as nats-server: new connections are upgraded with the new one, open ones keep their
+//!   session (`twig_clients::tls::ClientTls`, swapped in `Shared::reload_tls`). A change of
+//!   `verify_and_map` also reloads the authorization (the authenticator maps certificates),
+//!   so open logins are checked again under the new rule;
+//! - `streams` limits (`max_msgs`, `max_age`, `when_full`, `sync`, `duplicate_window`,
+//!   `max_duplicate_ids`), sent to each stream's thread, which enforces them at once (see
+//!   `twig_stream::reload`); a stream added or removed, or a changed `subjects`, `file`,
+//!   `max_bytes` or `forward*` option, is named in the log as needing a restart while the
+//!   rest reloads.
+//!
+//! Everything else is listed as not reloaded. The whole reload is refused, with the reason in
+//! the log, by a new `tls` that does not load, an `authorization` that cannot be put in
+//! force, or remotes that would remove or move a position a running stream forwards through
+//! (or a sync consumer pulls through): all are checked or built before anything changes. To
 //! make an option reloadable, give it an arm in [`Reloader::apply`] and move it from the
 //! "restart" list to the "reloaded" one there; [`changed`] names every option (it fails to
 //! build when `Config` gains a field it does not compare).
@@ -42,6 +57,8 @@ pub struct Reloader {
     current: Config,
     /// The client connections, whose authorization reloads.
     clients: Option<Arc<Shared>>,
+    /// The running streams, whose limits reload.
+    streams: Option<Arc<crate::stream::Streams>>,
     /// The leafnode remotes, which reload.
     uplinks: Option<Arc<Uplinks>>,
     /// The MQTT listener's logins, whose authorization reloads with the clients'.
@@ -56,6 +73,7 @@ impl Reloader {
             cli,
             current: config,
             clients: None,
+            streams: None,
             uplinks: None,
             mqtt: None,
         }
@@ -64,6 +82,12 @@ impl Reloader {
     /// Lets a reload apply `authorization` to these client connections.
     pub fn with_clients(mut self, clients: Arc<Shared>) -> Reloader {
         self.clients = Some(clients);
+        self
+    }
+
+    /// Lets a reload apply stream limits to these running streams.
+    pub fn with_streams(mut self, streams: Arc<crate::stream::Streams>) -> Reloader {
+        self.streams = Some(streams);
         self
     }
 
@@ -93,16 +117,29 @@ impl Reloader {
         next.validate().map_err(|e| e.to_string())?;
         let mut report = Report::default();
         let changes = changed(&self.current, &next);
-        // The options that can still be refused: the remotes are checked (nothing changes),
-        // then authorization is put in force, so a refusal of either leaves everything as it
-        // was; the remotes, checked already, are put in force last.
+        // The options that can still be refused are checked or built first, so a refusal
+        // leaves everything as it was: the remotes are checked (nothing changes), the client
+        // port's TLS is built (certificate, key, CA read from their files), then the
+        // authorization is put in force; the TLS and the remotes, checked already, are put in
+        // force after it (neither can fail).
         let remotes = changes.contains(&"leafnodes.remotes");
         if remotes && let Some(uplinks) = &self.uplinks {
             uplinks.check(&next.leafnodes.remotes)?;
         }
-        if changes.contains(&"authorization")
-            && let Some(clients) = &self.clients
-        {
+        let new_tls = match &self.clients {
+            Some(_) if changes.contains(&"tls") => Some(
+                next.tls
+                    .as_ref()
+                    .map(crate::server::tls::ClientTls::from_config)
+                    .transpose()
+                    .map_err(|e| format!("tls: {e}"))?,
+            ),
+            _ => None,
+        };
+        // The authenticator maps certificates to users when `tls.verify_and_map` is on.
+        let maps = |c: &Config| c.tls.as_ref().is_some_and(|t| t.verify_and_map);
+        let auth_changed = changes.contains(&"authorization") || maps(&self.current) != maps(&next);
+        if auth_changed && let Some(clients) = &self.clients {
             // The MQTT logins' rules are built first: a refusal there changes nothing either.
             let mqtt = match &self.mqtt {
                 Some(m) => Some(m.prepare(&next)?),
@@ -127,7 +164,38 @@ impl Reloader {
                 outcome.refused,
                 outcome.subs_removed
             );
-            report.reloaded.push("authorization");
+            if changes.contains(&"authorization") {
+                report.reloaded.push("authorization");
+            }
+        }
+        if let (Some(tls), Some(clients)) = (new_tls, &self.clients) {
+            tracing::info!(
+                "Reloaded: tls = {} (new client connections use it; open ones keep their session)",
+                if tls.is_some() { "enabled" } else { "disabled" }
+            );
+            clients.reload_tls(tls);
+            self.current.tls = next.tls.clone();
+            report.reloaded.push("tls");
+        }
+        if changes.contains(&"streams")
+            && let Some(streams) = &self.streams
+        {
+            let plan = streams.reload(&self.current.streams, &next.streams);
+            for (i, limits) in &plan.limits {
+                if let Some(c) = self.current.streams.get_mut(*i) {
+                    limits.set_in(c);
+                }
+            }
+            if !plan.limits.is_empty() || plan.restart.is_empty() {
+                report.reloaded.push("streams");
+            }
+            if !plan.restart.is_empty() {
+                tracing::warn!(
+                    "Streams: not reloaded (twig keeps the running values until it restarts): {}",
+                    plan.restart.join(", ")
+                );
+                report.not_reloaded.push("streams");
+            }
         }
         if remotes && let Some(uplinks) = &self.uplinks {
             let outcome = uplinks.reload(&next.leafnodes.remotes);
@@ -141,7 +209,7 @@ impl Reloader {
             report.reloaded.push("leafnodes.remotes");
         }
         for option in changes {
-            if report.reloaded.contains(&option) {
+            if report.reloaded.contains(&option) || report.not_reloaded.contains(&option) {
                 continue;
             }
             if self.apply(option, &next, logger) {

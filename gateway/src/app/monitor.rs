@@ -100,6 +100,10 @@ impl MonitorSource for Sources {
         )
         .with_stats(&self.router.stats);
         v.server_name = c.server_name.clone();
+        // The TLS in force (a reload may have changed it since start).
+        let tls = c.tls();
+        v.tls_required = tls.is_some();
+        v.tls_verify = tls.as_ref().is_some_and(|t| t.verify);
         v.connections = c.connections().len();
         v.subscriptions = self.router.count() as u64;
         v.leafnodes = self
@@ -112,12 +116,16 @@ impl MonitorSource for Sources {
     }
 
     fn connz(&self, query: &ConnzQuery) -> Connz {
-        let conns = self
+        let mut conns: Vec<ConnInfo> = self
             .clients
             .connections()
             .iter()
             .map(|c| conn_info(c))
             .collect();
+        // MQTT devices are clients too, as in nats-server's /connz (`type` mqtt).
+        if let Some(l) = self.mqtt_listener.get() {
+            conns.extend(l.connections().iter().map(mqtt_conn_info));
+        }
         Connz::build(
             &self.clients.server_id,
             twig_util::clock::now(),
@@ -217,6 +225,37 @@ impl MonitorSource for Sources {
             listener: self.mqtt_listener.get().map(|l| l.snapshot()),
         })
     }
+
+    fn mqtt_listener(&self) -> Option<crate::monitor::metrics::MqttListener> {
+        let s = self.mqtt_listener.get()?.snapshot();
+        Some(crate::monitor::metrics::MqttListener {
+            connections: s.connections,
+            total_connections: s.total_connections,
+            sessions: s.sessions,
+            stored_sessions: s.stored_sessions,
+            stored_queued: s.stored_queued,
+            retained: s.retained,
+            retained_refused: s.retained_refused,
+            in_msgs: s.in_msgs,
+            in_bytes: s.in_bytes,
+            auth_failures: s.auth_failures,
+            dropped: s.dropped,
+        })
+    }
+}
+
+fn mqtt_conn_info(c: &crate::mqtt::listener::MqttConn) -> ConnInfo {
+    let mut i = ConnInfo::new(c.cid, c.addr, c.start);
+    i.conn_type = "mqtt";
+    i.last_activity = c.last_activity;
+    i.in_msgs = c.in_msgs;
+    i.in_bytes = c.in_bytes;
+    i.out_msgs = c.out_msgs;
+    i.out_bytes = c.out_bytes;
+    i.subscriptions = c.subscriptions;
+    i.mqtt_client = Some(c.client_id.clone());
+    i.authorized_user = c.user.clone();
+    i
 }
 
 fn conn_info(c: &ClientShared) -> ConnInfo {
@@ -232,6 +271,7 @@ fn conn_info(c: &ClientShared) -> ConnInfo {
         i.name = info.name.clone();
         i.lang = info.lang.clone();
         i.version = info.version.clone();
+        i.authorized_user = info.authorized_user.clone();
     }
     let subs = lock(&c.subs);
     i.subscriptions = subs.len() as u32;

@@ -14,6 +14,7 @@ use twig_core::wire::{Limits, Mode, Parser};
 use super::session::{Flow, Session};
 use super::state::Shared;
 use crate::auth::CertIdentity;
+use crate::tls::ClientTls;
 use twig_router::client::ClientShared;
 use twig_router::outbound::CloseReason;
 use twig_util::dial::{self, ArcIo};
@@ -56,7 +57,10 @@ pub async fn serve(
     } else {
         None
     };
-    let info = shared.info_line(&client, nonce.as_deref());
+    // Likewise the TLS in force now: INFO announces it and this connection keeps it, whatever
+    // a reload puts in force meanwhile.
+    let tls = shared.tls();
+    let info = shared.info_line(&client, nonce.as_deref(), tls.as_ref());
     let stream = Arc::new(stream);
 
     // INFO always goes out in the clear; a TLS client upgrades after reading it.
@@ -99,7 +103,8 @@ pub async fn serve(
         cid
     );
 
-    let (reader, writer, cert) = match split(&shared, stream.clone()).await {
+    let plain = tls.is_none();
+    let (reader, writer, cert) = match split(tls, stream.clone()).await {
         Ok(halves) => halves,
         Err(e) => {
             tracing::error!(
@@ -113,7 +118,7 @@ pub async fn serve(
         }
     };
 
-    if shared.tls.is_none() {
+    if plain {
         // Plain TCP: other readers may write this client's bytes inline.
         let _ = client.direct.set(stream.clone());
     }
@@ -158,17 +163,20 @@ pub async fn serve(
 /// Splits the connection into read and write halves, through TLS when configured; with
 /// `verify_and_map`, also what the client's (verified) certificate can name it by.
 async fn split(
-    shared: &Shared,
+    tls: Option<ClientTls>,
     stream: Arc<Async<TcpStream>>,
 ) -> std::io::Result<(Reader, Writer, Option<CertIdentity>)> {
-    match &shared.tls {
+    match tls {
         None => {
             let (r, w) = dial::plain(stream);
             Ok((r, w, None))
         }
-        Some(acceptor) => {
+        Some(ClientTls {
+            acceptor,
+            map: maps,
+            ..
+        }) => {
             let tls = acceptor.accept(ArcIo(stream)).await?;
-            let maps = shared.config.tls.as_ref().is_some_and(|t| t.verify_and_map);
             // A leaf that does not parse names nobody: the login then fails as without one.
             let cert = tls
                 .get_ref()

@@ -91,9 +91,9 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()
             .map_err(bind_err)?;
         let tls = match &config.tls {
-            Some(t) => Some(futures_rustls::TlsAcceptor::from(
-                tls::server_config(t).map_err(|e| StartError::Tls(e.to_string()))?,
-            )),
+            Some(t) => {
+                Some(tls::ClientTls::from_config(t).map_err(|e| StartError::Tls(e.to_string()))?)
+            }
             None => None,
         };
         let auth =

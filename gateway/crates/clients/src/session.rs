@@ -416,6 +416,7 @@ impl Session {
             info.name.clone_from(&p.name);
             info.lang.clone_from(&p.lang);
             info.version.clone_from(&p.version);
+            info.authorized_user = identity.name().map(str::to_string);
         }
         self.connected = true;
         self.authed.store(true, Ordering::Release);

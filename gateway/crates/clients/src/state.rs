@@ -1,7 +1,7 @@
 //! State shared by every client connection of one server: configuration, identity, the
 //! router, credentials, TLS, and the live connections (for monitoring and shutdown).
 //!
-//! Lock order: `clients` and `auth` are each taken alone; a client's own locks are never held
+//! Lock order: `clients`, `auth` and `tls` are each taken alone; a client's own locks are never held
 //! while taking them.
 
 use std::collections::HashMap;
@@ -15,6 +15,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::{AuthError, Authenticator, CertIdentity, Login};
 use crate::reauth::{self, AuthState, Outcome, StoredLogin};
 use crate::session::PendingConnect;
+use crate::tls::ClientTls;
 use twig_config::Config;
 use twig_router::Router;
 use twig_router::client::ClientShared;
@@ -42,8 +43,9 @@ pub struct Shared {
     /// Turns for bcrypt checks (`authorization.max_bcrypt_checks` at once) and their number;
     /// a reload that changes the number puts a new one in (a leaf lock, taken alone).
     bcrypt_gate: Mutex<(usize, Arc<async_lock::Semaphore>)>,
-    /// TLS for the client port, when configured.
-    pub tls: Option<futures_rustls::TlsAcceptor>,
+    /// TLS for the client port in force, when configured (a leaf lock, taken alone: a
+    /// connection clones it once; a reload swaps it).
+    tls: Mutex<Option<ClientTls>>,
     /// Live client connections by cid.
     pub clients: Mutex<HashMap<u64, Arc<ClientShared>>>,
     /// Lame duck mode was entered (SIGUSR2): no new clients, the others are being closed.
@@ -59,7 +61,7 @@ impl Shared {
         router: Arc<Router>,
         port: u16,
         auth: Authenticator,
-        tls: Option<futures_rustls::TlsAcceptor>,
+        tls: Option<ClientTls>,
     ) -> Self {
         let throttle = LoginThrottle::new(config.authorization.login_throttle);
         let checks = config.authorization.max_bcrypt_checks.max(1);
@@ -73,11 +75,25 @@ impl Shared {
             router,
             login_throttle: Mutex::new(throttle),
             auth: Mutex::new(AuthState::new(auth)),
-            tls,
+            tls: Mutex::new(tls),
             clients: Mutex::new(HashMap::new()),
             lame_duck: AtomicBool::new(false),
             next_cid: AtomicU64::new(1),
         }
+    }
+
+    /// The client port's TLS in force (a reload may change it; a connection keeps the one it
+    /// was accepted with).
+    pub fn tls(&self) -> Option<ClientTls> {
+        lock(&self.tls).clone()
+    }
+
+    /// A reload's `[tls]`, already built (so nothing here can fail): connections accepted
+    /// from now on are upgraded with it, or stay plain when it is `None`; the open ones keep
+    /// their session. When `verify_and_map` changes, the caller reloads the authorization
+    /// too ([`Shared::reload_authorization`] builds its authenticator from the same config).
+    pub fn reload_tls(&self, tls: Option<ClientTls>) {
+        *lock(&self.tls) = tls;
     }
 
     /// The credentials checks in force (they change on a reload).
@@ -182,19 +198,25 @@ impl Shared {
         !self.config.no_header_support
     }
 
-    /// The INFO line sent on accept.
-    pub fn info_line(&self, client: &ClientShared, nonce: Option<&str>) -> String {
-        self.info_json(client, nonce, false, false)
+    /// The INFO line sent on accept, for a connection upgraded with `tls` (the TLS in force
+    /// when it was accepted, [`Shared::tls`]).
+    pub fn info_line(
+        &self,
+        client: &ClientShared,
+        nonce: Option<&str>,
+        tls: Option<&ClientTls>,
+    ) -> String {
+        self.info_json(client, nonce, tls, false, false)
     }
 
     /// The INFO nats-server 2.12+ sends after the first PONG to a protocol-1 client.
     pub fn connect_info_line(&self, client: &ClientShared) -> String {
-        self.info_json(client, None, true, false)
+        self.info_json(client, None, self.tls().as_ref(), true, false)
     }
 
     /// The async INFO that announces lame duck mode (`"ldm":true`; no nonce, as nats-server).
     pub fn lame_duck_info_line(&self, client: &ClientShared) -> String {
-        self.info_json(client, None, false, true)
+        self.info_json(client, None, self.tls().as_ref(), false, true)
     }
 
     /// Marks lame duck mode (see [`super::lame_duck`]).
@@ -211,6 +233,7 @@ impl Shared {
         &self,
         client: &ClientShared,
         nonce: Option<&str>,
+        tls: Option<&ClientTls>,
         connect_info: bool,
         ldm: bool,
     ) -> String {
@@ -236,8 +259,8 @@ impl Shared {
             port: i32::from(self.port),
             headers: self.headers_supported(),
             auth_required: self.auth().info_auth_required(),
-            tls_required: self.tls.is_some(),
-            tls_verify: self.config.tls.as_ref().is_some_and(|t| t.verify),
+            tls_required: tls.is_some(),
+            tls_verify: tls.is_some_and(|t| t.verify),
             max_payload: i32::try_from(self.config.max_payload).unwrap_or(i32::MAX),
             client_id: client.cid,
             client_ip: Some(client.addr.ip().to_string()),

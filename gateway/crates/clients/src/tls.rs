@@ -1,6 +1,7 @@
 //! TLS on the client port: the server side of [`twig_util::tls`], from `[tls]`.
 use std::sync::Arc;
 
+use futures_rustls::TlsAcceptor;
 use futures_rustls::rustls::ServerConfig;
 use futures_rustls::rustls::server::WebPkiClientVerifier;
 
@@ -26,6 +27,32 @@ pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> 
         builder.with_no_client_auth()
     };
     Ok(Arc::new(builder.with_single_cert(chain, key)?))
+}
+
+/// The client port's TLS in force: what a connection accepted now is upgraded with. Built
+/// whole from `[tls]` (at start, and by a reload before anything changes, so a certificate
+/// or key that does not load refuses the reload), then swapped in as one value: a connection
+/// takes it once, before its INFO, and keeps it (nats-server: a reloaded `tls` block applies
+/// to new connections; open ones keep their session).
+#[derive(Clone)]
+pub struct ClientTls {
+    /// The rustls server side: certificate, key, client-certificate verifier.
+    pub acceptor: TlsAcceptor,
+    /// INFO `tls_verify`: client certificates are required (`verify`).
+    pub verify: bool,
+    /// Client certificates name users (`verify_and_map`).
+    pub map: bool,
+}
+
+impl ClientTls {
+    /// Reads the files `[tls]` names and builds the server side from them.
+    pub fn from_config(config: &TlsConfig) -> Result<ClientTls, TlsError> {
+        Ok(ClientTls {
+            acceptor: TlsAcceptor::from(server_config(config)?),
+            verify: config.verify,
+            map: config.verify_and_map,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -200,7 +200,7 @@ pub struct ConnInfo {
     pub cid: u64,
     /// Always `Client` here (leafnodes are in `/leafz`).
     pub kind: &'static str,
-    /// Always `nats` (nats-server also has `mqtt`, `websocket`).
+    /// `nats`, or `mqtt` for a device on the MQTT listener (nats-server also has `websocket`).
     #[serde(rename = "type")]
     pub conn_type: &'static str,
     /// Client IP.
@@ -248,6 +248,9 @@ pub struct ConnInfo {
     /// CONNECT `version`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// An MQTT connection's client id (nats-server's `mqtt_client`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_client: Option<String>,
     /// The user or nkey it authenticated as (shown with `auth=1`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorized_user: Option<String>,
@@ -299,6 +302,7 @@ impl ConnInfo {
             name: String::new(),
             lang: String::new(),
             version: String::new(),
+            mqtt_client: None,
             authorized_user: None,
             subscriptions_list: Vec::new(),
             subscriptions_list_detail: Vec::new(),

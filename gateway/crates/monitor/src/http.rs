@@ -158,7 +158,13 @@ pub fn respond(source: &dyn MonitorSource, head: &[u8]) -> Response {
         "/metrics" => Response {
             status: 200,
             content_type: PROMETHEUS,
-            body: metrics::render(&source.varz()).into_bytes(),
+            body: {
+                let mut text = metrics::render(&source.varz());
+                if let Some(m) = source.mqtt_listener() {
+                    metrics::render_mqtt(&mut text, &m);
+                }
+                text.into_bytes()
+            },
         },
         _ => Response::text(404, "404 page not found"),
     }

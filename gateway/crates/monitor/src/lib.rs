@@ -57,6 +57,10 @@ pub trait MonitorSource: Send + Sync {
     fn mqttz(&self) -> http::Response {
         http::Response::json(&serde_json::Map::new())
     }
+    /// The MQTT listener's counters for `/metrics` (none without a listener).
+    fn mqtt_listener(&self) -> Option<metrics::MqttListener> {
+        None
+    }
 }
 
 /// Limits of the monitoring server.

@@ -119,6 +119,94 @@ pub fn render(v: &Varz) -> String {
     out
 }
 
+/// The MQTT listener's numbers (the app fills them from the listener's snapshot: this crate
+/// does not use the MQTT component).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MqttListener {
+    pub connections: u64,
+    pub total_connections: u64,
+    pub sessions: u64,
+    pub stored_sessions: u64,
+    pub stored_queued: u64,
+    pub retained: u64,
+    pub retained_refused: u64,
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    pub auth_failures: u64,
+    pub dropped: u64,
+}
+
+/// Appends the MQTT listener's families (`twig_mqtt_*`).
+pub fn render_mqtt(out: &mut String, m: &MqttListener) {
+    let gauges: [(&str, &str, u64); 5] = [
+        (
+            "twig_mqtt_connections",
+            "Open MQTT connections.",
+            m.connections,
+        ),
+        (
+            "twig_mqtt_sessions",
+            "MQTT sessions held (connected or kept offline).",
+            m.sessions,
+        ),
+        (
+            "twig_mqtt_stored_sessions",
+            "Persistent MQTT sessions on flash.",
+            m.stored_sessions,
+        ),
+        (
+            "twig_mqtt_stored_queued_messages",
+            "Messages queued on flash for offline persistent sessions.",
+            m.stored_queued,
+        ),
+        (
+            "twig_mqtt_retained_messages",
+            "Retained messages on flash.",
+            m.retained,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "twig_mqtt_accepted_connections_total",
+            "MQTT connections accepted since start.",
+            m.total_connections,
+        ),
+        (
+            "twig_mqtt_in_msgs_total",
+            "PUBLISH packets from MQTT devices.",
+            m.in_msgs,
+        ),
+        (
+            "twig_mqtt_in_bytes_total",
+            "Payload bytes from MQTT devices.",
+            m.in_bytes,
+        ),
+        (
+            "twig_mqtt_auth_failures_total",
+            "MQTT logins refused.",
+            m.auth_failures,
+        ),
+        (
+            "twig_mqtt_retained_refused_total",
+            "Retained messages refused by the limits.",
+            m.retained_refused,
+        ),
+        (
+            "twig_mqtt_dropped_total",
+            "Deliveries to MQTT sessions dropped (full queue or expired).",
+            m.dropped,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

@@ -27,6 +27,8 @@ pub struct ConnectInfo {
     pub lang: String,
     /// Client library version.
     pub version: String,
+    /// The user or nkey it logged in as (`/connz?auth=1` `authorized_user`).
+    pub authorized_user: Option<String>,
 }
 
 /// A client connection as seen from outside its own task.

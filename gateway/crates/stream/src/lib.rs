@@ -24,6 +24,7 @@ pub mod hub;
 pub mod pace;
 pub mod priority;
 pub mod record;
+pub mod reload;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,6 +105,12 @@ pub struct StreamState {
     pub bytes: u64,
     /// The file's size.
     pub max_bytes: u64,
+    /// `max_msgs` in force (0 = no limit; a reload may change it).
+    pub max_msgs: u64,
+    /// `max_age` in force, in nanoseconds as JetStream's (0 = no limit).
+    pub max_age: u64,
+    /// `when_full` in force: `drop_oldest` or `refuse`.
+    pub when_full: String,
     /// Oldest sequence number on file.
     pub first_seq: u64,
     /// Newest sequence number.
@@ -165,10 +172,13 @@ pub struct StreamState {
 
 /// One running stream.
 pub struct Stream {
-    /// Its configuration.
+    /// Its configuration as started (a reload's limits live in its thread, see
+    /// [`Streams::reload`]).
     pub config: StreamConfig,
     forwards: bool,
     tx: Sender<Request>,
+    /// New limits for its thread (a reload).
+    limits: Sender<reload::Limits>,
     state: Arc<Mutex<StreamState>>,
     /// Requests that found the queue full (their reader then waited for room).
     pub waits: AtomicU64,
@@ -202,7 +212,7 @@ impl Streams {
             .collect();
         for (i, cfg) in config.streams.iter().enumerate() {
             let board = boards[cfg.forward_remote.min(boards.len() - 1)].clone();
-            let (tx, state) = worker::spawn(router, config, cfg, QUEUE, &gateway, board)?;
+            let (tx, state, limits) = worker::spawn(router, config, cfg, QUEUE, &gateway, board)?;
             for s in &cfg.subjects {
                 filters.push((s.as_bytes().into(), i));
             }
@@ -210,6 +220,7 @@ impl Streams {
                 config: cfg.clone(),
                 forwards: cfg.forward_mode(remotes) != twig_config::ForwardMode::Off,
                 tx,
+                limits,
                 state,
                 waits: AtomicU64::new(0),
             });
@@ -223,6 +234,27 @@ impl Streams {
             .iter()
             .find(|(f, _)| twig_core::subject::matches(f, subject))
             .and_then(|(_, i)| self.streams.get(*i))
+    }
+
+    /// A reload's `[[streams]]`: what [`reload::plan`] finds reloadable between `running`
+    /// (the entries in force: the start config with earlier reloads' limits, in its order)
+    /// and `next` goes to the streams' threads (each enforces its new limits before its next
+    /// batch); the plan is returned, its `restart` to be named as needing a restart. Called
+    /// from a reload's blocking thread: it waits for room in a thread's (small) limits queue
+    /// rather than lose a change.
+    pub fn reload(&self, running: &[StreamConfig], next: &[StreamConfig]) -> reload::Plan {
+        let plan = reload::plan(running, next);
+        for (i, limits) in &plan.limits {
+            if let Some(s) = self.streams.get(*i)
+                && s.limits.send_blocking(*limits).is_err()
+            {
+                tracing::error!(
+                    "stream {}: its thread is gone, limits not reloaded",
+                    s.config.name
+                );
+            }
+        }
+        plan
     }
 
     /// Snapshots of every stream's counters.

@@ -12,6 +12,7 @@ use twig_core::log::{self, Log, WhenFull};
 
 use super::drain::Drain;
 use super::flash::{FileFlash, SECTOR};
+use super::reload::Limits;
 use super::{Notify, Request, Stored, StreamError, StreamState, record};
 use twig_config::Config;
 use twig_config::{StreamConfig, SyncPolicy, WhenFullConfig};
@@ -33,6 +34,12 @@ const ACK_SYNC: Duration = Duration::from_millis(50);
 /// Fallback wake-up while waiting for the link's writer (it also notifies).
 const PROGRESS_POLL: Duration = Duration::from_millis(20);
 
+/// New limits waiting for the stream's thread (a reload sends one; the sender waits for room).
+const LIMITS_QUEUE: usize = 4;
+
+/// What [`spawn`] hands back: the request queue, the `/jsz` snapshot, the limits channel.
+pub type Handles = (Sender<Request>, Arc<Mutex<StreamState>>, Sender<Limits>);
+
 /// Opens the stream's log and starts its thread.
 pub fn spawn(
     router: &Arc<Router>,
@@ -41,7 +48,7 @@ pub fn spawn(
     queue: usize,
     gateway: &str,
     board: Arc<super::priority::Board>,
-) -> Result<(Sender<Request>, Arc<Mutex<StreamState>>), StreamError> {
+) -> Result<Handles, StreamError> {
     let path = cfg.path(&config.store_dir);
     let shown = path.display().to_string();
     let flash =
@@ -50,10 +57,7 @@ pub fn spawn(
             path: shown.clone(),
             source,
         })?;
-    let when_full = match cfg.when_full {
-        WhenFullConfig::DropOldest => WhenFull::DropOldest,
-        WhenFullConfig::Refuse => WhenFull::RefuseNew,
-    };
+    let when_full = when_full(cfg.when_full);
     let end = u32::try_from(cfg.max_bytes).unwrap_or(u32::MAX);
     let log = Log::open(flash, log::Config::new(0, end).when_full(when_full)).map_err(|e| {
         StreamError::Log {
@@ -63,6 +67,7 @@ pub fn spawn(
         }
     })?;
     let (tx, rx) = async_channel::bounded(queue);
+    let (limits_tx, limits) = async_channel::bounded(LIMITS_QUEUE);
     let mode = cfg.forward_mode(config.leafnodes.remotes.len());
     let state = Arc::new(Mutex::new(StreamState {
         name: cfg.name.clone(),
@@ -75,6 +80,7 @@ pub fn spawn(
     let mut w = Worker {
         log,
         rx,
+        limits,
         router: router.clone(),
         cfg: cfg.clone(),
         state: state.clone(),
@@ -108,7 +114,7 @@ pub fn spawn(
             name: cfg.name.clone(),
             source,
         })?;
-    Ok((tx, state))
+    Ok((tx, state, limits_tx))
 }
 
 /// Remembered `Nats-Msg-Id`s: id -> (seq, when), and their arrival order for expiry.
@@ -136,6 +142,8 @@ impl Dedup {
 struct Worker {
     log: Log<FileFlash>,
     rx: Receiver<Request>,
+    /// New limits from a reload.
+    limits: Receiver<Limits>,
     router: Arc<Router>,
     cfg: StreamConfig,
     state: Arc<Mutex<StreamState>>,
@@ -161,6 +169,7 @@ struct Worker {
 enum Event {
     Request(Option<Request>),
     PubAck(Option<Owned>),
+    Limits(Limits),
     Wake,
 }
 
@@ -183,6 +192,9 @@ impl Worker {
                     d.listen_board(),
                 )
             });
+            while let Ok(l) = self.limits.try_recv() {
+                self.set_limits(l);
+            }
             let mut took = 0;
             if let Some(req) = self.pending.take() {
                 self.take(req);
@@ -271,6 +283,7 @@ impl Worker {
                         d.pending = m;
                     }
                 }
+                Event::Limits(l) => self.set_limits(l),
                 Event::Wake => {}
             }
         }
@@ -289,6 +302,14 @@ impl Worker {
         progress: bool,
     ) -> Event {
         let req = async { Event::Request(self.rx.recv().await.ok()) };
+        // A closed limits channel (the streams are gone) waits for the other events.
+        let limits = async {
+            match self.limits.recv().await {
+                Ok(l) => Event::Limits(l),
+                Err(_) => futures_lite::future::pending().await,
+            }
+        };
+        let req = req.or(limits);
         let timer = async {
             async_io::Timer::at(at).await;
             Event::Wake
@@ -455,6 +476,35 @@ impl Worker {
             .map(|m| m.time_ns)
     }
 
+    /// A reload's limits: in force from now on, and enforced at once as after a publish (a
+    /// lower `max_msgs` or `max_age` marks the oldest messages done, a shorter duplicate
+    /// window forgets ids); `/jsz` shows them.
+    fn set_limits(&mut self, l: Limits) {
+        l.set_in(&mut self.cfg);
+        self.log.set_when_full(when_full(l.when_full));
+        self.limit_msgs(self.log.stats().last);
+        self.expire_age();
+        self.last_expire = Instant::now();
+        self.dedup.expire(
+            Instant::now(),
+            self.cfg.duplicate_window,
+            self.cfg.max_duplicate_ids,
+        );
+        let sync = match l.sync {
+            SyncPolicy::Always => "always".to_owned(),
+            SyncPolicy::Interval(d) => format!("{d:?}"),
+        };
+        tracing::info!(
+            "Stream {}: limits reloaded (max_msgs {}, max_age {}, when_full {}, sync {sync})",
+            self.cfg.name,
+            l.max_msgs,
+            l.max_age
+                .map_or_else(|| "none".to_owned(), |d| format!("{d:?}")),
+            when_full_name(l.when_full),
+        );
+        self.publish_state();
+    }
+
     /// `max_msgs`: everything older than the newest `max_msgs` is done.
     fn limit_msgs(&mut self, last: u64) {
         if self.cfg.max_msgs == 0 || last <= self.cfg.max_msgs {
@@ -538,6 +588,9 @@ impl Worker {
         st.refused = self.counters.refused;
         st.duplicates = self.counters.duplicates;
         st.expired = self.counters.expired;
+        st.max_msgs = self.cfg.max_msgs;
+        st.max_age = self.cfg.max_age.map_or(0, |d| d.as_nanos() as u64);
+        when_full_name(self.cfg.when_full).clone_into(&mut st.when_full);
         if let Some(d) = &self.drain {
             let c = d.fwd.counts;
             st.forwarded = c.forwarded.saturating_sub(d.skipped);
@@ -561,6 +614,21 @@ impl Worker {
         } else {
             "off".clone_into(&mut st.forward_state);
         }
+    }
+}
+
+fn when_full(c: WhenFullConfig) -> WhenFull {
+    match c {
+        WhenFullConfig::DropOldest => WhenFull::DropOldest,
+        WhenFullConfig::Refuse => WhenFull::RefuseNew,
+    }
+}
+
+/// `when_full` as the config writes it.
+fn when_full_name(c: WhenFullConfig) -> &'static str {
+    match c {
+        WhenFullConfig::DropOldest => "drop_oldest",
+        WhenFullConfig::Refuse => "refuse",
     }
 }
 

@@ -12,6 +12,7 @@ use twig_router::internal::Publisher;
 use twig_router::store::{Notify, Submit};
 use twig_util::clock::unix_nanos;
 
+use super::conns::ConnView;
 use super::inbox::{Control, Inbox};
 use super::login::LoginRequest;
 use super::persist::{Reply, Req};
@@ -93,6 +94,9 @@ impl Task {
         let st = &self.sh.stats;
         st.in_msgs.fetch_add(1, Relaxed);
         st.in_bytes.fetch_add(p.payload.len() as u64, Relaxed);
+        if let Some(v) = &self.view {
+            v.received(p.payload.len());
+        }
         let retain = self.retain_ahead.take();
         if let (Some(r), Some(t)) = (&retain, p.ticket) {
             // The acknowledgement waits for the retained copy on disk too.
@@ -213,6 +217,16 @@ impl Task {
                 self.cid,
                 info.client_id
             );
+        }
+        if let Some(addr) = self.addr {
+            let view = Arc::new(ConnView::new(
+                self.cid,
+                addr,
+                &info.client_id,
+                login.user.clone(),
+            ));
+            sh.conns.add(view.clone());
+            self.view = Some(view);
         }
         let accept = Accept {
             permissions: login.permissions,

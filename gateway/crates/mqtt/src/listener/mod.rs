@@ -25,6 +25,7 @@
 //! The app binds the sockets (the client port's rules for `host`), builds the TLS acceptor,
 //! opens the store file and wires the login; this module only takes them ([`Setup`]).
 
+mod conns;
 mod events;
 pub mod inbox;
 pub mod login;
@@ -49,6 +50,8 @@ use crate::server::store::Store;
 use crate::server::{Config as SessionConfig, SessionState};
 use login::Login;
 use registry::Registry;
+
+pub use conns::MqttConn;
 
 /// What the app hands the listener.
 pub struct Setup<F: Flush> {
@@ -127,6 +130,8 @@ struct Shared {
     router: Arc<Router>,
     login: Arc<dyn Login>,
     registry: Registry,
+    /// The open connections, for `/connz`.
+    conns: conns::Conns,
     store: async_channel::Sender<persist::Req>,
     stats: Arc<Stats>,
     tls: Option<TlsAcceptor>,
@@ -205,6 +210,7 @@ pub fn start<F: Flush + Send + 'static>(
         router,
         login,
         registry: Registry::default(),
+        conns: conns::Conns::default(),
         store: store_tx,
         stats,
         tls: tls.map(TlsAcceptor::from),
@@ -277,6 +283,11 @@ impl Listener {
             auth_failures: s.auth_failures.load(Relaxed),
             dropped: s.dropped.load(Relaxed),
         }
+    }
+
+    /// The open connections with a logged-in session (`/connz`).
+    pub fn connections(&self) -> Vec<MqttConn> {
+        self.shared.conns.snapshot()
     }
 
     /// Tells every session (connected or kept offline) that users or permissions changed:

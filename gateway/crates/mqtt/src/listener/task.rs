@@ -27,6 +27,7 @@ use twig_router::internal::{InternalSub, Publisher, new_owner};
 use twig_router::store::Stored;
 
 use super::Shared;
+use super::conns::ConnView;
 use super::inbox::{Control, Inbox, Item};
 use crate::server::{Delivery, Input, Outcome, Session, SessionState, Ticket};
 
@@ -176,6 +177,8 @@ pub(super) struct Task {
     pub(super) retain_ahead: Option<crate::server::Retain>,
     /// Accepted past `max_connections`: refused at CONNECT.
     pub(super) over_limit: bool,
+    /// What `/connz` shows of this connection, once its CONNECT was accepted.
+    pub(super) view: Option<Arc<ConnView>>,
     timer: Timer,
 }
 
@@ -212,6 +215,7 @@ impl Task {
             store_waiting: 0,
             retain_ahead: None,
             over_limit: false,
+            view: None,
             timer: Timer::never(),
         }
     }
@@ -299,6 +303,9 @@ impl Task {
             let now = Instant::now();
             self.take_inputs(now);
             self.events(now).await;
+            if let Some(v) = &self.view {
+                v.set_subscriptions(self.session.subscriptions().len());
+            }
             self.publisher.flush();
             self.output(now);
             if self.handover.is_some() {
@@ -380,6 +387,8 @@ impl Task {
         let lost = self.session.dropped - before;
         if lost > 0 {
             self.sh.stats.dropped.fetch_add(lost, Relaxed);
+        } else if let Some(v) = &self.view {
+            v.delivered(item.payload().len());
         }
     }
 
@@ -554,6 +563,10 @@ impl Task {
     }
 
     fn drop_io(&mut self) {
+        if let Some(v) = self.view.take() {
+            self.sh.conns.remove(self.cid);
+            drop(v);
+        }
         if let Some(io) = self.io.take() {
             let _ = io.tcp().shutdown(std::net::Shutdown::Both);
             self.sh.stats.connections.fetch_sub(1, Relaxed);
