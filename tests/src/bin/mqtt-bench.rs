@@ -11,9 +11,11 @@
 //! (publisher, sequence) pairs arrived. Before the clock starts, probes are published until the
 //! subscriber sees one, so the path (e.g. the bridge's subscription) is in place.
 //!
-//! One JSON line on stdout: `{"rate":..,"received":..,"expected":..,"lost":..,"dups":..,"secs":..}`;
+//! One JSON line on stdout:
+//! `{"rate":..,"received":..,"expected":..,"sent":..,"lost":..,"dups":..,"secs":..}`;
 //! `rate` is distinct messages per second from the first publish to the last arrival.
-//! `lost` counts messages that never arrived (the run ends 3 s after the last progress).
+//! `lost` counts messages that never arrived (the run ends 3 s after the last progress);
+//! `sent` is how many publishes the clients took (all of them unless a connection failed).
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -293,7 +295,8 @@ async fn run(o: Opts) -> Result<String, String> {
         sent.load(Ordering::Relaxed)
     );
     Ok(format!(
-        "{{\"rate\":{rate:.1},\"received\":{received},\"expected\":{expected},\"lost\":{},\"dups\":{},\"secs\":{secs:.4}}}",
+        "{{\"rate\":{rate:.1},\"received\":{received},\"expected\":{expected},\"sent\":{},\"lost\":{},\"dups\":{},\"secs\":{secs:.4}}}",
+        sent.load(Ordering::Relaxed),
         expected - received,
         tally.dups
     ))

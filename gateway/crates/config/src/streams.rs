@@ -48,7 +48,8 @@ pub struct StreamConfig {
         deserialize_with = "values::de_duration"
     )]
     pub duplicate_window: Duration,
-    /// Most `Nats-Msg-Id`s remembered (about 100 bytes of RAM each); beyond it the oldest are
+    /// Most `Nats-Msg-Id`s remembered (about 160 bytes of RAM each: the id twice, a map entry
+    /// and an arrival-order entry); beyond it the oldest are
     /// forgotten before the window ends.
     #[serde(default = "default_dup_max")]
     pub max_duplicate_ids: usize,

@@ -167,6 +167,9 @@ pub struct Message<'a> {
     pub payload: &'a [u8],
 }
 
+/// Clients a batch looks up by a linear scan; past this many, by a hash index.
+const SCAN_MAX: usize = 16;
+
 /// Per-batch delivery bookkeeping of one reader: which clients to wake once the batch is
 /// done (one wake per client per batch, not per message), which subscriptions reached their
 /// auto-unsubscribe limit, and a small RNG for queue-group picks.
@@ -175,6 +178,9 @@ pub struct Batch {
     /// Clients that got bytes, with the messages and bytes delivered to each (counted into
     /// their atomics once per batch rather than once per message).
     touched: Vec<(Arc<ClientShared>, u64, u64)>,
+    /// `touched` by client address, once it is longer than [`SCAN_MAX`]: a fan-out to N
+    /// clients costs O(N), not the O(N²) of scanning for each delivery.
+    index: std::collections::HashMap<usize, usize>,
     /// Messages on their way to remotes, and the remotes to wake.
     pub remotes: Picks,
     /// Messages and bytes received in this batch (the reader's own counters).
@@ -200,6 +206,7 @@ impl Batch {
     /// wait for it to drain a little. ([`Router::finish`](super::Router::finish) does the
     /// rest of a batch's end.)
     pub(super) fn flush(&mut self) -> Option<Arc<dyn Remote>> {
+        self.index.clear();
         for (c, msgs, bytes) in self.touched.drain(..) {
             if msgs > 0 {
                 c.count_out(msgs, bytes);
@@ -214,13 +221,27 @@ impl Batch {
 
     /// Marks `c` to be woken when the batch ends; returns its slot for counting.
     pub fn touch(&mut self, c: &Arc<ClientShared>) -> usize {
-        // Fan-out per batch is usually small and the last client touched is the likeliest
-        // again; a backwards linear scan beats hashing here.
-        if let Some(i) = self.touched.iter().rposition(|t| Arc::ptr_eq(&t.0, c)) {
+        let key = Arc::as_ptr(c) as usize;
+        // The index is empty exactly while the batch has touched at most SCAN_MAX clients.
+        if self.index.is_empty() {
+            // Fan-out per batch is usually small and the last client touched is the likeliest
+            // again; a backwards linear scan beats hashing here.
+            if let Some(i) = self.touched.iter().rposition(|t| Arc::ptr_eq(&t.0, c)) {
+                return i;
+            }
+        } else if let Some(&i) = self.index.get(&key) {
             return i;
         }
         self.touched.push((c.clone(), 0, 0));
-        self.touched.len() - 1
+        let i = self.touched.len() - 1;
+        if !self.index.is_empty() {
+            self.index.insert(key, i);
+        } else if self.touched.len() > SCAN_MAX {
+            for (j, t) in self.touched.iter().enumerate() {
+                self.index.insert(Arc::as_ptr(&t.0) as usize, j);
+            }
+        }
+        i
     }
 
     fn next_rand(&mut self) -> u64 {

@@ -146,3 +146,22 @@ fn a_delivered_request_earns_one_response() {
     assert!(c.may_publish(b"_INBOX.1"));
     assert!(!c.may_publish(b"_INBOX.1"), "once");
 }
+
+/// Past the scan length the batch finds clients by its index: every client keeps one slot,
+/// however many it is touched and in whatever order.
+#[test]
+fn touch_gives_each_client_one_slot_at_any_fan_out() {
+    let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let clients: Vec<Arc<ClientShared>> = (0..100)
+        .map(|i| Arc::new(ClientShared::new(i, addr, 1 << 20)))
+        .collect();
+    let mut batch = Batch::default();
+    let first: Vec<usize> = clients.iter().map(|c| batch.touch(c)).collect();
+    assert_eq!(first, (0..100).collect::<Vec<_>>());
+    for (i, c) in clients.iter().enumerate().rev() {
+        assert_eq!(batch.touch(c), i);
+    }
+    let _ = batch.flush();
+    assert_eq!(batch.touch(&clients[42]), 0, "a new batch starts empty");
+    assert_eq!(batch.touch(&clients[7]), 1);
+}

@@ -27,6 +27,8 @@ pub mod client;
 pub mod deliver;
 #[cfg(test)]
 mod deliver_tests;
+#[cfg(test)]
+mod interest_tests;
 pub mod internal;
 pub mod outbound;
 pub mod remote;
@@ -166,30 +168,33 @@ impl Router {
         queue: Option<&[u8]>,
         r: SubRef,
     ) -> Result<(), SublistError> {
-        let (res, observers) = {
-            let mut sl = self.lock();
-            (sl.insert(subject, queue, r), self.observers())
-        };
-        self.generation.fetch_add(1, Ordering::Release);
+        // Observers are told under the sublist lock, so they see every insert and remove in
+        // the sublist's own order. Told after it, an auto-unsubscribe by another thread's
+        // delivery could reach them before the insert it undoes, and the hub would keep the
+        // interest for good (lock order: Router::subs, then Link::state).
+        let mut sl = self.lock();
+        let res = sl.insert(subject, queue, r);
         if res.is_ok() {
-            for o in observers.iter() {
+            for o in self.observers().iter() {
                 o.interest(subject, queue, true);
             }
         }
+        drop(sl);
+        self.generation.fetch_add(1, Ordering::Release);
         res.map(|_| ())
     }
 
     fn remove_local(&self, subject: &[u8], queue: Option<&[u8]>, r: &SubRef) -> bool {
-        let (removed, observers) = {
-            let mut sl = self.lock();
-            (sl.remove(subject, queue, r).is_ok(), self.observers())
-        };
-        self.generation.fetch_add(1, Ordering::Release);
+        // Under the sublist lock, as in `insert_local`.
+        let mut sl = self.lock();
+        let removed = sl.remove(subject, queue, r).is_ok();
         if removed {
-            for o in observers.iter() {
+            for o in self.observers().iter() {
                 o.interest(subject, queue, false);
             }
         }
+        drop(sl);
+        self.generation.fetch_add(1, Ordering::Release);
         removed
     }
 

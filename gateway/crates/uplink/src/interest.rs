@@ -91,6 +91,50 @@ impl Interest {
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()
     }
+
+    /// Appends to `out` the lines that bring a hub which knows `known` to this interest (the
+    /// subjects `allow` lets through), and makes `known` match. What a link sends instead of
+    /// every single change once too many wait unsent (a client looping SUB/UNSUB on a slow
+    /// link): the lines then cost at most one per distinct subject and queue group.
+    pub fn resync(&self, known: &mut Known, allow: impl Fn(&[u8]) -> bool, out: &mut Vec<u8>) {
+        known.retain(|k, _| {
+            let keep = self.counts.contains_key(k) && allow(&k.0);
+            if !keep {
+                Change::Minus(&k.0, k.1.as_deref()).encode_into(out);
+            }
+            keep
+        });
+        for (k, &n) in &self.counts {
+            if !allow(&k.0) {
+                continue;
+            }
+            let want = if k.1.is_some() { n } else { 1 };
+            if known.get(k) != Some(&want) {
+                let q = k.1.as_deref().map(|q| (q, n));
+                Change::Plus(&k.0, q).encode_into(out);
+                known.insert(k.clone(), want);
+            }
+        }
+    }
+}
+
+/// What the hub has been told (or will have been, once the queued lines are written): the
+/// weight per subject (1) and queue group.
+pub type Known = HashMap<Key, u32>;
+
+/// Records in `known` that `change` was queued for the hub.
+pub fn note(known: &mut Known, change: &Change<'_>) {
+    match *change {
+        Change::Plus(s, None) => {
+            known.insert((s.into(), None), 1);
+        }
+        Change::Plus(s, Some((q, n))) => {
+            known.insert((s.into(), Some(q.into())), n);
+        }
+        Change::Minus(s, q) => {
+            known.remove(&(s.into(), q.map(Into::into)));
+        }
+    }
 }
 
 /// The hub's permissions for this link (the `connect_info` INFO): `import` limits what twig
@@ -199,6 +243,33 @@ mod tests {
             c.encode_into(&mut out);
         }
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn resync_sends_the_difference_with_what_the_hub_knows() {
+        let mut i = Interest::default();
+        let mut known = Known::new();
+        for c in [i.add(b"a", None), i.add(b"w.>", Some(b"g"))]
+            .into_iter()
+            .flatten()
+        {
+            note(&mut known, &c);
+        }
+        // Held back: a new subject, a second queue member, one gone, one denied.
+        i.add(b"b", None);
+        i.add(b"w.>", Some(b"g"));
+        i.remove(b"a", None);
+        i.add(b"secret", None);
+        let mut out = Vec::new();
+        i.resync(&mut known, |s| s != b"secret", &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let mut lines: Vec<&str> = text.split_terminator("\r\n").collect();
+        lines.sort();
+        assert_eq!(lines, ["LS+ b", "LS+ w.> g 2", "LS- a"]);
+        // In step now: nothing more to send.
+        let mut out = Vec::new();
+        i.resync(&mut known, |s| s != b"secret", &mut out);
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use twig_core::wire::{CRLF, Op, Queues, encode_lmsg_head};
 
-use super::interest::{Interest, Key, Permissions};
+use super::interest::{Interest, Key, Known, Permissions, note};
 use super::outbound::{LinkOutbound, Pushed};
 use twig_router::Message;
 use twig_router::remote::{Counters, InterestObserver, Remote, RemoteInterest};
@@ -54,6 +54,10 @@ pub struct LinkStatus {
 
 struct State {
     interest: Interest,
+    /// What the hub knows of it once the queued lines are written (see [`Link::resync`]).
+    known: Known,
+    /// Changes are held back (the backlog was full): [`Link::resync`] sends the difference.
+    behind: bool,
     connected: bool,
     perms: Arc<Permissions>,
 }
@@ -113,6 +117,8 @@ pub struct Link {
     pub out_bytes: AtomicU64,
     /// Messages dropped because the backlog to the hub was at `max_pending`.
     pub dropped: AtomicU64,
+    /// `State::behind`, readable without the lock (the writer asks after every write).
+    behind: AtomicBool,
     /// Notified when the link goes up or down and when the hub's interest changes: stream
     /// forwarders wait on it instead of polling.
     changed: event_listener::Event,
@@ -126,6 +132,8 @@ impl Link {
             out: LinkOutbound::new(max_pending),
             state: Mutex::new(State {
                 interest: Interest::default(),
+                known: Known::new(),
+                behind: false,
                 connected: false,
                 perms: Arc::new(Permissions::default()),
             }),
@@ -139,6 +147,7 @@ impl Link {
             out_msgs: AtomicU64::new(0),
             out_bytes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            behind: AtomicBool::new(false),
             changed: event_listener::Event::new(),
         }
     }
@@ -166,9 +175,50 @@ impl Link {
         if !st.connected || !st.perms.can_subscribe(change.subject()) {
             return;
         }
+        if st.behind || self.out.full() {
+            // Every line would wait behind a full backlog, and a client looping SUB/UNSUB
+            // would grow it without bound: hold the changes back, and let the writer send
+            // the difference once there is room (at most a line per subject).
+            if !st.behind {
+                st.behind = true;
+                self.behind.store(true, Relaxed);
+            }
+            return;
+        }
         let mut line = Vec::with_capacity(subject.len() + 32);
         change.encode_into(&mut line);
         if self.out.push_proto(&line) == Pushed::Queued {
+            note(&mut st.known, &change);
+            self.out.wake();
+        }
+    }
+
+    /// Whether interest changes are held back for [`Link::resync`].
+    pub fn interest_behind(&self) -> bool {
+        self.behind.load(Relaxed)
+    }
+
+    /// Sends what the hub is missing of the local interest, if the changes were held back
+    /// and the backlog has room again (the writer calls it after each write).
+    pub fn resync(&self) {
+        if !self.interest_behind() || self.out.above_half() {
+            return;
+        }
+        let mut st = lock(&self.state);
+        if !st.behind || !st.connected {
+            return;
+        }
+        let mut lines = Vec::new();
+        let State {
+            interest,
+            known,
+            perms,
+            ..
+        } = &mut *st;
+        interest.resync(known, |s| perms.can_subscribe(s), &mut lines);
+        st.behind = false;
+        self.behind.store(false, Relaxed);
+        if !lines.is_empty() && self.out.push_proto(&lines) == Pushed::Queued {
             self.out.wake();
         }
     }
@@ -196,11 +246,22 @@ impl Link {
             queue: None,
         })
         .encode_into(&mut lines);
-        for change in st.interest.dump() {
-            if st.perms.can_subscribe(change.subject()) {
+        let State {
+            interest,
+            known,
+            perms,
+            behind,
+            ..
+        } = &mut *st;
+        known.clear();
+        for change in interest.dump() {
+            if perms.can_subscribe(change.subject()) {
                 change.encode_into(&mut lines);
+                note(known, &change);
             }
         }
+        *behind = false;
+        self.behind.store(false, Relaxed);
         self.out.push_proto(&lines);
         self.out.wake();
         drop(st);
@@ -211,6 +272,9 @@ impl Link {
     pub fn go_down(&self) {
         let mut st = lock(&self.state);
         st.connected = false;
+        st.known.clear();
+        st.behind = false;
+        self.behind.store(false, Relaxed);
         self.out.close();
         drop(st);
         self.notify_change();
@@ -500,6 +564,75 @@ mod tests {
         link.local_interest(b"c", None, true);
         assert_eq!(drain(&link), "");
         assert_eq!(link.local_interest_count(), 2);
+    }
+
+    /// Takes what is queued as the writer does, and marks it written.
+    fn write_out(link: &Link) -> String {
+        let text = drain(link);
+        link.out.written(text.len());
+        text
+    }
+
+    /// The hub's view after these lines: `subject` or `subject queue weight`.
+    fn replay(view: &mut std::collections::BTreeMap<String, String>, text: &str) {
+        for l in text.split_terminator("\r\n") {
+            let parts: Vec<&str> = l.split(' ').collect();
+            match parts[..] {
+                ["LS+", s] => view.insert(s.into(), s.into()),
+                ["LS+", s, q, n] => view.insert(format!("{s} {q}"), format!("{s} {q} {n}")),
+                ["LS-", s] => view.remove(s),
+                ["LS-", s, q] => view.remove(&format!("{s} {q}")),
+                _ => None,
+            };
+        }
+    }
+
+    #[test]
+    fn sub_unsub_loops_behind_a_full_backlog_do_not_grow_it() {
+        let link = Link::new(0, 4096);
+        link.out.reset();
+        link.go_up(Permissions::default(), true, 0, "$LDS.x");
+        link.local_interest(b"told", None, true);
+        link.local_interest(b"gone", None, true);
+        let mut hub = std::collections::BTreeMap::new();
+        replay(&mut hub, &write_out(&link));
+        // A slow link: messages fill the backlog to max_pending.
+        while link.out.push_msg(1000, |b| {
+            b.extend_from_slice(&[b'x'; 998]);
+            b.extend_from_slice(b"\r\n");
+            Ok(())
+        }) == Pushed::Queued
+        {}
+        for i in 0..10_000u32 {
+            let s = format!("s.{}", i % 50);
+            link.local_interest(s.as_bytes(), None, true);
+            link.local_interest(s.as_bytes(), Some(b"q"), true);
+            if i < 9_990 {
+                link.local_interest(s.as_bytes(), None, false);
+                link.local_interest(s.as_bytes(), Some(b"q"), false);
+            }
+            assert!(link.out.pending() <= 4096 + 16, "the backlog grew");
+        }
+        link.local_interest(b"gone", None, false);
+        assert!(link.interest_behind());
+        // Once written, the writer's resync sends the difference: the hub ends up with
+        // exactly the local interest.
+        replay(&mut hub, &write_out(&link));
+        link.resync();
+        let lines = write_out(&link);
+        assert!(lines.len() < 400, "one line per subject at most: {lines}");
+        replay(&mut hub, &lines);
+        let mut want: Vec<String> = vec!["$LDS.x".into(), "told".into()];
+        for i in 40..50 {
+            want.push(format!("s.{i}"));
+            want.push(format!("s.{i} q 1"));
+        }
+        want.sort();
+        assert_eq!(hub.into_values().collect::<Vec<_>>(), want);
+        assert!(!link.interest_behind());
+        // Back to one line per change.
+        link.local_interest(b"told", None, false);
+        assert_eq!(write_out(&link), "LS- told\r\n");
     }
 
     #[test]

@@ -287,6 +287,16 @@ impl LinkOutbound {
         Some(st.bulk_in)
     }
 
+    /// Whether the backlog is at `max_pending` (a message would be dropped).
+    pub fn full(&self) -> bool {
+        self.lock().backlog() >= self.max_pending
+    }
+
+    /// Whether the backlog is above half of `max_pending`.
+    pub fn above_half(&self) -> bool {
+        self.lock().backlog() > self.max_pending / 2
+    }
+
     /// Wakes the writer (producers call it once per batch).
     pub fn wake(&self) {
         self.ready.notify(1);

@@ -34,6 +34,8 @@ pub async fn write_loop(
     let mut t = Taken::default();
     let mut pos = 0;
     let reason = loop {
+        // Interest changes held back behind a full backlog go out once it has room.
+        link.resync();
         let more_bulk = pos < t.bulk.len();
         if !more_bulk {
             t.bulk.clear();

@@ -67,6 +67,8 @@ pub struct Session {
     pub(super) phase: Phase,
     pub(super) version: Version,
     pub(super) inbuf: Vec<u8>,
+    /// Inside `parse_held` (acknowledgements sent meanwhile do not parse again).
+    parsing: bool,
     pub(super) out: Vec<u8>,
     pub(super) events: VecDeque<Event>,
     pub(super) last_rx: Instant,
@@ -105,6 +107,7 @@ impl Session {
             phase: Phase::New,
             version: Version::V4,
             inbuf: Vec::new(),
+            parsing: false,
             out: Vec::new(),
             events: VecDeque::new(),
             last_rx: now,
@@ -204,6 +207,13 @@ impl Session {
             && self.in_flight_in < self.cfg.receive_maximum
     }
 
+    /// A connected 3.1.1 client with as many QoS 1/2 publishes unacknowledged as twig takes.
+    fn v4_window_full(&self) -> bool {
+        self.phase == Phase::Connected
+            && self.version == Version::V4
+            && self.in_flight_in >= self.cfg.receive_maximum
+    }
+
     /// Whether the connection is closed (the session may still live on offline).
     pub fn is_offline(&self) -> bool {
         matches!(self.phase, Phase::Offline | Phase::Ended)
@@ -283,9 +293,14 @@ impl Session {
 
     /// Reads every whole packet in `held` (parsing stops while authentication is under way:
     /// a client may send packets right after CONNECT, MQTT 3.1.1 §3.1.4) and keeps the rest.
+    /// A 3.1.1 client has no Receive Maximum to keep to: parsing also stops while it has
+    /// `receive_maximum` QoS 1/2 publishes unacknowledged, and goes on as they are answered
+    /// (one read can hold hundreds of publishes; more than the window would overrun the
+    /// shell's bounded channel of stream notices, and their PUBACKs would never come).
     fn parse_held(&mut self, now: Instant, held: Vec<u8>) {
         let mut used = 0;
-        while matches!(self.phase, Phase::New | Phase::Connected) {
+        self.parsing = true;
+        while matches!(self.phase, Phase::New | Phase::Connected) && !self.v4_window_full() {
             let buf = held.get(used..).unwrap_or(&[]);
             let max = self.cfg.max_packet_size as usize;
             match packet::decode(buf, self.version, max) {
@@ -300,6 +315,7 @@ impl Session {
                 }
             }
         }
+        self.parsing = false;
         if self.is_offline() {
             return;
         }
@@ -815,6 +831,11 @@ impl Session {
                     }
                 }
             }
+        }
+        // Room in a 3.1.1 client's window again: the packets held back go on.
+        if !self.parsing && !self.inbuf.is_empty() && !self.v4_window_full() {
+            let held = std::mem::take(&mut self.inbuf);
+            self.parse_held(now, held);
         }
     }
 }

@@ -788,3 +788,53 @@ fn random_conversations_never_panic() {
     // The conversations get somewhere: many packets from twig, not just closes.
     assert!(packets > 5_000, "{packets} packets written");
 }
+
+#[test]
+fn v4_window_holds_back_publishes_past_receive_maximum() {
+    // 3.1.1 has no Receive Maximum: a client may send more QoS 1 publishes in one read than
+    // twig takes. The rest wait in the session and go on as PUBACKs free the window.
+    let cfg = Config {
+        receive_maximum: 2,
+        ..Config::default()
+    };
+    let mut t = T::new(cfg);
+    t.send(&v4_connect(0x02, 60, "w"));
+    t.accept(None);
+    t.recv(&[0x20, 2, 0, 0]);
+    t.events();
+    let mut burst = Vec::new();
+    for pkid in 1..=5u8 {
+        burst.extend_from_slice(&[0x32, 6, 0, 1, b'a', 0, pkid, b'x']);
+    }
+    t.send(&burst);
+    let evs = t.events();
+    let tickets: Vec<Ticket> = publish_events(&evs)
+        .iter()
+        .map(|p| p.ticket.unwrap())
+        .collect();
+    assert_eq!(tickets.len(), 2, "only the window's worth is taken");
+    assert!(!t.s.wants_input());
+    t.done(tickets[0]);
+    t.recv(&[0x40, 2, 0, 1]);
+    let evs = t.events();
+    let more: Vec<Ticket> = publish_events(&evs)
+        .iter()
+        .map(|p| p.ticket.unwrap())
+        .collect();
+    assert_eq!(more.len(), 1, "one PUBACK lets one more in");
+    for tk in [tickets[1], more[0]] {
+        t.done(tk);
+    }
+    t.recv(&[0x40, 2, 0, 2, 0x40, 2, 0, 3]);
+    let evs = t.events();
+    let last: Vec<Ticket> = publish_events(&evs)
+        .iter()
+        .map(|p| p.ticket.unwrap())
+        .collect();
+    assert_eq!(last.len(), 2);
+    for tk in last {
+        t.done(tk);
+    }
+    t.recv(&[0x40, 2, 0, 4, 0x40, 2, 0, 5]);
+    assert!(t.s.wants_input());
+}
