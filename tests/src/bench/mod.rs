@@ -43,6 +43,9 @@ pub struct Options {
     /// its leaf). The interest must then cross servers before the run starts: see
     /// [`Options::probe_subject`].
     pub sub_url: Option<String>,
+    /// `pubsub`: subscriptions per subscriber connection, all on the same subject (a fan-out
+    /// of `subs * sids` deliveries per message; sids 1..=sids).
+    pub sids: usize,
     /// `jspub`: what each message carries.
     pub payload: PayloadKind,
 }
@@ -121,6 +124,7 @@ impl Default for Options {
             idle: Duration::from_secs(2),
             inflight: 256,
             sub_url: None,
+            sids: 1,
             payload: PayloadKind::Fixed,
         }
     }

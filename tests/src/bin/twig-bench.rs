@@ -95,6 +95,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--msgs" => o.msgs = num()?,
             "--duration-limit" => o.limit = secs()?,
             "--subs" => o.subs = size()?.clamp(1, 1024),
+            "--sids" => o.sids = size()?.clamp(1, 100_000),
             "--subject" => o.subject = value.clone(),
             "--sub-subject" => o.sub_subject = Some(value.clone()),
             "--warmup" => o.warmup = num()?,
