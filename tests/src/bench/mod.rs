@@ -11,6 +11,7 @@ pub mod pubsub;
 pub mod report;
 pub mod reqrep;
 pub mod scan;
+pub mod storm;
 
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ pub struct Options {
     /// `pubsub`: subscriptions per subscriber connection, all on the same subject (a fan-out
     /// of `subs * sids` deliveries per message; sids 1..=sids).
     pub sids: usize,
+    /// `connect`: clients connecting at once (the rest in turn on their threads).
+    pub parallel: usize,
     /// `jspub`: what each message carries.
     pub payload: PayloadKind,
 }
@@ -125,6 +128,7 @@ impl Default for Options {
             inflight: 256,
             sub_url: None,
             sids: 1,
+            parallel: 1000,
             payload: PayloadKind::Fixed,
         }
     }
