@@ -112,6 +112,11 @@ impl Conn {
         Ok(conn)
     }
 
+    /// The socket alone (a client that is only held open: its read buffer goes).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Makes reads give up (as if the deadline passed) once `stop` is set.
     pub fn stop_on(&mut self, stop: Arc<AtomicBool>) {
         self.stop = Some(stop);

@@ -11,6 +11,7 @@ pub mod pubsub;
 pub mod report;
 pub mod reqrep;
 pub mod scan;
+pub mod storm;
 
 use std::time::Duration;
 
@@ -43,6 +44,11 @@ pub struct Options {
     /// its leaf). The interest must then cross servers before the run starts: see
     /// [`Options::probe_subject`].
     pub sub_url: Option<String>,
+    /// `pubsub`: subscriptions per subscriber connection, all on the same subject (a fan-out
+    /// of `subs * sids` deliveries per message; sids 1..=sids).
+    pub sids: usize,
+    /// `connect`: clients connecting at once (the rest in turn on their threads).
+    pub parallel: usize,
     /// `jspub`: what each message carries.
     pub payload: PayloadKind,
 }
@@ -121,6 +127,8 @@ impl Default for Options {
             idle: Duration::from_secs(2),
             inflight: 256,
             sub_url: None,
+            sids: 1,
+            parallel: 1000,
             payload: PayloadKind::Fixed,
         }
     }

@@ -120,9 +120,12 @@ fn subscriber(
     let setup =
         Conn::connect(o.sub_addr(), &format!("twig-bench-sub-{id}"), deadline).and_then(|mut c| {
             let filter = o.sub_subject.as_deref().unwrap_or(&o.subject);
-            c.send(format!("SUB {filter} 1\r\n").as_bytes(), deadline)?;
+            let subs: String = (1..=o.sids)
+                .map(|sid| format!("SUB {filter} {sid}\r\n"))
+                .collect();
+            c.send(subs.as_bytes(), deadline)?;
             if let Some(p) = &probe {
-                c.send(format!("SUB {p} 2\r\n").as_bytes(), deadline)?;
+                c.send(format!("SUB {p} {}\r\n", o.sids + 1).as_bytes(), deadline)?;
             }
             c.barrier(deadline)?;
             Ok(c)
@@ -146,7 +149,8 @@ fn subscriber(
         error: None,
     };
     let mut got_probe = false;
-    while r.got < o.msgs {
+    let want = o.msgs * o.sids as u64;
+    while r.got < want {
         match conn.next(deadline) {
             Ok(Some(Event::Msg { subject, .. }))
                 if probe.as_ref().is_some_and(|p| p.as_bytes() == subject) =>
@@ -179,7 +183,7 @@ fn subscriber(
             }
         }
     }
-    if r.got == o.msgs {
+    if r.got == want {
         r.last = Some(Instant::now());
     }
     r
@@ -250,7 +254,7 @@ pub fn run_pubsub(o: &Options) -> Result<Report, BenchError> {
     errors.extend(p.error);
     errors.extend(received.iter().filter_map(|r| r.error.clone()));
     let delivered: u64 = received.iter().map(|r| r.got).sum();
-    let expected = p.sent * o.subs as u64;
+    let expected = p.sent * (o.subs * o.sids) as u64;
     if p.sent < o.msgs && errors.is_empty() {
         errors.push(format!(
             "time limit reached after publishing {} of {}",
@@ -283,6 +287,7 @@ pub fn run_pubsub(o: &Options) -> Result<Report, BenchError> {
     );
     let mut r = common("pubsub", o);
     r.set("subs", Value::Int(o.subs as u64))
+        .set("sids", Value::Int(o.sids as u64))
         .set("sent", Value::Int(p.sent))
         .set("delivered", Value::Int(delivered))
         .set("expected", Value::Int(expected))

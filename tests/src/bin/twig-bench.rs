@@ -5,6 +5,7 @@
 //! twig-bench pubsub --subs 4 --url ... --size 128 --msgs 250000
 //! twig-bench reqrep --url ... --size 128 --msgs 20000
 //! twig-bench jspub  --url ... --size 128 --msgs 100000 --inflight 256
+//! twig-bench connect --url ... --conns 5000 --parallel 1000
 //! ```
 //! Prints one sentence on stderr and one JSON line on stdout (what `tests/bench` reads).
 //! Exits 0 when the run happened (even if some messages never arrived: `"complete":false`),
@@ -17,12 +18,15 @@ use bench::Options;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: twig-bench <pub|pubsub|reqrep|jspub> [options]
+const USAGE: &str = "usage: twig-bench <pub|pubsub|reqrep|jspub|connect> [options]
   --url HOST:PORT         server (default 127.0.0.1:4222)
   --size BYTES            payload size (default 128)
   --msgs N                messages to publish / requests to make (default 100000)
   --duration-limit SECS   hard limit on the whole run (default 30)
   --subs N                pubsub: number of subscribers (default 1)
+  --sids N                pubsub: subscriptions per subscriber on the subject (default 1)
+  --conns N               connect: clients connecting at once after a restart (a storm)
+  --parallel N            connect: how many connect at the same moment (default 1000)
   --subject S             subject (default twig.bench)
   --sub-subject S         pubsub: the subscribers' filter (default the subject; may be a
                           wildcard that covers it, e.g. `>`)
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
     let result = match mode.as_str() {
         "pub" => bench::pubsub::run_pub(&opts),
         "pubsub" => bench::pubsub::run_pubsub(&opts),
+        "connect" => bench::storm::run_connect(&opts),
         "jspub" => bench::jspub::run_jspub(&opts),
         _ => bench::reqrep::run_reqrep(&opts),
     };
@@ -69,7 +74,7 @@ fn main() -> ExitCode {
 fn parse(args: &[String]) -> Result<(String, Options), String> {
     let mut it = args.iter();
     let mode = match it.next().map(String::as_str) {
-        Some(m @ ("pub" | "pubsub" | "reqrep" | "jspub")) => m.to_string(),
+        Some(m @ ("pub" | "pubsub" | "reqrep" | "jspub" | "connect")) => m.to_string(),
         None => return Err("which mode?".into()),
         Some(other) => return Err(format!("unknown mode {other:?}")),
     };
@@ -95,6 +100,9 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--msgs" => o.msgs = num()?,
             "--duration-limit" => o.limit = secs()?,
             "--subs" => o.subs = size()?.clamp(1, 1024),
+            "--sids" => o.sids = size()?.clamp(1, 100_000),
+            "--conns" => o.msgs = num()?.clamp(1, 100_000),
+            "--parallel" => o.parallel = size()?.clamp(1, 10_000),
             "--subject" => o.subject = value.clone(),
             "--sub-subject" => o.sub_subject = Some(value.clone()),
             "--warmup" => o.warmup = num()?,
