@@ -227,7 +227,7 @@ impl Session {
     /// Drops queued (not yet sent) messages whose MQTT 5 expiry passed (MQTT-3.3.2-5).
     /// Scans the queue only once the earliest expiry may have come.
     pub(super) fn expire_queued(&mut self, now: Instant) {
-        if !self.queue_expiry.is_some_and(|at| now >= at) {
+        if self.queue_expiry.is_none_or(|at| now < at) {
             return;
         }
         let (gone, kept): (Vec<OutMsg>, Vec<OutMsg>) = std::mem::take(&mut self.st.queue)
