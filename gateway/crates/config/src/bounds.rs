@@ -384,6 +384,7 @@ fn sync_entry(k: &mut Check, i: usize, s: &SyncConfig) {
         require_subscriber: _,
         state_file: _,
         max_remembered,
+        queue_bytes,
     } = s;
     let at = |f: &str| format!("sync[{i}].{f}");
     k.count(at("batch"), u64::from(*batch), 10_000);
@@ -398,6 +399,7 @@ fn sync_entry(k: &mut Check, i: usize, s: &SyncConfig) {
     k.dur(at("request_timeout"), *request_timeout, MAX_TIMER);
     k.dur(at("retry_delay"), *retry_delay, MAX_TIMER);
     k.count(at("max_remembered"), count(*max_remembered), MAX_REMEMBERED);
+    k.size(at("queue_bytes"), *queue_bytes, MAX_BUFFER);
 }
 
 fn mqtt_section(k: &mut Check, m: &MqttConfig) {
@@ -447,8 +449,14 @@ fn mqtt_section(k: &mut Check, m: &MqttConfig) {
             qos: _,
             retain: _,
             queue,
+            queue_bytes,
         } = e;
         k.count(format!("mqtt.export[{i}].queue"), count(*queue), MAX_COUNT);
+        k.size(
+            format!("mqtt.export[{i}].queue_bytes"),
+            *queue_bytes,
+            MAX_BUFFER,
+        );
     }
 }
 

@@ -157,6 +157,17 @@ pub struct ExportConfig {
     /// counted, as a slow subscriber would be.
     #[serde(default = "default_export_queue")]
     pub queue: usize,
+    /// Bytes those messages may hold at most (default 8 MiB); beyond it they are dropped and
+    /// counted too.
+    #[serde(
+        default = "default_export_queue_bytes",
+        deserialize_with = "values::de_size"
+    )]
+    pub queue_bytes: usize,
+}
+
+fn default_export_queue_bytes() -> usize {
+    8 * 1024 * 1024
 }
 
 fn default_qos() -> u8 {

@@ -73,6 +73,15 @@ pub struct SyncConfig {
     /// beyond it the lowest are forgotten.
     #[serde(default = "default_remembered")]
     pub max_remembered: usize,
+    /// Bytes the messages pulled from the hub may hold while they wait for local delivery
+    /// (default 16 MiB); beyond it a message is dropped and the hub redelivers it after
+    /// `ack_wait`.
+    #[serde(default = "default_queue_bytes", deserialize_with = "values::de_size")]
+    pub queue_bytes: usize,
+}
+
+fn default_queue_bytes() -> usize {
+    16 * 1024 * 1024
 }
 
 /// `deliver_policy` of a consumer twig creates.

@@ -131,7 +131,7 @@ pub fn spawn(
 
     let mut subs = Vec::new();
     for e in exports {
-        let (sub, rx) = InternalSub::new(owner, e.subject.as_bytes(), None, e.queue);
+        let (sub, rx) = InternalSub::new(owner, e.subject.as_bytes(), None, e.queue, e.queue_bytes);
         router
             .insert_internal(&sub)
             .map_err(|_| MqttError::Subscribe(e.subject.clone()))?;

@@ -33,7 +33,7 @@ fn a_remove_by_another_thread_is_never_seen_before_its_insert() {
         Vec::new(),
         vec![counter.clone() as Arc<dyn InterestObserver>],
     ));
-    let (sub, _rx) = InternalSub::new(new_owner(), b"a.b", None, 1);
+    let (sub, _rx) = InternalSub::new(new_owner(), b"a.b", None, 1, 1 << 20);
     const ROUNDS: usize = 200_000;
     let start = Arc::new(Barrier::new(2));
     let inserter = {

@@ -19,8 +19,8 @@ use super::store::Durable;
 use super::{Batch, MatchCache, Message, Origin, Router, Stalled, deliver};
 
 /// A message as an internal subscriber receives it (owned: it outlives the publisher's read
-/// buffer).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// buffer). Equality ignores [`Owned::charge`].
+#[derive(Debug, Clone)]
 pub struct Owned {
     /// The subject it was published to.
     pub subject: Box<[u8]>,
@@ -30,6 +30,41 @@ pub struct Owned {
     pub headers: Option<Box<[u8]>>,
     /// Its body.
     pub payload: Box<[u8]>,
+    /// The bytes it holds of its subscription's budget (given back when the last clone of
+    /// it goes); `None` for a message made elsewhere.
+    pub charge: Option<Arc<Charge>>,
+}
+
+impl PartialEq for Owned {
+    fn eq(&self, o: &Owned) -> bool {
+        (&self.subject, &self.reply, &self.headers, &self.payload)
+            == (&o.subject, &o.reply, &o.headers, &o.payload)
+    }
+}
+
+impl Eq for Owned {}
+
+/// Bytes of an [`InternalSub`]'s budget held by one delivered message, from the delivery
+/// until its owner drops it: queued messages and those the owner still works on both count.
+#[derive(Debug)]
+pub struct Charge {
+    bytes: usize,
+    held: Arc<AtomicUsize>,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// The bytes one message costs a subscription's budget: what its copy holds.
+fn cost(msg: &Message<'_>) -> usize {
+    msg.subject.len()
+        + msg.reply.map_or(0, <[u8]>::len)
+        + msg.headers.map_or(0, <[u8]>::len)
+        + msg.payload.len()
+        + std::mem::size_of::<Owned>()
 }
 
 impl Owned {
@@ -40,6 +75,7 @@ impl Owned {
             reply: msg.reply.map(Box::from),
             headers: msg.headers.map(Box::from),
             payload: msg.payload.into(),
+            charge: None,
         }
     }
 
@@ -77,7 +113,12 @@ pub trait Sink: Send + Sync {
 
 /// Where an [`InternalSub`] delivers.
 enum Target {
-    Channel(async_channel::Sender<Owned>),
+    /// A channel of at most so many messages, holding at most `max_bytes` (see [`Charge`]).
+    Channel {
+        tx: async_channel::Sender<Owned>,
+        held: Arc<AtomicUsize>,
+        max_bytes: usize,
+    },
     Sink(Arc<dyn Sink>, u64),
 }
 
@@ -99,20 +140,28 @@ pub struct InternalSub {
 }
 
 impl InternalSub {
-    /// A subscription whose messages arrive on the returned receiver, at most `capacity`
-    /// waiting. Insert it with [`Router::insert_internal`](super::Router::insert_internal).
+    /// A subscription whose messages arrive on the returned receiver: at most `capacity`
+    /// waiting, and at most `max_bytes` held by delivered messages not yet dropped by the
+    /// owner (one message is taken whatever its size when nothing is held). Beyond either the
+    /// message is dropped and counted. Insert it with
+    /// [`Router::insert_internal`](super::Router::insert_internal).
     pub fn new(
         owner: Owner,
         subject: &[u8],
         queue: Option<&[u8]>,
         capacity: usize,
+        max_bytes: usize,
     ) -> (Arc<InternalSub>, async_channel::Receiver<Owned>) {
         let (tx, rx) = async_channel::bounded(capacity.max(1));
         let sub = Arc::new(InternalSub {
             subject: subject.into(),
             queue: queue.map(Box::from),
             owner,
-            target: Target::Channel(tx),
+            target: Target::Channel {
+                tx,
+                held: Arc::new(AtomicUsize::new(0)),
+                max_bytes,
+            },
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -146,9 +195,13 @@ impl InternalSub {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
-        let tx = match &self.target {
-            Target::Channel(_) if from == Some(self.owner) => return false,
-            Target::Channel(tx) => tx,
+        let (tx, held, max_bytes) = match &self.target {
+            Target::Channel { .. } if from == Some(self.owner) => return false,
+            Target::Channel {
+                tx,
+                held,
+                max_bytes,
+            } => (tx, held, *max_bytes),
             Target::Sink(sink, tag) => {
                 let taken = sink.offer(*tag, msg, from);
                 let counter = if taken {
@@ -160,7 +213,20 @@ impl InternalSub {
                 return taken;
             }
         };
-        match tx.try_send(Owned::from_msg(msg)) {
+        let bytes = cost(msg);
+        let before = held.fetch_add(bytes, Ordering::Relaxed);
+        if before > 0 && before.saturating_add(bytes) > max_bytes {
+            held.fetch_sub(bytes, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let mut owned = Owned::from_msg(msg);
+        owned.charge = Some(Arc::new(Charge {
+            bytes,
+            held: held.clone(),
+        }));
+        // A refused message gives its bytes back as it is dropped.
+        match tx.try_send(owned) {
             Ok(()) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
                 true
@@ -282,7 +348,7 @@ mod tests {
     fn an_internal_sub_gets_matching_messages_but_not_its_owners_own() {
         let router = Router::new(16);
         let (owner, other) = (new_owner(), new_owner());
-        let (sub, rx) = InternalSub::new(owner, b"a.>", None, 4);
+        let (sub, rx) = InternalSub::new(owner, b"a.>", None, 4, 1 << 20);
         router.insert_internal(&sub).unwrap();
 
         assert_eq!(route(&router, &msg("a.b"), Origin::internal()), 1);
@@ -294,6 +360,43 @@ mod tests {
         assert_eq!(route(&router, &msg("a.b"), Origin::component(owner)), 0);
         assert_eq!(route(&router, &msg("b.a"), Origin::internal()), 0);
         assert_eq!(rx.len(), 1);
+    }
+
+    #[test]
+    fn an_internal_sub_holds_at_most_its_bytes_until_the_owner_lets_go() {
+        let router = Router::new(16);
+        let big = [b'x'; 400];
+        let m = Message {
+            subject: b"a",
+            reply: None,
+            headers: None,
+            payload: &big,
+        };
+        let one = cost(&m);
+        let (sub, rx) = InternalSub::new(new_owner(), b"a", None, 100, 2 * one + one / 2);
+        router.insert_internal(&sub).unwrap();
+        let deliver = || route(&router, &m, Origin::internal());
+        assert_eq!(
+            (deliver(), deliver(), deliver()),
+            (1, 1, 0),
+            "two fit, the third not"
+        );
+        assert_eq!(sub.dropped.load(Ordering::Relaxed), 1);
+        // Taken off the channel but still held by the owner: still counted.
+        let first = rx.try_recv().unwrap();
+        assert_eq!(deliver(), 0);
+        // Let go (and its clones): room again.
+        let copy = first.clone();
+        drop(first);
+        assert_eq!(deliver(), 0, "a clone still holds it");
+        drop(copy);
+        assert_eq!(deliver(), 1);
+        // A message larger than the whole budget still goes when nothing is held.
+        let (small, rx2) = InternalSub::new(new_owner(), b"a", None, 100, 10);
+        router.insert_internal(&small).unwrap();
+        drop(rx.try_recv());
+        route(&router, &m, Origin::internal());
+        assert_eq!(rx2.len(), 1);
     }
 
     #[test]
@@ -324,7 +427,7 @@ mod tests {
     #[test]
     fn a_full_channel_drops_and_counts_and_removal_stops_delivery() {
         let router = Router::new(16);
-        let (sub, rx) = InternalSub::new(new_owner(), b"x", Some(b"q"), 2);
+        let (sub, rx) = InternalSub::new(new_owner(), b"x", Some(b"q"), 2, 1 << 20);
         router.insert_internal(&sub).unwrap();
         for _ in 0..3 {
             route(&router, &msg("x"), Origin::internal());

@@ -122,6 +122,8 @@ impl Drain {
             None,
             // One answer per copy in flight, and some room for repeats.
             cfg.forward_window.saturating_add(64),
+            // A PubAck is about 100 B (a JetStream error a few hundred): 1 KiB each is room.
+            cfg.forward_window.saturating_add(64).saturating_mul(1024),
         );
         if let Err(e) = router.insert_internal(&sub) {
             tracing::error!("stream {}: cannot subscribe for PubAcks: {e}", cfg.name);

@@ -195,6 +195,7 @@ mod tests {
             reply: None,
             headers: headers.map(|h| h.as_bytes().into()),
             payload: payload.as_bytes().into(),
+            charge: None,
         }
     }
 

@@ -34,6 +34,7 @@ fn inbox(subject: &str, reply: Option<&str>, headers: Option<&str>, body: &str) 
         reply: reply.map(|r| r.as_bytes().into()),
         headers: headers.map(|h| h.as_bytes().into()),
         payload: body.as_bytes().into(),
+        charge: None,
     }
 }
 

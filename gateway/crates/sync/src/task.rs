@@ -79,7 +79,13 @@ impl Task {
         // Room for two whole batches (an old request's and the new one's) and their acks'
         // confirmations; a message dropped for lack of room is redelivered after `ack_wait`.
         let cap = (cfg.batch as usize).saturating_mul(4).saturating_add(64);
-        let (sub, rx) = InternalSub::new(owner, format!("{inbox}.>").as_bytes(), None, cap);
+        let (sub, rx) = InternalSub::new(
+            owner,
+            format!("{inbox}.>").as_bytes(),
+            None,
+            cap,
+            cfg.queue_bytes,
+        );
         let name = format!("{}/{}", cfg.stream, cfg.durable);
         router
             .insert_internal(&sub)

@@ -730,8 +730,8 @@ mod tests {
         use twig_router::internal::{InternalSub, new_owner};
         let first = Arc::new(Link::new(0, 1 << 20));
         let router = Router::with_links(16, vec![first.clone()]);
-        let (a, _rx_a) = InternalSub::new(new_owner(), b"a.b", None, 4);
-        let (q, _rx_q) = InternalSub::new(new_owner(), b"q.>", Some(b"w"), 4);
+        let (a, _rx_a) = InternalSub::new(new_owner(), b"a.b", None, 4, 1 << 20);
+        let (q, _rx_q) = InternalSub::new(new_owner(), b"q.>", Some(b"w"), 4, 1 << 20);
         router.insert_internal(&a).unwrap();
         router.insert_internal(&q).unwrap();
         // The hub's interest of another link is not local interest.

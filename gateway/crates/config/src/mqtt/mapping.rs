@@ -109,6 +109,8 @@ pub struct Export {
     pub retain: bool,
     /// Messages waiting for the MQTT side.
     pub queue: usize,
+    /// Bytes they may hold.
+    pub queue_bytes: usize,
     strip: Vec<u8>,
     topic_prefix: String,
 }
@@ -146,6 +148,7 @@ impl Export {
             qos: c.qos,
             retain: c.retain,
             queue: c.queue,
+            queue_bytes: c.queue_bytes,
             strip: strip.into_bytes(),
             topic_prefix,
         })
@@ -189,6 +192,7 @@ mod tests {
             qos: 0,
             retain: false,
             queue: 8,
+            queue_bytes: 1 << 20,
         })
         .unwrap()
     }
@@ -274,6 +278,7 @@ mod tests {
                 qos: 0,
                 retain: false,
                 queue: 1,
+                queue_bytes: 1 << 20,
             })
             .is_err()
         );

@@ -243,7 +243,7 @@ pub fn start<F: Flush + Send + 'static>(
         shared: shared.clone(),
         addrs,
     });
-    if replies::start(&shared.router, ex).is_none() {
+    if replies::start(&shared.router, ex, shared.lcfg.max_queued_bytes).is_none() {
         tracing::warn!("MQTT: cannot subscribe $MQTT.rsp.>: MQTT 5 requests get no answers");
     }
     ex.spawn(accept_loop(shared, sockets, ex.clone())).detach();

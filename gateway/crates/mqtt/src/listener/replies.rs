@@ -15,14 +15,16 @@ use crate::server::headers;
 /// consumer's), the requester times out.
 const QUEUE: usize = 1024;
 
-/// Subscribes `$MQTT.rsp.>` and republishes answers until the router drops the subscription.
+/// Subscribes `$MQTT.rsp.>` and republishes answers until the router drops the subscription;
+/// the answers waiting hold at most `max_bytes` (the listener's `max_queued_bytes`).
 pub(super) fn start(
     router: &Arc<Router>,
     ex: &Arc<async_executor::Executor<'static>>,
+    max_bytes: usize,
 ) -> Option<Arc<InternalSub>> {
     let owner = new_owner();
     let subject = format!("{}>", headers::REPLY_PREFIX);
-    let (sub, rx) = InternalSub::new(owner, subject.as_bytes(), None, QUEUE);
+    let (sub, rx) = InternalSub::new(owner, subject.as_bytes(), None, QUEUE, max_bytes);
     router.insert_internal(&sub).ok()?;
     let mut publisher = Publisher::new(router.clone(), owner);
     ex.spawn(async move {
