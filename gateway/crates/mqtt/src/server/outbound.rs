@@ -90,6 +90,9 @@ impl Session {
             };
             self.persist(change, None);
         }
+        if let Some(at) = expires_at(&msg) {
+            self.queue_expiry = Some(self.queue_expiry.map_or(at, |q| q.min(at)));
+        }
         self.st.queue.push_back(msg);
         if self.phase == Phase::Connected {
             self.pump(now);
@@ -222,14 +225,16 @@ impl Session {
     }
 
     /// Drops queued (not yet sent) messages whose MQTT 5 expiry passed (MQTT-3.3.2-5).
+    /// Scans the queue only once the earliest expiry may have come.
     pub(super) fn expire_queued(&mut self, now: Instant) {
-        if !self.st.queue.iter().any(|m| expired(m, now)) {
+        if self.queue_expiry.is_none_or(|at| now < at) {
             return;
         }
         let (gone, kept): (Vec<OutMsg>, Vec<OutMsg>) = std::mem::take(&mut self.st.queue)
             .into_iter()
             .partition(|m| expired(m, now));
         self.st.queue = kept.into();
+        self.queue_expiry = first_expiry(&self.st.queue);
         for m in &gone {
             self.dropped += 1;
             self.finish(m);
@@ -313,6 +318,17 @@ impl Session {
         }
         None
     }
+}
+
+/// When a queued message expires (MQTT 5 Message Expiry Interval), if it does.
+fn expires_at(m: &OutMsg) -> Option<Instant> {
+    m.expiry
+        .and_then(|(at, s)| at.checked_add(Duration::from_secs(u64::from(s))))
+}
+
+/// The earliest expiry in a queue (one scan: on restore, takeover and after expiring).
+pub(super) fn first_expiry<'a>(q: impl IntoIterator<Item = &'a OutMsg>) -> Option<Instant> {
+    q.into_iter().filter_map(expires_at).min()
 }
 
 fn expired(m: &OutMsg, now: Instant) -> bool {

@@ -77,6 +77,9 @@ pub struct Session {
     pub(super) keep_alive: u16,
     pub(super) perms: Option<Box<dyn Permissions>>,
     pub(super) st: SessionState,
+    /// When the first queued message may expire (a lower bound; None: none of them has an
+    /// MQTT 5 expiry), so timers and input do not scan a long queue.
+    pub(super) queue_expiry: Option<Instant>,
     pub(super) will: Option<Box<WillMsg>>,
     pub(super) will_at: Option<Instant>,
     pub(super) expires_at: Option<Instant>,
@@ -115,6 +118,7 @@ impl Session {
             keep_alive: 0,
             perms: None,
             st: SessionState::default(),
+            queue_expiry: None,
             will: None,
             will_at: None,
             expires_at: None,
@@ -145,6 +149,7 @@ impl Session {
             e => Some(now + Duration::from_secs(u64::from(e))),
         };
         s.st = state;
+        s.queue_expiry = super::outbound::first_expiry(&s.st.queue);
         s
     }
 
@@ -192,9 +197,7 @@ impl Session {
     /// When the shell must call [`Session::handle`] (with [`Input::Tick`]) at the latest.
     pub fn poll_at(&self) -> Option<Instant> {
         let ka = self.poll_at_connection();
-        let next_expiry = self.st.queue.iter().filter_map(|m| m.expiry).min();
-        let expiry = next_expiry.map(|(t, s)| t + Duration::from_secs(u64::from(s)));
-        [ka, self.will_at, self.expires_at, expiry]
+        [ka, self.will_at, self.expires_at, self.queue_expiry]
             .into_iter()
             .flatten()
             .min()
@@ -539,6 +542,7 @@ impl Session {
             let id = std::mem::take(&mut self.st.client_id);
             self.st = prev;
             self.st.client_id = id;
+            self.queue_expiry = super::outbound::first_expiry(&self.st.queue);
         }
         self.st.expiry = self.connect_expiry;
         self.will = self.connect_will.take();
