@@ -25,7 +25,8 @@ use twig_util::stall::{STALL_MAX, wait_until_drained};
 type Reader = dial::Reader;
 type Writer = dial::Writer;
 
-/// The read buffer starts here and grows (up to one whole op) only for large messages.
+/// The read buffer starts here and grows (up to one whole op) only for large messages. It is
+/// allocated only while the connection has bytes to read (see `read_loop`).
 const READ_BUF: usize = 32 * 1024;
 
 /// Serves one accepted TCP connection until it closes.
@@ -60,11 +61,14 @@ pub async fn serve(
     // Likewise the TLS in force now: INFO announces it and this connection keeps it, whatever
     // a reload puts in force meanwhile.
     let tls = shared.tls();
-    let info = shared.info_line(&client, nonce.as_deref(), tls.as_ref());
     let stream = Arc::new(stream);
 
-    // INFO always goes out in the clear; a TLS client upgrades after reading it.
-    if (&*stream).write_all(info.as_bytes()).await.is_err() {
+    // INFO always goes out in the clear; a TLS client upgrades after reading it. Dropped
+    // once written: a local of this future would be kept for the connection's whole life.
+    let info = shared.info_line(&client, nonce.as_deref(), tls.as_ref());
+    let sent = (&*stream).write_all(info.as_bytes()).await;
+    drop(info);
+    if sent.is_err() {
         return;
     }
     let too_many = {
@@ -104,7 +108,10 @@ pub async fn serve(
     );
 
     let plain = tls.is_none();
-    let (reader, writer, cert) = match split(tls, stream.clone()).await {
+    // Boxed here and below: an await's future is part of this connection's future for its
+    // whole life (the largest one sets its size), so rare, large waits (the TLS handshake, a
+    // bcrypt login, a stall) are allocated only while they run.
+    let (reader, writer, cert) = match Box::pin(split(tls, stream.clone())).await {
         Ok(halves) => halves,
         Err(e) => {
             tracing::error!(
@@ -137,7 +144,8 @@ pub async fn serve(
         auth_required,
     ));
 
-    let reason = read_loop(&shared, &client, &mut session, reader).await;
+    let idle_wait = plain.then(|| stream.clone());
+    let reason = read_loop(&shared, &client, &mut session, reader, idle_wait).await;
     client.out.close(reason);
     timer_task.cancel().await;
     writer_task.await;
@@ -191,12 +199,16 @@ async fn split(
     }
 }
 
-/// Reads, parses and handles ops until the connection ends; returns why.
+/// Reads, parses and handles ops until the connection ends; returns why. With `idle_wait`
+/// (plain TCP) the read buffer is freed whenever everything read was handled and the socket
+/// has nothing more: an idle connection then holds no read buffer (32 KiB each was most of
+/// an idle connection's memory), and a busy one keeps it from read to read.
 async fn read_loop(
     shared: &Shared,
     client: &ClientShared,
     session: &mut Session,
     mut reader: Reader,
+    idle_wait: Option<Arc<Async<TcpStream>>>,
 ) -> CloseReason {
     let limits = Limits {
         max_control_line: shared.config.max_control_line,
@@ -212,7 +224,26 @@ async fn read_loop(
         if buf.make_room().is_err() {
             return CloseReason::ProtocolViolation;
         }
-        match buf.read_from(&mut reader).await {
+        let mut read = None;
+        if let Some(stream) = &idle_wait
+            && buf.unparsed() == 0
+        {
+            // Try once; if the socket has nothing, wait for it without a buffer.
+            read = futures_lite::future::poll_once(buf.read_from(&mut reader)).await;
+            if read.is_none() && buf.release() {
+                if stream.readable().await.is_err() {
+                    return CloseReason::ReadError;
+                }
+                if buf.make_room().is_err() {
+                    return CloseReason::ProtocolViolation;
+                }
+            }
+        }
+        let read = match read {
+            Some(r) => r,
+            None => buf.read_from(&mut reader).await,
+        };
+        match read {
             Ok(0) => return CloseReason::ClientClosed,
             Ok(_) => {}
             Err(_) => return CloseReason::ReadError,
@@ -242,7 +273,7 @@ async fn read_loop(
                 // A bcrypt login: the check runs on a blocking thread while this reader waits
                 // (the executor thread serves others meanwhile); the ops after the CONNECT in
                 // the buffer are handled only once it is accepted.
-                match session.finish_login().await {
+                match Box::pin(session.finish_login()).await {
                     Flow::Continue => continue,
                     other => break other,
                 }
@@ -263,12 +294,15 @@ async fn read_loop(
         let stalled = session.end_batch();
         if let Some(remote) = stalled.remote {
             // A remote is behind: slow this publisher down a little instead of dropping.
-            wait_until_drained(remote.drained(), STALL_MAX, || remote.stalled()).await;
+            Box::pin(wait_until_drained(remote.drained(), STALL_MAX, || {
+                remote.stalled()
+            }))
+            .await;
         }
         if let Some(slow) = stalled.client {
             // A local subscriber is behind: the same pause, so it is not cut off for being
             // merely slower than its publisher.
-            slow.out.wait_drained(STALL_MAX).await;
+            Box::pin(slow.out.wait_drained(STALL_MAX)).await;
         }
         if let Flow::Close(reason) = flow {
             return reason;

@@ -66,8 +66,9 @@ pub struct StoredLogin {
     nonce: Option<String>,
     /// Logged in as the `no_auth_user` nkey without credentials.
     implied_nkey: bool,
-    /// The client's certificate (`verify_and_map`).
-    cert: Option<CertIdentity>,
+    /// The client's certificate (`verify_and_map`); boxed, as most logins have none and
+    /// every open connection keeps one `StoredLogin`.
+    cert: Option<Box<CertIdentity>>,
 }
 
 // Secrets stay out of debug logs.
@@ -105,7 +106,7 @@ impl StoredLogin {
             sig: own(creds.sig),
             nonce: own(nonce),
             implied_nkey: false,
-            cert,
+            cert: cert.map(Box::new),
         };
         if creds.is_empty() && stored.cert.is_none() {
             match identity {
@@ -197,7 +198,7 @@ pub(crate) fn reload(
             auth.login(
                 &login.credentials(&auth),
                 login.nonce.as_deref(),
-                login.cert.as_ref(),
+                login.cert.as_deref(),
             )
             .map(|l| l.rules)
         } else {

@@ -347,16 +347,21 @@ impl Router {
         let generation = self.generation.load(Ordering::Acquire);
         if cache.generation != generation {
             cache.entries.clear();
+            cache.bytes = 0;
             cache.generation = generation;
         }
         if !cache.entries.contains_key(subject) {
             let r = self.lock().lookup(subject);
-            if cache.entries.len() >= MatchCache::MAX_ENTRIES {
+            let cost = subject.len() + MatchCache::ENTRY_OVERHEAD;
+            if cache.bytes + cost > MatchCache::MAX_BYTES {
                 // Cheap and good enough: a reader that sees this many subjects is a fan-in
-                // point whose working set the shared sublist cache already holds.
-                cache.entries.clear();
+                // point whose working set the shared sublist cache already holds. The table
+                // is dropped, not cleared, so its memory goes too.
+                cache.entries = hashbrown::HashMap::default();
+                cache.bytes = 0;
             }
             cache.entries.insert(subject.into(), r);
+            cache.bytes += cost;
         }
         cache.entries.get(subject).map_or(&EMPTY, |r| &**r)
     }
@@ -376,8 +381,15 @@ static EMPTY: std::sync::LazyLock<MatchResult<SubRef>> =
 pub struct MatchCache {
     generation: u64,
     entries: hashbrown::HashMap<Box<[u8]>, Arc<MatchResult<SubRef>>>,
+    /// Key bytes plus [`MatchCache::ENTRY_OVERHEAD`] per entry.
+    bytes: usize,
 }
 
 impl MatchCache {
-    const MAX_ENTRIES: usize = 1024;
+    /// The most bytes one reader's cache holds (a connection that never publishes holds
+    /// none: the table is allocated on the first lookup). Subjects may be 4 KiB long, so a
+    /// count of entries would not bound it.
+    const MAX_BYTES: usize = 64 * 1024;
+    /// Counted per entry beside its key: the boxed key, the `Arc`, the table's slot and slack.
+    const ENTRY_OVERHEAD: usize = 48;
 }

@@ -5,6 +5,8 @@
 //! It starts at `base` bytes and doubles only when one op does not fit, up to `max` (the
 //! largest op the limits allow); once a large message has passed and nothing is left over it
 //! shrinks back to `base`, so a connection that saw one big message does not keep its memory.
+//! [`ReadBuf::release`] gives all of it back while nothing is unparsed (an idle connection
+//! then holds no buffer); the next [`ReadBuf::make_room`] allocates `base` again.
 use std::io;
 
 use futures_lite::{AsyncRead, AsyncReadExt};
@@ -37,6 +39,10 @@ impl ReadBuf {
     /// Moves the unparsed tail to the front and makes room for the next read: grows when the
     /// tail fills the buffer, gives the memory back when nothing is left over.
     pub fn make_room(&mut self) -> Result<(), TooLarge> {
+        if self.buf.is_empty() {
+            self.buf.resize(self.base, 0);
+            return Ok(());
+        }
         self.buf.copy_within(self.start..self.filled, 0);
         self.filled -= self.start;
         self.start = 0;
@@ -77,6 +83,18 @@ impl ReadBuf {
             }
             None => Ok(None),
         }
+    }
+
+    /// Frees the buffer if nothing is unparsed (call [`ReadBuf::make_room`] before reading
+    /// again); returns whether it did.
+    pub fn release(&mut self) -> bool {
+        if self.unparsed() != 0 {
+            return false;
+        }
+        self.buf = Vec::new();
+        self.start = 0;
+        self.filled = 0;
+        true
     }
 
     /// Bytes read and not parsed yet.
@@ -132,5 +150,25 @@ mod tests {
             }
         });
         assert!(too_large, "an op past `max` is refused");
+    }
+
+    #[test]
+    fn release_frees_only_an_empty_buffer() {
+        let mut rb = ReadBuf::new(8, 16);
+        let mut input: &[u8] = b"ab
+cd";
+        smol::block_on(async {
+            rb.make_room().unwrap();
+            rb.read_from(&mut input).await.unwrap();
+        });
+        assert_eq!(rb.next(line).unwrap(), Some(&b"ab"[..]));
+        assert!(!rb.release(), "`cd` is still unparsed");
+        assert_eq!(rb.next(line).unwrap(), None);
+        rb.next(|b: &[u8]| Ok::<_, ()>(Some(((), b.len()))))
+            .unwrap();
+        assert!(rb.release());
+        assert_eq!(rb.capacity(), 0);
+        rb.make_room().unwrap();
+        assert_eq!(rb.capacity(), 8);
     }
 }
