@@ -121,8 +121,9 @@ pub struct Session {
     nonce: Option<String>,
     /// INFO said authentication is required (so nothing but CONNECT may come first).
     auth_required: bool,
-    /// What the client's TLS certificate names it by (`verify_and_map`).
-    cert: Option<CertIdentity>,
+    /// What the client's TLS certificate names it by (`verify_and_map`). This and `pending`
+    /// are boxed: rare, and large beside an idle connection's few KiB.
+    cert: Option<Box<CertIdentity>>,
     connected: bool,
     // nats-server pre-fills verbose and pedantic with true and overlays CONNECT's JSON, so a
     // client that never sends CONNECT (no auth configured) gets +OK to everything.
@@ -136,7 +137,7 @@ pub struct Session {
     /// A store request that found its queue full (see [`Flow::Wait`]).
     full_stream: Option<Full>,
     /// A CONNECT waiting for its bcrypt check (see [`Flow::Login`]).
-    pending: Option<PendingConnect>,
+    pending: Option<Box<PendingConnect>>,
     cache: MatchCache,
     batch: Batch,
     /// PINGs sent by the server and not yet answered (shared with the ping timer).
@@ -159,7 +160,7 @@ impl Session {
             client,
             nonce,
             auth_required,
-            cert,
+            cert: cert.map(Box::new),
             connected: false,
             verbose: true,
             pedantic: true,
@@ -306,7 +307,7 @@ impl Session {
             let (auth, generation) = self.shared.auth_snapshot();
             if auth.auth_required() && auth.needs_blocking(&p.credentials()) {
                 // bcrypt: the reader awaits `finish_login` before any further op is read.
-                self.pending = Some(p);
+                self.pending = Some(Box::new(p));
                 return Flow::Login;
             }
             let result = self.login_here(&auth, &p);
@@ -335,7 +336,7 @@ impl Session {
                         auth.clone(),
                         &p,
                         self.nonce.clone(),
-                        self.cert.clone(),
+                        self.cert.as_deref().cloned(),
                     )
                     .await
                 {
@@ -368,7 +369,7 @@ impl Session {
         if !auth.auth_required() {
             return Ok(None);
         }
-        auth.login(&p.credentials(), self.nonce.as_deref(), self.cert.as_ref())
+        auth.login(&p.credentials(), self.nonce.as_deref(), self.cert.as_deref())
             .map(Some)
     }
 
@@ -401,7 +402,7 @@ impl Session {
             self.nonce.as_deref(),
             &identity,
             auth,
-            self.cert.clone(),
+            self.cert.as_deref().cloned(),
         );
         if !self.shared.register_login(generation, stored) {
             return None;

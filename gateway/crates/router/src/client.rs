@@ -56,7 +56,8 @@ pub struct ClientShared {
     /// publishes and subscriptions; whoever delivers to it checks the subscribe deny filter
     /// (subscriptions marked `filtered`) and records reply subjects (`allow_responses`). A
     /// leaf lock, held for one decision.
-    perms: Mutex<Option<Checker>>,
+    /// Boxed: most connections have no rules, and every open one carries this field.
+    perms: Mutex<Option<Box<Checker>>>,
     /// `allow_responses` is on: deliveries with a reply subject go through `perms`.
     replies: AtomicBool,
     /// The rules check publishes: the reader asks `perms` on each PUB.
@@ -148,7 +149,7 @@ impl ClientShared {
         let denies = checker
             .as_ref()
             .is_some_and(|c| c.rules().has_subscribe_denies());
-        *lock(&self.perms) = checker;
+        *lock(&self.perms) = checker.map(Box::new);
         self.replies.store(replies, Relaxed);
         self.checks_publish.store(publish, Relaxed);
         self.sub_denies.store(denies, Relaxed);
@@ -180,7 +181,7 @@ impl ClientShared {
 
     /// Runs `f` on the permission state, if the connection has any (`None` otherwise).
     pub fn with_perms<R>(&self, f: impl FnOnce(&mut Checker) -> R) -> Option<R> {
-        lock(&self.perms).as_mut().map(f)
+        lock(&self.perms).as_deref_mut().map(f)
     }
 
     /// Whether a message on `subject` may reach this client's subscription in `queue` under
