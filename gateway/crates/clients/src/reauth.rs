@@ -40,7 +40,8 @@ pub(crate) struct AuthState {
     pub(crate) current: Arc<Authenticator>,
     /// Bumped by every reload.
     pub(crate) generation: u64,
-    pub(crate) logins: HashMap<u64, StoredLogin>,
+    /// Boxed: the table's slots stay small (it is sized for up to twice the connections).
+    pub(crate) logins: HashMap<u64, Box<StoredLogin>>,
 }
 
 impl AuthState {
@@ -173,7 +174,7 @@ pub(crate) fn reload(
         let mut st = lock(state);
         st.current = auth.clone();
         st.generation += 1;
-        st.logins.values().cloned().collect()
+        st.logins.values().map(|l| (**l).clone()).collect()
     };
     let mut out = Outcome::default();
     for login in logins {

@@ -114,7 +114,7 @@ impl Shared {
         if st.generation != generation {
             return false;
         }
-        st.logins.insert(login.client.cid, login);
+        st.logins.insert(login.client.cid, Box::new(login));
         true
     }
 
