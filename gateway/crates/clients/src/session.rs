@@ -369,8 +369,12 @@ impl Session {
         if !auth.auth_required() {
             return Ok(None);
         }
-        auth.login(&p.credentials(), self.nonce.as_deref(), self.cert.as_deref())
-            .map(Some)
+        auth.login(
+            &p.credentials(),
+            self.nonce.as_deref(),
+            self.cert.as_deref(),
+        )
+        .map(Some)
     }
 
     /// Accepts or refuses the CONNECT `p` on the verdict `result` of `auth` (generation
