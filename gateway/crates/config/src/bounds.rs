@@ -341,6 +341,7 @@ fn stream(k: &mut Check, i: usize, s: &StreamConfig) {
         sync,
         duplicate_window,
         max_duplicate_ids,
+        queue_bytes,
         forward: _,
         forward_window,
         forward_ack_timeout,
@@ -361,6 +362,7 @@ fn stream(k: &mut Check, i: usize, s: &StreamConfig) {
         count(*max_duplicate_ids),
         MAX_REMEMBERED,
     );
+    k.size(at("queue_bytes"), *queue_bytes, MAX_BUFFER);
     k.count(at("forward_window"), count(*forward_window), 65_536);
     k.dur(at("forward_ack_timeout"), *forward_ack_timeout, MAX_TIMER);
     k.count(at("forward_remote"), count(*forward_remote), MAX_SMALL);

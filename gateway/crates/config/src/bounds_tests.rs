@@ -185,6 +185,13 @@ const CASES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         STREAM,
+        "queue_bytes",
+        "\"1GB\"",
+        "1073741825",
+        "streams[0].queue_bytes",
+    ),
+    (
+        STREAM,
         "forward_ack_timeout",
         "\"24h\"",
         "\"25h\"",

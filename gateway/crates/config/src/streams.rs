@@ -53,6 +53,14 @@ pub struct StreamConfig {
     /// forgotten before the window ends.
     #[serde(default = "default_dup_max")]
     pub max_duplicate_ids: usize,
+    /// Bytes of messages waiting for the stream's thread, at most (default 4 MiB; each
+    /// message counts its record, reply subject, id and bookkeeping). While the queue is
+    /// full a publisher's reader pauses (its socket fills, TCP slows the client), so a flood
+    /// of large messages holds this much memory, not the messages' count times their size.
+    /// A message is let in while the queue is below the limit, so the queue may go one
+    /// message over it and any message fits.
+    #[serde(default = "default_queue_bytes", deserialize_with = "values::de_size")]
+    pub queue_bytes: usize,
     /// How the stream drains upstream (see [`ForwardMode`]); absent = `jetstream` when
     /// `[leafnodes]` has a remote, else `off`. Resolve with [`StreamConfig::forward_mode`].
     #[serde(default)]
@@ -106,6 +114,10 @@ fn default_forward_ack_timeout() -> Duration {
 
 fn default_dup_max() -> usize {
     100_000
+}
+
+fn default_queue_bytes() -> usize {
+    4 * 1024 * 1024
 }
 
 fn default_max_bytes() -> usize {
@@ -200,6 +212,9 @@ pub fn validate(streams: &[StreamConfig], remotes: usize) -> Result<(), ConfigEr
                     s.max_bytes
                 ),
             ));
+        }
+        if s.queue_bytes < sector {
+            return Err(invalid(opt("queue_bytes"), "must be at least 64 KiB"));
         }
         if s.max_duplicate_ids == 0 {
             return Err(invalid(opt("max_duplicate_ids"), "must be at least 1"));

@@ -27,7 +27,7 @@ pub mod record;
 pub mod reload;
 mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_channel::{Sender, TrySendError};
@@ -40,10 +40,57 @@ use twig_router::store::{Durable, Store};
 pub use twig_router::store::{Full, Notify, Stored, Submit};
 use twig_router::{Message, Router};
 
-/// Messages waiting for a stream's thread. When full, the publishing reader stops reading
-/// (asynchronously) until the thread catches up: back-pressure to the publishers of stream
-/// subjects only.
-const QUEUE: usize = 4096;
+/// What a queued [`Request`] costs beyond its buffers: the request itself and the
+/// allocator's share of its (up to three) allocations.
+const REQUEST_OVERHEAD: usize = std::mem::size_of::<Request>() + 3 * 16;
+
+/// The bytes waiting for a stream's thread, bounded by the stream's `queue_bytes`. When full,
+/// the publishing reader stops reading (asynchronously) until the thread catches up:
+/// back-pressure to the publishers of stream subjects only, so a flood of large messages
+/// holds `queue_bytes` of memory (plus one message per paused publisher), never the
+/// messages' count times their size. Why not refuse instead: the publisher loses nothing
+/// (as nats-server's JetStream, whose publishers are paused by TCP when its ingest queue is
+/// full), and its socket buffer, not twig's heap, holds what it sends meanwhile.
+pub(crate) struct Queue {
+    /// Bytes queued now (see [`Request::cost`]).
+    bytes: AtomicUsize,
+    /// `queue_bytes`.
+    limit: usize,
+    /// Notified when the thread took requests (publishers waiting for room retry).
+    room: event_listener::Event,
+}
+
+impl Queue {
+    fn new(limit: usize) -> Queue {
+        Queue {
+            bytes: AtomicUsize::new(0),
+            limit,
+            room: event_listener::Event::new(),
+        }
+    }
+
+    /// Counts `n` bytes in if the queue is below its limit. A message is let in while there
+    /// is any room at all, so one larger than the whole limit still goes in (the queue then
+    /// holds at most the limit plus one message) and large messages do not wait longer than
+    /// small ones.
+    fn reserve(&self, n: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (b < self.limit).then_some(b + n)
+            })
+            .is_ok()
+    }
+
+    /// The stream's thread took a request of `n` bytes.
+    pub(crate) fn release(&self, n: usize) {
+        self.bytes.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Wakes the publishers waiting for room (once per round of the thread, not per request).
+    pub(crate) fn wake(&self) {
+        self.room.notify(usize::MAX);
+    }
+}
 
 /// Why streams could not start.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +137,19 @@ pub struct Request {
     /// that hold their own acknowledgement until the message is durable (the MQTT bridge's
     /// PUBACK).
     pub notify: Option<Notify>,
+    /// Refused before queuing: larger than a sector, the largest record the log stores (the
+    /// thread answers it, in order, with the same 400 error PubAck as the log would).
+    pub too_large: bool,
+}
+
+impl Request {
+    /// Bytes it holds while queued.
+    pub(crate) fn cost(&self) -> usize {
+        self.record.capacity()
+            + self.reply.as_ref().map_or(0, |r| r.len())
+            + self.msg_id.as_ref().map_or(0, |r| r.len())
+            + REQUEST_OVERHEAD
+    }
 }
 
 /// A stream's counters, as `/jsz` shows them.
@@ -168,6 +228,10 @@ pub struct StreamState {
     pub last_forward_error: Option<String>,
     /// Publishes that found the stream's queue full (their publisher waited for room).
     pub queue_waits: u64,
+    /// Bytes waiting for the stream's thread now.
+    pub queued_bytes: u64,
+    /// `queue_bytes`: the most bytes that may wait for the stream's thread.
+    pub queue_bytes: u64,
 }
 
 /// One running stream.
@@ -177,6 +241,7 @@ pub struct Stream {
     pub config: StreamConfig,
     forwards: bool,
     tx: Sender<Request>,
+    queue: Arc<Queue>,
     /// New limits for its thread (a reload).
     limits: Sender<reload::Limits>,
     state: Arc<Mutex<StreamState>>,
@@ -212,7 +277,9 @@ impl Streams {
             .collect();
         for (i, cfg) in config.streams.iter().enumerate() {
             let board = boards[cfg.forward_remote.min(boards.len() - 1)].clone();
-            let (tx, state, limits) = worker::spawn(router, config, cfg, QUEUE, &gateway, board)?;
+            let queue = Arc::new(Queue::new(cfg.queue_bytes));
+            let (tx, state, limits) =
+                worker::spawn(router, config, cfg, queue.clone(), &gateway, board)?;
             for s in &cfg.subjects {
                 filters.push((s.as_bytes().into(), i));
             }
@@ -220,6 +287,7 @@ impl Streams {
                 config: cfg.clone(),
                 forwards: cfg.forward_mode(remotes) != twig_config::ForwardMode::Off,
                 tx,
+                queue,
                 limits,
                 state,
                 waits: AtomicU64::new(0),
@@ -264,6 +332,8 @@ impl Streams {
             .map(|s| {
                 let mut st = twig_util::lock::lock(&s.state).clone();
                 st.queue_waits = s.waits.load(Ordering::Relaxed);
+                st.queued_bytes = s.queue.bytes.load(Ordering::Relaxed) as u64;
+                st.queue_bytes = s.queue.limit as u64;
                 st
             })
             .collect()
@@ -271,19 +341,33 @@ impl Streams {
 }
 
 impl Stream {
-    /// Hands a request to the stream's thread without waiting. When its queue is full the
-    /// request comes back as [`Submit::Full`]: the caller (a client's reader) waits for room
-    /// with [`Full::wait`] before reading more, so only that publisher is held back, never
-    /// the executor thread it shares with other connections.
+    /// Hands a request to the stream's thread without waiting. When its queue is full (in
+    /// bytes, see [`Queue`]) the request comes back as [`Submit::Full`]: the caller (a
+    /// client's reader) waits for room with [`Full::wait`] before reading more, so only that
+    /// publisher is held back, never the executor thread it shares with other connections.
     pub fn try_submit(&self, req: Request) -> Submit {
+        let n = req.cost();
+        if !self.queue.reserve(n) {
+            self.waits.fetch_add(1, Ordering::Relaxed);
+            let (tx, queue) = (self.tx.clone(), self.queue.clone());
+            return Submit::Full(Full::new(async move {
+                loop {
+                    // Listen before trying, so a wake between the two is not missed.
+                    let room = queue.room.listen();
+                    if tx.is_closed() {
+                        return false;
+                    }
+                    if queue.reserve(n) {
+                        return tx.try_send(req).is_ok();
+                    }
+                    room.await;
+                }
+            }));
+        }
+        // Unbounded: the bytes above bound it, so only a stopped thread refuses.
         match self.tx.try_send(req) {
             Ok(()) => Submit::Queued,
-            Err(TrySendError::Full(req)) => {
-                self.waits.fetch_add(1, Ordering::Relaxed);
-                let tx = self.tx.clone();
-                Submit::Full(Full::new(async move { tx.send(req).await.is_ok() }))
-            }
-            Err(TrySendError::Closed(_)) => Submit::Gone,
+            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => Submit::Gone,
         }
     }
 }
@@ -302,8 +386,16 @@ impl Durable for Stream {
     /// Encodes the record (on the publisher's thread) and hands it to the stream's thread.
     /// The message's `Nats-Msg-Id` header de-duplicates; its reply subject gets the PubAck.
     fn submit(&self, msg: &Message<'_>, time_ns: u64, notify: Option<Notify>) -> Submit {
-        let Some(record) = record::encode(time_ns, msg.subject, msg.headers, msg.payload) else {
-            return Submit::Invalid;
+        let size = record::HEAD + msg.subject.len() + msg.headers.map_or(0, <[u8]>::len);
+        // Larger than a sector, the log refuses it anyway: queue no copy of it.
+        let too_large = size + msg.payload.len() > flash::SECTOR;
+        let record = if too_large {
+            Vec::new()
+        } else {
+            let Some(r) = record::encode(time_ns, msg.subject, msg.headers, msg.payload) else {
+                return Submit::Invalid;
+            };
+            r
         };
         let msg_id = msg
             .headers
@@ -315,6 +407,7 @@ impl Durable for Stream {
             reply: msg.reply.map(Box::from),
             msg_id,
             notify,
+            too_large,
         })
     }
 }
@@ -330,4 +423,22 @@ impl Store for Streams {
 pub(crate) fn unique() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::Queue;
+
+    #[test]
+    fn lets_in_while_below_the_limit_so_any_message_fits() {
+        let q = Queue::new(100);
+        assert!(q.reserve(60));
+        // Below the limit: in, even past it (one message over at most).
+        assert!(q.reserve(500));
+        assert!(!q.reserve(1));
+        q.release(500);
+        assert!(q.reserve(1));
+        q.release(61);
+        assert_eq!(q.bytes.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
 }

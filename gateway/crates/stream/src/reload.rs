@@ -6,7 +6,8 @@
 //!   after a publish: a lower `max_msgs` or `max_age` marks the oldest messages done
 //!   (counted in `/jsz` `expired`), and `/jsz` shows the new values.
 //! - Named as needing a restart: a stream added or removed, and a changed `subjects`, `file`,
-//!   `max_bytes` (the file's size: the log's ring is laid out over it), `forward`,
+//!   `max_bytes` (the file's size: the log's ring is laid out over it), `queue_bytes` (the
+//!   queue is sized at start), `forward`,
 //!   `forward_window`, `forward_ack_timeout`, `forward_remote`, `forward_priority` (the
 //!   forwarder's state machine and priority board are built with them).
 //!
@@ -88,6 +89,7 @@ pub fn plan(running: &[StreamConfig], next: &[StreamConfig]) -> Plan {
             sync: _,
             duplicate_window: _,
             max_duplicate_ids: _,
+            queue_bytes,
             forward,
             forward_window,
             forward_ack_timeout,
@@ -105,6 +107,7 @@ pub fn plan(running: &[StreamConfig], next: &[StreamConfig]) -> Plan {
             subjects,
             file,
             max_bytes,
+            queue_bytes,
             forward,
             forward_window,
             forward_ack_timeout,

@@ -13,7 +13,7 @@ use twig_core::log::{self, Log, WhenFull};
 use super::drain::Drain;
 use super::flash::{FileFlash, SECTOR};
 use super::reload::Limits;
-use super::{Notify, Request, Stored, StreamError, StreamState, record};
+use super::{Notify, Queue, Request, Stored, StreamError, StreamState, record};
 use twig_config::Config;
 use twig_config::{StreamConfig, SyncPolicy, WhenFullConfig};
 use twig_router::internal::Owned;
@@ -45,7 +45,7 @@ pub fn spawn(
     router: &Arc<Router>,
     config: &Config,
     cfg: &StreamConfig,
-    queue: usize,
+    queue: Arc<Queue>,
     gateway: &str,
     board: Arc<super::priority::Board>,
 ) -> Result<Handles, StreamError> {
@@ -66,7 +66,7 @@ pub fn spawn(
             reason: format!("{e:?}"),
         }
     })?;
-    let (tx, rx) = async_channel::bounded(queue);
+    let (tx, rx) = async_channel::unbounded();
     let (limits_tx, limits) = async_channel::bounded(LIMITS_QUEUE);
     let mode = cfg.forward_mode(config.leafnodes.remotes.len());
     let state = Arc::new(Mutex::new(StreamState {
@@ -80,6 +80,7 @@ pub fn spawn(
     let mut w = Worker {
         log,
         rx,
+        queue,
         limits,
         router: router.clone(),
         cfg: cfg.clone(),
@@ -142,6 +143,8 @@ impl Dedup {
 struct Worker {
     log: Log<FileFlash>,
     rx: Receiver<Request>,
+    /// The bytes in `rx` (released as each request is taken).
+    queue: Arc<Queue>,
     /// New limits from a reload.
     limits: Receiver<Limits>,
     router: Arc<Router>,
@@ -215,6 +218,10 @@ impl Worker {
                         break;
                     }
                 }
+            }
+            if took > 0 {
+                // Before the sync: paused publishers refill the queue while it runs.
+                self.queue.wake();
             }
             let due = match self.cfg.sync {
                 SyncPolicy::Always => self.log.stats().synced < self.log.stats().last,
@@ -353,6 +360,7 @@ impl Worker {
     }
 
     fn take(&mut self, req: Request) {
+        self.queue.release(req.cost());
         let now = Instant::now();
         if let Some(id) = &req.msg_id
             && let Some(&seq) = self.dedup.ids.get(id)
@@ -378,7 +386,11 @@ impl Worker {
             }
             return;
         }
-        let appended = self.log.append(&req.record);
+        let appended = if req.too_large {
+            Err(log::Error::TooLarge)
+        } else {
+            self.log.append(&req.record)
+        };
         if let Some(n) = req.notify {
             let (seq, ok) = appended.as_ref().map_or((0, false), |a| (a.seq, true));
             let token = n.token;
