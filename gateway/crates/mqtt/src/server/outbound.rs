@@ -67,13 +67,18 @@ impl Session {
         };
         self.st.next_serial += 1;
         if qos == QoS::AtMostOnce {
-            if self.phase == Phase::Connected && self.out.len() < self.cfg.max_write_buffer {
-                self.send_publish(now, &msg, 0, false);
-            } else {
-                // QoS 0 is not queued: not for an offline client, nor past the write buffer.
+            if self.phase != Phase::Connected {
+                // QoS 0 is not kept for an offline client (mosquitto's default too).
                 self.dropped += 1;
+                return;
             }
-            return;
+            if self.out.len() < self.cfg.max_write_buffer {
+                self.send_publish(now, &msg, 0, false);
+                return;
+            }
+            // A client reading slower than messages come: QoS 0 waits in the session's
+            // queue with the rest (in memory only, bounded by max_queued_bytes), instead of
+            // being dropped at the first full write buffer.
         }
         let cost = msg.cost();
         let full = self.st.queued_bytes + cost > self.cfg.max_queued_bytes
@@ -83,7 +88,7 @@ impl Session {
             return;
         }
         self.st.queued_bytes += cost;
-        if self.persistent() {
+        if self.persistent() && qos != QoS::AtMostOnce {
             let change = Change::Queued {
                 client_id: self.st.client_id.clone(),
                 msg: msg.clone(),
@@ -107,6 +112,11 @@ impl Session {
                 break;
             };
             if expired(&msg, now) {
+                self.finish(&msg);
+                continue;
+            }
+            if msg.qos == QoS::AtMostOnce {
+                self.send_publish(now, &msg, 0, false);
                 self.finish(&msg);
                 continue;
             }
@@ -215,7 +225,8 @@ impl Session {
     /// A queued message is gone: its bytes are free and the store forgets it.
     fn finish(&mut self, msg: &OutMsg) {
         self.st.queued_bytes = self.st.queued_bytes.saturating_sub(msg.cost());
-        if self.persistent() {
+        // QoS 0 messages are never on flash (see `deliver`).
+        if self.persistent() && msg.qos != QoS::AtMostOnce {
             let change = Change::Done {
                 client_id: self.st.client_id.clone(),
                 serial: msg.serial,

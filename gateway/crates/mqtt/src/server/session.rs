@@ -659,6 +659,17 @@ impl Session {
         if !publish_will {
             self.will = None;
         }
+        // QoS 0 messages that waited for a slow reader are not kept for an offline client.
+        let mut gone_bytes = 0;
+        self.st.queue.retain(|m| {
+            let keep = m.qos != QoS::AtMostOnce;
+            if !keep {
+                gone_bytes += m.cost();
+                self.dropped += 1;
+            }
+            keep
+        });
+        self.st.queued_bytes = self.st.queued_bytes.saturating_sub(gone_bytes);
         let expiry = self.st.expiry;
         self.expires_at = match expiry {
             u32::MAX => None,

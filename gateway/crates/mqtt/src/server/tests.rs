@@ -838,3 +838,43 @@ fn v4_window_holds_back_publishes_past_receive_maximum() {
     t.recv(&[0x40, 2, 0, 4, 0x40, 2, 0, 5]);
     assert!(t.s.wants_input());
 }
+
+/// QoS 0 to a client reading slower than messages come: past the write buffer the messages
+/// wait in the session's queue (bounded by max_queued_bytes) and go out in order as the
+/// client reads, instead of being dropped; an offline client keeps none of them.
+#[test]
+fn qos0_past_the_write_buffer_waits_in_the_queue_and_goes_in_order() {
+    let mut t = T::new(Config {
+        max_write_buffer: 64,
+        ..Config::default()
+    });
+    t.send(&v4_connect(0x00, 60, "slow"));
+    t.accept(None);
+    t.recv(&[0x20, 2, 0, 0]);
+    subscribe(&mut t, 1, "t", 0, None);
+    t.s.take_transmit();
+    for i in 0..20u8 {
+        deliver(&mut t, 0, "t", None, &[i; 10]);
+    }
+    assert_eq!(t.s.dropped, 0, "nothing dropped");
+    // The client reads: each look lets more out, all 20 in order.
+    let mut got = Vec::new();
+    for _ in 0..40 {
+        got.extend(t.s.take_transmit());
+        t.later(0);
+    }
+    let publish = |i: u8| {
+        let mut p = vec![0x30, 13, 0, 1, b't'];
+        p.extend([i; 10]);
+        p
+    };
+    let want: Vec<u8> = (0..20).flat_map(publish).collect();
+    assert_eq!(got, want);
+    // Offline (a lasting session): QoS 0 left in the queue is dropped, and counted.
+    for i in 0..10u8 {
+        deliver(&mut t, 0, "t", None, &[i; 10]);
+    }
+    t.input(Input::Closed);
+    assert!(t.s.dropped > 0);
+    assert!(t.s.subscriptions().len() == 1);
+}
