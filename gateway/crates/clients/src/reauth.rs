@@ -59,12 +59,9 @@ impl AuthState {
 pub struct StoredLogin {
     /// The connection.
     pub client: Arc<ClientShared>,
-    user: Option<String>,
-    pass: Option<String>,
-    token: Option<String>,
-    nkey: Option<String>,
-    sig: Option<String>,
-    nonce: Option<String>,
+    /// What it sent (or was given as the `no_auth_user`); `None` when nothing: every open
+    /// connection keeps a `StoredLogin`, and most devices of an open gateway send nothing.
+    secrets: Option<Box<Secrets>>,
     /// Logged in as the `no_auth_user` nkey without credentials.
     implied_nkey: bool,
     /// The client's certificate (`verify_and_map`); boxed, as most logins have none and
@@ -77,13 +74,37 @@ impl fmt::Debug for StoredLogin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredLogin")
             .field("cid", &self.client.cid)
-            .field("user", &self.user)
-            .field("nkey", &self.nkey)
+            .field("user", &self.s().user)
+            .field("nkey", &self.s().nkey)
             .finish_non_exhaustive()
     }
 }
 
+/// The credentials of a [`StoredLogin`] (and the nonce the nkey signed).
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Secrets {
+    user: Option<String>,
+    pass: Option<String>,
+    token: Option<String>,
+    nkey: Option<String>,
+    sig: Option<String>,
+    nonce: Option<String>,
+}
+
+static NO_SECRETS: Secrets = Secrets {
+    user: None,
+    pass: None,
+    token: None,
+    nkey: None,
+    sig: None,
+    nonce: None,
+};
+
 impl StoredLogin {
+    fn s(&self) -> &Secrets {
+        self.secrets.as_deref().unwrap_or(&NO_SECRETS)
+    }
+
     /// Keeps `creds` (and the nonce the nkey signed) of `client`, which `auth` logged in as
     /// `identity`. A client that sent nothing and became the `no_auth_user` is kept as that
     /// user with the password configured now (nats-server copies both into the client's
@@ -98,53 +119,56 @@ impl StoredLogin {
         cert: Option<CertIdentity>,
     ) -> Self {
         let own = |s: Option<&str>| s.map(str::to_owned);
-        let mut stored = StoredLogin {
-            client,
+        let mut secrets = Secrets {
             user: own(creds.user),
             pass: own(creds.pass),
             token: own(creds.auth_token),
             nkey: own(creds.nkey),
             sig: own(creds.sig),
             nonce: own(nonce),
-            implied_nkey: false,
-            cert: cert.map(Box::new),
         };
-        if creds.is_empty() && stored.cert.is_none() {
+        let mut implied_nkey = false;
+        if creds.is_empty() && cert.is_none() {
             match identity {
                 Identity::User(name) => {
-                    stored.pass = auth.password_of(name).map(str::to_owned);
-                    stored.user = Some(name.clone());
+                    secrets.pass = auth.password_of(name).map(str::to_owned);
+                    secrets.user = Some(name.clone());
                 }
                 Identity::Nkey(key) => {
-                    stored.nkey = Some(key.clone());
-                    stored.implied_nkey = true;
+                    secrets.nkey = Some(key.clone());
+                    implied_nkey = true;
                 }
                 Identity::Anonymous | Identity::Token => {}
             }
         }
-        stored
+        StoredLogin {
+            client,
+            secrets: (secrets != NO_SECRETS).then(|| Box::new(secrets)),
+            implied_nkey,
+            cert: cert.map(Box::new),
+        }
     }
 
     /// The credentials to check against `auth`: as stored, except that the `no_auth_user`
     /// nkey needs no signature while it still is the `no_auth_user` (as in nats-server).
     fn credentials(&self, auth: &Authenticator) -> Credentials<'_> {
-        if self.implied_nkey && auth.no_auth_user() == self.nkey.as_deref() {
+        if self.implied_nkey && auth.no_auth_user() == self.s().nkey.as_deref() {
             return Credentials::default();
         }
         Credentials {
-            user: self.user.as_deref(),
-            pass: self.pass.as_deref(),
-            auth_token: self.token.as_deref(),
-            nkey: self.nkey.as_deref(),
-            sig: self.sig.as_deref(),
+            user: self.s().user.as_deref(),
+            pass: self.s().pass.as_deref(),
+            auth_token: self.s().token.as_deref(),
+            nkey: self.s().nkey.as_deref(),
+            sig: self.s().sig.as_deref(),
         }
     }
 
     /// The user or nkey named (for `names_unknown_identity`), as stored.
     fn named(&self) -> Credentials<'_> {
         Credentials {
-            user: self.user.as_deref(),
-            nkey: self.nkey.as_deref(),
+            user: self.s().user.as_deref(),
+            nkey: self.s().nkey.as_deref(),
             ..Credentials::default()
         }
     }
@@ -198,7 +222,7 @@ pub(crate) fn reload(
         let result = if auth.auth_required() {
             auth.login(
                 &login.credentials(&auth),
-                login.nonce.as_deref(),
+                login.s().nonce.as_deref(),
                 login.cert.as_deref(),
             )
             .map(|l| l.rules)
@@ -209,7 +233,7 @@ pub(crate) fn reload(
             Ok(rules) => out.subs_removed += apply_rules(router, client, rules),
             Err(why) => {
                 out.refused += 1;
-                let who = match (&login.nkey, &login.user) {
+                let who = match (&login.s().nkey, &login.s().user) {
                     (Some(k), _) if !k.is_empty() => format!(" - Nkey {k:?}"),
                     (_, Some(u)) if !u.is_empty() => format!(" - User {u:?}"),
                     _ => String::new(),
