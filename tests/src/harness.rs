@@ -201,17 +201,25 @@ impl ServerUnderTest {
             .prefix("twig-test-")
             .tempdir()
             .expect("create temp dir");
+        // Ports from `free_port` (below the kernel's ephemeral range) rather than `-1`: a
+        // restart binds the same ports again, and an ephemeral port could meanwhile be the
+        // local port of some outgoing connection ("address already in use").
+        let mut options = options.clone();
+        if options.http_port == Some(0) {
+            options.http_port = Some(free_port());
+        }
+        let first_port = options.port.unwrap_or_else(free_port);
         let mut s = ServerUnderTest {
             target,
             binary,
-            options: options.clone(),
+            options,
             dir,
             child: None,
             port: 0,
             http_port: None,
             log: Arc::new(Mutex::new(Vec::new())),
         };
-        s.spawn(options.port);
+        s.spawn(Some(first_port));
         s
     }
 

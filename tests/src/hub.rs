@@ -135,21 +135,21 @@ impl Hub {
             options: options.clone(),
         };
         hub.config = hub.dir.path().join("hub.conf");
-        hub.write_config();
-        hub.spawn();
-        let log = hub.log();
-        let port = |what: &str| {
-            log.lines()
-                .find_map(|l| l.split_once(what))
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .and_then(|a| a.rsplit_once(':'))
-                .and_then(|(_, p)| p.parse().ok())
-                .unwrap_or_else(|| panic!("the hub did not log {what:?}:\n{log}"))
-        };
-        hub.client_port = port("Listening for client connections on ");
-        hub.leaf_port = port("Listening for leafnode connections on ");
-        hub.http_port = port("Starting http monitor on ");
-        hub.write_config();
+        // Ports from `free_port` (below the kernel's ephemeral range), not `-1`: a restarted
+        // hub binds the same ports again, and an ephemeral one could meanwhile be the local
+        // port of some outgoing connection. A port taken between the pick and the bind makes
+        // the hub exit at once: pick again.
+        for attempt in 1.. {
+            hub.client_port = free_port();
+            hub.leaf_port = free_port();
+            hub.http_port = free_port();
+            hub.write_config();
+            match hub.try_spawn() {
+                Ok(()) => break,
+                Err(log) if attempt < 5 && log.contains("address already in use") => {}
+                Err(log) => panic!("the hub did not start:\n{log}"),
+            }
+        }
         hub
     }
 
@@ -246,6 +246,13 @@ impl Hub {
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("{log}");
+        }
+    }
+
+    /// Starts the hub; `Err` with its log if it exits or is not ready in time.
+    fn try_spawn(&mut self) -> Result<(), String> {
         self.starts += 1;
         let child = Command::new(&self.binary)
             .arg("-c")
@@ -261,16 +268,19 @@ impl Hub {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if self.log().contains("Server is ready") {
-                return;
+                return Ok(());
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("hub exited ({status}):\n{}", self.log());
+                self.child = None;
+                return Err(format!("hub exited ({status}):\n{}", self.log()));
             }
-            assert!(
-                Instant::now() < deadline,
-                "hub not ready within {READY_TIMEOUT:?}:\n{}",
-                self.log()
-            );
+            if Instant::now() >= deadline {
+                self.stop();
+                return Err(format!(
+                    "hub not ready within {READY_TIMEOUT:?}:\n{}",
+                    self.log()
+                ));
+            }
             // Polling the log file; the deadline bounds the loop.
             thread::sleep(Duration::from_millis(10));
         }

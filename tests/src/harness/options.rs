@@ -59,9 +59,10 @@ pub struct ServerOptions {
     pub ping_max: Option<u32>,
     /// Time a client has to send CONNECT when auth is required (whole seconds).
     pub auth_timeout: Option<Duration>,
-    /// Monitoring port (`-m`); `Some(0)` lets the server pick a free one (`-m -1`), read back
-    /// with [`ServerUnderTest::http_port`](crate::harness::ServerUnderTest::http_port): no race
-    /// with other tests' ephemeral ports, as picking a free port and passing it would have.
+    /// Monitoring port (`-m`); `Some(0)`: the harness picks one with
+    /// [`free_port`](crate::harness::free_port) (below the ephemeral range, so a restart can
+    /// bind it again), read back with
+    /// [`ServerUnderTest::http_port`](crate::harness::ServerUnderTest::http_port).
     pub http_port: Option<u16>,
     /// More command-line arguments, passed as they are.
     pub extra_args: Vec<String>,
