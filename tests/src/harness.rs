@@ -321,6 +321,27 @@ impl ServerUnderTest {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
+    /// Waits (at most `within`) until the server logged its `n`-th reload outcome, done or
+    /// refused (nats-server and twig use these words); returns the log then.
+    pub fn wait_reloads(&self, n: usize, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.log();
+            let done = log.matches("Reloaded server configuration").count()
+                + log.matches("Failed to reload server configuration").count();
+            if done >= n {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not log reload {n}:\n{log}",
+                self.target.name()
+            );
+            // Polling the captured log; the deadline bounds the loop.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Resident set size of the server process in bytes (`VmRSS` of /proc/PID/status).
     pub fn rss_bytes(&self) -> u64 {
         rss_bytes(self.pid()).expect("read VmRSS of the server")

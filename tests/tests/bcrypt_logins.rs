@@ -237,26 +237,12 @@ fn raw_login(addr: &str, user: &str, pass: &str) -> (RawConn, bool) {
 
 /// Waits until the server logged its `n`-th reload (both servers use these words).
 fn wait_reloaded(server: &ServerUnderTest, n: usize) {
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        let log = server.log();
-        let done = log.matches("Reloaded server configuration").count()
-            + log.matches("Failed to reload server configuration").count();
-        if done >= n {
-            assert!(
-                !log.contains("Failed to reload"),
-                "{}: reload refused:\n{log}",
-                server.target().name()
-            );
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} did not log reload {n}:\n{log}",
-            server.target().name()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let log = server.wait_reloads(n, DEADLINE);
+    assert!(
+        !log.contains("Failed to reload"),
+        "{}: reload refused:\n{log}",
+        server.target().name()
+    );
 }
 
 #[test]

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
@@ -38,20 +37,7 @@ impl ConfigFile {
 fn reload(twig: &Twig, file: &ConfigFile, text: &str, n: usize) {
     file.write(text);
     twig.sut.signal("reload");
-    let deadline = Instant::now() + STEP;
-    loop {
-        let log = twig.log();
-        let done = log.matches("Reloaded server configuration").count()
-            + log.matches("Failed to reload server configuration").count();
-        if done >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "twig did not log reload {n}:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    twig.sut.wait_reloads(n, STEP);
 }
 
 fn remote(url: &str, creds: &str) -> String {

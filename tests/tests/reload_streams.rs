@@ -50,17 +50,7 @@ fn wait_stream(twig: &Twig, what: &str, ok: impl Fn(&serde_json::Value) -> bool)
 /// Sends the reload signal and waits for the `n`-th reload outcome in the log.
 fn reload(twig: &Twig, n: usize) {
     twig.sut.signal("reload");
-    let deadline = Instant::now() + STEP;
-    loop {
-        let log = twig.log();
-        let done = log.matches("Reloaded server configuration").count()
-            + log.matches("Failed to reload server configuration").count();
-        if done >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "reload {n} not logged:\n{log}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    twig.sut.wait_reloads(n, STEP);
 }
 
 async fn publish(js: &jetstream::Context, n: u64) -> u64 {

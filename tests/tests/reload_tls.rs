@@ -66,20 +66,7 @@ fn write(path: &Path, text: &str) {
 /// Sends the reload signal and waits until twig logged its `n`-th reload outcome.
 fn reload(twig: &Twig, n: usize) {
     twig.sut.signal("reload");
-    let deadline = std::time::Instant::now() + STEP;
-    loop {
-        let log = twig.log();
-        let done = log.matches("Reloaded server configuration").count()
-            + log.matches("Failed to reload server configuration").count();
-        if done >= n {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "reload {n} not logged:\n{log}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    twig.sut.wait_reloads(n, STEP);
 }
 
 /// A message to itself and back.

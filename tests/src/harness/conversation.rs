@@ -325,21 +325,7 @@ fn substitute(case: &Case, conn: &mut RawConn, bytes: &[u8]) -> Vec<u8> {
 /// Waits until `server` logged its `n`-th reload, done or refused (both servers use these
 /// words).
 fn wait_reloaded(server: &ServerUnderTest, n: usize) {
-    let deadline = std::time::Instant::now() + READ_DEADLINE;
-    loop {
-        let log = server.log();
-        let done = log.matches("Reloaded server configuration").count()
-            + log.matches("Failed to reload server configuration").count();
-        if done >= n {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} did not log reload {n}:\n{log}",
-            server.target().name()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_reloads(n, READ_DEADLINE);
 }
 
 /// Base64url without padding (the CONNECT `sig` encoding).
