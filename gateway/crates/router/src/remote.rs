@@ -70,6 +70,10 @@ pub trait Remote: Send + Sync {
     /// Per-connection counters (see [`Counters`]).
     fn counters(&self) -> Counters;
 
+    /// When the write that took [`Counters::bulk_out`] to `end` (a [`Remote::forward`]
+    /// answer) ended, if known: where a forwarded message's round trip starts.
+    fn written_at(&self, end: u64) -> Option<std::time::Instant>;
+
     /// A listener notified when it goes up or down or its interest changes (create it before
     /// checking, then wait).
     fn listen_change(&self) -> EventListener;
@@ -305,6 +309,9 @@ mod tests {
         }
         fn counters(&self) -> Counters {
             Counters::default()
+        }
+        fn written_at(&self, _: u64) -> Option<std::time::Instant> {
+            None
         }
         fn listen_change(&self) -> EventListener {
             self.drained().listen()

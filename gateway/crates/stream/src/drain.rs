@@ -215,9 +215,11 @@ impl Drain {
         let s = log.stats();
         // Expired by a limit, or dropped from a full file: done without the hub.
         self.fwd.skip_to(s.acked.max(s.first.saturating_sub(1)));
-        // What the writer wrote since the last step: the messages' clocks start now.
+        // What the writer wrote since the last step: the messages' clocks start at their writes.
         if self.fwd.is_up() {
-            self.fwd.written(now, c.bulk_out);
+            let link = &self.link;
+            self.fwd
+                .written(now, c.bulk_out, |end| link.written_at(end));
         }
         if let Some(m) = self.pending.take() {
             self.puback(now, &m);

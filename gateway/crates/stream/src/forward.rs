@@ -421,8 +421,15 @@ impl Forwarder {
         self.next = upto + 1;
     }
 
-    /// The link's writer has written `bulk_out` bulk bytes of this connection by `now`.
-    pub fn written(&mut self, now: Instant, bulk_out: u64) {
+    /// The link's writer has written `bulk_out` bulk bytes of this connection by `now`;
+    /// `write_time(end)` tells when the write that reached `end` ended, when the link knows (else
+    /// `now`).
+    pub fn written(
+        &mut self,
+        now: Instant,
+        bulk_out: u64,
+        write_time: impl Fn(u64) -> Option<Instant>,
+    ) {
         while let Some(&(seq, end)) = self.unwritten.front() {
             if end > bulk_out {
                 break;
@@ -434,7 +441,7 @@ impl Forwarder {
             let s = &mut self.slots[i];
             if s.state == State::Queued && s.end == end {
                 s.state = State::Written;
-                s.written = Some(now);
+                s.written = Some(write_time(end).map_or(now, |t| t.min(now)));
                 s.delivered = delivered;
                 s.delivered_at = Some(at.unwrap_or(now));
                 s.app_limited = app_limited;

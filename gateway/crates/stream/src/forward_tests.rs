@@ -69,7 +69,7 @@ impl Script {
     /// The writer wrote everything queued.
     fn write(&mut self) {
         self.out = self.queued;
-        self.f.written(self.now, self.out);
+        self.f.written(self.now, self.out, |_| None);
     }
 
     fn ack(&mut self, seqs: impl IntoIterator<Item = u64>) {
@@ -420,7 +420,7 @@ impl Sim {
             let w = (self.queued - self.written).min(room);
             if w > 0 {
                 self.written += w;
-                self.f.written(self.now, self.written);
+                self.f.written(self.now, self.written, |_| None);
             }
             // The line carries bytes; whole copies arrive at the hub `delay` later, and
             // their PubAcks are back another `delay` after that.
@@ -534,4 +534,32 @@ fn losses_at_the_hub_are_repaired_by_sending_only_those_again() {
     eprintln!("6 losses: {c:?}");
     // The last two had nothing after them: found by the timeout, one at a time.
     assert!(c.sent - n >= 6 && c.sent - n <= 8, "{c:?}");
+}
+
+/// A stream thread that looks late (held up by a sync to flash) still starts each message's
+/// round trip at its write: the round trip measured is the link's, not shortened by the wait.
+#[test]
+fn a_late_look_at_the_writer_still_times_from_the_write() {
+    let mut s = Script::new(js(10)).up();
+    assert_eq!(s.send(2, 100), [1, 2]);
+    // Written at 0 ms (1) and 10 ms (2); the thread looks only at 60 ms.
+    let t0 = s.t0;
+    s.at(60);
+    s.out = s.queued;
+    s.f.written(s.now, s.out, |end| {
+        Some(t0 + if end <= 100 { Duration::ZERO } else { 10 * MS })
+    });
+    s.at(200);
+    s.ack([1]);
+    assert_eq!(s.f.estimates().min_rtt, Some(200 * MS));
+    s.at(210);
+    s.ack([2]);
+    assert_eq!(s.f.estimates().min_rtt, Some(200 * MS));
+    // A time from the future (another clock) is never later than the look.
+    assert_eq!(s.send(3, 100), [3]);
+    s.out = s.queued;
+    s.f.written(s.now, s.out, |_| Some(t0 + 10_000 * MS));
+    s.at(400);
+    s.ack([3]);
+    assert_eq!(s.f.estimates().min_rtt, Some(190 * MS));
 }

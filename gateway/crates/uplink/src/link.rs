@@ -488,6 +488,10 @@ impl Remote for Link {
         self.out.counters()
     }
 
+    fn written_at(&self, end: u64) -> Option<std::time::Instant> {
+        self.out.written_at(end)
+    }
+
     fn listen_change(&self) -> event_listener::EventListener {
         Link::listen_change(self)
     }
@@ -569,7 +573,7 @@ mod tests {
     /// Takes what is queued as the writer does, and marks it written.
     fn write_out(link: &Link) -> String {
         let text = drain(link);
-        link.out.written(text.len());
+        link.out.written(text.len(), std::time::Instant::now());
         text
     }
 

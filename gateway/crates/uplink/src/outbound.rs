@@ -19,8 +19,9 @@
 //! CONNECT can reach a hub first.
 //!
 //! Lock order: the outbound mutex is a leaf; nothing else is taken while it is held.
+use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use event_listener::Event;
 
@@ -31,6 +32,10 @@ pub const CHUNK: usize = 16 * 1024;
 
 /// Websocket pings waiting for their pong, at most (older ones are answered by a later one).
 pub const MAX_WS_PONGS: usize = 4;
+
+/// Write times remembered per connection (16 B each): more than a forwarder's step sees
+/// between two looks, even when a stream thread is held up by a sync to flash.
+pub const WRITE_TIMES: usize = 256;
 
 /// What a push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +66,11 @@ struct State {
     /// in order, and every PING goes through the urgent lane, so queue order is wire order).
     bulk_in: u64,
     bulk_out: u64,
+    /// When the latest writes ended, as `(bulk_out after the write, time)`, oldest first, at
+    /// most [`WRITE_TIMES`]: a forwarder starts a message's round trip at the write that put
+    /// its last byte in the socket, not when its own thread next looks (which a busy stream
+    /// thread does late, making round trips look shorter than the link's).
+    write_times: VecDeque<(u64, Instant)>,
     pings: u64,
     pongs: u64,
     /// Connections so far (bumped by `reset`), so a forwarder notices a reconnect it slept
@@ -319,6 +329,15 @@ impl LinkOutbound {
         self.max_pending / 4 * 3
     }
 
+    /// When the first remembered write that took this connection's bulk bytes to `end` or
+    /// past it ended; `None` before any such write. A byte older than every remembered write
+    /// gets the oldest one's time, the closest known.
+    pub fn written_at(&self, end: u64) -> Option<Instant> {
+        let st = self.lock();
+        let i = st.write_times.partition_point(|&(out, _)| out < end);
+        st.write_times.get(i).map(|&(_, at)| at)
+    }
+
     /// Notified when the backlog drops below the stall mark.
     pub fn drained(&self) -> &Event {
         &self.drained
@@ -329,12 +348,19 @@ impl LinkOutbound {
         twig_util::stall::wait_until_drained(&self.drained, max, || self.stalled()).await;
     }
 
-    /// The writer wrote `n` bytes of what it took.
-    pub fn written(&self, n: usize) {
+    /// The writer wrote `n` bytes of what it took, the write ending at `now`.
+    pub fn written(&self, n: usize, now: Instant) {
         let mut st = self.lock();
         let was = st.backlog() > self.stall_mark();
         st.held = st.held.saturating_sub(n);
         st.bulk_out += n as u64;
+        if n > 0 {
+            if st.write_times.len() == WRITE_TIMES {
+                st.write_times.pop_front();
+            }
+            let out = st.bulk_out;
+            st.write_times.push_back((out, now));
+        }
         let now = st.backlog() > self.stall_mark();
         drop(st);
         if was && !now {
@@ -442,7 +468,7 @@ mod tests {
         out.try_take(true, &mut t);
         assert_eq!(out.pending(), 17);
         assert_eq!(out.push_msg(8, msg(8)), Pushed::Dropped);
-        out.written(17);
+        out.written(17, Instant::now());
         assert!(!out.stalled());
         assert_eq!(out.push_msg(8, msg(8)), Pushed::Queued);
     }
@@ -467,7 +493,7 @@ mod tests {
         let o = out.clone();
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(10));
-            o.written(90);
+            o.written(90, Instant::now());
         });
         let t0 = std::time::Instant::now();
         smol::block_on(out.wait_drained(Duration::from_secs(10)));

@@ -90,7 +90,7 @@ pub async fn write_loop(
         }
         t.urgent.clear();
         t.ws_pongs.clear();
-        link.out.written(chunk.len());
+        link.out.written(chunk.len(), std::time::Instant::now());
         pos = chunk.end;
         // Give a big buffer back once the link is idle; under load it is reused, since
         // freeing and re-allocating megabytes per batch costs page faults.
