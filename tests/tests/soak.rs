@@ -70,10 +70,7 @@ impl Plan {
             Plan {
                 total,
                 sample_every: Duration::from_secs(2),
-                flaps: vec![
-                    (Duration::from_secs(q), d),
-                    (Duration::from_secs(3 * q), d),
-                ],
+                flaps: vec![(Duration::from_secs(q), d), (Duration::from_secs(3 * q), d)],
                 slow_stall: Duration::from_secs(12),
             }
         }
@@ -244,7 +241,10 @@ async fn rss_stays_flat_under_mixed_load_and_a_flapping_hub() {
     rss::assert_flat(&samples, plan.total);
 
     assert_eq!(flapped, plan.flaps.len());
-    assert!(s.slow_cut.load(Relaxed) > 0, "twig never cut a slow consumer");
+    assert!(
+        s.slow_cut.load(Relaxed) > 0,
+        "twig never cut a slow consumer"
+    );
     assert!(
         s.requests_ok.load(Relaxed) > 0 && s.plain_received_hub.load(Relaxed) > 0,
         "request/reply or the hub-side subscriber got nothing"

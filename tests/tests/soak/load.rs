@@ -183,7 +183,8 @@ pub fn slow_consumer(load: Arc<Load>, stall: Duration) {
         sock.connect_timeout(&addr.into(), crate::common::STEP)
             .expect("slow consumer connect");
         let mut s: TcpStream = sock.into();
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         s.write_all(
             b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB soak.slow.> 1\r\nPING\r\n",
         )
@@ -228,7 +229,10 @@ fn read_until(s: &mut TcpStream, needle: &[u8]) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !seen.windows(needle.len()).any(|w| w == needle) {
-        assert!(Instant::now() < deadline, "slow consumer: no {needle:?} in time");
+        assert!(
+            Instant::now() < deadline,
+            "slow consumer: no {needle:?} in time"
+        );
         match s.read(&mut buf) {
             Ok(0) => panic!("slow consumer: closed during the handshake"),
             Ok(n) => seen.extend_from_slice(&buf[..n]),

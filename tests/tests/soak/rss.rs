@@ -36,9 +36,7 @@ pub fn loadavg() -> String {
 pub fn write_csv(samples: &[Sample]) {
     let path = std::env::var_os("TWIG_SOAK_CSV")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            twig_tests::harness::workspace_root().join("target/soak-rss.csv")
-        });
+        .unwrap_or_else(|| twig_tests::harness::workspace_root().join("target/soak-rss.csv"));
     let mut text = String::from("seconds,rss_kib,hub_up,stream_acked,load1\n");
     for s in samples {
         let _ = writeln!(
@@ -75,7 +73,9 @@ pub fn print_table(samples: &[Sample], end_rss: u64) {
         true => Duration::from_secs(60),
         false => (last / 10).max(Duration::from_secs(1)),
     };
-    let mut out = String::from("| from (s) | samples | mean RSS (MiB) | min | max | hub down |\n|---|---|---|---|---|---|\n");
+    let mut out = String::from(
+        "| from (s) | samples | mean RSS (MiB) | min | max | hub down |\n|---|---|---|---|---|---|\n",
+    );
     let mut from = Duration::ZERO;
     while from <= last {
         let w: Vec<&Sample> = samples
@@ -98,7 +98,10 @@ pub fn print_table(samples: &[Sample], end_rss: u64) {
         }
         from += step;
     }
-    eprintln!("{out}RSS after the load stopped: {:.1} MiB", end_rss as f64 / 1024.0);
+    eprintln!(
+        "{out}RSS after the load stopped: {:.1} MiB",
+        end_rss as f64 / 1024.0
+    );
 }
 
 /// Long form: minutes 20 to the end (the last 10 of 30) within 5% of minutes 10-20. Short
