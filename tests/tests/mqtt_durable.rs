@@ -4,10 +4,8 @@
 //!   exactly once, and no reading is there twice;
 //! - retained messages (set and cleared) survive a kill -9;
 //! - a persistent session (subscription and the QoS 1 messages queued while the device was
-//!   away) survives a kill -9. The publisher's PUBACK on a plain (non-stream) subject means
-//!   "routed": the offline session stores the message in its next group commit, so the test
-//!   kills once `/mqttz` shows them stored (a kill between the two loses the newest; publish
-//!   to a stream subject for durability from the first PUBACK);
+//!   away) survives a kill -9. The publisher's PUBACK waits for the offline session's store
+//!   commit of its copy (mqtt_queued_kills.rs kills at random PUBACKs);
 //! - QoS 2: twig killed after the PUBREC, before the PUBREL: the device repeats the PUBLISH
 //!   (DUP) and sends PUBREL to the restarted twig, gets PUBREC and PUBCOMP, and a NATS
 //!   subscriber gets the message once.
@@ -329,12 +327,8 @@ async fn a_persistent_session_and_its_queue_survive_kill_9() {
             .unwrap();
         p.wait(|p| matches!(p, Packet::PubAck(_))).await;
     }
-    // The publisher's PUBACK means "routed" (not a stream subject); the offline session
-    // stores the message in its own group commit just after. Kill once that is done.
-    eventually("the 10 queued messages are on flash", || {
-        t.monitor("/mqttz")["listener"]["stored_queued"] == 10
-    })
-    .await;
+    // The publisher's PUBACK came after the offline session's store commit: on flash.
+    assert_eq!(t.monitor("/mqttz")["listener"]["stored_queued"], 10);
     kill_and_restart(&mut t, mqtt_port);
     assert_eq!(t.monitor("/mqttz")["listener"]["stored_queued"], 10);
 

@@ -12,6 +12,7 @@ use twig_router::internal::Publisher;
 use twig_router::store::{Notify, Submit};
 use twig_util::clock::unix_nanos;
 
+use super::ackwait::{Scope, Waiter};
 use super::conns::ConnView;
 use super::inbox::{Control, Inbox};
 use super::login::LoginRequest;
@@ -27,6 +28,7 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 impl Task {
     /// Acts on every event the session has, until it has none.
     pub(super) async fn events(&mut self, now: Instant) {
+        let mut persisted = false;
         while let Some(ev) = self.session.poll_event() {
             if !matches!(ev, Event::Publish(_))
                 && let Some(r) = self.retain_ahead.take()
@@ -50,6 +52,7 @@ impl Task {
                     self.store(req).await;
                 }
                 Event::Persist(change, ticket) => {
+                    persisted = true;
                     let reply = ticket.map(|t| self.reply(t));
                     self.store(Req::Change(change, reply)).await;
                 }
@@ -59,6 +62,14 @@ impl Task {
         }
         if let Some(r) = self.retain_ahead.take() {
             self.store(Req::Retain(r, None)).await;
+        }
+        // Publishers whose messages this turn delivered: if the session stored them, they
+        // wait for that store commit; if not, they wait for nothing.
+        if !self.acks.is_empty() {
+            let acks = std::mem::take(&mut self.acks);
+            if persisted {
+                self.store(Req::Fence(acks)).await;
+            }
         }
     }
 
@@ -78,6 +89,10 @@ impl Task {
             tracing::error!("MQTT: the store thread has stopped");
             let reply = match e.into_inner() {
                 Req::Change(_, r) | Req::Retain(_, r) => r,
+                Req::Fence(waiters) => {
+                    waiters.iter().for_each(|w| w.fail());
+                    None
+                }
                 Req::SendRetained { .. } => None,
             };
             if let Some(r) = reply {
@@ -114,7 +129,19 @@ impl Task {
         };
         let router = self.sh.router.clone();
         let store = router.store(msg.subject);
-        self.publisher.publish_stored(&msg, store);
+        let waiter = p.ticket.map(|t| Waiter::new(self.reply(t)));
+        {
+            let _scope = Scope::enter(waiter.as_ref());
+            self.publisher.publish_stored(&msg, store);
+        }
+        if let (Some(w), Some(t)) = (waiter, p.ticket) {
+            match Waiter::settle(w) {
+                // No lasting session took a copy.
+                Some(_) => self.store_waiting = self.store_waiting.saturating_sub(1),
+                // One did: the ticket also waits for the store commit of that copy.
+                None => self.joins.entry(t.0).or_insert((1, Outcome::Ok)).0 += 1,
+            }
+        }
         let Some(store) = store else {
             if let Some(t) = p.ticket {
                 self.done(now, t, Outcome::Ok);

@@ -11,8 +11,8 @@
 //! notified only when the inbox goes from empty to not empty, so a burst wakes the task once.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use event_listener::{Event, EventListener};
 
@@ -21,6 +21,7 @@ use twig_router::Message;
 use twig_router::internal::{Owner, Sink};
 use twig_util::lock::lock;
 
+use super::ackwait::{self, Waiter};
 use super::task::Handover;
 
 /// A NATS message for one subscription of the session, owned (one allocation).
@@ -31,6 +32,10 @@ pub(super) struct Item {
     pub own: bool,
     /// A retained message sent for a new subscription.
     pub retained: bool,
+    /// The publisher's acknowledgement waits for this copy to be stored (see [`ackwait`]).
+    ///
+    /// [`ackwait`]: super::ackwait
+    pub ack: Option<Arc<Waiter>>,
     subject: u16,
     reply: u16,
     headers: u32,
@@ -53,6 +58,7 @@ impl Item {
             sub,
             own,
             retained,
+            ack: None,
             subject: u16::try_from(msg.subject.len()).ok()?,
             reply: u16::try_from(reply.len()).ok()?,
             headers: u32::try_from(headers.len()).ok()?,
@@ -126,6 +132,9 @@ pub(super) struct Inbox {
     max_bytes: usize,
     /// Deliveries dropped because the inbox was full.
     pub dropped: AtomicU64,
+    /// The session is lasting (its queued QoS 1/2 messages go to flash): a device's publish
+    /// delivered here is acknowledged once its copy is stored. Set by the task each turn.
+    pub lasting: AtomicBool,
 }
 
 /// What one drain took out.
@@ -146,6 +155,7 @@ impl Inbox {
             owner,
             max_bytes,
             dropped: AtomicU64::new(0),
+            lasting: AtomicBool::new(false),
         }
     }
 
@@ -221,7 +231,12 @@ impl Sink for Inbox {
             return false;
         };
         match Item::new(sub, own, false, msg) {
-            Some(item) => self.push_msg(item),
+            Some(mut item) => {
+                if self.lasting.load(Ordering::Relaxed) {
+                    item.ack = ackwait::current();
+                }
+                self.push_msg(item)
+            }
             None => false,
         }
     }

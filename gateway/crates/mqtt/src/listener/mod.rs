@@ -25,6 +25,7 @@
 //! The app binds the sockets (the client port's rules for `host`), builds the TLS acceptor,
 //! opens the store file and wires the login; this module only takes them ([`Setup`]).
 
+mod ackwait;
 mod conns;
 mod events;
 pub mod inbox;

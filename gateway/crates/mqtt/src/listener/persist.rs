@@ -5,7 +5,8 @@
 //! Sessions send it requests over a bounded channel (a full channel makes the sender wait:
 //! back-pressure to the sessions that write). It takes everything waiting, applies it in
 //! order, syncs once (group commit) and only then answers the tickets, so a SUBACK, a QoS 2
-//! PUBREC or a retained message's PUBACK leaves only once its change is on disk.
+//! PUBREC or a retained message's PUBACK leaves only once its change is on disk; so does the
+//! PUBACK of a publish queued in a lasting session (a [`Req::Fence`], see [`super::ackwait`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,6 +15,7 @@ use twig_core::log::Flush;
 use twig_router::Message;
 
 use super::Stats;
+use super::ackwait::Waiter;
 use super::inbox::{Inbox, Item};
 use crate::server::store::{RetainedMsg, Store, StoreError};
 use crate::server::{Change, Outcome, Retain, Ticket};
@@ -39,6 +41,9 @@ pub(super) enum Req {
     Change(Change, Option<Reply>),
     /// A retained message is set or cleared.
     Retain(Retain, Option<Reply>),
+    /// Publishers waiting for the changes sent before it (their copies queued in a lasting
+    /// session): released after the sync that covers them.
+    Fence(Vec<Arc<Waiter>>),
     /// Deliver the retained messages matching `subject` to subscription `sub`.
     SendRetained {
         sub: u32,
@@ -72,6 +77,10 @@ pub(super) fn spawn<F: Flush + Send + 'static>(
 
 fn run_batch<F: Flush>(store: &mut Store<F>, stats: &Stats, batch: Vec<Req>) {
     let mut replies: Vec<(Reply, bool)> = Vec::new();
+    let mut fences: Vec<Arc<Waiter>> = Vec::new();
+    // A change that failed fails every fence behind it in this batch (earlier batches were
+    // answered already).
+    let mut failed = false;
     let mut written = false;
     let mut sessions_changed = false;
     for req in batch {
@@ -84,6 +93,7 @@ fn run_batch<F: Flush>(store: &mut Store<F>, stats: &Stats, batch: Vec<Req>) {
                     matches!(change, Change::Session { .. } | Change::Deleted { .. });
                 let ok = noop || report(store.apply(&change), "session change");
                 written |= ok && !noop;
+                failed |= !ok;
                 if let Some(r) = reply {
                     replies.push((r, ok));
                 }
@@ -119,6 +129,7 @@ fn run_batch<F: Flush>(store: &mut Store<F>, stats: &Stats, batch: Vec<Req>) {
                     replies.push((r, ok));
                 }
             }
+            Req::Fence(waiters) => fences.extend(waiters),
             Req::SendRetained {
                 sub,
                 subject,
@@ -142,6 +153,7 @@ fn run_batch<F: Flush>(store: &mut Store<F>, stats: &Stats, batch: Vec<Req>) {
         }
     }
     if written && !report(store.sync(), "sync") {
+        failed = true;
         for r in &mut replies {
             r.1 = false;
         }
@@ -159,6 +171,14 @@ fn run_batch<F: Flush>(store: &mut Store<F>, stats: &Stats, batch: Vec<Req>) {
     stats.stored_queued.store(store.queued_count(), Relaxed);
     if sessions_changed {
         count(store, stats);
+    }
+    // Last, so monitoring shows the copies stored when their publishers get the PUBACK.
+    for w in fences {
+        if failed {
+            w.fail();
+        }
+        // The last clone of a publish answers its publisher.
+        drop(w);
     }
 }
 

@@ -27,6 +27,7 @@ use twig_router::internal::{InternalSub, Publisher, new_owner};
 use twig_router::store::Stored;
 
 use super::Shared;
+use super::ackwait::Waiter;
 use super::conns::ConnView;
 use super::inbox::{Control, Inbox, Item};
 use crate::server::{Delivery, Input, Outcome, Session, SessionState, Ticket};
@@ -173,6 +174,8 @@ pub(super) struct Task {
     pub(super) joins: HashMap<u64, (u8, Outcome)>,
     /// Store requests waiting for their answer.
     pub(super) store_waiting: usize,
+    /// Publishers waiting for the copies this turn delivered (see [`super::ackwait`]).
+    pub(super) acks: Vec<Arc<Waiter>>,
     /// A `Retain` event waiting for the `Publish` that follows it.
     pub(super) retain_ahead: Option<crate::server::Retain>,
     /// Accepted past `max_connections`: refused at CONNECT.
@@ -213,6 +216,7 @@ impl Task {
             registered: None,
             joins: HashMap::new(),
             store_waiting: 0,
+            acks: Vec::new(),
             retain_ahead: None,
             over_limit: false,
             view: None,
@@ -307,6 +311,7 @@ impl Task {
                 v.set_subscriptions(self.session.subscriptions().len());
             }
             self.publisher.flush();
+            self.inbox.lasting.store(self.session.is_lasting(), Relaxed);
             self.output(now);
             if self.handover.is_some() {
                 self.hand_over().await;
@@ -361,8 +366,11 @@ impl Task {
             self.store_waiting = self.store_waiting.saturating_sub(1);
             self.done(now, t, o);
         }
-        for item in &d.msgs {
-            self.deliver(now, item);
+        for mut item in d.msgs {
+            self.deliver(now, &item);
+            if let Some(a) = item.ack.take() {
+                self.acks.push(a);
+            }
         }
         while let Ok(s) = self.stored_rx.try_recv() {
             self.stored(now, s);

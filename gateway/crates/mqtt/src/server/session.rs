@@ -222,6 +222,11 @@ impl Session {
         matches!(self.phase, Phase::Offline | Phase::Ended)
     }
 
+    /// Whether the session outlives its connection (its queued QoS 1/2 messages are stored).
+    pub fn is_lasting(&self) -> bool {
+        self.persistent()
+    }
+
     /// The client id (empty before CONNECT).
     pub fn client_id(&self) -> &str {
         &self.st.client_id
