@@ -240,6 +240,7 @@ impl MonitorSource for Sources {
             in_bytes: s.in_bytes,
             auth_failures: s.auth_failures,
             dropped: s.dropped,
+            store_waits: s.store_waits,
         })
     }
 }

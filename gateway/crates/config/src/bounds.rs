@@ -212,6 +212,7 @@ fn listener(k: &mut Check, m: &MqttListenerConfig) {
         max_retained_bytes,
         store_file: _,
         store_size: _, // below 4 GiB, checked with the section
+        max_store_queue_bytes,
     } = m;
     let at = |f: &str| format!("mqtt_listener.{f}");
     k.count(at("max_connections"), count(*max_connections), MAX_COUNT);
@@ -241,6 +242,11 @@ fn listener(k: &mut Check, m: &MqttListenerConfig) {
     k.dur(at("write_deadline"), *write_deadline, MAX_TIMER);
     k.count(at("max_retained"), count(*max_retained), MAX_COUNT);
     k.size(at("max_retained_bytes"), *max_retained_bytes, MAX_BUFFER);
+    k.size(
+        at("max_store_queue_bytes"),
+        *max_store_queue_bytes,
+        MAX_BUFFER,
+    );
     if let Some(t) = tls {
         k.dur(at("tls.timeout"), t.timeout, MAX_TIMER);
     }

@@ -91,6 +91,12 @@ pub struct MqttListenerConfig {
     /// Its size, pre-allocated (default 16 MiB; a multiple of 64 KiB, at least 256 KiB).
     #[serde(deserialize_with = "values::de_size")]
     pub store_size: usize,
+    /// Bytes of requests waiting for the store's thread at most (default 8 MiB; at least
+    /// 64 KiB): session changes, queued QoS 1/2 messages of persistent sessions, retained
+    /// messages. Past it the session that writes waits (its device is not read meanwhile);
+    /// nothing acknowledged is dropped. Counted as `store_waits` in `/mqttz`.
+    #[serde(deserialize_with = "values::de_size")]
+    pub max_store_queue_bytes: usize,
 }
 
 impl Default for MqttListenerConfig {
@@ -120,6 +126,7 @@ impl Default for MqttListenerConfig {
             max_retained_bytes: 4 * 1024 * 1024,
             store_file: None,
             store_size: 16 * 1024 * 1024,
+            max_store_queue_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -195,6 +202,12 @@ pub fn validate(
     }
     if m.max_queued_bytes < 1024 {
         return Err(invalid(at("max_queued_bytes"), "must be at least 1 KiB"));
+    }
+    if m.max_store_queue_bytes < 64 * 1024 {
+        return Err(invalid(
+            at("max_store_queue_bytes"),
+            "must be at least 64 KiB",
+        ));
     }
     let whole = |d: Duration| d.subsec_nanos() == 0;
     if !whole(m.max_keep_alive) || m.max_keep_alive.as_secs() > 65_535 {

@@ -134,6 +134,7 @@ pub struct MqttListener {
     pub in_bytes: u64,
     pub auth_failures: u64,
     pub dropped: u64,
+    pub store_waits: u64,
 }
 
 /// Appends the MQTT listener's families (`twig_mqtt_*`).
@@ -169,7 +170,7 @@ pub fn render_mqtt(out: &mut String, m: &MqttListener) {
         family(out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 7] = [
         (
             "twig_mqtt_accepted_connections_total",
             "MQTT connections accepted since start.",
@@ -199,6 +200,11 @@ pub fn render_mqtt(out: &mut String, m: &MqttListener) {
             "twig_mqtt_dropped_total",
             "Deliveries to MQTT sessions dropped (full queue or expired).",
             m.dropped,
+        ),
+        (
+            "twig_mqtt_store_waits_total",
+            "Times an MQTT session waited for room in the store thread's queue              (max_store_queue_bytes).",
+            m.store_waits,
         ),
     ];
     for (name, help, value) in counters {

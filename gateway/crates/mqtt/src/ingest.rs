@@ -254,7 +254,7 @@ impl Ingest {
         };
         let time_ns = unix_nanos();
         let notify = token.map(|token| Notify {
-            tx: self.stored_tx.clone(),
+            tx: self.stored_tx.clone().into(),
             token,
         });
         let submitted = stream.submit(&msg, time_ns, notify);
@@ -339,7 +339,7 @@ impl Ingest {
                 payload: &h.payload,
             };
             let notify = Some(Notify {
-                tx: self.stored_tx.clone(),
+                tx: self.stored_tx.clone().into(),
                 token,
             });
             let taken = match stream.submit(&msg, h.time_ns, notify) {

@@ -70,9 +70,41 @@ impl Full {
 #[derive(Clone)]
 pub struct Notify {
     /// The owner's channel.
-    pub tx: async_channel::Sender<Stored>,
+    pub tx: NoticeTx,
     /// The owner's own tag for this message (e.g. an MQTT packet id).
     pub token: u64,
+}
+
+/// Where a [`Notify`] goes: a channel, or an owner's own mailbox (the MQTT listener's
+/// session inbox, so an idle session holds no channel of its own).
+#[derive(Clone)]
+pub enum NoticeTx {
+    /// A channel sized by its owner (see [`Notify`]).
+    Channel(async_channel::Sender<Stored>),
+    /// A mailbox that takes every notice (bounded by what its owner keeps in flight).
+    Sink(std::sync::Arc<dyn NoticeSink>),
+}
+
+/// An owner's mailbox for [`Stored`] notices. Never waits.
+pub trait NoticeSink: Send + Sync {
+    /// Takes the notice; false if the owner is gone.
+    fn stored(&self, s: Stored) -> bool;
+}
+
+impl NoticeTx {
+    /// Hands `s` over without waiting; false if it was not taken (full or gone).
+    pub fn send(&self, s: Stored) -> bool {
+        match self {
+            NoticeTx::Channel(tx) => tx.try_send(s).is_ok(),
+            NoticeTx::Sink(sink) => sink.stored(s),
+        }
+    }
+}
+
+impl From<async_channel::Sender<Stored>> for NoticeTx {
+    fn from(tx: async_channel::Sender<Stored>) -> NoticeTx {
+        NoticeTx::Channel(tx)
+    }
 }
 
 /// The outcome of a submit with a [`Notify`].

@@ -566,7 +566,7 @@ impl Worker {
     fn send_acks(&mut self) {
         for (n, stored) in self.notices.drain(..) {
             // Never blocks the stream (see `Notify`): a full channel loses the notice.
-            let _ = n.tx.try_send(stored);
+            let _ = n.tx.send(stored);
         }
         if self.acks.is_empty() {
             return;

@@ -422,6 +422,7 @@ fn mqtt_option(key: &str) -> Option<Action> {
         "max_retained_bytes" => To("max_retained_bytes", Size),
         "store_file" => To("store_file", Str),
         "store_size" => To("store_size", Size),
+        "max_store_queue_bytes" => To("max_store_queue_bytes", Size),
         _ => return None,
     })
 }

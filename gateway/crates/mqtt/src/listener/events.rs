@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use twig_core::mqtt::packet::reason;
 use twig_router::Message;
-use twig_router::internal::Publisher;
-use twig_router::store::{Notify, Submit};
+use twig_router::store::{NoticeTx, Notify, Submit};
 use twig_util::clock::unix_nanos;
 
 use super::ackwait::{Scope, Waiter};
@@ -85,9 +84,9 @@ impl Task {
     /// Hands a request to the store thread (waiting for room). If the thread is gone, what
     /// waits for it is refused.
     async fn store(&mut self, req: Req) {
-        if let Err(e) = self.sh.store.send(req).await {
+        if let Err(req) = self.sh.store.send(req).await {
             tracing::error!("MQTT: the store thread has stopped");
-            let reply = match e.into_inner() {
+            let reply = match req {
                 Req::Change(_, r) | Req::Retain(_, r) => r,
                 Req::Fence(waiters) => {
                     waiters.iter().for_each(|w| w.fail());
@@ -132,7 +131,7 @@ impl Task {
         let waiter = p.ticket.map(|t| Waiter::new(self.reply(t)));
         {
             let _scope = Scope::enter(waiter.as_ref());
-            self.publisher.publish_stored(&msg, store);
+            self.publisher().publish_stored(&msg, store);
         }
         if let (Some(w), Some(t)) = (waiter, p.ticket) {
             match Waiter::settle(w) {
@@ -149,7 +148,7 @@ impl Task {
             return;
         };
         let notify = p.ticket.map(|t| Notify {
-            tx: self.stored_tx.clone(),
+            tx: NoticeTx::Sink(self.notices()),
             token: t.0,
         });
         let refused = match store.submit(&msg, unix_nanos(), notify) {
@@ -157,7 +156,7 @@ impl Task {
             Submit::Full(full) => {
                 // The stream's queue is full: deliver what this turn routed, then wait for
                 // room (this session only; the executor serves the others meanwhile).
-                self.publisher.flush();
+                self.publisher().flush();
                 (!full.wait().await).then_some(reason::UNSPECIFIED_ERROR)
             }
             Submit::Gone => Some(reason::UNSPECIFIED_ERROR),
@@ -300,7 +299,8 @@ impl Task {
         let fresh = std::mem::replace(&mut self.inbox, old);
         sh_switch(self, &info.client_id, &fresh);
         self.subs = subs;
-        self.publisher = Publisher::new(self.sh.router.clone(), self.inbox.owner);
+        self.publisher = None;
+        self.notices = None;
         for c in fresh.drain(usize::MAX).control {
             self.inbox.push_control(c);
         }

@@ -4,7 +4,8 @@
 //!   inbox behind every subscription of the session, each tagged with its subscription id),
 //!   copied into one buffer each and bounded in bytes: past `max_bytes` a delivery is dropped
 //!   and counted, as a slow consumer's would be, and never blocks the publisher.
-//! - Answers of the store thread (persisted, retained messages for a new subscription).
+//! - Answers of the store thread (persisted, retained messages for a new subscription), and
+//!   the streams' notices for QoS 1/2 publishes ([`Notices`]): no channel per session.
 //! - Control: another connection takes the session over; shutdown; a reload's recheck.
 //!
 //! One leaf mutex and one event: the task drains everything at once when woken. The event is
@@ -19,6 +20,7 @@ use event_listener::{Event, EventListener};
 use crate::server::{Outcome, Ticket};
 use twig_router::Message;
 use twig_router::internal::{Owner, Sink};
+use twig_router::store::{NoticeSink, Stored};
 use twig_util::lock::lock;
 
 use super::ackwait::{self, Waiter};
@@ -114,12 +116,16 @@ struct State {
     msgs: VecDeque<Item>,
     bytes: usize,
     done: Vec<(u64, Ticket, Outcome)>,
+    stored: Vec<(u64, Stored)>,
     control: VecDeque<Control>,
 }
 
 impl State {
     fn is_empty(&self) -> bool {
-        self.msgs.is_empty() && self.done.is_empty() && self.control.is_empty()
+        self.msgs.is_empty()
+            && self.done.is_empty()
+            && self.stored.is_empty()
+            && self.control.is_empty()
     }
 }
 
@@ -143,6 +149,8 @@ pub(super) struct Drained {
     pub msgs: Vec<Item>,
     /// (the asking task's epoch, ticket, outcome)
     pub done: Vec<(u64, Ticket, Outcome)>,
+    /// (the publishing task's epoch, the stream's notice)
+    pub stored: Vec<(u64, Stored)>,
     pub control: Vec<Control>,
 }
 
@@ -189,6 +197,18 @@ impl Inbox {
         }
     }
 
+    /// A stream's notice for a publish of the task `epoch` (never dropped: bounded by the
+    /// session's QoS 1/2 publishes in flight, at most its receive maximum).
+    pub fn push_stored(&self, epoch: u64, s: Stored) {
+        let mut st = lock(&self.state);
+        let wake = st.is_empty();
+        st.stored.push((epoch, s));
+        drop(st);
+        if wake {
+            self.ready.notify(1);
+        }
+    }
+
     /// A control message.
     pub fn push_control(&self, c: Control) {
         let mut st = lock(&self.state);
@@ -206,10 +226,15 @@ impl Inbox {
         let n = st.msgs.len().min(max_msgs);
         let msgs: Vec<Item> = st.msgs.drain(..n).collect();
         st.bytes -= msgs.iter().map(Item::cost).sum::<usize>();
+        if st.msgs.is_empty() {
+            // An idle session keeps no queue capacity from its last burst.
+            st.msgs = VecDeque::new();
+        }
         Drained {
             msgs,
             done: std::mem::take(&mut st.done),
-            control: st.control.drain(..).collect(),
+            stored: std::mem::take(&mut st.stored),
+            control: std::mem::take(&mut st.control).into(),
         }
     }
 
@@ -221,6 +246,20 @@ impl Inbox {
     /// A listener to await before sleeping: create it, check [`Inbox::is_empty`], then wait.
     pub fn listen(&self) -> EventListener {
         self.ready.listen()
+    }
+}
+
+/// Where the streams send a task's notices: its inbox, tagged with its epoch (made on the
+/// task's first publish to a stream; an idle session has none).
+pub(super) struct Notices {
+    pub epoch: u64,
+    pub inbox: std::sync::Arc<Inbox>,
+}
+
+impl NoticeSink for Notices {
+    fn stored(&self, s: Stored) -> bool {
+        self.inbox.push_stored(self.epoch, s);
+        true
     }
 }
 

@@ -95,6 +95,8 @@ pub struct Stats {
     pub stored_queued: AtomicU64,
     /// Deliveries dropped (an inbox or a session queue was full, or expired).
     pub dropped: AtomicU64,
+    /// Times a session waited for room in the store thread's queue (`max_store_queue_bytes`).
+    pub store_waits: AtomicU64,
 }
 
 /// The listener's counters as `/mqttz` shows them (under `listener`).
@@ -122,6 +124,9 @@ pub struct ListenerSnapshot {
     pub auth_failures: u64,
     /// Deliveries dropped (a full inbox or session queue, or expired).
     pub dropped: u64,
+    /// Times a session waited for room in the store thread's queue (its device not read
+    /// meanwhile): `max_store_queue_bytes` reached.
+    pub store_waits: u64,
 }
 
 /// What every session task shares.
@@ -133,7 +138,7 @@ struct Shared {
     registry: Registry,
     /// The open connections, for `/connz`.
     conns: conns::Conns,
-    store: async_channel::Sender<persist::Req>,
+    store: persist::StoreTx,
     stats: Arc<Stats>,
     tls: Option<TlsAcceptor>,
     next_cid: Arc<dyn Fn() -> u64 + Send + Sync>,
@@ -204,7 +209,7 @@ pub fn start<F: Flush + Send + 'static>(
         }
     }
     let stats = Arc::new(Stats::default());
-    let store_tx = persist::spawn(store, stats.clone())?;
+    let store_tx = persist::spawn(store, stats.clone(), config.max_store_queue_bytes)?;
     let shared = Arc::new(Shared {
         cfg: Arc::new(session_config(&config)),
         lcfg: config,
@@ -283,6 +288,7 @@ impl Listener {
             in_bytes: s.in_bytes.load(Relaxed),
             auth_failures: s.auth_failures.load(Relaxed),
             dropped: s.dropped.load(Relaxed),
+            store_waits: s.store_waits.load(Relaxed),
         }
     }
 
@@ -320,7 +326,10 @@ async fn accept_loop(
                 let _ = stream.get_ref().set_nodelay(true);
                 let sh = shared.clone();
                 ex.spawn(async move {
-                    if let Some(t) = task::Task::accepted(&sh, stream, peer).await {
+                    // Boxed: the TLS handshake's future is large and over once the session
+                    // runs; inline it would stay part of every session's task.
+                    let accepted = Box::pin(task::Task::accepted(&sh, stream, peer)).await;
+                    if let Some(t) = accepted {
                         t.run().await;
                     }
                 })

@@ -2,14 +2,21 @@
 //! sessions), an OS thread because the table's API blocks on the disk (`fdatasync`), as a
 //! stream's thread owns its log.
 //!
-//! Sessions send it requests over a bounded channel (a full channel makes the sender wait:
-//! back-pressure to the sessions that write). It takes everything waiting, applies it in
-//! order, syncs once (group commit) and only then answers the tickets, so a SUBACK, a QoS 2
-//! PUBREC or a retained message's PUBACK leaves only once its change is on disk; so does the
-//! PUBACK of a publish queued in a lasting session (a [`Req::Fence`], see [`super::ackwait`]).
+//! Sessions send it requests over a queue bounded in bytes ([`StoreTx`]; `[mqtt_listener]
+//! max_store_queue_bytes`). The room is taken before a request is queued; a session whose
+//! request does not fit waits for it (counted in `store_waits`), and meanwhile its task reads
+//! nothing from its device: back-pressure to the devices that write, nothing acknowledged is
+//! dropped. The thread takes everything waiting, applies it in order, syncs once (group
+//! commit) and only then answers the tickets, so a SUBACK, a QoS 2 PUBREC or a retained
+//! message's PUBACK leaves only once its change is on disk; so does the PUBACK of a publish
+//! queued in a lasting session (a [`Req::Fence`], see [`super::ackwait`]). Then it gives the
+//! room back.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+
+use event_listener::Event;
 
 use twig_core::log::Flush;
 use twig_router::Message;
@@ -20,9 +27,6 @@ use super::inbox::{Inbox, Item};
 use crate::server::store::{RetainedMsg, Store, StoreError};
 use crate::server::{Change, Outcome, Retain, Ticket};
 use twig_core::mqtt::packet::reason;
-
-/// Requests waiting at most (each a session's change; senders wait past it).
-pub(super) const QUEUE: usize = 4096;
 
 /// Most requests applied before one sync.
 const BATCH: usize = 1024;
@@ -52,24 +56,162 @@ pub(super) enum Req {
     },
 }
 
+impl Req {
+    /// Bytes it holds while it waits (against `max_store_queue_bytes`).
+    pub(super) fn cost(&self) -> usize {
+        let heap = match self {
+            Req::Change(c, _) => change_bytes(c),
+            Req::Retain(
+                Retain::Set {
+                    topic,
+                    subject,
+                    headers,
+                    payload,
+                },
+                _,
+            ) => topic.len() + subject.len() + headers.len() + payload.len(),
+            Req::Retain(Retain::Clear { topic }, _) => topic.len(),
+            Req::SendRetained { subject, .. } => subject.len(),
+            Req::Fence(waiters) => waiters.len() * (8 + std::mem::size_of::<Waiter>()),
+        };
+        std::mem::size_of::<Req>() + heap
+    }
+}
+
+fn change_bytes(c: &Change) -> usize {
+    match c {
+        Change::Session {
+            client_id, subs, ..
+        } => {
+            let sub = |s: &crate::server::Subscription| {
+                let subjects: usize = s.subjects.iter().map(|x| 24 + x.len()).sum();
+                std::mem::size_of_val(s) + s.filter.len() + subjects
+            };
+            client_id.len() + subs.iter().map(sub).sum::<usize>()
+        }
+        Change::Queued { client_id, msg } => client_id.len() + msg.cost(),
+        Change::Sent { client_id, .. }
+        | Change::Done { client_id, .. }
+        | Change::Qos2Received { client_id, .. }
+        | Change::Qos2Published { client_id, .. }
+        | Change::Qos2Released { client_id, .. }
+        | Change::Deleted { client_id } => client_id.len(),
+    }
+}
+
+/// The room in the queue, shared by the senders and the thread.
+struct Room {
+    /// Bytes of the requests queued or being applied.
+    used: AtomicUsize,
+    max: usize,
+    /// Notified when the thread gives room back.
+    freed: Event,
+    stats: Arc<Stats>,
+}
+
+impl Room {
+    /// Takes `cost` bytes if they fit (a request larger than the whole bound still goes
+    /// through an empty queue, alone).
+    fn try_take(&self, cost: usize) -> bool {
+        self.used
+            .fetch_update(AcqRel, Acquire, |u| {
+                (u == 0 || u.saturating_add(cost) <= self.max).then(|| u.saturating_add(cost))
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, cost: usize) {
+        self.used.fetch_sub(cost, AcqRel);
+        self.freed.notify(usize::MAX);
+    }
+}
+
+/// The sessions' end of the store thread's queue.
+#[derive(Clone)]
+pub(super) struct StoreTx {
+    tx: async_channel::Sender<(Req, usize)>,
+    room: Arc<Room>,
+}
+
+/// The thread's end.
+struct StoreRx {
+    rx: async_channel::Receiver<(Req, usize)>,
+    room: Arc<Room>,
+}
+
+/// A queue holding at most `max_bytes` of requests.
+fn queue(max_bytes: usize, stats: Arc<Stats>) -> (StoreTx, StoreRx) {
+    // Unbounded in count: the bound is the bytes, taken before a request is queued.
+    let (tx, rx) = async_channel::unbounded();
+    let room = Arc::new(Room {
+        used: AtomicUsize::new(0),
+        max: max_bytes,
+        freed: Event::new(),
+        stats,
+    });
+    (
+        StoreTx {
+            tx,
+            room: room.clone(),
+        },
+        StoreRx { rx, room },
+    )
+}
+
+impl StoreTx {
+    /// Queues `req` once there is room for it (waiting meanwhile, counted once per request in
+    /// `store_waits`). Gives it back if the thread is gone.
+    pub async fn send(&self, req: Req) -> Result<(), Req> {
+        let cost = req.cost();
+        let mut waited = false;
+        loop {
+            if self.room.try_take(cost) {
+                break;
+            }
+            // Listen before checking again, so room given back in between is not missed.
+            let freed = self.room.freed.listen();
+            if self.room.try_take(cost) {
+                break;
+            }
+            if self.tx.is_closed() {
+                return Err(req);
+            }
+            if !waited {
+                waited = true;
+                self.room.stats.store_waits.fetch_add(1, Relaxed);
+            }
+            freed.await;
+        }
+        self.tx.try_send((req, cost)).map_err(|e| {
+            self.room.give_back(cost);
+            e.into_inner().0
+        })
+    }
+}
+
 /// Starts the thread; it stops when every sender is gone.
 pub(super) fn spawn<F: Flush + Send + 'static>(
     mut store: Store<F>,
     stats: Arc<Stats>,
-) -> std::io::Result<async_channel::Sender<Req>> {
-    let (tx, rx) = async_channel::bounded::<Req>(QUEUE);
+    max_bytes: usize,
+) -> std::io::Result<StoreTx> {
+    let (tx, StoreRx { rx, room }) = queue(max_bytes, stats.clone());
     count(&store, &stats);
     std::thread::Builder::new()
         .name("twig-mqtt-store".into())
         .spawn(move || {
-            while let Ok(first) = rx.recv_blocking() {
+            while let Ok((first, cost)) = rx.recv_blocking() {
                 let mut batch = vec![first];
+                let mut bytes = cost;
                 while batch.len() < BATCH
-                    && let Ok(r) = rx.try_recv()
+                    && let Ok((r, c)) = rx.try_recv()
                 {
                     batch.push(r);
+                    bytes += c;
                 }
                 run_batch(&mut store, &stats, batch);
+                // Applied, synced and answered: the requests are freed, so is their room.
+                room.give_back(bytes);
             }
         })?;
     Ok(tx)
@@ -197,5 +339,62 @@ fn report<E: std::fmt::Debug>(r: Result<(), StoreError<E>>, what: &str) -> bool 
             tracing::error!("MQTT store: {what} failed: {e:?}");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::{block_on, poll_once};
+
+    fn req(bytes: usize) -> Req {
+        Req::Change(
+            Change::Deleted {
+                client_id: "x".repeat(bytes),
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_and_a_sender_waits_for_room() {
+        let stats = Arc::new(Stats::default());
+        let one = req(1000).cost();
+        let (tx, rx) = queue(3 * one, stats.clone());
+        block_on(async {
+            for _ in 0..3 {
+                tx.send(req(1000)).await.ok().unwrap();
+            }
+            // The fourth does not fit: it waits, is not queued, and the wait is counted.
+            let mut fourth = Box::pin(tx.send(req(1000)));
+            assert!(poll_once(&mut fourth).await.is_none());
+            assert_eq!(rx.rx.len(), 3);
+            assert_eq!(stats.store_waits.load(Relaxed), 1);
+            assert!(poll_once(&mut fourth).await.is_none(), "still no room");
+            assert_eq!(stats.store_waits.load(Relaxed), 1, "counted once");
+            // The thread applies one: room for exactly one more.
+            let (_, cost) = rx.rx.try_recv().unwrap();
+            rx.room.give_back(cost);
+            assert!(poll_once(&mut fourth).await.unwrap().is_ok());
+            assert_eq!(rx.rx.len(), 3);
+            assert_eq!(rx.room.used.load(Acquire), 3 * one);
+        });
+    }
+
+    #[test]
+    fn a_request_larger_than_the_bound_goes_through_an_empty_queue_alone() {
+        let stats = Arc::new(Stats::default());
+        let (tx, rx) = queue(64, stats.clone());
+        block_on(async {
+            tx.send(req(500)).await.ok().unwrap();
+            let mut next = Box::pin(tx.send(req(1)));
+            assert!(poll_once(&mut next).await.is_none());
+            let (_, cost) = rx.rx.try_recv().unwrap();
+            rx.room.give_back(cost);
+            assert!(poll_once(&mut next).await.unwrap().is_ok());
+        });
+        // The thread gone: what waits is given back.
+        drop(rx);
+        assert!(block_on(tx.send(req(1))).is_err());
     }
 }

@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use futures_lite::{AsyncRead, AsyncWrite, Stream};
+use futures_lite::{AsyncRead, AsyncWrite};
 use twig_router::Router;
 use twig_router::internal::{InternalSub, Publisher, new_owner};
 use twig_router::store::Stored;
@@ -29,7 +29,7 @@ use twig_router::store::Stored;
 use super::Shared;
 use super::ackwait::Waiter;
 use super::conns::ConnView;
-use super::inbox::{Control, Inbox, Item};
+use super::inbox::{Control, Inbox, Item, Notices};
 use crate::server::{Delivery, Input, Outcome, Session, SessionState, Ticket};
 
 /// Bytes read per socket read at most (one buffer per executor thread).
@@ -99,6 +99,8 @@ impl Subs {
             return false;
         }
         self.list.push((id, sub));
+        // Most sessions hold one or two subscriptions: no spare slots for ever.
+        self.list.shrink_to_fit();
         true
     }
 
@@ -135,7 +137,6 @@ enum Wake {
     IoError,
     Wrote,
     Inbox,
-    Stored(Stored),
     Timer,
 }
 
@@ -164,10 +165,13 @@ pub(super) struct Task {
     /// Hand the session over (after the session closed the connection).
     pub(super) handover: Option<async_channel::Sender<Handover>>,
     pub(super) inbox: Arc<Inbox>,
-    pub(super) stored_tx: async_channel::Sender<Stored>,
-    stored_rx: Pin<Box<async_channel::Receiver<Stored>>>,
+    /// Where the streams answer this task's QoS 1/2 publishes (its inbox), made on the first
+    /// one: a session that only subscribes holds none.
+    pub(super) notices: Option<Arc<Notices>>,
     pub(super) subs: Subs,
-    pub(super) publisher: Publisher,
+    /// Made on the first publish (its match cache and batch are a few hundred bytes that a
+    /// session that only subscribes never needs).
+    pub(super) publisher: Option<Box<Publisher>>,
     /// The client id this task holds in the registry.
     pub(super) registered: Option<String>,
     /// Tickets that wait for two completions (a retained message stored and routed).
@@ -188,12 +192,9 @@ pub(super) struct Task {
 impl Task {
     fn new(sh: &Arc<Shared>, session: Session, io: Option<Io>, addr: Option<SocketAddr>) -> Task {
         let inbox = Arc::new(Inbox::new(new_owner(), sh.lcfg.max_queued_bytes));
-        // Every QoS 1/2 publish of the client can be waiting for its stream at once.
-        let (stored_tx, stored_rx) =
-            async_channel::bounded(usize::from(sh.cfg.receive_maximum) + 8);
         let cid = (sh.next_cid)();
         Task {
-            publisher: Publisher::new(sh.router.clone(), inbox.owner),
+            publisher: None,
             subs: Subs::new(sh.router.clone()),
             sh: sh.clone(),
             session,
@@ -211,8 +212,7 @@ impl Task {
             ended: false,
             handover: None,
             inbox,
-            stored_tx,
-            stored_rx: Box::pin(stored_rx),
+            notices: None,
             registered: None,
             joins: HashMap::new(),
             store_waiting: 0,
@@ -306,11 +306,17 @@ impl Task {
         loop {
             let now = Instant::now();
             self.take_inputs(now);
-            self.events(now).await;
+            if self.session.has_events() || !self.acks.is_empty() {
+                // Boxed: logins, takeovers and store waits are rare, and their futures are
+                // large; inline they would be part of every idle session's task.
+                Box::pin(self.events(now)).await;
+            }
             if let Some(v) = &self.view {
                 v.set_subscriptions(self.session.subscriptions().len());
             }
-            self.publisher.flush();
+            if let Some(p) = &mut self.publisher {
+                p.flush();
+            }
             self.inbox.lasting.store(self.session.is_lasting(), Relaxed);
             self.output(now);
             if self.handover.is_some() {
@@ -327,7 +333,9 @@ impl Task {
             if self.ended && self.io.is_none() {
                 break;
             }
-            self.publisher.pace(twig_util::stall::STALL_MAX).await;
+            if let Some(p) = &mut self.publisher {
+                p.pace(twig_util::stall::STALL_MAX).await;
+            }
             match self.wait(now).await {
                 Wake::Read(n) => {
                     // Same poll as the read: the thread's buffer still holds the bytes.
@@ -338,7 +346,6 @@ impl Task {
                     self.drop_io();
                     self.session.handle(Instant::now(), Input::Closed);
                 }
-                Wake::Stored(s) => self.stored(Instant::now(), s),
                 Wake::Timer => self.session.handle(Instant::now(), Input::Tick),
                 Wake::Wrote | Wake::Inbox => {}
             }
@@ -372,8 +379,10 @@ impl Task {
                 self.acks.push(a);
             }
         }
-        while let Ok(s) = self.stored_rx.try_recv() {
-            self.stored(now, s);
+        for (epoch, s) in d.stored {
+            if epoch == self.epoch {
+                self.stored(now, s);
+            }
         }
     }
 
@@ -424,6 +433,9 @@ impl Task {
             }
             let o = j.1;
             self.joins.remove(&t.0);
+            if self.joins.is_empty() {
+                self.joins = HashMap::new();
+            }
             return self.session.handle(now, Input::Done(t, o));
         }
         self.session.handle(now, Input::Done(t, o));
@@ -491,6 +503,7 @@ impl Task {
             self.timer.set_at(d);
         }
         let want_read = self.want_read();
+        self.session.trim();
         let wake = futures_lite::future::poll_fn(|cx| {
             if let Some(io) = self.io.as_mut() {
                 let mut wrote = false;
@@ -508,11 +521,10 @@ impl Task {
                     }
                 }
                 if self.out_pos >= self.out.len() && !self.out.is_empty() {
-                    self.out.clear();
+                    // Written: freed (the next output takes the session's buffer anyway), so
+                    // an idle session holds no write buffer.
+                    self.out = Vec::new();
                     self.out_pos = 0;
-                    if self.out.capacity() > READ_BUF {
-                        self.out = Vec::new();
-                    }
                 }
                 if self.flushing && self.out.is_empty() {
                     match io.poll_flush(cx) {
@@ -536,9 +548,6 @@ impl Task {
             }
             if Pin::new(&mut listener).poll(cx).is_ready() {
                 return Poll::Ready(Wake::Inbox);
-            }
-            if let Poll::Ready(Some(s)) = self.stored_rx.as_mut().poll_next(cx) {
-                return Poll::Ready(Wake::Stored(s));
             }
             if deadline.is_some() && Pin::new(&mut self.timer).poll(cx).is_ready() {
                 return Poll::Ready(Wake::Timer);
@@ -638,6 +647,26 @@ impl Task {
             self.sh.registry.release(&id, &self.inbox);
         }
         self.subs = Subs::new(self.sh.router.clone());
+    }
+
+    /// The publisher, made on first use.
+    pub(super) fn publisher(&mut self) -> &mut Publisher {
+        let (router, owner) = (&self.sh.router, self.inbox.owner);
+        self.publisher
+            .get_or_insert_with(|| Box::new(Publisher::new(router.clone(), owner)))
+    }
+
+    /// Where the streams answer this task, made on first use.
+    pub(super) fn notices(&mut self) -> Arc<Notices> {
+        let (epoch, inbox) = (self.epoch, &self.inbox);
+        self.notices
+            .get_or_insert_with(|| {
+                Arc::new(Notices {
+                    epoch,
+                    inbox: inbox.clone(),
+                })
+            })
+            .clone()
     }
 
     /// Subscribes subscription `id` to `subject` (in queue group `queue`).

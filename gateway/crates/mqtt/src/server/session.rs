@@ -183,6 +183,38 @@ impl Session {
         self.events.pop_front()
     }
 
+    /// Whether an event waits for the shell.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Frees what the session holds empty (the shell calls it before it sleeps): an idle
+    /// session keeps only its state, not the capacity its last burst left behind. Cheap when
+    /// there is nothing to free; the subscription list is cut to its length once.
+    pub fn trim(&mut self) {
+        fn free<T>(v: &mut VecDeque<T>) {
+            if v.is_empty() && v.capacity() > 0 {
+                *v = VecDeque::new();
+            }
+        }
+        free(&mut self.events);
+        free(&mut self.pending);
+        free(&mut self.st.inflight);
+        free(&mut self.st.queue);
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            self.out = Vec::new();
+        }
+        if self.inbuf.is_empty() && self.inbuf.capacity() > 0 {
+            self.inbuf = Vec::new();
+        }
+        if self.st.qos2_in.is_empty() && self.st.qos2_in.capacity() > 0 {
+            self.st.qos2_in = Vec::new();
+        }
+        if self.st.subs.capacity() > self.st.subs.len() {
+            self.st.subs.shrink_to_fit();
+        }
+    }
+
     /// Bytes to write to the socket.
     pub fn transmit(&self) -> &[u8] {
         &self.out
