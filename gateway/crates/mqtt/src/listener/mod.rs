@@ -5,8 +5,8 @@
 //! One task per session on the gateway's executor ([`task`]): it owns the session, the
 //! socket (read and written by the same task, never blocking on either), a timer at the
 //! session's `poll_at`, and the session's NATS subscriptions. What reaches it from elsewhere
-//! comes through its [`inbox`] (deliveries from the router, the store thread's answers,
-//! takeover and shutdown) or its streams' notice channel. A session that outlives its
+//! comes through its [`inbox`] (deliveries from the router, the store thread's and the
+//! streams' answers, takeover and shutdown). A session that outlives its
 //! connection (persistent, or waiting out a will delay) keeps its task without a socket.
 //!
 //! - Publishes go into the router like a NATS client's PUB, as component `owner` of the

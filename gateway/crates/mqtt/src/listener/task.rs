@@ -1,15 +1,19 @@
 //! One session's task: the loop around the sans-IO [`Session`].
 //!
-//! Each turn: take what arrived (inbox, streams' notices) into the session, act on the
-//! session's events ([`super::task_events`]: login, publish, subscribe, persist...), move its
-//! output into the write buffer, then wait for whichever comes first: bytes from the socket,
-//! room to write, the inbox, a stream's notice, or the session's timer. Reading and writing
+//! Each turn: take what arrived (the inbox: deliveries, streams' notices, store answers) into
+//! the session, act on the session's events ([`super::task_events`]: login, publish,
+//! subscribe, persist...), move its output into the write buffer, then wait for whichever
+//! comes first: bytes from the socket, room to write, the inbox, or the session's timer. Reading and writing
 //! happen in the same wait and never block each other; reading pauses while the session does
 //! not want input (3.1.1 flow control), while the write buffer is past its bound (a client
 //! that does not read is not fed more answers), or while too many store requests wait.
 //!
 //! The socket is read into one buffer per executor thread (the bytes go to the session within
-//! the same poll), so an idle session holds no read buffer; its write buffer is empty too.
+//! the same poll), so an idle session holds no read buffer. Its write buffer is freed once
+//! written, the session's empty queues are freed before each wait ([`Session::trim`]), the
+//! publisher and the streams' notice target are made on the first publish, and the rare
+//! futures (TLS handshake, login and takeover, store waits) are boxed: an idle session costs
+//! about 5 KiB (`tests/tests/mqtt_idle_sessions.rs`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
