@@ -227,7 +227,7 @@ pub fn start<F: Flush + Send + 'static>(
     }
     for st in restored {
         if let Some(t) = task::Task::restored(&shared, st, now) {
-            ex.spawn(t.run()).detach();
+            ex.spawn(Box::new(t).run()).detach();
         }
     }
     let mut addrs = Vec::new();
@@ -328,10 +328,13 @@ async fn accept_loop(
                 ex.spawn(async move {
                     // Boxed: the TLS handshake's future is large and over once the session
                     // runs; inline it would stay part of every session's task.
+                    // The task goes to the heap at once (no `Task` by value held across the
+                    // await below).
                     let accepted = Box::pin(task::Task::accepted(&sh, stream, peer)).await;
-                    if let Some(t) = accepted {
-                        t.run().await;
-                    }
+                    let Some(run) = accepted.map(|t| Box::new(t).run()) else {
+                        return;
+                    };
+                    run.await;
                 })
                 .detach();
             }

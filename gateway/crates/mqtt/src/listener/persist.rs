@@ -342,6 +342,14 @@ fn report<E: std::fmt::Debug>(r: Result<(), StoreError<E>>, what: &str) -> bool 
     }
 }
 
+/// A sender whose thread never runs (the other end is kept open for good), for tests.
+#[cfg(test)]
+pub(super) fn test_tx(stats: Arc<Stats>) -> StoreTx {
+    let (tx, rx) = queue(1 << 20, stats);
+    std::mem::forget(rx);
+    tx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

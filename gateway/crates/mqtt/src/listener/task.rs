@@ -305,8 +305,10 @@ impl Task {
         }
     }
 
-    /// Runs the session until it is over (or handed over).
-    pub(super) async fn run(mut self) {
+    /// Runs the session until it is over (or handed over). Boxed: an async fn keeps its
+    /// by-value arguments apart from its locals, so a `Task` passed by value would be in the
+    /// future twice (a KiB more per session).
+    pub(super) async fn run(mut self: Box<Self>) {
         loop {
             let now = Instant::now();
             self.take_inputs(now);
@@ -714,4 +716,41 @@ fn next_epoch() -> u64 {
     use std::sync::atomic::AtomicU64;
     static N: AtomicU64 = AtomicU64::new(1);
     N.fetch_add(1, Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle session's task is its boxed `Task` and this future: kept small (the state of
+    /// the waits only), not a second copy of the task.
+    #[test]
+    fn the_run_future_does_not_hold_the_task() {
+        let lcfg = twig_config::MqttListenerConfig::default();
+        let stats = Arc::new(super::super::Stats::default());
+        let sh = Arc::new(Shared {
+            cfg: Arc::new(super::super::session_config(&lcfg)),
+            lcfg,
+            router: Arc::new(Router::new(16)),
+            login: Arc::new(super::super::login::Anonymous),
+            registry: Default::default(),
+            conns: Default::default(),
+            store: super::super::persist::test_tx(stats.clone()),
+            stats,
+            tls: None,
+            next_cid: Arc::new(|| 1),
+        });
+        let t = Task::new(
+            &sh,
+            Session::new(sh.cfg.clone(), Instant::now()),
+            None,
+            None,
+        );
+        let task = std::mem::size_of_val(&t);
+        let run = std::mem::size_of_val(&Box::new(t).run());
+        assert!(
+            run < 1024 && run < task,
+            "run future {run} B, task {task} B"
+        );
+    }
 }
