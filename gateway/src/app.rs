@@ -8,6 +8,7 @@
 //! running twig instead ([`crate::control`]). Every startup failure is one line on stderr and
 //! exit code 1.
 
+pub mod fdlimit;
 pub mod monitor;
 pub mod mqtt;
 
@@ -91,6 +92,9 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
     }
     let logger = crate::logging::init(config.debug, config.trace, config.log_file.as_deref())
         .map_err(|e| e.to_string())?;
+    if let Some((before, after)) = fdlimit::raise() {
+        tracing::debug!("Raised the open files limit from {before} to {after}");
+    }
     if let Some(p) = &config.pid_file {
         std::fs::write(p, std::process::id().to_string())
             .map_err(|e| format!("cannot write pid_file {}: {e}", p.display()))?;

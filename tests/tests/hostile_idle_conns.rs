@@ -1,17 +1,20 @@
-//! Hostile load, many idle devices: N connections (2,000; `TWIG_IDLE_CONNS` to change it),
+//! Hostile load, many idle devices: N connections (10,000; `TWIG_IDLE_CONNS` to change it),
 //! each with one SUB, then nothing. What each costs twig in resident memory is asserted: read
 //! buffers are not held by an idle connection, caches are made on first use, so it stays
-//! within a few KiB. `TWIG_TEST_TARGET=nats-server` measures nats-server the same way (the
+//! within a few KiB, and 10,000 fit in 48 MiB RSS in all (issue 13). `TWIG_TEST_TARGET=nats-server` measures nats-server the same way (the
 //! bound is then only printed).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use twig_tests::harness::{ServerOptions, ServerUnderTest, Target};
 
 /// Resident memory per idle connection with one subscription, at most (the target is 4 KiB).
 const PER_CONN: u64 = 8 * 1024;
+/// twig's whole RSS with 10,000 of them, at most (nats-server takes ~470 MiB).
+const TOTAL_10K: u64 = 48 << 20;
 
 /// Connects, subscribes and waits for the PONG that says the SUB is registered.
 fn idle_client(addr: &str, i: usize) -> TcpStream {
@@ -40,7 +43,18 @@ fn idle_connections_with_a_subscription_cost_a_few_kib_each() {
     let n: usize = std::env::var("TWIG_IDLE_CONNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(10_000);
+    // One descriptor per client here too: take the hard open files limit (the server
+    // raises its own).
+    let l = getrlimit(Resource::Nofile);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: l.maximum,
+            maximum: l.maximum,
+        },
+    )
+    .expect("raise RLIMIT_NOFILE");
     let server = ServerUnderTest::start(&ServerOptions::new());
     let addr = server.addr();
     // One connection first: what every connection shares (the executor, the sublist's first
@@ -61,6 +75,14 @@ fn idle_connections_with_a_subscription_cost_a_few_kib_each() {
             per <= PER_CONN,
             "{per} B per idle connection, over {PER_CONN}"
         );
+        if n <= 10_000 {
+            assert!(
+                after <= TOTAL_10K,
+                "{} KiB RSS with {n} idle connections, over {} KiB",
+                after >> 10,
+                TOTAL_10K >> 10
+            );
+        }
     }
     drop(conns);
 }
