@@ -2,6 +2,7 @@
 
 pub mod connect_proxy;
 pub mod harness;
+pub mod hostile;
 pub mod hub;
 pub mod jwt;
 pub mod leaf_raw;

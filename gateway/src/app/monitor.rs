@@ -85,7 +85,12 @@ pub fn bind(
     tracing::info!("Starting http monitor on {bound}");
     sources.http_port.store(u64::from(bound.port()), Relaxed);
     let source: Arc<dyn MonitorSource> = sources.clone();
-    Ok(Some(crate::monitor::serve(listener, source)))
+    let options = crate::monitor::ServeOptions {
+        max_request_bytes: config.http_max_request,
+        max_connections: config.http_max_connections,
+        timeout: config.http_timeout,
+    };
+    Ok(Some(crate::monitor::serve_with(listener, source, options)))
 }
 
 impl MonitorSource for Sources {

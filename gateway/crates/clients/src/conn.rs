@@ -80,6 +80,11 @@ pub async fn serve(
         full
     };
     if too_many {
+        shared
+            .router
+            .stats
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
         let _ = (&*stream)
             .write_all(b"-ERR 'maximum connections exceeded'\r\n")
             .await;

@@ -106,6 +106,9 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
         server_name: _,
         http_host: _,
         http_port: _,
+        http_max_connections,
+        http_max_request,
+        http_timeout,
         max_payload,
         max_control_line,
         max_pending,
@@ -139,6 +142,17 @@ pub(crate) fn check(c: &Config) -> Result<(), ConfigError> {
     // with the lower bound; listed here so they are not forgotten.
     let _ = (max_payload, max_control_line);
     k.size("max_pending", *max_pending, MAX_BUFFER);
+    k.count(
+        "http_max_connections",
+        count(*http_max_connections),
+        count(super::MAX_HTTP_CONNECTIONS),
+    );
+    k.size(
+        "http_max_request",
+        *http_max_request,
+        count(*super::HTTP_MAX_REQUEST_RANGE.end()),
+    );
+    k.dur("http_timeout", *http_timeout, MAX_TIMER);
     k.count("max_connections", count(*max_connections), MAX_COUNT);
     k.count("max_subscriptions", count(*max_subscriptions), MAX_COUNT);
     k.dur("ping_interval", *ping_interval, MAX_TIMER);

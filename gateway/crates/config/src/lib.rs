@@ -51,6 +51,16 @@ pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
 /// The deepest listen backlog accepted (Linux caps `somaxconn` there on older kernels).
 pub const MAX_LISTEN_BACKLOG: u32 = 65535;
 
+/// Monitoring connections served at once by default.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 256;
+/// The largest monitoring request head by default (as Go's net/http would answer 431 far later,
+/// at 1 MiB, this is tighter: monitoring requests are one line and a few headers).
+pub const DEFAULT_HTTP_MAX_REQUEST: usize = 8 * 1024;
+/// Bounds of `http_max_request`.
+pub const HTTP_MAX_REQUEST_RANGE: std::ops::RangeInclusive<usize> = 256..=1024 * 1024;
+/// The most monitoring connections at once that can be configured.
+pub const MAX_HTTP_CONNECTIONS: usize = 65536;
+
 /// The whole configuration. Every field has a default (see [`Config::default`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -69,6 +79,18 @@ pub struct Config {
     /// Monitoring port (default: off; `-1` = random free port; `0` = off).
     #[serde(deserialize_with = "values::de_http_port")]
     pub http_port: Option<Port>,
+    /// Monitoring connections served at once (default 256, 1 to 65536). Each costs at most
+    /// `http_max_request` bytes plus a few KiB; one more is answered `503` and closed at once.
+    /// nats-server's monitor (Go's net/http) has no such bound.
+    pub http_max_connections: usize,
+    /// Largest monitoring request head, request line and headers (default 8 KiB, 256 B to
+    /// 1 MiB); bigger ones are answered `431`.
+    #[serde(deserialize_with = "values::de_size")]
+    pub http_max_request: usize,
+    /// Time a monitoring connection may take from accept to close (default 5s): a client that
+    /// sends its request slowly, or reads the answer slowly, is closed then.
+    #[serde(deserialize_with = "values::de_duration")]
+    pub http_timeout: Duration,
     /// Largest message payload a client may publish (default 1 MiB, at most 64 MiB).
     #[serde(deserialize_with = "values::de_size")]
     pub max_payload: usize,
@@ -156,6 +178,9 @@ impl Default for Config {
             server_name: None,
             http_host: None,
             http_port: None,
+            http_max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
+            http_max_request: DEFAULT_HTTP_MAX_REQUEST,
+            http_timeout: Duration::from_secs(5),
             max_payload: 1024 * 1024,
             max_control_line: 4096,
             max_pending: 64 * 1024 * 1024,
@@ -573,6 +598,24 @@ impl Config {
                 "listen_backlog",
                 format!("{} must be between 1 and 65535", self.listen_backlog),
             ));
+        }
+        if !(1..=MAX_HTTP_CONNECTIONS).contains(&self.http_max_connections) {
+            return Err(invalid(
+                "http_max_connections",
+                format!(
+                    "{} must be between 1 and {MAX_HTTP_CONNECTIONS}",
+                    self.http_max_connections
+                ),
+            ));
+        }
+        if !HTTP_MAX_REQUEST_RANGE.contains(&self.http_max_request) {
+            return Err(invalid(
+                "http_max_request",
+                format!("{} must be between 256 B and 1 MiB", self.http_max_request),
+            ));
+        }
+        if self.http_timeout.is_zero() {
+            return Err(invalid("http_timeout", "must be more than 0"));
         }
         if self.ping_max == 0 {
             return Err(invalid("ping_max", "must be at least 1"));

@@ -84,6 +84,11 @@ pub fn too_large() -> Response {
     Response::text(431, "request too large")
 }
 
+/// The answer to a connection over the limit of connections served at once.
+pub fn busy() -> Response {
+    Response::text(503, "too many monitoring connections")
+}
+
 /// Position just past the blank line ending the request head, if it has arrived.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4)

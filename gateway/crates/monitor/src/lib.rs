@@ -9,7 +9,8 @@
 //! - [`http`]: request head in, response out, as pure functions.
 //! - [`serve`]: the accept loop on async-io. One request per connection, then close. The
 //!   loop bounds everything a client could grow: request size, time per connection, and how
-//!   many connections are served at once (the rest wait in the listen backlog).
+//!   many connections are served at once (one more is answered `503` and closed at once, so
+//!   a flood of idle connections neither grows memory nor stalls in the listen backlog).
 //!
 //! The server's state is reached only through [`MonitorSource`], which the app implements.
 use std::future::Future;
@@ -68,7 +69,7 @@ pub trait MonitorSource: Send + Sync {
 pub struct ServeOptions {
     /// Largest request head accepted; bigger ones get 431 (default 8 KiB).
     pub max_request_bytes: usize,
-    /// Connections served at once (default 16).
+    /// Connections served at once (default 256); more are answered 503 and closed.
     pub max_connections: usize,
     /// Time allowed per connection, from accept to close (default 5 s).
     pub timeout: Duration,
@@ -78,7 +79,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             max_request_bytes: 8 * 1024,
-            max_connections: 16,
+            max_connections: 256,
             timeout: Duration::from_secs(5),
         }
     }
@@ -104,22 +105,38 @@ pub fn serve_with(
     options: ServeOptions,
 ) -> impl Future<Output = ()> + Send {
     let mut conns: Vec<ConnFuture> = Vec::new();
+    let mut busy: Vec<ConnFuture> = Vec::new();
     // After an accept error (say, out of file descriptors) wait before trying again rather
     // than spin on a listener that stays readable.
     let mut backoff: Option<Timer> = None;
     future::poll_fn(move |cx| {
         conns.retain_mut(|c| c.as_mut().poll(cx).is_pending());
+        busy.retain_mut(|c| c.as_mut().poll(cx).is_pending());
         if let Some(timer) = backoff.as_mut() {
             if Pin::new(timer).poll(cx).is_pending() {
                 return Poll::Pending;
             }
             backoff = None;
         }
-        while conns.len() < options.max_connections.max(1) {
+        loop {
             if listener.poll_readable(cx).is_pending() {
                 break;
             }
             match listener.get_ref().accept() {
+                Ok((stream, _)) if conns.len() >= options.max_connections.max(1) => {
+                    // Answered 503 by a small future of its own (no request buffer), at most
+                    // as many as are served; past that the connection is just closed.
+                    if busy.len() >= options.max_connections.max(1) {
+                        continue;
+                    }
+                    let Ok(stream) = Async::new(stream) else {
+                        continue;
+                    };
+                    let mut conn: ConnFuture = Box::pin(refuse(stream, options.timeout));
+                    if conn.as_mut().poll(cx).is_pending() {
+                        busy.push(conn);
+                    }
+                }
                 Ok((stream, _)) => {
                     let Ok(stream) = Async::new(stream) else {
                         continue;
@@ -159,20 +176,33 @@ async fn serve_conn(
             Ok(None) => http::too_large(),
             Err(_) => return,
         };
-        if stream.write_all(&response.to_bytes()).await.is_err() {
-            return;
-        }
-        let _ = stream.flush().await;
-        let _ = stream.get_ref().shutdown(Shutdown::Write);
-        // Closing with unread input would reset the connection and could cut the response
-        // short at the client; read until the client hangs up (or the timeout ends it).
-        let mut sink = [0u8; 512];
-        while matches!(stream.read(&mut sink).await, Ok(1..)) {}
+        answer(&mut stream, &response).await;
     };
     future::or(work, async {
         Timer::after(options.timeout).await;
     })
     .await;
+}
+
+/// A connection over the limit: `503` at once, without reading the request.
+async fn refuse(mut stream: Async<TcpStream>, timeout: Duration) {
+    future::or(answer(&mut stream, &http::busy()), async {
+        Timer::after(timeout).await;
+    })
+    .await;
+}
+
+/// Writes `response` and closes the connection.
+async fn answer(stream: &mut Async<TcpStream>, response: &http::Response) {
+    if stream.write_all(&response.to_bytes()).await.is_err() {
+        return;
+    }
+    let _ = stream.flush().await;
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
+    // Closing with unread input would reset the connection and could cut the response
+    // short at the client; read until the client hangs up (or the timeout ends it).
+    let mut sink = [0u8; 512];
+    while matches!(stream.read(&mut sink).await, Ok(1..)) {}
 }
 
 /// Reads until the blank line ending the request head. `Ok(None)` when it does not come

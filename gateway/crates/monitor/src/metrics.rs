@@ -74,7 +74,7 @@ pub fn render(v: &Varz) -> String {
         family(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 9] = [
         (
             "twig_accepted_connections_total",
             "Client connections accepted since start.",
@@ -110,6 +110,11 @@ pub fn render(v: &Varz) -> String {
             "twig_auth_failures_total",
             "Logins refused (Authorization Violation).",
             v.auth_failures,
+        ),
+        (
+            "twig_refused_connections_total",
+            "Connections refused past max_connections.",
+            v.refused_connections,
         ),
     ];
     for (name, help, value) in counters {
@@ -252,6 +257,6 @@ mod tests {
                 value.parse::<f64>().expect(line);
             }
         }
-        assert_eq!(declared.len(), 18);
+        assert_eq!(declared.len(), 19);
     }
 }

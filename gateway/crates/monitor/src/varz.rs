@@ -102,6 +102,8 @@ pub struct Varz {
     pub stale_connections: u64,
     /// Failed logins since start (twig's own field).
     pub auth_failures: u64,
+    /// Connections refused past `max_connections` since start (twig's own field).
+    pub refused_connections: u64,
     /// Subscriptions in the server.
     pub subscriptions: u64,
 }
@@ -163,6 +165,7 @@ impl Varz {
             slow_consumers: 0,
             stale_connections: 0,
             auth_failures: 0,
+            refused_connections: 0,
             subscriptions: 0,
         }
     }
@@ -177,6 +180,7 @@ impl Varz {
         self.slow_consumers = stats.slow_consumers.load(Relaxed);
         self.stale_connections = stats.stale_connections.load(Relaxed);
         self.auth_failures = stats.auth_failures.load(Relaxed);
+        self.refused_connections = stats.refused_connections.load(Relaxed);
         self
     }
 }

@@ -20,6 +20,9 @@ pub struct Stats {
     pub stale_connections: AtomicU64,
     /// CONNECTs refused with `Authorization Violation` (twig's own; nats-server has none).
     pub auth_failures: AtomicU64,
+    /// Connections refused with `maximum connections exceeded` (twig's own; nats-server
+    /// counts none).
+    pub refused_connections: AtomicU64,
 }
 
 impl Stats {
