@@ -259,7 +259,7 @@ fn invalid_combinations_are_one_sentence_each() {
         ("http_max_request = 255", "invalid `http_max_request`"),
         ("http_max_request = \"2MB\"", "invalid `http_max_request`"),
         ("http_timeout = \"0s\"", "invalid `http_timeout`"),
-        ("http_timeout = \"2d\"", "invalid `http_timeout`"),
+        ("http_timeout = \"25h\"", "invalid `http_timeout`"),
         ("ping_max = 0", "invalid `ping_max`"),
         ("ping_interval = \"0s\"", "invalid `ping_interval`"),
         ("server_name = \"a b\"", "invalid `server_name`"),
