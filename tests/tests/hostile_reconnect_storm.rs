@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use twig_tests::harness::{ServerOptions, ServerUnderTest, Target};
+use twig_tests::hostile::peak_rss;
 
 /// Client threads; each runs its share of the connections in turn.
 const THREADS: usize = 50;
@@ -200,16 +201,7 @@ fn every_client_of_a_reconnect_storm_is_served_after_a_restart() {
     }
     let second_took = t1.elapsed();
     let rss = server.rss_bytes();
-    let peak = {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            * 1024
-    };
+    let peak = peak_rss(server.pid());
     eprintln!(
         "{}: {n} clients: first storm {first_took:?} (RSS {} KiB), reconnect storm \
          {second_took:?}: {served} served; RSS {} KiB after restart, {} KiB with all back, \

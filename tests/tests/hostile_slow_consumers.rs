@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use twig_tests::harness::{ServerOptions, ServerUnderTest, Target};
+use twig_tests::hostile::peak_rss;
 
 const MSGS: usize = 20_000;
 const PAYLOAD: usize = 1000;
@@ -29,14 +30,6 @@ const SLOW: usize = 4;
 /// mistaken for a slow one. The stuck readers are not waited for.
 const WINDOW: usize = 200;
 const STEP: Duration = Duration::from_secs(30);
-
-/// Peak resident set size (`VmHWM`) of a process, in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
 
 /// A client, subscribed to `flood` if `sub`; `rcvbuf` shrinks its receive buffer before
 /// connecting, so a reader that never reads stops taking bytes early.

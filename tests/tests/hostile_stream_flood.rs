@@ -10,23 +10,12 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use twig_tests::harness::{ServerOptions, ServerUnderTest, Target, free_port};
+use twig_tests::hostile::peak_rss;
 
 const MSGS: usize = 1500;
 const PAYLOAD: usize = 60_000;
 const QUEUE_BYTES: u64 = 4 << 20;
 const STEP: Duration = Duration::from_secs(30);
-
-/// Peak resident set size (`VmHWM`) of a process, in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 1024
-}
 
 fn jsz(http: u16) -> serde_json::Value {
     let mut s = TcpStream::connect(("127.0.0.1", http)).unwrap();

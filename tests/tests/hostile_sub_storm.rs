@@ -16,6 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Twig, http_json};
+use twig_tests::hostile::peak_rss;
 use twig_tests::hub::{Hub, HubVersion};
 use twig_tests::link_emu::{LinkEmulator, LinkSpec};
 
@@ -27,14 +28,6 @@ const KEEP: usize = 300;
 const LEAF_PENDING: u64 = 64 << 10;
 /// How long the hub may take to learn the final interest over the slow link.
 const CONVERGE: Duration = Duration::from_secs(60);
-
-/// Peak resident set size (`VmHWM`) of a process, in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
 
 /// Subject `i` of client `c`: long, so the lines of the storm add up to megabytes.
 fn subject(c: usize, i: usize) -> String {

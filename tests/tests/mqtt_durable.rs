@@ -60,20 +60,8 @@ fn twig(dir: &Path, hub: Option<&Hub>, mqtt_port: u16) -> Twig {
         dir.display().to_string()
     );
     let t = Twig::with_config(dir, &toml);
-    t.wait_log(
-        &format!("Listening for MQTT clients on mqtt://127.0.0.1:{mqtt_port}"),
-        1,
-    );
+    t.wait_mqtt_listening(mqtt_port);
     t
-}
-
-/// Kills twig (-9) and starts it again on the same ports and files.
-fn kill_and_restart(t: &mut Twig, mqtt_port: u16) {
-    t.sut.restart();
-    let needle = format!("Listening for MQTT clients on mqtt://127.0.0.1:{mqtt_port}");
-    // The log is kept across restarts: the line is there once per start.
-    let starts = t.log().matches("Starting twig").count();
-    t.wait_log(&needle, starts);
 }
 
 fn reading(i: u64) -> Vec<u8> {
@@ -197,7 +185,7 @@ async fn pubacked_readings_survive_kill_9_and_reach_the_hub_once() {
                         .is_some_and(|&k| tally.acked.len() as u64 >= k)
                     {
                         kills.pop_front();
-                        kill_and_restart(&mut t, mqtt_port);
+                        t.kill_and_restart_mqtt(mqtt_port);
                     }
                 }
                 _ => {}
@@ -275,7 +263,7 @@ async fn retained_messages_survive_kill_9() {
         .await
         .unwrap();
     d.wait(|p| matches!(p, Packet::PubAck(_))).await;
-    kill_and_restart(&mut t, mqtt_port);
+    t.kill_and_restart_mqtt(mqtt_port);
 
     let mut s = v4::dev(mqtt_port, "ret-sub").await;
     s.subscribe("state/+", QoS::AtLeastOnce).await;
@@ -329,7 +317,7 @@ async fn a_persistent_session_and_its_queue_survive_kill_9() {
     }
     // The publisher's PUBACK came after the offline session's store commit: on flash.
     assert_eq!(t.monitor("/mqttz")["listener"]["stored_queued"], 10);
-    kill_and_restart(&mut t, mqtt_port);
+    t.kill_and_restart_mqtt(mqtt_port);
     assert_eq!(t.monitor("/mqttz")["listener"]["stored_queued"], 10);
 
     let (client, mut el) = AsyncClient::new(lasting("valve-9"), 10);
@@ -398,7 +386,7 @@ async fn qos2_is_exactly_once_across_a_kill_after_pubrec() {
     let first = next(&mut sub).await;
     assert_eq!(&first.payload[..], b"FIRE");
 
-    kill_and_restart(&mut t, mqtt_port);
+    t.kill_and_restart_mqtt(mqtt_port);
     let nc = connect(&t.url()).await;
     let mut sub = nc.subscribe("alarm.>").await.unwrap();
     sync(&nc).await;

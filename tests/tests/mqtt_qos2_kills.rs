@@ -31,21 +31,8 @@ fn twig(dir: &Path, mqtt_port: u16) -> Twig {
         dir.display().to_string()
     );
     let t = Twig::with_config(dir, &toml);
-    t.wait_log(
-        &format!("Listening for MQTT clients on mqtt://127.0.0.1:{mqtt_port}"),
-        1,
-    );
+    t.wait_mqtt_listening(mqtt_port);
     t
-}
-
-/// Kills twig (-9) and starts it again on the same ports and files.
-fn kill_and_restart(t: &mut Twig, mqtt_port: u16) {
-    t.sut.restart();
-    let starts = t.log().matches("Starting twig").count();
-    t.wait_log(
-        &format!("Listening for MQTT clients on mqtt://127.0.0.1:{mqtt_port}"),
-        starts,
-    );
 }
 
 /// A raw MQTT 3.1.1 device with a lasting session (clean session 0), so the test decides
@@ -144,7 +131,7 @@ async fn kill_at(step: Step) {
         assert_eq!(&m.payload[..], b"FIRE");
         copies += 1;
     }
-    kill_and_restart(&mut t, port);
+    t.kill_and_restart_mqtt(port);
     drop(s);
     if step == Step::Publish {
         // What the first twig delivered before it died is in the client's buffer.

@@ -34,20 +34,8 @@ fn twig(dir: &Path, mqtt_port: u16) -> Twig {
         dir.display().to_string()
     );
     let t = Twig::with_config(dir, &toml);
-    t.wait_log(
-        &format!("Listening for MQTT clients on mqtt://127.0.0.1:{mqtt_port}"),
-        1,
-    );
+    t.wait_mqtt_listening(mqtt_port);
     t
-}
-
-fn kill_and_restart(t: &mut Twig, mqtt_port: u16) {
-    t.sut.restart();
-    let starts = t.log().matches("Starting twig").count();
-    t.wait_log(
-        &format!("Listening for MQTT clients on mqtt://127.0.0.1:{mqtt_port}"),
-        starts,
-    );
 }
 
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
@@ -226,7 +214,7 @@ fn pubacked_messages_queued_for_an_offline_session_survive_kill_9() {
                 None => panic!("the device's connection ended or went quiet"),
             }
         }
-        kill_and_restart(&mut t, port);
+        t.kill_and_restart_mqtt(port);
         drop(dev);
         acked_total += acked;
         drain(port, &want, &mut got);

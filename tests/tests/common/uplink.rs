@@ -72,6 +72,23 @@ impl Twig {
         }
     }
 
+    /// Waits until twig's MQTT listener on `mqtt_port` is up, as often as twig started (the
+    /// log is kept across restarts: the line is there once per start).
+    pub fn wait_mqtt_listening(&self, mqtt_port: u16) {
+        let starts = self.log().matches("Starting twig").count();
+        self.wait_log(
+            &format!("Listening for MQTT clients on mqtt://127.0.0.1:{mqtt_port}"),
+            starts,
+        );
+    }
+
+    /// Kills twig (-9), starts it again on the same ports and files, and waits for its MQTT
+    /// listener on `mqtt_port`.
+    pub fn kill_and_restart_mqtt(&mut self, mqtt_port: u16) {
+        self.sut.restart();
+        self.wait_mqtt_listening(mqtt_port);
+    }
+
     /// Waits until the `n`-th leafnode connection is up.
     pub fn wait_up(&self, n: usize) {
         self.wait_log("Leafnode connection created", n);
