@@ -225,6 +225,19 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
+    /// Tracing caches each callsite's interest process-wide, combined over every live
+    /// subscriber. Two tests with different levels running on parallel threads can
+    /// leave a callsite cached as "always" or "never" from the other test's subscriber,
+    /// so a debug line shows where only trace was asked for (seen under qemu, where
+    /// the threads interleave more). One subscriber at a time keeps the cache honest.
+    static ONE_SUBSCRIBER: Mutex<()> = Mutex::new(());
+
+    fn one_subscriber() -> std::sync::MutexGuard<'static, ()> {
+        ONE_SUBSCRIBER
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Collects what the logger writes.
     #[derive(Clone, Default)]
     struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -249,8 +262,13 @@ mod tests {
     /// Logs with `debug`/`trace` set and returns the lines, each without its
     /// `[PID] date time ` prefix (checked separately).
     fn log_lines(debug: bool, trace: bool, body: impl FnOnce()) -> Vec<String> {
+        let _one = one_subscriber();
         let capture = Capture::default();
-        tracing::subscriber::with_default(subscriber(debug, trace, capture.clone()), body);
+        tracing::subscriber::with_default(subscriber(debug, trace, capture.clone()), || {
+            // Drop what an earlier test's (now gone) subscriber left in the cache.
+            tracing::callsite::rebuild_interest_cache();
+            body()
+        });
         let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
         let prefix = format!("[{}] ", std::process::id());
         text.lines()
@@ -311,6 +329,7 @@ mod tests {
 
     #[test]
     fn levels_change_on_reload() {
+        let _one = one_subscriber();
         let capture = Capture::default();
         let (sub, handle) = subscriber_with_handle(false, false, capture.clone());
         tracing::subscriber::with_default(sub, || {
