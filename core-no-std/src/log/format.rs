@@ -19,7 +19,11 @@ use embedded_storage::nor_flash::NorFlash;
 use super::crc::Crc32;
 
 /// Bytes of the staging buffer on the stack for headers, record heads and tails, and scans.
-pub(crate) const STAGE: usize = 128;
+/// A record that fits (header and up to 248 payload bytes) goes to flash in one write; on
+/// the gateway each write is a `pwrite`, and a 64-byte MQTT reading with its subject and
+/// `Nmqtt-Pub` headers is about 150 bytes, which at 128 took three. 256 bytes of stack is
+/// still small next to a microcontroller task's (ESP32 and STM32 tasks get kilobytes).
+pub(crate) const STAGE: usize = 256;
 /// The largest `max(READ_SIZE, WRITE_SIZE)` supported (the stage must hold whole words).
 pub(crate) const MAX_ALIGN: usize = 64;
 

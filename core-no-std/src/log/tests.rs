@@ -268,22 +268,22 @@ fn flash_operation_counts() {
     );
     let c = log.flash().counts();
     log.append(&[1; 200]).unwrap();
-    // Longer than the 128-byte stage: stage, then the aligned rest straight from the caller.
+    // Header and payload fit the 256-byte stage: one write, even unaligned (padded).
     assert_eq!(
         log.flash().counts() - c,
         Counts {
-            writes: 2,
+            writes: 1,
             write_bytes: 208,
             ..Counts::default()
         }
     );
     let c = log.flash().counts();
     log.append(&[1; 185]).unwrap();
-    // ... plus the unaligned tail word: three writes at most. The sector is now full (512 B).
+    // 185 B pads to 196 with its header. The sector is now full (512 B).
     assert_eq!(
         log.flash().counts() - c,
         Counts {
-            writes: 3,
+            writes: 1,
             write_bytes: 196,
             ..Counts::default()
         }
@@ -319,6 +319,36 @@ fn flash_operation_counts() {
             ..Counts::default()
         }
     );
+
+    // Records longer than the stage, in 1 KiB sectors: the stage, then the aligned rest
+    // straight from the caller, then the unaligned tail word; three writes at most.
+    let mut log = Log::open(MockFlash::<1, 4, 1024>::new(4), Config::new(0, 4 * 1024)).unwrap();
+    log.append(&[1; 20]).unwrap();
+    let c = log.flash().counts();
+    log.append(&[2; 300]).unwrap();
+    assert_eq!(
+        log.flash().counts() - c,
+        Counts {
+            writes: 2,
+            write_bytes: 308,
+            ..Counts::default()
+        }
+    );
+    let c = log.flash().counts();
+    log.append(&[3; 301]).unwrap();
+    assert_eq!(
+        log.flash().counts() - c,
+        Counts {
+            writes: 3,
+            write_bytes: 312,
+            ..Counts::default()
+        }
+    );
+    let mut buf = [0u8; 512];
+    assert_eq!(log.read(2, &mut buf), Ok(300));
+    assert!(buf[..300].iter().all(|&b| b == 2));
+    assert_eq!(log.read(3, &mut buf), Ok(301));
+    assert!(buf[..301].iter().all(|&b| b == 3));
 
     // Steady state over many wraps with the ring full and acks keeping up: per append about
     // one write, plus one erase + flush + header per sector.
