@@ -235,6 +235,42 @@ impl Session {
         }
     }
 
+    /// Drops the queued (not yet sent) messages this login may not receive. A queue kept
+    /// while the device was away was filled without its rights: a session restored from the
+    /// store after a restart has no login until its device is back, and a takeover may come
+    /// from another user. Each message is checked as a delivery would be, against every
+    /// share group the session subscribes in (a queued message does not say which
+    /// subscription it came for). A topic that maps to no subject is kept.
+    pub(super) fn drop_undeliverable(&mut self) {
+        let Some(p) = self.perms.as_deref() else {
+            return;
+        };
+        let mut groups: Vec<Option<&str>> = vec![None];
+        for sub in &self.st.subs {
+            if let Some(g) = sub.share.as_deref()
+                && !groups.contains(&Some(g))
+            {
+                groups.push(Some(g));
+            }
+        }
+        let allowed = |m: &OutMsg| {
+            headers::topic_subject(&m.topic)
+                .is_none_or(|subject| groups.iter().any(|g| p.deliver(&subject, *g)))
+        };
+        if self.st.queue.iter().all(allowed) {
+            return;
+        }
+        let (kept, gone): (Vec<OutMsg>, Vec<OutMsg>) = std::mem::take(&mut self.st.queue)
+            .into_iter()
+            .partition(allowed);
+        self.st.queue = kept.into();
+        self.queue_expiry = first_expiry(&self.st.queue);
+        for m in &gone {
+            self.dropped += 1;
+            self.finish(m);
+        }
+    }
+
     /// Drops queued (not yet sent) messages whose MQTT 5 expiry passed (MQTT-3.3.2-5).
     /// Scans the queue only once the earliest expiry may have come.
     pub(super) fn expire_queued(&mut self, now: Instant) {

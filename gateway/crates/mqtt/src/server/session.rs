@@ -580,6 +580,8 @@ impl Session {
             self.st = prev;
             self.st.client_id = id;
             self.queue_expiry = super::outbound::first_expiry(&self.st.queue);
+            // Before the expiry changes: the Done records go where the queue was stored.
+            self.drop_undeliverable();
         }
         self.st.expiry = self.connect_expiry;
         self.will = self.connect_will.take();

@@ -878,3 +878,61 @@ fn qos0_past_the_write_buffer_waits_in_the_queue_and_goes_in_order() {
     assert!(t.s.dropped > 0);
     assert!(t.s.subscriptions().len() == 1);
 }
+
+/// Rights that let everything through but messages on one subject.
+struct DeliverDenied(&'static str);
+
+impl Permissions for DeliverDenied {
+    fn publish(&self, _: &str) -> bool {
+        true
+    }
+    fn subscribe(&self, _: &str, _: Option<&str>) -> bool {
+        true
+    }
+    fn deliver(&self, subject: &str, _: Option<&str>) -> bool {
+        subject != self.0
+    }
+}
+
+#[test]
+fn a_queue_kept_offline_is_filtered_by_the_next_login() {
+    // A persistent session subscribes to everything and goes away; two messages queue, one
+    // on a subject the next login may not receive (a restored session queues without any
+    // login: the store keeps no rights).
+    let mut t = T::new(Config::default());
+    t.send(&v5_connect(0x00, 60, &[0x11, 0, 0, 0, 60], "dev5", &[]));
+    t.accept(None);
+    t.s.take_transmit();
+    subscribe(&mut t, 1, "#", 1, Some(&[]));
+    t.input(Input::Closed);
+    t.events();
+    let h = b"NATS/1.0\r\nNmqtt-Pub: 1\r\n\r\n";
+    deliver(&mut t, 0, "secret", Some(h), b"s");
+    deliver(&mut t, 0, "open", Some(h), b"o");
+    let state = t.s.take_state();
+    assert_eq!(state.queue.len(), 2);
+    let secret = state.queue[0].serial;
+
+    let mut t2 = T::new(Config::default());
+    t2.send(&v5_connect(0x00, 60, &[0x11, 0, 0, 0, 60], "dev5", &[]));
+    let evs = t2.events();
+    assert!(matches!(evs.first(), Some(Event::Connect(_))), "{evs:?}");
+    t2.input(Input::Accept(Accept {
+        permissions: Box::new(DeliverDenied("secret")),
+        previous: Some(state),
+    }));
+    let out = t2.s.take_transmit();
+    assert_eq!(out[..4], [0x20, 14, 1, 0], "session present");
+    // Only "open" goes out; "secret" is forgotten, on flash too.
+    assert_eq!(
+        out[16..],
+        [0x32, 10, 0, 4, b'o', b'p', b'e', b'n', 0, 1, 0, b'o']
+    );
+    let evs = t2.events();
+    assert!(
+        evs.iter().any(|e| matches!(e,
+            Event::Persist(Change::Done { serial, .. }, None) if *serial == secret)),
+        "{evs:?}"
+    );
+    assert_eq!(t2.s.dropped, 1);
+}
