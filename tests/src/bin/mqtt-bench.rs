@@ -14,7 +14,7 @@
 //! One JSON line on stdout:
 //! `{"rate":..,"received":..,"expected":..,"sent":..,"lost":..,"dups":..,"secs":..}`;
 //! `rate` is distinct messages per second from the first publish to the last arrival.
-//! `lost` counts messages that never arrived (the run ends 3 s after the last progress);
+//! `lost` counts messages that never arrived (the run ends `--idle` seconds, 3 by default, after the last progress);
 //! `sent` is how many publishes the clients took (all of them unless a connection failed).
 
 use std::collections::HashSet;
@@ -31,10 +31,7 @@ use twig_core::wire::{Limits, Mode, Op, Parser};
 const USAGE: &str =
     "usage: mqtt-bench --mqtt HOST:PORT (--sub-mqtt HOST:PORT | --sub-nats HOST:PORT)
   [--pubs N (4)] [--msgs N per publisher (25000)] [--size BYTES (64)] [--qos 0|1 (0)]
-  [--limit SECS (60)]";
-
-/// How long the subscriber waits without progress before counting the rest as lost.
-const IDLE: Duration = Duration::from_secs(3);
+  [--limit SECS (60)] [--idle SECS (3)]";
 
 struct Opts {
     mqtt: String,
@@ -45,6 +42,10 @@ struct Opts {
     size: usize,
     qos: QoS,
     limit: Duration,
+    /// How long the subscriber waits without progress before counting the rest as lost. A
+    /// server that fsyncs every message one by one (nats-server with `sync_interval:
+    /// always`) answers 100 publishers' full windows only after seconds.
+    idle: Duration,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -57,6 +58,7 @@ fn parse() -> Result<Opts, String> {
         size: 64,
         qos: QoS::AtMostOnce,
         limit: Duration::from_secs(60),
+        idle: Duration::from_secs(3),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -77,6 +79,7 @@ fn parse() -> Result<Opts, String> {
                 }
             }
             "--limit" => o.limit = Duration::from_secs(num(val()?)? as u64),
+            "--idle" => o.idle = Duration::from_secs(num(val()?)?.max(1) as u64),
             _ => return Err(format!("unknown argument {a}")),
         }
     }
@@ -278,7 +281,7 @@ async fn run(o: Opts) -> Result<String, String> {
     let mut tally = Tally::default();
     let hard = t0 + o.limit;
     while tally.seen.len() < expected && Instant::now() < hard {
-        match tokio::time::timeout(IDLE, rx.recv()).await {
+        match tokio::time::timeout(o.idle, rx.recv()).await {
             Ok(Some(p)) => tally.add(&p),
             Ok(None) | Err(_) => break,
         }
